@@ -1,0 +1,124 @@
+"""The DSL's abstract syntax tree: frozen dataclasses, each carrying ``loc``.
+
+Produced by ``qfuse.dsl.parser`` from a ``.qp`` file or from the source of a
+``@quant_pipeline`` function; consumed by ``qfuse.dsl.check``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from ..errors import SourceLoc
+
+__all__ = ["Node", "DimRef", "TensorTypeExpr", "ScalarTypeExpr", "Param", "Name", "Number",
+           "Bool", "String", "Call", "Keyword", "BinOp", "Index", "Assign", "Return",
+           "PipelineDef", "ModuleAST", "Expr", "Stmt", "TypeExpr"]
+
+
+@dataclass(frozen=True)
+class Node:
+    loc: SourceLoc
+
+
+@dataclass(frozen=True)
+class DimRef(Node):
+    """One dim in a parameter type: a symbol (``M``) or an integer (``128``)."""
+    value: Union[str, int]
+
+
+@dataclass(frozen=True)
+class TensorTypeExpr(Node):
+    dtype: str
+    dims: tuple  # of DimRef
+
+
+@dataclass(frozen=True)
+class ScalarTypeExpr(Node):
+    dtype: str
+
+
+TypeExpr = Union[TensorTypeExpr, ScalarTypeExpr]
+
+
+@dataclass(frozen=True)
+class Name(Node):
+    id: str
+
+
+@dataclass(frozen=True)
+class Number(Node):
+    value: Union[int, float]
+
+
+@dataclass(frozen=True)
+class Bool(Node):
+    value: bool
+
+
+@dataclass(frozen=True)
+class String(Node):
+    value: str
+
+
+@dataclass(frozen=True)
+class Keyword(Node):
+    name: str
+    value: "Expr"
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    func: str
+    args: tuple      # of Expr
+    kwargs: tuple    # of Keyword
+
+
+@dataclass(frozen=True)
+class BinOp(Node):
+    op: str          # "+" | "*"
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True)
+class Index(Node):
+    """``s[ids]``: an expert-indexed operand (only valid as smooth's scale)."""
+    value: Name
+    index: Name
+
+
+Expr = Union[Name, Number, Bool, String, Call, BinOp, Index]
+
+
+@dataclass(frozen=True)
+class Param(Node):
+    name: str
+    type: TypeExpr
+    default: Optional[Expr] = None
+
+
+@dataclass(frozen=True)
+class Assign(Node):
+    targets: tuple   # of Name
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Return(Node):
+    values: tuple    # of Expr
+
+
+Stmt = Union[Assign, Return]
+
+
+@dataclass(frozen=True)
+class PipelineDef(Node):
+    name: str
+    params: tuple    # of Param
+    body: tuple      # of Stmt
+
+
+@dataclass(frozen=True)
+class ModuleAST(Node):
+    file: str
+    pipelines: tuple  # of PipelineDef
