@@ -114,7 +114,7 @@ GRANULARITIES = ("per_tensor", "per_token", "per_1x32", "per_1x64", "per_1x128",
                  "per_128x128", "mx")
 GROUP_SIZES = {"per_1x32": 32, "per_1x64": 64, "per_1x128": 128, "mx": 32}
 E8M0_MODES = ("roundup", "even", "rne_legacy", "floor", "ceil")
-ZERO_POLICIES = ("one", "floor", "zero", "none")
+ZERO_POLICIES = ("one", "floor", "zero")
 FLOAT_OUT = ("bf16", "f16", "f32")
 CACHE_LAYOUTS = ("key", "value", "value_asm", "flash")
 
@@ -427,9 +427,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
            OptionSpec("granularity", "enum", GRANULARITIES),
            _DTYPE_MAX,
            OptionSpec("zero", "enum", ZERO_POLICIES, None,
-                      "all-zero row/group: one (scale 1, torch ref; default except per_tensor), "
-                      "floor (amax floored at amax_floor, HIP), zero (scale 0, codes 0), "
-                      "none (no guard, NaN; torch per_tensor ref, the per_tensor default)"),
+                      "all-zero row/group: one (scale 1: torch per-token/group ref, the default "
+                      "except per_tensor), floor (amax floored at amax_floor: HIP, Triton group), "
+                      "zero (scale 0 and codes 0: opus; the per_tensor default, where the torch "
+                      "ref stores 0 and produces NaN codes, AITER defect #4288)"),
            OptionSpec("amax_floor", "float", (), 1e-10, "floor for zero=floor"),
            OptionSpec("e8m0", "enum", E8M0_MODES, "roundup",
                       "E8M0 rounding for mx: roundup (AITER HEAD default), even (AITER Triton), "
@@ -514,7 +515,7 @@ def resolve_options(st: Stage, args: dict, opts: dict) -> dict:
         if out["dtype_max"] <= 0:
             raise StageError("dtype_max must be positive", "dtype_max")
     if st.name == "scale":
-        out.setdefault("zero", "none" if out["granularity"] == "per_tensor" else "one")
+        out.setdefault("zero", "zero" if out["granularity"] == "per_tensor" else "one")
     if st.name == "round":
         out.setdefault("mode", "trunc" if target in ("i8", "int4") else "rne")
         if out["mode"] == "trunc" and target not in ("i8", "int4"):

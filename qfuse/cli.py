@@ -1,0 +1,122 @@
+"""The ``qfuse`` command line.
+
+    qfuse ir FILE.qp [--pipeline NAME] [--emit ast|qfuse|fused|triton] [--print-after-all]
+    qfuse run FILE.qp --pipeline NAME --shape M=4,N=256 [--backend reference|triton]
+
+User errors print ``file:line:col``, the source line and a caret, and exit with 1;
+internal tracebacks appear only with ``QFUSE_DEBUG=1``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import QfuseError
+
+__all__ = ["main"]
+
+EMIT_LADDER = ("ast", "qfuse", "fused", "triton")
+
+
+def _select(pipes: dict, name, path: str) -> list:
+    if name is None:
+        return list(pipes.values())
+    if name not in pipes:
+        raise QfuseError(f"{path} has no pipeline {name!r}; it has: {', '.join(pipes)}")
+    return [pipes[name]]
+
+
+def cmd_ir(args) -> int:
+    from .dsl import load_file, parse_file
+    if args.emit == "ast":
+        mod = parse_file(args.file)
+        for p in mod.pipelines:
+            if args.pipeline in (None, p.name):
+                print(p)
+        return 0
+    from .dialect.builder import build_module
+    from .dialect.text import print_module
+    tps = _select(load_file(args.file), args.pipeline, args.file)
+    module = build_module(tps)
+    if args.emit == "qfuse" and not args.print_after_all:
+        print(print_module(module, debug_info=args.debug_info))
+        return 0
+    from .passes import run_passes
+    if args.print_after_all:
+        print("// -----// IR Dump After qf-build (DSL -> qf) //----- //")
+        print(print_module(module, debug_info=args.debug_info))
+    module = run_passes(module, args.passes, print_after_all=args.print_after_all)
+    if args.emit == "fused" and not args.print_after_all:
+        print(print_module(module, debug_info=args.debug_info))
+    if args.emit == "triton":
+        from .runtime.compiler import compile_module_sources
+        for name, src in compile_module_sources(module).items():
+            print(f"# ===== {name} =====")
+            print(src)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .dsl import load_file
+    from .runtime.inputs import parse_shape_arg, random_inputs
+    from .runtime.summary import summarize
+    tps = _select(load_file(args.file), args.pipeline, args.file)
+    dims = parse_shape_arg(args.shape or "")
+    for tp in tps:
+        inputs = random_inputs(tp, dims, seed=args.seed, device=args.device)
+        if args.backend == "reference":
+            from .dialect.builder import build_module
+            from .dialect.reader import read_pipelines
+            from .backends.reference.interpreter import run_pipeline
+            (read,) = read_pipelines(build_module([tp]))    # interpret the qf module itself
+            outputs = run_pipeline(read, inputs)
+        else:
+            from .runtime.pipeline import QuantPipeline
+            outputs = QuantPipeline(tp, backend=args.backend)(**inputs, _as_dict=True)
+        summarize(tp, inputs, outputs, dims)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="qfuse", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    ir = sub.add_parser("ir", help="print the MLIR of a .qp file")
+    ir.add_argument("file")
+    ir.add_argument("--pipeline", help="only this pipeline of the file")
+    ir.add_argument("--emit", choices=EMIT_LADDER, default="qfuse",
+                    help="stop after this stage (default: the qf dialect)")
+    ir.add_argument("--passes", default="default", help="pass pipeline or comma-separated passes")
+    ir.add_argument("--print-after-all", action="store_true", help="print the IR after every pass")
+    ir.add_argument("--debug-info", action="store_true", help="print locations")
+    ir.set_defaults(fn=cmd_ir)
+    run = sub.add_parser("run", help="run a pipeline on random input and summarise the outputs")
+    run.add_argument("file")
+    run.add_argument("--pipeline", help="pipeline name (default: all pipelines of the file)")
+    run.add_argument("--shape", default="", help="symbolic dims, e.g. M=4,N=256")
+    run.add_argument("--backend", default="reference", choices=("reference", "triton"))
+    run.add_argument("--device", default="cpu")
+    run.add_argument("--seed", type=int, default=0)
+    run.set_defaults(fn=cmd_run)
+    for extra in ("build", "cache", "bench"):
+        try:
+            mod = __import__(f"qfuse.cli_{extra}", fromlist=["register"])
+        except ImportError:
+            continue
+        mod.register(sub)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except QfuseError as e:
+        if os.environ.get("QFUSE_DEBUG") == "1":
+            raise
+        print(str(e), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""``make demo``: every example, parse -> MLIR -> reference run (and the later stages that exist).
+
+For each ``examples/*.qp`` file it prints the ``qf`` module of the file, then for each
+pipeline the fused IR (kernel boundaries with their reasons) and a reference-backend
+run on random inputs of the shapes below.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.rule import Rule
+
+__all__ = ["main", "DEMO_SHAPES"]
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+_ROWS = dict(M=4, N=256, E=4, K=2)
+DEMO_SHAPES = {
+    "fp8.qp": _ROWS,
+    "int8.qp": _ROWS,
+    "mxfp4.qp": _ROWS,
+    "glue.qp": dict(M=4, N=256, S=2, N2=512, A=4, B=64, R=6),
+    "kv_copy_bf16": dict(T=6, H=2, D=64, B=4, BS=16, X=8, DX=8),
+    "kv_per_token_fp8": dict(T=6, H=2, D=64, B=4, BS=16, X=16, DX=4, BSX=1, S=64),
+    "kv_block_fp8": dict(T=6, H=2, D=64, B=4, BS=16, X=16, DX=4),
+    "kv_flash_static_fp8": dict(T=6, H=2, D=64, B=4, BS=16),
+    "rmsnorm_rope_key_cache": dict(T=6, H=2, D=64, B=4, BS=16, X=8, DX=8, P=32, R=32),
+}
+
+
+def shapes_for(file: str, pipeline: str) -> dict:
+    return DEMO_SHAPES.get(pipeline) or DEMO_SHAPES.get(file) or _ROWS
+
+
+def main(argv=None) -> int:
+    from .backends.reference.interpreter import run_pipeline
+    from .dialect.builder import build_module
+    from .dialect.reader import read_pipelines
+    from .dialect.text import print_module
+    from .dsl import load_file
+    from .errors import QfuseError
+    from .passes import run_passes
+    from .runtime.inputs import random_inputs
+    from .runtime.summary import summarize
+
+    console = Console(width=int(os.environ.get("COLUMNS", 110)))
+    failures = 0
+    for path in sorted(EXAMPLES.glob("*.qp")):
+        console.print(Rule(f"[bold]{path.name}"))
+        pipes = load_file(str(path))
+        module = build_module(list(pipes.values()))
+        console.print(f"[dim]# parse -> qf dialect ({len(pipes)} pipelines)[/dim]")
+        console.print(print_module(module), markup=False, highlight=False)
+        for name, tp in pipes.items():
+            console.print(Rule(f"{path.name} :: {name}", style="dim"))
+            try:
+                fused = run_passes(build_module([tp]), "default")
+                kernels = [line.strip() for line in print_module(fused).splitlines()
+                           if "qf.kernel" in line and "func.func" in line]
+                console.print(f"[dim]# fused: {len(kernels)} kernel(s)[/dim]")
+                for k in kernels:
+                    console.print("  " + k, markup=False, highlight=False)
+                (read,) = read_pipelines(build_module([tp]))
+                dims = shapes_for(path.name, name)
+                inputs = random_inputs(tp, dims, seed=0)
+                outputs = run_pipeline(read, inputs)
+                summarize(tp, inputs, outputs, dims, console=console)
+            except QfuseError as e:
+                failures += 1
+                console.print(f"[red]{e}[/red]")
+    if failures:
+        console.print(f"[red]{failures} pipeline(s) failed[/red]")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

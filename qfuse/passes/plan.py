@@ -1,0 +1,257 @@
+"""Kernel planning: which stages of a pipeline share one kernel, and why boundaries exist.
+
+Fusion is about bytes: a pipeline should read each input once and write each output
+once. The rule, applied to the checked SSA program (a :class:`TypedPipeline`) in
+program order:
+
+1. **Row space.** Most stages work row by row over the last dim (norm, smooth, scale
+   per_token / per_1xK / mx, round, pack, glue, cache_write without per-block scales).
+   A stage joins the kernel of its producers when the kernel is in row space and its
+   row domain (the leading dims it iterates over) is the same. Values stay in registers
+   between stages; nothing in between touches memory.
+2. **Remapped rows.** ``gather`` and the expert-indexed ``smooth`` read their input rows
+   through an index. They may join a kernel only when that input comes from memory (a
+   pipeline input or an earlier kernel's output); an in-kernel value would need another
+   program's registers, so the producer's kernel ends there (reason ``remapped-rows``).
+3. **Grid-wide amax.** A dynamic ``per_tensor`` scale needs the amax of the whole tensor
+   before any element can be quantised. It gets its own kernel (space ``tensor_amax``)
+   that *recomputes* the scale's input from the pipeline inputs (the chain is duplicated:
+   reading x twice is cheaper than writing and re-reading an intermediate), and the
+   quantisation continues in the row kernel (reason ``grid-wide-amax``).
+4. **Tiles.** ``per_128x128`` scales work on 128x128 tiles (space ``tile``); the tile
+   kernel reads its input from memory, so a row-space producer is materialised (reason
+   ``tile-space``).
+5. **Cache blocks.** ``cache_write`` with ``quant=per_block`` needs the amax over all new
+   tokens of a cache block (space ``cache_block``, reason ``per-block-scale``).
+6. ``shuffle`` is a store layout: it always joins the kernel of the mx scale it permutes.
+
+Kernels are emitted in dependency order. A value is a kernel output when the pipeline
+returns it or a stage of another kernel reads it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..dsl.typed import ConstInfo, StageCall, TypedPipeline, Value
+
+__all__ = ["KernelPlan", "plan_kernels", "call_space", "row_domain"]
+
+REMAPPED_OPERANDS = {"gather": "x", "smooth": "x"}  # smooth only when expert-indexed
+
+
+@dataclass
+class KernelPlan:
+    name: str
+    space: str                      # "row" | "tensor_amax" | "tile" | "cache_block"
+    calls: list = field(default_factory=list)
+    reason: str = ""                # why this kernel starts a new boundary ("" = first)
+    inputs: list = field(default_factory=list)    # Values read from outside
+    outputs: list = field(default_factory=list)   # Values needed outside
+
+    def describe(self) -> str:
+        stages = " -> ".join(c.stage for c in self.calls)
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{self.name} [{self.space}]: {stages}{why}"
+
+
+def call_space(call: StageCall) -> str:
+    """The iteration space a stage needs on its own."""
+    if call.stage == "scale" and call.options.get("granularity") == "per_tensor" \
+            and call.operands.get("static") is None:
+        return "tensor_amax"
+    if call.stage in ("scale", "round") and call.options.get("granularity") == "per_128x128":
+        return "tile"
+    if call.stage == "cache_write" and call.options.get("quant") == "per_block":
+        return "cache_block"
+    return "row"
+
+
+def row_domain(call: StageCall) -> tuple:
+    """Leading dims a row-space stage iterates over (one program row per entry)."""
+    if call.stage in ("scale", "cache_write", "round") or not call.results:
+        x = call.operands.get("x")
+        return tuple(x.type.shape[:-1]) if x is not None else ()
+    return tuple(call.results[0].type.shape[:-1])
+
+
+def _is_remapped(call: StageCall) -> bool:
+    if call.stage == "gather":
+        return True
+    return call.stage == "smooth" and call.operands.get("ids") is not None
+
+
+class _Planner:
+    def __init__(self, tp: TypedPipeline):
+        self.tp = tp
+        self.producer: dict = {}          # Value -> StageCall
+        self.kernel_of: dict = {}         # id(StageCall) -> KernelPlan
+        self.kernels: list = []
+        self.consts = {id(c.value) for c in tp.consts}
+        for call in tp.calls:
+            for r in call.results:
+                self.producer[r] = call
+
+    def new_kernel(self, space: str, reason: str) -> KernelPlan:
+        k = KernelPlan(f"{self.tp.name}__k{len(self.kernels)}", space, reason=reason)
+        self.kernels.append(k)
+        return k
+
+    def add(self, k: KernelPlan, call: StageCall) -> None:
+        k.calls.append(call)
+        self.kernel_of.setdefault(id(call), k)
+
+    def chain(self, value: Value, k: KernelPlan) -> list:
+        """Calls of kernel ``k`` that ``value`` depends on, in program order."""
+        need, stack = set(), [value]
+        while stack:
+            v = stack.pop()
+            call = self.producer.get(v)
+            if call is None or self.kernel_of.get(id(call)) is not k or id(call) in need:
+                continue
+            need.add(id(call))
+            stack.extend(o for o in call.operands.values() if o is not None)
+        return [c for c in k.calls if id(c) in need]
+
+    def producer_kernels(self, call: StageCall, skip: Optional[str] = None) -> list:
+        ks = []
+        for name, v in call.operands.items():
+            if v is None or name == skip:
+                continue
+            p = self.producer.get(v)
+            if p is not None:
+                k = self.kernel_of[id(p)]
+                if k not in ks:
+                    ks.append(k)
+        return ks
+
+    def place(self, call: StageCall) -> None:
+        space = call_space(call)
+        if call.stage == "shuffle":
+            self.add(self.kernel_of[id(self.producer[call.operands["s"]])], call)
+            return
+        if space == "tensor_amax":
+            k = self.new_kernel(space, "grid-wide-amax: a dynamic per_tensor scale needs the "
+                                       "amax of the whole tensor before quantising")
+            x = call.operands["x"]
+            px = self.producer.get(x)
+            if px is not None:
+                for c in self.chain(x, self.kernel_of[id(px)]):
+                    k.calls.append(c)         # recomputed, not materialised
+            self.add(k, call)
+            return
+        if space in ("tile", "cache_block"):
+            ks = [k for k in self.producer_kernels(call) if k.space == space
+                  and row_domain(k.calls[-1]) == row_domain(call)]
+            if ks:
+                self.add(ks[0], call)
+                return
+            why = ("tile-space: 128x128 scales quantise tiles, so their input comes from memory"
+                   if space == "tile" else
+                   "per-block-scale: a cache block's scale needs all of its new tokens")
+            self.add(self.new_kernel(space, why), call)
+            return
+        remap = REMAPPED_OPERANDS.get(call.stage) if _is_remapped(call) else None
+        if remap and self.producer.get(call.operands[remap]) is not None:
+            # the remapped input would live in another program's registers
+            self.add(self.new_kernel("row", f"remapped-rows: {call.stage} reads rows of "
+                                            f"{call.operands[remap].name} through an index"), call)
+            return
+        dom = row_domain(call)
+        ks = self.producer_kernels(call)
+        rows = [k for k in ks if k.space == "row" and all(row_domain(c) == dom for c in k.calls
+                                                           if c.stage != "shuffle")]
+        if len(rows) == 1 and len(ks) == 1:
+            self.add(rows[0], call)
+            return
+        if rows and len(rows) == len([k for k in ks if k.space == "row"]):
+            target = rows[0]
+            # a later row kernel may itself read a non-row kernel: only merge independent ones
+            for other in rows[1:]:
+                self.merge(other, target)
+            self.add(target, call)
+            return
+        if not ks:
+            # horizontal fusion: a stage reading only pipeline inputs joins a row kernel
+            # over the same rows (one launch for K and V, gate and up, ...)
+            for k in self.kernels:
+                if k.space == "row" and all(row_domain(c) == dom for c in k.calls
+                                            if c.stage != "shuffle"):
+                    self.add(k, call)
+                    return
+        other = [k for k in ks if k.space != "row"]
+        if other:
+            reason = (f"after-{other[0].space}: reads the result of a {other[0].space} kernel")
+        elif ks:
+            reason = "new-rows: the row domain changes"
+        else:
+            reason = ""
+        self.add(self.new_kernel("row", reason), call)
+
+    def merge(self, src: KernelPlan, dst: KernelPlan) -> None:
+        for c in src.calls:
+            dst.calls.append(c)
+            self.kernel_of[id(c)] = dst
+        order = {id(c): i for i, c in enumerate(self.tp.calls)}
+        dst.calls.sort(key=lambda c: order[id(c)])
+        self.kernels.remove(src)
+
+    def finish(self) -> list:
+        returned = set(self.tp.returns)
+        for k in self.kernels:
+            inside = {r for c in k.calls for r in c.results}
+            ins: list = []
+            for c in k.calls:
+                for v in c.operands.values():
+                    if v is not None and v not in inside and id(v) not in self.consts \
+                            and v not in ins:
+                        ins.append(v)
+            outs = []
+            for c in k.calls:
+                if self.kernel_of[id(c)] is not k:
+                    continue                      # recomputed copy: its results live elsewhere
+                for r in c.results:
+                    if r in returned or self._used_outside(r, k):
+                        outs.append(r)
+            if k.space == "tensor_amax":
+                outs = [k.calls[-1].results[0]]
+            k.inputs, k.outputs = ins, outs
+        for i, k in enumerate(self._topo()):
+            k.name = f"{self.tp.name}__k{i}"
+        return self.kernels
+
+    def _used_outside(self, v: Value, k: KernelPlan) -> bool:
+        for other in self.kernels:
+            if other is k:
+                continue
+            inside = {r for c in other.calls for r in c.results}
+            if v not in inside and any(v in c.operands.values() for c in other.calls):
+                return True
+        return False
+
+    def _topo(self) -> list:
+        deps = {id(k): set() for k in self.kernels}
+        for k in self.kernels:
+            inside = {r for c in k.calls for r in c.results}
+            for v in k.inputs:
+                p = self.producer.get(v)
+                if p is not None and v not in inside:
+                    deps[id(k)].add(id(self.kernel_of[id(p)]))
+        done, order = set(), []
+        while len(order) < len(self.kernels):
+            ready = [k for k in self.kernels if id(k) not in done and deps[id(k)] <= done]
+            if not ready:
+                raise AssertionError("kernel plan has a cycle")
+            for k in ready[:1]:
+                order.append(k)
+                done.add(id(k))
+        self.kernels = order
+        return order
+
+
+def plan_kernels(tp: TypedPipeline) -> list:
+    """Split ``tp`` into kernels (see the module docstring for the rule)."""
+    planner = _Planner(tp)
+    for call in tp.calls:
+        planner.place(call)
+    return planner.finish()
