@@ -133,8 +133,11 @@ class Dim:
 
 
 def _fold(op: str, a: Dim, b: Dim) -> Dim:
-    d = Dim((op, a, b))
-    return Dim(d.eval({})) if a.is_const and b.is_const else d
+    if a.is_const and b.is_const:
+        return Dim(Dim((op, a, b)).eval({}))
+    # A Dim subclass operand (the verifier's UnknownDim) gives its class to the result.
+    cls = type(a) if type(a) is not Dim else type(b)
+    return cls((op, a, b))
 
 
 def cdiv_dim(a, b) -> Dim:

@@ -116,6 +116,7 @@ class PipelineDef(Node):
     name: str
     params: tuple    # of Param
     body: tuple      # of Stmt
+    decorators: tuple = ()  # of Call: ``@quant_pipeline(backend="triton")`` lines, not checked
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,202 @@
+"""``cache_write``: paged KV-cache writes through a slot mapping, optionally quantised.
+
+The implementation works on a *logical* view of the cache, ``[NB, BS, H, D]`` indexed
+``[blk, off, h, d]``, and converts from/to the physical layout with one permutation:
+
+| layout    | physical shape          | element ``(t, h, d)`` at   |
+|-----------|-------------------------|----------------------------|
+| key       | ``[NB, H, D/X, BS, X]`` | ``[blk, h, d//X, off, d%X]`` |
+| value     | ``[NB, H, D, BS]``      | ``[blk, h, d, off]``         |
+| value_asm | ``[NB, H, BS/X, D, X]`` | ``[blk, h, off//X, d, off%X]`` |
+| flash     | ``[NB, BS, H, D]``      | ``[blk, off, h, d]``         |
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ....errors import InputError
+from ..numerics import quantize, round_to_float
+from ._common import FLOAT_TORCH, byte_view, f32, scalar_f32
+
+__all__ = ["run_cache_write", "to_logical", "from_logical", "cache_dims"]
+
+_QUANT_TARGETS = {torch.float8_e4m3fn: ("fp8_e4m3fn", 448.0),
+                  torch.float8_e4m3fnuz: ("fp8_e4m3fnuz", 240.0), torch.int8: ("i8", 127.0)}
+
+
+def cache_dims(cache_shape: tuple, layout: str) -> tuple:
+    """``(NB, BS, H, D, X)`` of a physical cache shape (X is None for value / flash)."""
+    s = tuple(cache_shape)
+    need = {"key": 5, "value": 4, "value_asm": 5, "flash": 4}[layout]
+    if len(s) != need:
+        raise InputError(f"cache: a {layout} cache must be {need}-D, got shape {s}")
+    if layout == "key":
+        nb, h, dx, bs, x = s
+        return nb, bs, h, dx * x, x
+    if layout == "value":
+        nb, h, d, bs = s
+        return nb, bs, h, d, None
+    if layout == "value_asm":
+        nb, h, bsx, d, x = s
+        return nb, bsx * x, h, d, x
+    nb, bs, h, d = s
+    return nb, bs, h, d, None
+
+
+def to_logical(cache: torch.Tensor, layout: str) -> torch.Tensor:
+    """Physical cache -> a new ``[NB, BS, H, D]`` tensor (element ``[blk, off, h, d]``)."""
+    nb, bs, h, d, _ = cache_dims(cache.shape, layout)
+    if layout == "key":
+        c = cache.permute(0, 3, 1, 2, 4)
+    elif layout == "value":
+        c = cache.permute(0, 3, 1, 2)
+    elif layout == "value_asm":
+        c = cache.permute(0, 2, 4, 1, 3)
+    else:
+        c = cache
+    return c.reshape(nb, bs, h, d).clone()
+
+
+def from_logical(logical: torch.Tensor, layout: str, x: Optional[int]) -> torch.Tensor:
+    """Inverse of :func:`to_logical` (``x`` = the layout's vector width X)."""
+    nb, bs, h, d = logical.shape
+    if layout == "key":
+        return logical.reshape(nb, bs, h, d // x, x).permute(0, 2, 3, 1, 4).contiguous()
+    if layout == "value":
+        return logical.permute(0, 2, 3, 1).contiguous()
+    if layout == "value_asm":
+        return logical.reshape(nb, bs // x, x, h, d).permute(0, 3, 1, 4, 2).contiguous()
+    return logical.contiguous()
+
+
+def _kept_tokens(slots: torch.Tensor) -> torch.Tensor:
+    """Indices of tokens that are written: ``slot >= 0``, and for a repeated slot the later token."""
+    t = torch.arange(slots.shape[0], device=slots.device)
+    valid = slots >= 0
+    if not bool(valid.any()):
+        return t[valid]
+    uniq, inv = torch.unique(slots[valid], return_inverse=True)
+    last = torch.full((uniq.shape[0],), -1, dtype=torch.int64, device=slots.device)
+    last = last.scatter_reduce(0, inv, t[valid], reduce="amax")
+    return last.sort().values
+
+
+def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
+                    scales: Optional[torch.Tensor] = None, *, layout: str = "key",
+                    quant: str = "none", scale_layout: str = "default",
+                    dtype_max: Optional[float] = None, mode: str = "trunc",
+                    vec_width: Optional[int] = None) -> tuple:
+    """Write ``x [T, H, D]`` into ``cache`` at ``slot = slots[t]`` (``slot < 0`` skips the token;
+    a slot given twice keeps the later token); ``blk = slot // BS``, ``off = slot % BS``.
+    ``vec_width`` is the catalog option ``x`` (the X of the key layout), checked if given.
+
+    * ``none``: copy (float x rounded RNE to a float cache dtype).
+    * ``static``: ``q = round(x * (1 / scales[0]))``.
+    * ``per_token``: per ``(t, h)``: ``s = amax_d(x[t, h, :]) / dtype_max`` stored as is;
+      ``q = round(x * (1 / max(s, 1e-12)))``. Scales ``default`` ``[H, S]`` at ``[h, slot]``,
+      ``asm`` ``[NB, H, BS]`` at ``[blk, h, off]``.
+    * ``per_block``: per ``(blk, h)`` touched: ``new = max(1e-6, amax over its new tokens) /
+      dtype_max``; with ``off_first`` = the smallest offset written in the block: if
+      ``off_first > 0`` and ``old < new``, entries ``[0, off_first)`` become
+      ``round(f32(q_old) * (old / new))`` and the scale ``new``; if ``old >= new`` (or old is
+      NaN) the scale stays ``old``; if ``off_first == 0`` it is ``new``. New tokens:
+      ``q = round(x * (1 / scale))``. Scales ``default`` ``[H, NB]`` at ``[h, blk]``, ``asm``
+      ``[NB, H]`` at ``[blk, h]``.
+
+    ``round`` is fp8 RNE saturating at ``+-dtype_max`` or int8 by ``mode`` clamped to
+    ``+-dtype_max``; constants are fp32. Inputs are not modified: returns ``(cache,)`` or
+    ``(cache, scales)`` as new tensors.
+    """
+    if x.dim() != 3:
+        raise InputError(f"x: cache_write takes x [T, H, D], got shape {tuple(x.shape)}")
+    nb, bs, h, d, xw = cache_dims(cache.shape, layout)
+    t_, hx, dx = x.shape
+    if (hx, dx) != (h, d):
+        raise InputError(f"cache: {layout} cache of shape {tuple(cache.shape)} holds H={h}, "
+                         f"D={d}; x has H={hx}, D={dx}")
+    if vec_width is not None and xw is not None and vec_width != xw:
+        raise InputError(f"cache: {layout} cache vector width is {xw}, option x={vec_width}")
+    dev = cache.device
+    s64 = slots.to(device=dev, dtype=torch.int64)
+    if s64.shape != (t_,):
+        raise InputError(f"slots: expected shape ({t_},), got {tuple(slots.shape)}")
+    keep = _kept_tokens(s64)
+    slot = s64[keep]
+    if slot.numel() and int(slot.max()) >= nb * bs:
+        raise InputError(f"slots: slot {int(slot.max())} is outside the cache "
+                         f"({nb} blocks x {bs} = {nb * bs} slots)")
+    blk, off = slot // bs, slot % bs
+    xk = x.to(dev)[keep]
+    logical = to_logical(byte_view(cache), layout)
+    scales_out = None
+
+    if quant == "none":
+        if cache.dtype in FLOAT_TORCH and x.dtype in FLOAT_TORCH:
+            vals = round_to_float(f32(xk), cache.dtype)
+        elif cache.dtype == x.dtype:
+            vals = xk
+        else:
+            raise InputError(f"cache: quant=none copies x ({x.dtype}) into a {cache.dtype} cache")
+        logical[blk, off] = byte_view(vals)
+    else:
+        if cache.dtype not in _QUANT_TARGETS:
+            raise InputError(f"cache: quant={quant} needs an fp8 or int8 cache, got {cache.dtype}")
+        target, dmax = _QUANT_TARGETS[cache.dtype]
+        dm = scalar_f32(dmax if not dtype_max else dtype_max, dev)
+        if scales is None:
+            raise InputError(f"scales: quant={quant} needs scales")
+
+        def q(v):
+            return byte_view(quantize(v, target, dtype_max=float(dm), mode=mode, sat=True))
+
+        x32 = f32(xk)
+        one = torch.ones((), dtype=torch.float32, device=dev)
+        if quant == "static":
+            inv = one / f32(scales.to(dev)).reshape(-1)[0]
+            logical[blk, off] = q(x32 * inv)
+        elif quant == "per_token":
+            sc = f32(scales.to(dev)).clone()
+            if scale_layout == "asm":
+                sc = sc.permute(1, 0, 2).reshape(h, -1)
+            if slot.numel() and int(slot.max()) >= sc.shape[1]:
+                raise InputError(f"scales: slot {int(slot.max())} is outside the per-token "
+                                 f"scales of shape {tuple(scales.shape)}")
+            s = x32.abs().amax(dim=-1) / dm                         # [Tk, H]
+            inv = one / torch.maximum(s, scalar_f32(1e-12, dev))
+            logical[blk, off] = q(x32 * inv[..., None])
+            sc[:, slot] = s.transpose(0, 1)
+            scales_out = sc if scale_layout != "asm" else \
+                sc.reshape(h, nb, bs).permute(1, 0, 2).contiguous()
+        elif quant == "per_block":
+            sc = f32(scales.to(dev)).clone()
+            sc = sc.transpose(0, 1).clone() if scale_layout == "asm" else sc   # [H, NB]
+            fdt = cache.dtype
+            for b in torch.unique(blk).tolist():
+                sel = blk == b
+                xb = x32[sel]                                       # [n, H, D]
+                off_first = int(off[sel].min())
+                new = torch.maximum(xb.abs().amax(dim=(0, 2)), scalar_f32(1e-6, dev)) / dm
+                if off_first > 0:
+                    old = sc[:, b]
+                    grow = old < new
+                    if bool(grow.any()):
+                        region = logical[b, :off_first].view(fdt).to(torch.float32)  # [o, H, D]
+                        ratio = (old / new)[None, :, None]
+                        requant = q(region * ratio)
+                        keep_old = logical[b, :off_first]
+                        logical[b, :off_first] = torch.where(grow[None, :, None], requant, keep_old)
+                    scale = torch.where(grow, new, old)
+                else:
+                    scale = new
+                sc[:, b] = scale
+                logical[b, off[sel]] = q(xb * (one / scale)[None, :, None])
+            scales_out = sc.transpose(0, 1).contiguous() if scale_layout == "asm" else sc
+        else:
+            raise ValueError(f"unknown cache quant {quant!r}")
+
+    out = from_logical(logical, layout, xw)
+    if out.dtype != cache.dtype:
+        out = out.view(cache.dtype)
+    return (out,) if scales_out is None else (out, scales_out)

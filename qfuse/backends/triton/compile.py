@@ -1,0 +1,141 @@
+"""Cross-compile Triton kernels without a GPU, and run them in the CPU interpreter.
+
+Works on triton 3.6 .. 3.9: all of them have `ASTSource(fn, signature, constexprs, attrs)`
+(signature keys are argument names; constexprs keyed by name or `(index,)`) and
+`triton.compile(src, target=GPUTarget(...), options={...})`; 3.6 and 3.9 were run here.
+
+* `parse_target("cuda:sm_90" | "hip:gfx942" | "hip:gfx950")` -> `GPUTarget`.
+* `compile_kernel(jit_fn, signature, constexprs, target, ...)` -> `{stage: asm}` with the
+  stages `source, ttir, ttgir, llir` and `ptx, cubin` (cuda) or `amdgcn, hsaco` (hip).
+* `interpret(jit_fn)[grid](*args)` runs the same `@triton.jit` kernel in the interpreter in
+  this process, whatever `TRITON_INTERPRET` was at import time. Nested `@triton.jit`
+  functions it reaches (`qf_*` helpers, and `tl.sum`, `tl.cdiv`, ... which are @triton.jit
+  functions of triton.language) are swapped for interpreted twins while it runs (not
+  thread safe); `compile_kernel` does the reverse when the kernel was decorated under
+  `TRITON_INTERPRET=1`.
+"""
+import contextlib
+import re
+import types
+
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from triton.runtime.interpreter import InterpretedFunction
+from triton.runtime.jit import JITFunction
+
+__all__ = ["parse_target", "compile_kernel", "interpret", "triton_version"]
+
+_TARGET_RE = re.compile(r"^(cuda):(?:sm_)?(\d+)a?$|^(hip):(gfx[0-9a-f]+)$")
+
+
+def triton_version():
+    """(major, minor) of the installed triton."""
+    major, minor = triton.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def parse_target(spec):
+    """'cuda:sm_90' -> GPUTarget('cuda', 90, 32); 'hip:gfx942' -> GPUTarget('hip', 'gfx942', 64).
+
+    HIP warp size: 64 for gfx9 (CDNA), 32 for gfx10+ (RDNA)."""
+    if isinstance(spec, GPUTarget):
+        return spec
+    m = _TARGET_RE.match(spec.strip())
+    if m is None:
+        raise ValueError(f"bad target {spec!r}: expected 'cuda:sm_NN' or 'hip:gfxNNN'")
+    if m.group(1):
+        return GPUTarget("cuda", int(m.group(2)), 32)
+    arch = m.group(4)
+    return GPUTarget("hip", arch, 64 if arch.startswith("gfx9") else 32)
+
+
+def _py_fn(fn):
+    """The plain Python function under a JITFunction / InterpretedFunction."""
+    while hasattr(fn, "fn"):
+        fn = fn.fn
+    return fn
+
+
+@contextlib.contextmanager
+def _swap_jit_globals(fn, to_interpreted):
+    """Replace, in the globals of `fn` and (recursively) of the helpers it can reach, every
+    JITFunction by an InterpretedFunction (to_interpreted) or the reverse; restore on exit."""
+    undo, seen = [], set()
+    src = JITFunction if to_interpreted else InterpretedFunction
+
+    def visit(g):
+        if id(g) in seen:
+            return
+        seen.add(id(g))
+        for name, val in list(g.items()):
+            if isinstance(val, src):
+                inner = _py_fn(val)
+                g[name] = InterpretedFunction(inner) if to_interpreted else JITFunction(inner)
+                undo.append((g, name, val))
+                visit(inner.__globals__)
+            elif isinstance(val, types.ModuleType) and val.__name__.startswith("triton.language"):
+                visit(val.__dict__)  # tl.sum, tl.cdiv, ... are @triton.jit functions too
+
+    visit(_py_fn(fn).__globals__)
+    try:
+        yield
+    finally:
+        for g, name, val in reversed(undo):
+            g[name] = val
+
+
+class _Interpreted:
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.kernel = InterpretedFunction(_py_fn(fn))
+
+    def __getitem__(self, grid):
+
+        def launch(*args, **kwargs):
+            with _swap_jit_globals(self.fn, to_interpreted=True):
+                return self.kernel[grid](*args, **kwargs)
+
+        return launch
+
+
+def interpret(jit_fn):
+    """`interpret(k)[grid](*args, **constexprs)`: run `k` on CPU torch tensors in the
+    Triton interpreter (about 5 ms per program: keep grids small)."""
+    return _Interpreted(jit_fn)
+
+
+def compile_kernel(jit_fn, signature, constexprs, target, num_warps=4, num_stages=None,
+                   enable_fp_fusion=False, attrs=None):
+    """Cross-compile `jit_fn` for `target` (a GPUTarget or a parse_target string).
+
+    signature: {arg name: type string ('*fp32', '*bf16', '*u8', '*fp8e4nv', 'i32', 'fp32',
+    ...)}; constexprs: {arg name: value} (listed as 'constexpr' in the signature for you).
+    attrs: optional {(arg index,): [['tt.divisibility', 16]]}. FP fusion is off by default
+    (the semantics forbid FMA contraction). Returns {stage: asm text or bytes}."""
+    target = parse_target(target)
+    pyfn = _py_fn(jit_fn)
+    interp_built = not isinstance(jit_fn, JITFunction)
+    fn = JITFunction(pyfn) if interp_built else jit_fn
+    constexprs = dict(constexprs or {})
+    names = fn.arg_names
+    unknown = (set(signature) | set(constexprs)) - set(names)
+    if unknown:
+        raise ValueError(f"{pyfn.__name__}: unknown arguments {sorted(unknown)}")
+    sig = {}
+    for name in names:
+        if name in constexprs:
+            sig[name] = "constexpr"
+        elif name in signature:
+            sig[name] = signature[name]
+        else:
+            raise ValueError(f"{pyfn.__name__}: argument {name!r} has neither a type nor a constexpr value")
+    src = ASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=attrs or {})
+    options = {"num_warps": num_warps, "enable_fp_fusion": enable_fp_fusion}
+    if num_stages is not None:
+        options["num_stages"] = num_stages
+    swap = _swap_jit_globals(fn, to_interpreted=False) if interp_built else contextlib.nullcontext()
+    with swap:
+        kernel = triton.compile(src, target=target, options=options)
+    return dict(kernel.asm)

@@ -1,0 +1,148 @@
+"""What the Triton renderer hands to the launcher: :class:`KernelSource` and its parts.
+
+A ``KernelSource`` is plain data (strings, ints, tuples): the module text of one
+``@triton.jit`` kernel plus everything a launcher needs to bind torch tensors to it
+without the compiler (argument roles, tensor shapes as Python expressions over the
+symbolic dims, constexpr rules, the grid rule). It is deterministic: the same kernel
+renders to the same text, so ``key`` can name a cache entry.
+
+Rule strings (shapes, constexprs, grid, checks) are Python expressions over the symbol
+names of the pipeline (``M``, ``N``, ...), the config constexprs (``BLOCK_M``) and the
+functions of :data:`RULE_FUNCS`; :func:`eval_rule` evaluates them.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ...dialect.types import Dim
+
+__all__ = ["KernelArg", "TensorSpec", "ScalarSpec", "KernelSource", "TritonConfig",
+           "np2", "cdiv", "eval_rule", "dim_rule", "SPACES"]
+
+SPACES = ("row", "tensor_amax", "tile")
+
+
+def np2(n: int) -> int:
+    """Next power of two >= n (1 for n <= 1)."""
+    n = int(n)
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-int(a) // int(b))
+
+
+def round_up(a: int, b: int) -> int:
+    return cdiv(a, b) * int(b)
+
+
+RULE_FUNCS = {"np2": np2, "cdiv": cdiv, "round_up": round_up, "max": max, "min": min}
+
+
+def eval_rule(rule: str, env: dict) -> int:
+    """Evaluate a rule string (see the module docstring) against ``env``."""
+    return eval(rule, {"__builtins__": {}}, {**RULE_FUNCS, **env})  # noqa: S307 (our own text)
+
+
+def dim_rule(d: Dim) -> str:
+    """A Dim as a rule string: ``M``, ``128``, ``cdiv(N, 32)``, ``(A * B)``."""
+    v = d.value
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return v
+    op, a, b = v
+    a, b = dim_rule(a), dim_rule(b)
+    return {"cdiv": f"cdiv({a}, {b})", "mul": f"({a} * {b})", "div": f"({a} // {b})",
+            "round_up": f"round_up({a}, {b})"}[op]
+
+
+@dataclass(frozen=True)
+class KernelArg:
+    """One parameter of the generated kernel, in signature order.
+
+    ``role``: ``input`` / ``output`` / ``workspace`` (pointers; ``ref`` is the tensor name),
+    ``dim`` (``ref`` is a symbol), ``stride`` (``ref`` tensor, ``dim`` index), ``scalar``
+    (``ref`` is a scalar parameter), ``constexpr`` (``ref`` is the constexpr name).
+    ``sig`` is the Triton signature type used for cross-compiling (``*u8``, ``i32``, ...).
+    """
+    name: str
+    role: str
+    ref: str = ""
+    dim: int = -1
+    sig: str = ""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A tensor the kernel reads or writes.
+
+    ``dtype`` is the qfuse dtype name; ``shape`` holds rule strings; ``view`` is the torch
+    dtype the tensor is reinterpreted as before binding (bf16 -> int16 bits, fp8 ->
+    uint8 codes); ``init`` says how the launcher prepares an output before the kernel runs:
+    ``("copy", input_name)`` (scatter targets: the kernel updates a copy of that input, or
+    the input itself when the caller passes the same tensor) or ``("fill", byte)``.
+    """
+    name: str
+    role: str                       # "input" | "output"
+    dtype: str
+    shape: tuple
+    view: str
+    init: Optional[tuple] = None
+    contiguous: bool = False        # outputs whose address math assumes a dense layout
+
+
+@dataclass(frozen=True)
+class ScalarSpec:
+    name: str
+    dtype: str                      # "f32" | "i32" | "i64"
+    default: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    name: str
+    space: str
+    text: str                       # the whole generated module
+    args: tuple                     # KernelArg, signature order
+    tensors: tuple                  # TensorSpec (inputs first, then outputs)
+    scalars: tuple                  # ScalarSpec
+    symbols: tuple                  # symbolic dims, passed as i32 ``dim_<sym>``
+    constexprs: tuple               # (name, rule) evaluated by the launcher (BLOCK_M, NATIVE are config)
+    grid: tuple                     # rule strings, one per grid axis
+    min_programs: int = 0           # launch at least this many programs (tensor_amax: 1)
+    workspace: int = 0              # int32 words of zeroed workspace
+    checks: tuple = ()              # (rule, message): launch-time shape checks
+    outputs: tuple = ()             # (output tensor name, pipeline value name), return order
+    notes: tuple = field(default=())
+
+    @property
+    def key(self) -> str:
+        """Content hash of the generated text (names the cached module file)."""
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    def arg(self, name: str) -> KernelArg:
+        return next(a for a in self.args if a.name == name)
+
+    def tensor(self, name: str) -> TensorSpec:
+        return next(t for t in self.tensors if t.name == name)
+
+
+@dataclass(frozen=True)
+class TritonConfig:
+    """Launch parameters that do not change the generated text.
+
+    ``block_m``: rows per program in row space (a power of two >= 1). ``num_warps`` and
+    ``num_stages`` go to the Triton launch. ``tile``: the tile edge of per_128x128 (fixed
+    by the format; here for documentation and checks).
+    """
+    block_m: int = 1
+    num_warps: int = 4
+    num_stages: int = 1
+    tile: int = 128
+
+    def __post_init__(self):
+        if self.block_m < 1 or self.block_m & (self.block_m - 1):
+            raise ValueError(f"block_m must be a power of two >= 1, got {self.block_m}")

@@ -1,0 +1,280 @@
+"""Triton device helpers: the numerics of docs/semantics.md, bit exact.
+
+Generated kernels do `from qfuse.backends.triton.numerics import *`; every exported name
+starts with `qf_` / `QF_`. Each helper gives the same bits on NVIDIA (sm_90), AMD (gfx942,
+gfx950) and in the CPU interpreter (`TRITON_INTERPRET=1` or `InterpretedFunction`), on
+triton 3.6 .. 3.9. Rules followed (shared/spec/probe-triton.md):
+
+* rounding that the interpreter gets wrong (fp32 -> fp8 casts: half-away ties, lost carry,
+  truncated subnormals; fp32 -> bf16: truncation) is done with integer/bit arithmetic;
+* no float unary minus (`-x` is `0 - x` in 3.7: the sign of zero is lost): signs are OR-ed
+  in as bits;
+* no uint32 op with a negative Python int (the interpreter raises);
+* exponents are computed on int32, never through a float -> uint8 wrap-around.
+
+Trace-time Python helpers (`_f32_bits`, `_interpreting`, ...) are `constexpr_function`s
+(triton.runtime.jit, present in 3.6 .. 3.9), callable from jit code and the interpreter.
+"""
+import triton
+import triton.language as tl
+from triton.runtime.jit import constexpr_function
+
+__all__ = [
+    "QF_E8M0_ROUNDUP", "QF_E8M0_EVEN", "QF_E8M0_RNE_LEGACY", "QF_E8M0_FLOOR", "QF_E8M0_CEIL",
+    "qf_div", "qf_sqrt", "qf_amax", "qf_fp8_bits", "qf_int_codes", "qf_e2m1_codes",
+    "qf_e8m0_bytes", "qf_e8m0_scale", "qf_e8m0_inv_scale", "qf_round_bf16", "qf_to_bf16", "qf_round_f16",
+    "qf_pack_nibbles",
+]
+
+# E8M0 scale modes (the MODE constexpr of qf_e8m0_bytes).
+QF_E8M0_ROUNDUP = 0
+QF_E8M0_EVEN = 1
+QF_E8M0_RNE_LEGACY = 2
+QF_E8M0_FLOOR = 3
+QF_E8M0_CEIL = 4
+
+
+# ---------------------------------------------------------------- trace-time constants
+@constexpr_function
+def _f32_bits(x):
+    """uint32 pattern of float32(x), RNE (Python's struct packing)."""
+    import struct  # local: the jit dependency hasher rejects global non-jit callables
+    return struct.unpack("<I", struct.pack("<f", float(x)))[0]
+
+
+@constexpr_function
+def _pow2(k):
+    """2.0 ** k as a float."""
+    return 2.0 ** int(k)
+
+
+@constexpr_function
+def _interpreting(x):
+    """True when `x` is an interpreter tensor (numpy handle), False when tracing to IR."""
+    from triton.runtime.interpreter import TensorHandle
+    return isinstance(getattr(x, "handle", None), TensorHandle)
+
+
+# ---------------------------------------------------------------- arithmetic
+@triton.jit
+def qf_div(a, b):
+    """a / b, one correctly rounded fp32 division (`div.rn.f32`, not `/`'s `div.full.f32`)."""
+    return tl.math.div_rn(a, b)
+
+
+@triton.jit
+def qf_sqrt(x):
+    """sqrt(x), correctly rounded fp32 (`sqrt.rn.f32`), not the approximate `tl.sqrt`."""
+    return tl.math.sqrt_rn(x)
+
+
+@triton.jit
+def _qf_max_nan(a, b):
+    return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
+
+
+@triton.jit
+def qf_amax(v, axis):
+    """amax = max_i |v_i| along `axis`; NaN if any v_i is NaN (maximum, not maxnum)."""
+    return tl.reduce(tl.abs(v), axis, _qf_max_nan)
+
+
+# ---------------------------------------------------------------- fp8 e4m3fn / e4m3fnuz
+@triton.jit
+def _qf_fp8_emulated(a, IS_FNUZ: tl.constexpr):
+    """Magnitude code of a (|v| bits, NaN-free part used) by RNE to e4m3 with subnormals.
+
+    normal (|v| >= 2^MINE): r = (a + 0x7FFFF + (a>>20 & 1)) & 0xFFF00000,
+        code = (r >> 20) - ((127 - BIAS) << 3)  (carry into the exponent kept);
+    subnormal: code = bits(|v| + 2^(MINE-3+23)) - bits(2^(MINE-3+23))
+        (the fp32 add rounds |v| to a multiple of the quantum 2^(MINE-3), RNE).
+    e4m3fn: BIAS 7, MINE -6; e4m3fnuz: BIAS 8, MINE -7. Codes > max mean overflow.
+    """
+    BIAS: tl.constexpr = 8 if IS_FNUZ else 7
+    MAGIC: tl.constexpr = 8192.0 if IS_FNUZ else 16384.0
+    MAGIC_BITS: tl.constexpr = _f32_bits(MAGIC)
+    MIN_NORMAL_BITS: tl.constexpr = (120 if IS_FNUZ else 121) << 23  # 2^-7 / 2^-6
+    r = (a + 0x7FFFF + ((a >> 20) & 1)) & 0xFFF00000
+    norm = (r >> 20) - ((127 - BIAS) << 3)
+    sub = (a.to(tl.float32, bitcast=True) + MAGIC).to(tl.uint32, bitcast=True) - MAGIC_BITS
+    return tl.where(a < MIN_NORMAL_BITS, sub, norm)
+
+
+@triton.jit
+def qf_fp8_bits(v, IS_FNUZ: tl.constexpr, DTYPE_MAX: tl.constexpr, SAT: tl.constexpr,
+                NATIVE: tl.constexpr):
+    """fp32 v -> fp8 e4m3fn (IS_FNUZ=False) or e4m3fnuz byte, as uint8.
+
+    SAT: |v| := min(|v|, DTYPE_MAX) (inf too; NaN stays NaN), then RNE with subnormals.
+    Without SAT a value that rounds above the format max (448 / 240) is NaN.
+    NaN -> 0x7F | sign (e4m3fn) or 0x80 (e4m3fnuz). Sign: e4m3fn keeps it on zero
+    (-tiny -> 0x80); e4m3fnuz never has -0 (-tiny -> 0x00).
+    NATIVE=True clamps, then uses the hardware convert (`.to(tl.float8e4nv|float8e4b8)`:
+    sm_90 cvt.rn.satfinite.e4m3x2.f32, gfx942 v_cvt_pk_fp8_f32, gfx950
+    v_cvt_scalef32_pk_fp8_f32) for the magnitude of finite in-range values only; NaN,
+    overflow and the sign are set here. In the interpreter (whose fp8 cast is wrong, and
+    which lacks fnuz in 3.7) NATIVE=True falls back to the integer emulation.
+    """
+    tl.static_assert(DTYPE_MAX <= (240.0 if IS_FNUZ else 448.0), "DTYPE_MAX above the format max")
+    FMT_MAX_BITS: tl.constexpr = _f32_bits(240.0 if IS_FNUZ else 448.0)
+    # largest |v| bits that round to <= the format max: 464 ties to 448 (even), 248 to 256
+    OVF_BITS: tl.constexpr = (_f32_bits(248.0) - 1) if IS_FNUZ else _f32_bits(464.0)
+    MAX_CODE: tl.constexpr = 0x7F if IS_FNUZ else 0x7E
+    bits = v.to(tl.uint32, bitcast=True)
+    sign = bits >> 31
+    a = bits & 0x7FFFFFFF
+    is_nan = a > 0x7F800000
+    if SAT:
+        a = tl.minimum(a, _f32_bits(DTYPE_MAX))
+        bad = is_nan
+    else:
+        bad = is_nan | (a > OVF_BITS)
+    if NATIVE and not _interpreting(v):
+        x = (tl.minimum(a, FMT_MAX_BITS) | (sign << 31)).to(tl.float32, bitcast=True)
+        if IS_FNUZ:
+            hw = x.to(tl.float8e4b8)
+        else:
+            hw = x.to(tl.float8e4nv)
+        mag = hw.to(tl.uint8, bitcast=True).to(tl.uint32) & 0x7F
+    else:
+        mag = _qf_fp8_emulated(a, IS_FNUZ)
+        bad = bad | (mag > MAX_CODE)
+    if IS_FNUZ:
+        code = tl.where(bad, 0x80, tl.where(mag == 0, 0, mag | (sign << 7)))
+    else:
+        code = tl.where(bad, 0x7F, mag) | (sign << 7)
+    return code.to(tl.uint8)
+
+
+# ---------------------------------------------------------------- integer / fp4 codes
+@triton.jit
+def qf_int_codes(v, RNE: tl.constexpr, LO: tl.constexpr, HI: tl.constexpr):
+    """fp32 v -> int8 code: NaN -> 0; c = min(max(v, LO), HI) (LO, HI integers, so
+    clamping before rounding is the same as after); RNE: c = (c + 1.5*2^23) - 1.5*2^23,
+    else truncation toward zero (the int conversion)."""
+    x = tl.where(v == v, v, 0.0)
+    x = tl.minimum(tl.maximum(x, LO * 1.0), HI * 1.0)
+    if RNE:
+        x = (x + 12582912.0) - 12582912.0
+    return x.to(tl.int32).to(tl.int8)
+
+
+@triton.jit
+def qf_e2m1_codes(v):
+    """fp32 v -> E2M1 code (uint8, 0..15): sign bit 3 (from the bits: -0.1 -> 0x8) |
+    index of RNE(|v|) on {0, .5, 1, 1.5, 2, 3, 4, 6}, saturating at 6; NaN -> 0x7 | sign.
+
+    a = min(bits(|v|), bits(6.0)) (NaN bits exceed it: NaN -> 7).
+    |v| >= 1: r = (a + 0x1FFFFF + (a>>22 & 1)) & 0xFFC00000, code = (r >> 22) - 252.
+    |v| < 1:  code = bits(|v| + 2^22) - bits(2^22)  (fp32 add: RNE to multiples of 0.5).
+    """
+    bits = v.to(tl.uint32, bitcast=True)
+    a = tl.minimum(bits & 0x7FFFFFFF, 0x40C00000)
+    r = (a + 0x1FFFFF + ((a >> 22) & 1)) & 0xFFC00000
+    norm = (r >> 22) - 252
+    sub = (a.to(tl.float32, bitcast=True) + 4194304.0).to(tl.uint32, bitcast=True) - 0x4A800000
+    code = tl.where(a < 0x3F800000, sub, norm) | ((bits >> 31) << 3)
+    return code.to(tl.uint8)
+
+
+@triton.jit
+def qf_pack_nibbles(codes, R: tl.constexpr, N: tl.constexpr):
+    """[R, N] 4-bit codes -> [R, N/2] uint8: byte[j] = nib(q[2j]) | nib(q[2j+1]) << 4,
+    nib(q) = q & 0xF (E2M1 code, or the int4 two's-complement nibble)."""
+    tl.static_assert(N % 2 == 0, "qf_pack_nibbles needs an even last dim")
+    c = codes.to(tl.int32) & 0xF
+    lo, hi = tl.split(tl.reshape(c, (R, N // 2, 2)))
+    return (lo | (hi << 4)).to(tl.uint8)
+
+
+# ---------------------------------------------------------------- E8M0 (MX scales)
+@triton.jit
+def qf_e8m0_bytes(amax, MODE: tl.constexpr, MAX_POS: tl.constexpr, EMAX: tl.constexpr):
+    """amax (fp32, >= 0 or NaN) -> E8M0 byte b (uint8); NaN -> 255 in every mode.
+
+    clampb(e) = clamp(e, -127, 127) + 127, computed as clamp(E - EMAX, 0, 254) with
+    E = log2 term + 127 on int32 (inf -> 254).
+    0 roundup: q = a / MAX_POS (correctly rounded); b = expfield(q) + (mant(q) != 0 and
+        expfield(q) < 255)  (q inf/NaN -> 255).
+    1 even: R = (bits(a) + 0x200000) & 0xFF800000; b = clampb(floor(log2 R) - EMAX).
+    2 rne_legacy: v = a * 2^-EMAX (fp32 multiply); b = expfield(v) + 1 if bit22 and
+        (bit21 or bits20..0 or expfield > 0); expfield 255 (inf/NaN) -> 255.
+    3 floor: b = clampb(floor(log2 a) - EMAX); 4 ceil: clampb(ceil(log2 a) - EMAX).
+    a = 0 gives 0 (and a subnormal a gives 0 in floor/ceil/even since EMAX >= 1).
+    """
+    tl.static_assert(EMAX >= 1, "EMAX must be >= 1")
+    bits = amax.to(tl.uint32, bitcast=True) & 0x7FFFFFFF
+    is_nan = bits > 0x7F800000
+    if MODE == 0:
+        q = qf_div(bits.to(tl.float32, bitcast=True), MAX_POS * 1.0).to(tl.uint32, bitcast=True)
+        qe = (q >> 23).to(tl.int32)
+        up = ((q & 0x7FFFFF) != 0) & (qe < 255)
+        b = qe + up.to(tl.int32)
+    elif MODE == 2:
+        w = (bits.to(tl.float32, bitcast=True) * _pow2(0 - EMAX)).to(tl.uint32, bitcast=True)
+        e = (w >> 23).to(tl.int32)
+        g = (w & 0x400000) != 0
+        up = g & (((w & 0x3FFFFF) != 0) | (e > 0)) & (e < 255)
+        b = e + up.to(tl.int32)
+    else:
+        f = bits
+        if MODE == 1:
+            f = (bits + 0x200000) & 0xFF800000
+        E = (f >> 23).to(tl.int32)
+        if MODE == 4:
+            E = E + ((f & 0x7FFFFF) != 0).to(tl.int32)
+        E = tl.where((f >> 23) >= 255, 1000, E)  # log2(inf) = inf (NaN is fixed below)
+        b = tl.minimum(tl.maximum(E - EMAX, 0), 254)
+    b = tl.where(is_nan, 255, b)
+    return b.to(tl.uint8)
+
+
+@triton.jit
+def qf_e8m0_scale(b):
+    """E8M0 byte -> fp32 2^(b-127): bits b << 23 for 1 <= b <= 254; b = 0 is the
+    subnormal 2^-127 (0x00400000); b = 255 is NaN (0x7FC00000)."""
+    u = b.to(tl.uint32)
+    s = tl.where(u == 0, 0x400000, tl.where(u == 255, 0x7FC00000, u << 23))
+    return s.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def qf_e8m0_inv_scale(b):
+    """E8M0 byte -> fp32 2^(127-b), the exact inverse of qf_e8m0_scale: bits (254-b) << 23
+    for b <= 253; b = 254 is 2^-127 (0x00400000); b = 255 is NaN. x * it == x / scale
+    bit for bit (both are the correctly rounded x * 2^(127-b))."""
+    u = b.to(tl.uint32)
+    s = tl.where(u == 254, 0x400000, tl.where(u == 255, 0x7FC00000, (254 - tl.minimum(u, 254)) << 23))
+    return s.to(tl.float32, bitcast=True)
+
+
+# ---------------------------------------------------------------- bf16 / f16
+@triton.jit
+def qf_round_bf16(v):
+    """fp32 v -> fp32 on the bf16 grid, RNE: (bits + 0x7FFF + (bits>>16 & 1)) & 0xFFFF0000
+    (overflow carries to inf); NaN -> quiet NaN (bits | 0x400000, low half cleared).
+    Its `.to(tl.bfloat16)` is exact on GPUs, and in the interpreter (whose cast truncates)
+    except for bf16 subnormals (|v| < 2^-126), which the interpreter flushes: use qf_to_bf16."""
+    bits = v.to(tl.uint32, bitcast=True)
+    r = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    r = tl.where((bits & 0x7FFFFFFF) > 0x7F800000, (bits | 0x400000) & 0xFFFF0000, r)
+    return r.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def qf_to_bf16(v):
+    """fp32 v -> bfloat16, RNE (NaN stays NaN). GPUs: the native convert; interpreter: the
+    high half of qf_round_bf16's bits, bitcast (its own cast truncates and flushes)."""
+    if _interpreting(v):
+        r = qf_round_bf16(v).to(tl.uint32, bitcast=True) >> 16
+        return r.to(tl.uint16).to(tl.bfloat16, bitcast=True)
+    else:
+        return v.to(tl.bfloat16)
+
+
+@triton.jit
+def qf_round_f16(v):
+    """fp32 v -> fp32 on the f16 grid, RNE with subnormals, overflow -> inf:
+    f32(f16(v)). The fp32 -> f16 cast is RNE on every target and in the interpreter
+    (numpy), so this is a plain round trip; its `.to(tl.float16)` is exact."""
+    return v.to(tl.float16).to(tl.float32)

@@ -1,0 +1,243 @@
+"""``render_kernel``: one fused kernel (a TypedPipeline) -> Triton source (:class:`KernelSource`).
+
+Spaces (one iteration space per kernel):
+
+* ``row``: rows = the output's leading dims flattened; a program owns BLOCK_M rows and
+  whole rows in registers (``BLOCK_<k> = max(next_pow2(width), smallest group)``).
+* ``tensor_amax``: the input of a dynamic ``scale(per_tensor)`` evaluated in row space;
+  each program atomically maxes its |v| bits into an int32 workspace, and the last
+  program to arrive (an atomic counter) turns the amax into the scale and stores it. The
+  kernel's only output is the scale, so the next (row) kernel takes it as a plain f32[1]
+  input: no side channel between kernels, and the zero policy is applied once.
+* ``tile``: programs over 128x128 tiles (``per_128x128``).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ...dialect.types import ScalarType, TensorType
+from ...dsl.typed import TypedPipeline
+from ...errors import UnsupportedError
+from . import stages_cache, stages_glue, stages_norm, stages_quant  # noqa: F401 (register)
+from .emit import ROW, STORAGE, Cols, Emitter, _ident
+from .kernel import (SPACES, KernelArg, KernelSource, ScalarSpec, TensorSpec, TritonConfig,
+                     dim_rule)
+from .stages_quant import scale_from_amax
+from .stores import store_output
+
+__all__ = ["render_kernel", "infer_space"]
+
+
+def infer_space(tp: TypedPipeline) -> str:
+    """The space a single-kernel pipeline needs (``row`` unless a stage says otherwise)."""
+    for c in tp.calls:
+        g = c.options.get("granularity")
+        if c.stage == "scale" and g == "per_tensor" and c.operands.get("static") is None:
+            return "tensor_amax"
+        if c.stage in ("scale", "round") and g == "per_128x128":
+            return "tile"
+    return "row"
+
+
+def _domain(em: Emitter, tp: TypedPipeline) -> tuple:
+    doms = []
+    for v in tp.returns:
+        call = em.producer.get(v)
+        if call is None:
+            d = v.type.shape[:-1]
+        elif call.stage in ("cache_write", "scale"):
+            if call.stage == "scale" and call.options["granularity"] == "per_tensor":
+                continue
+            d = call.operands["x"].type.shape[:-1]
+        elif call.stage == "shuffle":
+            d = call.operands["s"].type.shape[:-1]
+        else:
+            d = v.type.shape[:-1]
+        if tuple(d) not in doms:
+            doms.append(tuple(d))
+    if not doms:
+        x = next(c.operands["x"] for c in tp.calls if c.stage == "scale")
+        doms.append(tuple(x.type.shape[:-1]))
+    if len(doms) > 1:
+        raise UnsupportedError(
+            f"triton backend: the outputs of kernel {tp.name} iterate over different rows "
+            f"({' vs '.join('[' + ', '.join(map(str, d)) + ']' for d in doms)}); the fusion "
+            "pass must split them", tp.loc)
+    return doms[0]
+
+
+def _setup_rows(em: Emitter, dom: tuple) -> None:
+    n_rows = " * ".join(em.dim(d) for d in dom) or "1"
+    em.emit("pid = tl.program_id(0)")
+    em.emit("row = pid.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
+    em.emit(f"n_rows = {n_rows}")
+    em.emit("rmask = row < n_rows")
+    _lead_from_row(em, dom, "row", "rmask")
+
+
+def _lead_from_row(em: Emitter, dom: tuple, row: str, mask: str) -> None:
+    names, below = [], []
+    for j in range(len(dom) - 1, -1, -1):
+        div = " * ".join(below)
+        idx = f"{row} // ({div})" if div else row
+        if j > 0:
+            idx = f"({idx}) % {em.dim(dom[j])}" if div else f"{row} % {em.dim(dom[j])}"
+        names.append(em.let(f"i_{_ident(str(dom[j]))}", idx) if len(dom) > 1 else row)
+        below.append(em.dim(dom[j]))
+    em.domain_lead = em.make_lead(tuple(reversed(names)), mask)
+
+
+def _setup_tile(em: Emitter, tp: TypedPipeline) -> tuple:
+    x = next(c.operands["x"] for c in tp.calls if c.options.get("granularity") == "per_128x128")
+    if x.type.rank != 2:
+        raise em.unsupported(None, "per_128x128 needs a 2-D input")
+    m, n = (em.dim(d) for d in x.type.shape)
+    em.emit("pid_m = tl.program_id(0)")
+    em.emit("pid_n = tl.program_id(1)")
+    em.emit("row = pid_m.to(tl.int64) * TILE + tl.arange(0, TILE)[:, None]")
+    em.emit(f"rmask = row < {m}")
+    c = em.let("cols", "pid_n * TILE + tl.arange(0, TILE)[None, :]")
+    cm = em.let("cmask", f"{c} < {n}")
+    em.tile_cols = Cols(c, cm, "tile")
+    em.tile_ids = (em.let("tm", "pid_m.to(tl.int64)"), em.let("tn", "pid_n.to(tl.int64)"))
+    em.domain_lead = em.make_lead(("row",), "rmask")
+    return (x.type.shape[0],), (f"cdiv({dim_rule(x.type.shape[0])}, TILE)",
+                                f"cdiv({dim_rule(x.type.shape[1])}, TILE)")
+
+
+def _tensor_amax(em: Emitter, tp: TypedPipeline) -> None:
+    call = tp.calls[-1]
+    if not (call.stage == "scale" and call.options["granularity"] == "per_tensor"
+            and call.operands.get("static") is None) or list(tp.returns) != call.results:
+        raise em.unsupported(None, "a tensor_amax kernel ends in a dynamic scale(per_tensor) "
+                                   "and returns only that scale")
+    x = call.operands["x"]
+    cols = em.natural(em.base_block(x.type.shape[-1]), x.type.shape[-1])
+    xv = em.f32(em.value_at(x, em.domain_lead, cols))
+    em.emit("")
+    em.stage_comment(call, ": grid-wide amax, then the last program stores the scale")
+    part = em.let("part", f"{em.lib('qft_amax_bits_all')}({xv}, rmask & {cols.mask})")
+    em.emit(f"tl.atomic_max(ws_ptr, {part})")
+    done = em.let("arrived", "tl.atomic_add(ws_ptr + 1, 1)")
+    em.emit(f"if {done} == tl.num_programs(0) - 1:")
+    em.indent += 1
+    amax = em.let("amax", "tl.atomic_max(ws_ptr, 0).to(tl.float32, bitcast=True)")
+    s = scale_from_amax(em, call, amax)
+    em.emit(f"tl.store({em.out_names[call.results[0]]}_ptr, {s})")
+    em.indent -= 1
+
+
+def render_kernel(kernel: TypedPipeline, space: Optional[str] = None,
+                  config: Optional[TritonConfig] = None) -> KernelSource:
+    """Render ``kernel`` (params = inputs, returns = outputs) in ``space`` (inferred when
+    None). The text does not depend on ``config`` (block sizes are constexprs)."""
+    space = space or infer_space(kernel)
+    if space not in SPACES:
+        raise UnsupportedError(f"triton backend: unknown iteration space {space!r} "
+                               f"(supported: {', '.join(SPACES)})", kernel.loc)
+    em = Emitter(kernel, space)
+    em.bm = "TILE" if space == "tile" else "BLOCK_M"
+    em.tile_cols, em.tile_ids = None, None
+    grid, min_programs, workspace = None, 0, 0
+    if space == "tile":
+        dom, grid = _setup_tile(em, kernel)
+    else:
+        dom = (_domain(em, kernel) if space == "row" else
+               tuple(kernel.calls[-1].operands["x"].type.shape[:-1]))
+        _setup_rows(em, dom)
+        rows = " * ".join(dim_rule(d) for d in dom) or "1"
+        grid = (f"cdiv({rows}, BLOCK_M)",)
+    if space == "tensor_amax":
+        _tensor_amax(em, kernel)
+        min_programs, workspace = 1, 2
+    else:
+        for v in dict.fromkeys(kernel.returns):
+            store_output(em, v)
+    return _assemble(em, kernel, space, grid, min_programs, workspace)
+
+
+def _assemble(em: Emitter, tp: TypedPipeline, space, grid, min_programs, workspace):
+    args, tensors, scalars, strides = [], [], [], []
+    for p in tp.params:
+        v = p.value
+        if isinstance(v.type, ScalarType):
+            continue
+        nm = em.names[v]
+        view, sig, _ = STORAGE[v.type.dtype.name]
+        args.append(KernelArg(f"{nm}_ptr", "input", v.name, sig=sig))
+        tensors.append(TensorSpec(v.name, "input", v.type.dtype.name,
+                                  tuple(dim_rule(d) for d in v.type.shape), view))
+        strides += [KernelArg(f"{nm}_s{k}", "stride", v.name, k, "i64")
+                    for k in range(v.type.rank - 1)]
+    outs = []
+    for v, nm in em.out_names.items():
+        if not isinstance(v.type, TensorType):
+            raise em.unsupported(None, f"output {v.name} is not a tensor")
+        view, sig, _ = STORAGE[v.type.dtype.name]
+        call = em.producer.get(v)
+        init, dense = _init_of(em, call, v)
+        args.append(KernelArg(f"{nm}_ptr", "output", nm, sig=sig))
+        tensors.append(TensorSpec(nm, "output", v.type.dtype.name,
+                                  tuple(dim_rule(d) for d in v.type.shape), view, init, dense))
+        strides += [KernelArg(f"{nm}_s{k}", "stride", nm, k, "i64") for k in range(v.type.rank - 1)]
+        outs.append((nm, v.name))
+    if workspace:
+        args.append(KernelArg("ws_ptr", "workspace", "ws", sig="*i32"))
+    for d in tp.symbols():
+        em.dim(_sym(d))
+    args += [KernelArg(f"dim_{s}", "dim", s, sig="i32") for s in em.symbols]
+    args += strides
+    for p in tp.params:
+        v = p.value
+        if isinstance(v.type, ScalarType):
+            dt = v.type.dtype.name
+            args.append(KernelArg(em.names[v], "scalar", v.name,
+                                  sig={"f32": "fp32", "bf16": "fp32", "f16": "fp32"}.get(dt, dt)))
+            scalars.append(ScalarSpec(v.name, dt, p.default))
+    cexpr = [("BLOCK_M", "BLOCK_M")] if space != "tile" else [("TILE", "128")]
+    cexpr += em.block_rules() + [("NATIVE", "NATIVE")]
+    args += [KernelArg(n, "constexpr", n, sig="constexpr") for n, _ in cexpr]
+    text = _module_text(em, tp, space, args)
+    return KernelSource(name=_ident(tp.name), space=space, text=text, args=tuple(args),
+                        tensors=tuple(tensors), scalars=tuple(scalars),
+                        symbols=tuple(em.symbols), constexprs=tuple(cexpr), grid=tuple(grid),
+                        min_programs=min_programs, workspace=workspace,
+                        checks=tuple(em.checks), outputs=tuple(outs))
+
+
+def _sym(s: str):
+    from ...dialect.types import Dim
+    return Dim(s)
+
+
+def _init_of(em: Emitter, call, v) -> tuple:
+    if call is None:
+        return None, False
+    if call.stage == "shuffle":
+        return ("fill", int(call.options.get("pad", 0))), True
+    if call.stage == "cache_write":
+        src = call.operands["cache" if v is call.results[0] else "scales"]
+        if src not in em.params:
+            raise em.unsupported(call, "the cache (and its scales) must be kernel inputs")
+        return ("copy", src.name), False
+    return None, False
+
+
+def _module_text(em: Emitter, tp: TypedPipeline, space: str, args: list) -> str:
+    name = _ident(tp.name)
+    dims = [a.name for a in args if a.role == "dim"]
+    head = [f'"""qfuse kernel {name} (space: {space}), from pipeline {tp.name} at '
+            f'{em.where_(tp)}.', "",
+            "Generated by qfuse.backends.triton.render; do not edit.", '"""',
+            "import triton", "import triton.language as tl", ""]
+    if em.helpers:
+        head.append("from qfuse.backends.triton.numerics import " + ", ".join(sorted(em.helpers)))
+    if em.libs:
+        head.append("from qfuse.backends.triton.lib import " + ", ".join(sorted(em.libs)))
+    head += ["", ""]
+    deco = f"@triton.jit(do_not_specialize={dims!r})" if dims else "@triton.jit"
+    sig = []
+    for a in args:
+        sig.append(f"    {a.name}: tl.constexpr," if a.role == "constexpr" else f"    {a.name},")
+    body = em.lines or ["    pass"]
+    return "\n".join(head + [deco, f"def {name}("] + sig + ["):"] + body) + "\n"

@@ -1,0 +1,104 @@
+"""``cache_write``: the paged KV-cache scatter (row space over (token, head) rows).
+
+Each program row is one ``(t, h)`` of ``x [T, H, D]``; ``slot = slots[t]``, ``blk = slot //
+BS``, ``off = slot % BS``; the D columns go to the layout's address (strides of the
+output cache, last dim contiguous). ``slot < 0`` (padding) and slots past the cache are
+skipped. The launcher initialises the output cache (and scales) from the input ones (or
+the caller passes the same tensors to update them in place).
+
+quant: ``none`` (copy, float x rounded RNE to a float cache), ``static``
+(``round(x * (1 / scales[0]))``), ``per_token`` (``s = amax_d / dtype_max`` stored per
+(t, h), ``round(x * (1 / max(s, 1e-12)))``). ``per_block`` needs the amax over all new
+tokens of a block before any of them is written: not in the row space (see README).
+"""
+from __future__ import annotations
+
+from ...dialect.types import dtype as qdtype
+from .emit import STORE, Emitter, f32_literal
+from .kernel import dim_rule
+from .stages_glue import round_float
+from .stages_quant import codes
+from .stores import storage_value
+
+
+def _cache_offset(em: Emitter, call, out, blk: str, h: str, off: str, d: str) -> str:
+    layout, xw = call.options["layout"], call.options["x"]
+    nm = em.out_names[out]
+    s = [f"{nm}_s{k}" for k in range(out.type.rank - 1)]
+    if layout == "key":          # [blk, h, d // X, off, d % X]
+        return f"{blk} * {s[0]} + {h} * {s[1]} + ({d} // {xw}) * {s[2]} + {off} * {s[3]} + {d} % {xw}"
+    if layout == "value":        # [blk, h, d, off]
+        return f"{blk} * {s[0]} + {h} * {s[1]} + {d} * {s[2]} + {off}"
+    if layout == "value_asm":    # [blk, h, off // X, d, off % X]
+        return f"{blk} * {s[0]} + {h} * {s[1]} + ({off} // {xw}) * {s[2]} + {d} * {s[3]} + {off} % {xw}"
+    return f"{blk} * {s[0]} + {off} * {s[1]} + {h} * {s[2]} + {d}"     # flash [blk, off, h, d]
+
+
+def _block_size(em: Emitter, call) -> str:
+    shape, layout = call.operands["cache"].type.shape, call.options["layout"]
+    if layout in ("key", "value"):
+        return em.dim(shape[3])
+    if layout == "value_asm":
+        return f"({em.dim(shape[2])} * {call.options['x']})"
+    return em.dim(shape[1])
+
+
+def s_cache_write(em: Emitter, call, v) -> None:
+    if ("cache_write", id(call)) in em.memo:
+        return
+    em.memo[("cache_write", id(call))] = True
+    o = call.options
+    x, cache, slots, scales = (call.operands.get(k) for k in ("x", "cache", "slots", "scales"))
+    quant, layout = o["quant"], o["layout"]
+    if quant == "per_block":
+        raise em.unsupported(call, "quant=per_block needs the amax over all new tokens of a "
+                                   "cache block (a cache_block space kernel); not in row space")
+    if layout in ("key", "value_asm"):
+        em.checks.append((f"{dim_rule(cache.type.shape[4])} == {o['x']}",
+                          f"{cache.name}: the {layout} layout's last dim must be x={o['x']}"))
+    lead = em.domain_lead
+    t, h = lead.names
+    d_dim = x.type.shape[2]
+    cols = em.natural(em.base_block(d_dim), d_dim)
+    em.stage_comment(call, f": slot = {slots.name}[t], skip slot < 0")
+    slot = em.let("slot", f"{em.element(slots, (t,), lead.mask).var}.to(tl.int64)")
+    bs = _block_size(em, call)
+    n_slots = f"{em.dim(cache.type.shape[0])} * {bs}"
+    ok = em.let("slot_ok", f"rmask & ({slot} >= 0) & ({slot} < {n_slots})")
+    blk = em.let("blk", f"{slot} // {bs}")
+    off = em.let("off", f"{slot} % {bs}")
+    xv = em.value_at(x, lead, cols)
+    cdt = cache.type.dtype.name
+    sreg = None
+    if quant == "none":
+        val = xv if xv.kind != "f32" else type(xv)(round_float(em, xv.var, cdt, "cval"), "f32")
+    else:
+        dmax = o["dtype_max"] or qdtype(cdt).max
+        div = em.helper("qf_div")
+        xf = em.f32(xv)
+        if quant == "static":
+            sv = em.element(scales, ("0",), None).var
+            inv = em.let("inv", f"{div}(1.0, {sv})")
+        else:   # per_token: one scale per (t, h)
+            amax = em.let("amax", f"{em.lib('qft_amax')}({xf}, {cols.mask}, 1)")
+            sreg = em.let("s", f"{div}({amax}, {f32_literal(dmax)})")
+            lo = f32_literal(1e-12)
+            inv = em.let("inv", f"{div}(1.0, tl.where({sreg} < {lo}, {lo}, {sreg}))")
+        val = codes(em, em.let("v", f"{xf} * {inv}"), cdt, dmax, o["mode"], True)
+    out, scales_out = call.results[0], (call.results[1] if len(call.results) > 1 else None)
+    if out in em.out_names:
+        addr = _cache_offset(em, call, out, blk, h, off, cols.var)
+        em.emit(f"tl.store({em.out_names[out]}_ptr + {addr}, {storage_value(em, val, cdt)}, "
+                f"mask={ok} & {cols.mask})")
+    if scales_out is not None and scales_out in em.out_names:
+        nm = em.out_names[scales_out]
+        if o["scale_layout"] == "asm":      # [NB, H, BS] at [blk, h, off]
+            addr = f"{blk} * {nm}_s0 + {h} * {nm}_s1 + {off}"
+            mask = ok
+        else:                               # [H, S] at [h, slot]
+            addr = f"{h} * {nm}_s0 + {slot}"
+            mask = f"{ok} & ({slot} < {em.dim(scales_out.type.shape[1])})"
+        em.emit(f"tl.store({nm}_ptr + {addr}, {sreg}, mask={mask})")
+
+
+STORE["cache_write"] = s_cache_write

@@ -1,0 +1,163 @@
+"""``scale``, ``round`` and ``pack``: amax, scales, E8M0 bytes and codes.
+
+Groups: ``per_token`` is a per-row reduction ([BLOCK_M, 1]); ``per_1xK`` / ``mx`` evaluate
+the input at natural columns ``arange(0, B)`` and reshape to ``[BLOCK_M, B/K, K]``, so a
+group scale exists at the natural columns of the scale (``B/K`` of them); ``round`` with a
+group scale reshapes the same way. ``per_128x128`` lives in the tile space (one tile per
+program: the scale is a scalar). Formulas: docs/semantics.md, reference ``quant.py``.
+"""
+from __future__ import annotations
+
+from .emit import GROUPS, RENDER, ROW, Cols, Emitter, Reg, f32_literal
+
+__all__ = ["scale_from_amax", "codes"]
+
+_E8M0 = {"roundup": 0, "even": 1, "rne_legacy": 2, "floor": 3, "ceil": 4}
+_MX_CONST = {"fp4_e2m1": (6.0, 2), "fp8_e4m3fn": (448.0, 8), "fp8_e4m3fnuz": (240.0, 7)}
+
+
+def scale_from_amax(em: Emitter, call, amax: str) -> str:
+    """Non-mx scale with the zero policy: ``s = amax / dtype_max`` (fp32 registers)."""
+    o = call.options
+    div = em.helper("qf_div")
+    dm = f32_literal(o["dtype_max"])
+    if o["zero"] == "floor":
+        fl = f32_literal(o["amax_floor"])
+        return em.let("s", f"{div}(tl.where({amax} < {fl}, {fl}, {amax}), {dm})")
+    s = em.let("s", f"{div}({amax}, {dm})")
+    if o["zero"] == "one":
+        s = em.let("s", f"tl.where({s} == 0.0, 1.0, {s})")
+    return s
+
+
+def int_bounds(target: str, dtype_max: float, sat: bool) -> tuple:
+    lo, hi = (-128, 127) if target == "i8" else (-8, 7)
+    if sat:
+        m = int(float(dtype_max) // 1)
+        lo, hi = max(lo, -m), min(hi, m)
+    return lo, hi
+
+
+def codes(em: Emitter, v: str, target: str, dtype_max: float, mode: str, sat: bool) -> Reg:
+    """fp32 ``v`` -> codes of ``target`` (u8 for fp8 / E2M1, i8 for int8 / int4)."""
+    if target.startswith("fp8"):
+        fnuz = target == "fp8_e4m3fnuz"
+        return Reg(em.let("q", f"{em.helper('qf_fp8_bits')}({v}, {fnuz}, "
+                               f"{f32_literal(dtype_max)}, {bool(sat)}, NATIVE)"), "u8")
+    if target in ("i8", "int4"):
+        lo, hi = int_bounds(target, dtype_max, sat)
+        return Reg(em.let("q", f"{em.helper('qf_int_codes')}({v}, {mode == 'rne'}, {lo}, {hi})"),
+                   "i8")
+    if target == "fp4_e2m1":
+        return Reg(em.let("q", f"{em.helper('qf_e2m1_codes')}({v})"), "u8")
+    raise AssertionError(target)
+
+
+def _quantise(em: Emitter, call, x: str, s: str, mx: bool) -> Reg:
+    """The ``round`` formula on registers x and s (already broadcast to each other)."""
+    o = call.options
+    div = em.helper("qf_div")
+    if mx:
+        v = em.let("v", f"{x} * {em.helper('qf_e8m0_inv_scale')}({s})")
+        return codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"])
+    if o["recip"] == "div":
+        v = em.let("v", f"{div}({x}, {s})")
+    else:
+        v = em.let("v", f"{x} * {div}(1.0, {s})")
+    q = codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"])
+    dt = "tl.uint8" if q.kind == "u8" else "tl.int8"
+    return Reg(em.let("q", f"tl.where({s} == 0.0, 0, {q.var}).to({dt})"), q.kind)
+
+
+def _need_natural(em: Emitter, call, cols: Cols) -> None:
+    if cols.block is None:
+        raise em.unsupported(call, f"{call.options['granularity']} groups are evaluated at "
+                                   "natural columns only")
+
+
+def r_scale(em: Emitter, call, which, lead, cols) -> Reg:
+    o = call.options
+    gran = o["granularity"]
+    x, static = call.operands["x"], call.operands.get("static")
+    if static is not None:
+        em.stage_comment(call, ": static scale, passed through")
+        return em.value_at(static, em.make_lead((), None), ROW)
+    if gran == "per_tensor":
+        raise em.unsupported(call, "a dynamic per_tensor scale needs the tensor_amax space "
+                                   "(its own kernel)")
+    if gran == "per_token":
+        def make():
+            width = x.type.shape[-1]
+            xc = em.natural(em.base_block(width), width)
+            xv = em.f32(em.value_at(x, lead, xc))
+            em.stage_comment(call, ": amax over the row")
+            amax = em.let("amax", f"{em.lib('qft_amax')}({xv}, {xc.mask}, 1)")
+            return Reg(scale_from_amax(em, call, amax), "f32")
+        return em.memo_get(("scale", id(call), lead.key), make)
+    if gran == "per_128x128":
+        if em.space != "tile":
+            raise em.unsupported(call, "per_128x128 needs the tile space")
+        xv = em.f32(em.value_at(x, lead, em.tile_cols))
+        em.stage_comment(call, ": amax over the 128x128 tile")
+        mask = em.and_mask(lead.mask, em.tile_cols.mask)
+        amax = em.let("amax", f"{em.lib('qft_amax_bits_all')}({xv}, {mask})"
+                              ".to(tl.float32, bitcast=True)")
+        return Reg(scale_from_amax(em, call, amax), "f32")
+    _need_natural(em, call, cols)
+    k = GROUPS[gran]
+    xb = cols.block.times(k)
+    xc = em.natural(xb, x.type.shape[-1])
+    xv = em.f32(em.value_at(x, lead, xc))
+    em.stage_comment(call, f": amax over groups of {k}")
+    amax = em.let("amax", f"{em.lib('qft_group_amax')}({xv}, {xc.mask}, {em.bm}, {xb.text}, {k})")
+    if gran == "mx":
+        max_pos, emax = _MX_CONST[o["dtype"]]
+        b = f"{em.helper('qf_e8m0_bytes')}({amax}, {_E8M0[o['e8m0']]}, {max_pos}, {emax})"
+        return Reg(em.let("e8m0", b), "u8")
+    return Reg(scale_from_amax(em, call, amax), "f32")
+
+
+def r_round(em: Emitter, call, which, lead, cols) -> Reg:
+    o = call.options
+    gran = o["granularity"]
+    x, s = call.operands["x"], call.operands["s"]
+    if gran == "per_tensor":
+        sv = em.value_at(s, em.make_lead((), None), ROW)
+    elif gran == "per_token":
+        sv = em.value_at(s, lead, ROW)
+    elif gran == "per_128x128":
+        if em.space != "tile":
+            raise em.unsupported(call, "per_128x128 needs the tile space")
+        sv = (em.value_at(s, lead, cols) if not em.is_memory(s)
+              else em.element(s, em.tile_ids, None))
+    else:
+        _need_natural(em, call, cols)
+        k = GROUPS[gran]
+        sc = em.natural(cols.block.times(f"1/{k}"), s.type.shape[-1])
+        sv = em.value_at(s, lead, sc)
+        xv = em.f32(em.value_at(x, lead, cols))
+        em.stage_comment(call, f": groups of {k}")
+        g = em.lib("qft_to_groups")
+        x3 = em.let("x3", f"{g}({xv}, {em.bm}, {cols.block.text}, {k})")
+        q3 = _quantise(em, call, x3, f"{sv.var}[:, :, None]", gran == "mx")
+        return Reg(em.let(call.results[0].name,
+                          f"tl.reshape({q3.var}, ({em.bm}, {cols.block.text}))"), q3.kind)
+    xv = em.f32(em.value_at(x, lead, cols))
+    em.stage_comment(call)
+    q = _quantise(em, call, xv, sv.var, False)
+    return Reg(em.let(call.results[0].name, q.var), q.kind)
+
+
+def r_pack(em: Emitter, call, which, lead, cols) -> Reg:
+    if cols.block is None:
+        raise em.unsupported(call, "pack is evaluated at natural columns only")
+    q = call.operands["x"]
+    qb = cols.block.times(2)
+    qv = em.value_at(q, lead, em.natural(qb, q.type.shape[-1]))
+    em.stage_comment(call, ": byte[j] = nib(q[2j]) | nib(q[2j+1]) << 4")
+    full = f"tl.broadcast_to({qv.var}, ({em.bm}, {qb.text}))"
+    return Reg(em.let(call.results[0].name,
+                      f"{em.helper('qf_pack_nibbles')}({full}, {em.bm}, {qb.text})"), "u8")
+
+
+RENDER.update({"scale": r_scale, "round": r_round, "pack": r_pack})

@@ -1,0 +1,357 @@
+"""Type-check a parsed pipeline against the stage catalog, producing a TypedPipeline.
+
+Every call is resolved against ``qfuse.dialect.stages.STAGES``: positional arguments
+bind to ``Stage.positional`` in order, keywords name an operand or an option;
+``resolve_options`` fills every default and ``infer_results`` gives the result types.
+A :class:`~qfuse.dialect.stages.StageError` becomes a :class:`DSLTypeError` located
+at the argument it names (or at the call). ``a + b`` / ``a * b`` are the ``add`` /
+``mul`` stages; numeric literals used as operands become f32 constants.
+
+``round`` inherits ``granularity`` and ``dtype_max`` from the ``scale`` call that
+produced its ``s`` (explicit values win; contradicting an explicit one is an error);
+a parameter ``s: f32[1]`` means a static per-tensor scale.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Optional
+
+from ..dialect.stages import (GRANULARITIES, QUANT_TARGETS, STAGES, Stage, StageError,
+                              infer_results, resolve_options)
+from ..dialect.types import DTYPE_ALIASES, DTYPES, Dim, ScalarType, TensorType, dtype
+from ..errors import DSLTypeError, SourceLoc
+from . import ast as A
+from .params import check_params
+from .typed import ConstInfo, StageCall, TypedPipeline, Value
+
+__all__ = ["check_pipeline", "check_module"]
+
+_BINARY_STAGES = {"+": "add", "*": "mul"}
+_SCALAR_DEFAULTS = {("norm", "eps"): 1e-6}     # scalar operands that may be omitted
+_LITERALS = (A.Number, A.Bool, A.String)
+_OPTION_WORDS = {str(choice) for st in STAGES.values() for o in st.options for choice in o.choices
+                 if o.type in ("enum", "dtype")} | set(DTYPES) | set(DTYPE_ALIASES)
+
+
+def check_module(module: A.ModuleAST) -> list:
+    """Check every pipeline of a module, in order; pipeline names must be unique."""
+    first_seen: dict = {}
+    typed = []
+    for pipe in module.pipelines:
+        if pipe.name in first_seen:
+            raise DSLTypeError(f"duplicate pipeline name '{pipe.name}' (first defined at line "
+                               f"{first_seen[pipe.name].line})", pipe.loc)
+        first_seen[pipe.name] = pipe.loc
+        typed.append(check_pipeline(pipe))
+    return typed
+
+
+def check_pipeline(pipe: A.PipelineDef) -> TypedPipeline:
+    """Resolve names, stages, options and types of one pipeline; raise DSLTypeError on misuse."""
+    return _PipelineChecker(pipe).run()
+
+
+def _close_match(word: str, choices) -> Optional[str]:
+    got = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean '{got[0]}'?" if got else None
+
+
+def _literal_kind(node) -> str:
+    return {A.Number: "a number", A.Bool: "a boolean", A.String: "a string"}.get(type(node),
+                                                                               "an expression")
+
+
+class _PipelineChecker:
+    """Walks one PipelineDef in program order, building SSA values and stage calls."""
+
+    def __init__(self, pipe: A.PipelineDef):
+        self.pipe = pipe
+        self.env: dict = {}               # name -> Value, as assigned so far
+        self.param_ids: set = set()       # id(Value) of parameters
+        self.consts: list = []
+        self.calls: list = []
+        self.producer: dict = {}          # id(Value) -> StageCall that made it
+        self.explicit: dict = {}          # id(StageCall) -> option names the user wrote
+        self.first_assigned: dict = {}    # name -> SourceLoc of its (first) assignment
+        self.taken: set = set()           # every user name, so generated names avoid them
+        self.counters: dict = {}
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> TypedPipeline:
+        pipe = self.pipe
+        params = check_params(pipe.params)
+        for info in params:
+            self.env[info.value.name] = info.value
+            self.param_ids.add(id(info.value))
+        self.taken = set(self.env)
+        for stmt in pipe.body:
+            if isinstance(stmt, A.Assign):
+                for target in stmt.targets:
+                    self.first_assigned.setdefault(target.id, target.loc)
+                    self.taken.add(target.id)
+        returned = None
+        for stmt in pipe.body:
+            if returned is not None:
+                what = "a second 'return'" if isinstance(stmt, A.Return) else "a statement"
+                raise DSLTypeError(f"{what} after 'return' (line {returned.loc.line}); "
+                                   f"'return' must be the last statement", stmt.loc)
+            if isinstance(stmt, A.Assign):
+                self._assign(stmt)
+            else:
+                returned = stmt
+        if returned is None:
+            raise DSLTypeError(f"pipeline '{pipe.name}' has no 'return'", pipe.loc,
+                               hint="end the body with: return <values>")
+        values, names = self._return(returned)
+        return TypedPipeline(pipe.name, params, self.consts, self.calls, values, pipe.loc,
+                             return_names=names)
+
+    # -------------------------------------------------------------- statements
+    def _assign(self, stmt: A.Assign) -> None:
+        targets = stmt.targets
+        for i, target in enumerate(targets):
+            if any(t.id == target.id for t in targets[:i]):
+                raise DSLTypeError(f"'{target.id}' appears twice on the left of '='", target.loc)
+            if id(self.env.get(target.id)) in self.param_ids:
+                raise DSLTypeError(f"cannot assign to parameter '{target.id}'", target.loc,
+                                   hint="pick a new name; parameters are read-only")
+            if target.id in self.env:
+                raise DSLTypeError(f"'{target.id}' is already assigned (line "
+                                   f"{self.env[target.id].loc.line}); each name is assigned once",
+                                   target.loc)
+        value = stmt.value
+        if isinstance(value, (A.Call, A.BinOp)):
+            values = self._stage_call(value, targets).results
+        elif len(targets) != 1:
+            raise DSLTypeError(f"cannot unpack one value into {len(targets)} names", stmt.loc)
+        elif isinstance(value, A.Number):
+            values = [self._const(value, name=targets[0].id, loc=targets[0].loc)]
+        elif isinstance(value, A.Name):
+            values = [self._lookup(value)]            # an alias: same SSA value
+        else:
+            raise DSLTypeError(f"cannot assign {_literal_kind(value)}; assign a stage call, "
+                               f"a name or a number", value.loc)
+        for target, val in zip(targets, values):
+            self.env[target.id] = val
+
+    def _return(self, stmt: A.Return) -> tuple:
+        values, names = [], []
+        for expr in stmt.values:
+            if isinstance(expr, A.Name):
+                value, name = self._lookup(expr), expr.id
+            elif isinstance(expr, (A.Call, A.BinOp)):
+                value = self._single_value(expr)
+                name = value.name
+            else:
+                raise DSLTypeError(f"return values must be tensors (names or stage calls), "
+                                   f"got {_literal_kind(expr)}", expr.loc)
+            if not isinstance(value.type, TensorType):
+                raise DSLTypeError(f"return values must be tensors; '{name}' is a scalar "
+                                   f"{value.type}", expr.loc)
+            values.append(value)
+            names.append(name)
+        return values, names
+
+    # ------------------------------------------------------------------ values
+    def _lookup(self, node: A.Name) -> Value:
+        name = node.id
+        if name in self.env:
+            return self.env[name]
+        if name in self.first_assigned:
+            raise DSLTypeError(f"'{name}' is used before it is assigned (line "
+                               f"{self.first_assigned[name].line})", node.loc)
+        if name in STAGES:
+            raise DSLTypeError(f"'{name}' is a stage; call it: {name}(...)", node.loc)
+        raise DSLTypeError(f"undefined name '{name}'", node.loc,
+                           hint=_close_match(name, self.env))
+
+    def _fresh(self, base: str) -> str:
+        while True:
+            n = self.counters.get(base, 0)
+            self.counters[base] = n + 1
+            name = f"{base}_{n}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+
+    def _const(self, node: A.Number, name: Optional[str] = None,
+               loc: Optional[SourceLoc] = None) -> Value:
+        value = Value(name or self._fresh("const"), ScalarType(dtype("f32")), loc or node.loc)
+        self.consts.append(ConstInfo(value, float(node.value)))
+        return value
+
+    def _single_value(self, node) -> Value:
+        call = self._stage_call(node, None)
+        if len(call.results) != 1:
+            raise DSLTypeError(f"{call.stage} returns {len(call.results)} values "
+                               f"({', '.join(call.result_names)}); assign them to names first",
+                               node.loc, hint=f"a, b = {call.stage}(...)")
+        return call.results[0]
+
+    def _operand(self, st: Stage, name: str, node) -> Value:
+        """The value of one operand argument (a name, a nested call, or a literal)."""
+        spec = st.operand(name)
+        if isinstance(node, A.Index):
+            raise DSLTypeError(f"indexing '{node.value.id}[{node.index.id}]' is only allowed as "
+                               f"smooth's scale: smooth(x, s[ids])", node.loc)
+        if isinstance(node, A.Number) and (spec.kind == "scalar" or st.name in ("add", "mul")):
+            return self._const(node)
+        if isinstance(node, _LITERALS):
+            raise DSLTypeError(f"operand {name} of {st.name} must be a tensor, got "
+                               f"{_literal_kind(node)}", node.loc)
+        if isinstance(node, A.Name) and node.id in _OPTION_WORDS and node.id not in self.env \
+                and node.id not in self.first_assigned:
+            raise DSLTypeError(f"{st.name} expects a tensor for its operand '{name}' here, not "
+                               f"the option value '{node.id}'", node.loc,
+                               hint=f"{st.name}'s positional arguments: {', '.join(st.positional)}")
+        value = self._lookup(node) if isinstance(node, A.Name) else self._single_value(node)
+        if spec.kind == "scalar" and not isinstance(value.type, ScalarType):
+            raise DSLTypeError(f"{name} of {st.name} takes a scalar (a scalar parameter or a "
+                               f"number), got {value.type}", node.loc)
+        return value
+
+    # ------------------------------------------------------------------- calls
+    def _bind(self, st: Stage, node) -> tuple:
+        """Split a call's arguments into operand and option expressions (with locations)."""
+        if isinstance(node, A.BinOp):
+            return {"a": node.left, "b": node.right}, {}
+        operands, options = {}, {}
+        positional = st.positional
+        if len(node.args) > len(positional):
+            raise DSLTypeError(f"{st.name}() takes at most {len(positional)} positional "
+                               f"arguments ({', '.join(positional)}), got {len(node.args)}",
+                               node.args[len(positional)].loc,
+                               hint="pass options by name, e.g. zero=floor")
+        for name, arg in zip(positional, node.args):
+            (operands if st.operand(name) else options)[name] = arg
+        for kw in node.kwargs:
+            is_operand, is_option = st.operand(kw.name) is not None, st.option(kw.name) is not None
+            if is_operand and is_option:     # e.g. cache_write's operand x and option x
+                is_operand = kw.name not in operands and not isinstance(kw.value, _LITERALS)
+            if not (is_operand or is_option):
+                known = ", ".join(o.name for o in st.options) or "none"
+                ops = ", ".join(o.name for o in st.operands)
+                raise DSLTypeError(f"unknown option '{kw.name}' for {st.name} (options: {known};"
+                                   f" operands: {ops})", kw.loc,
+                                   hint=_close_match(kw.name, [o.name for o in st.options] +
+                                                     [o.name for o in st.operands]))
+            bound = operands if is_operand else options
+            if kw.name in bound:
+                kind = "operand" if is_operand else "option"
+                raise DSLTypeError(f"{kind} '{kw.name}' given twice", kw.loc)
+            bound[kw.name] = kw.value
+        index = operands.get("s")
+        if st.name == "smooth" and isinstance(index, A.Index):
+            if "ids" in operands:
+                raise DSLTypeError("operand 'ids' given twice (also as s[ids])", index.loc)
+            operands["s"], operands["ids"] = index.value, index.index
+        return operands, options
+
+    def _option_value(self, spec_type: str, name: str, node):
+        if isinstance(node, _LITERALS):
+            return node.value
+        if isinstance(node, A.Name):
+            if spec_type in ("float", "int", "bool") and node.id in self.env:
+                raise DSLTypeError(f"option {name} is compile-time: give a literal, not "
+                                   f"'{node.id}'", node.loc)
+            return node.id
+        raise DSLTypeError(f"option {name} takes a literal value (a word or a number), got "
+                           f"an expression", node.loc)
+
+    def _stage_call(self, node, targets: Optional[tuple]) -> StageCall:
+        if isinstance(node, A.BinOp):
+            st = STAGES[_BINARY_STAGES[node.op]]
+        elif node.func in STAGES:
+            st = STAGES[node.func]
+        else:
+            raise DSLTypeError(f"unknown stage '{node.func}'", node.loc,
+                               hint=_close_match(node.func, STAGES) or
+                               f"stages: {', '.join(STAGES)}")
+        operand_nodes, option_nodes = self._bind(st, node)
+        where = {name: n.loc for name, n in {**operand_nodes, **option_nodes}.items()}
+        values = {name: self._operand(st, name, n) for name, n in operand_nodes.items()}
+        for (stage_name, name), default in _SCALAR_DEFAULTS.items():
+            if stage_name == st.name and name not in values:
+                values[name] = self._const(A.Number(node.loc, default))
+        opts = {}
+        for name, n in option_nodes.items():
+            spec = st.option(name)
+            opts[name] = self._option_value(spec.type if spec else "", name, n)
+        explicit = set(opts)
+        if st.name == "round":
+            self._inherit_round_options(values.get("s"), opts, where, operand_nodes)
+        args = {name: v.type for name, v in values.items()}
+        try:
+            resolved = resolve_options(st, args, opts)
+            results = infer_results(st, args, resolved)
+            resolved = {**{o.name: resolved[o.name] for o in st.options if o.name in resolved},
+                        **resolved}            # declared order, so printed IR is stable
+        except StageError as err:
+            raise DSLTypeError(err.message, where.get(err.arg, node.loc)) from None
+        result_names = [name for name, _ in results]
+        if targets is not None and len(targets) != len(results):
+            n = len(targets)
+            raise DSLTypeError(f"{st.name} returns {len(results)} value"
+                               f"{'s' if len(results) != 1 else ''} ({', '.join(result_names)}) "
+                               f"but {n} name{'s are' if n != 1 else ' is'} assigned",
+                               targets[0].loc)
+        if targets is not None:
+            result_values = [Value(t.id, ty, t.loc) for t, (_, ty) in zip(targets, results)]
+        else:
+            base = self._fresh(st.name)
+            result_values = [Value(base if len(results) == 1 else f"{base}_{name}", ty, node.loc)
+                             for name, ty in results]
+        call = StageCall(st.name, {o.name: values.get(o.name) for o in st.operands}, resolved,
+                         result_values, node.loc, result_names=result_names)
+        self.calls.append(call)
+        self.explicit[id(call)] = explicit
+        for value in result_values:
+            self.producer[id(value)] = call
+        return call
+
+    def _inherit_round_options(self, s: Optional[Value], opts: dict, where: dict,
+                               operand_nodes: dict) -> None:
+        """Fill round's granularity/dtype_max from what made ``s`` (see the module doc)."""
+        if s is None:
+            return
+        s_loc = operand_nodes["s"].loc
+        maker = self.producer.get(id(s))
+        if maker is not None and maker.stage == "scale":
+            self._inherit_from_scale(maker, opts, where, s_loc)
+        elif "granularity" not in opts:
+            opts["granularity"] = self._static_scale_granularity(s, s_loc)
+            where["granularity"] = s_loc
+
+    def _inherit_from_scale(self, maker: StageCall, opts: dict, where: dict,
+                            s_loc: SourceLoc) -> None:
+        made, at = maker.options, f"line {maker.loc.line}"
+        target = opts.get("dtype")
+        if isinstance(target, str) and (target in DTYPES or target in DTYPE_ALIASES):
+            target = dtype(target).name
+        if target in QUANT_TARGETS and target != made["dtype"]:
+            raise DSLTypeError(f"round to {target} with a scale computed for {made['dtype']} "
+                               f"({at})", where.get("dtype", s_loc))
+        gran = opts.setdefault("granularity", made["granularity"])
+        where.setdefault("granularity", s_loc)
+        if gran in GRANULARITIES and gran != made["granularity"]:
+            raise DSLTypeError(f"granularity={gran} does not match the scale s, computed "
+                               f"{made['granularity']} ({at})", where["granularity"])
+        if "dtype_max" not in opts:
+            opts["dtype_max"], where["dtype_max"] = made["dtype_max"], s_loc
+            return
+        given = opts["dtype_max"]
+        scale_gave_it = "dtype_max" in self.explicit[id(maker)]
+        if scale_gave_it and isinstance(given, (int, float)) and float(given) != made["dtype_max"]:
+            raise DSLTypeError(f"dtype_max={given} contradicts the scale's dtype_max="
+                               f"{made['dtype_max']} ({at})", where["dtype_max"])
+
+    def _static_scale_granularity(self, s: Value, s_loc: SourceLoc) -> str:
+        """A scale parameter f32[1] is per_tensor; anything else needs granularity=."""
+        t = s.type
+        example = "e.g. round(x, s, fp8_e4m3fn, granularity=per_token)"
+        if id(s) not in self.param_ids:
+            raise DSLTypeError("give granularity=: s is not computed by scale(...)", s_loc,
+                               hint=example)
+        if isinstance(t, TensorType) and t.dtype.name == "f32" and t.shape == (Dim(1),):
+            return "per_tensor"
+        raise DSLTypeError(f"give granularity= for a static scale (s is {t})", s_loc, hint=example)
