@@ -14,6 +14,7 @@ import ast as pyast
 import functools
 import inspect
 import os
+import threading
 from typing import Callable
 
 from lark import Lark, Token, Transformer, v_args
@@ -80,6 +81,9 @@ class QfuseIndenter(Indenter):
                         self.OPEN_PAREN_types.index(opener.type):
                     raise StrayCloser(token, opener)
             yield token
+
+
+_PARSE_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1)
@@ -209,11 +213,15 @@ def _parse(text: str, file: str, line_offset: int = 0, col_offset: int = 0) -> A
     if not text.endswith("\n"):
         text += "\n"
     parser = _lark()
-    try:
-        tree = parser.parse(text)
-    except (UnexpectedInput, IndentMismatch, StrayCloser) as err:
-        located = lambda line, col: SourceLoc(file, line + line_offset, col + col_offset)
-        raise translate_syntax_error(err, text, parser, located) from None
+
+    def located(line: int, col: int) -> SourceLoc:
+        return SourceLoc(file, line + line_offset, col + col_offset)
+
+    with _PARSE_LOCK:            # the indenter keeps per-parse state that errors read
+        try:
+            tree = parser.parse(text)
+        except (UnexpectedInput, IndentMismatch, StrayCloser) as err:
+            raise translate_syntax_error(err, text, parser, located) from None
     try:
         return _ToAST(file, line_offset, col_offset).transform(tree)
     except VisitError as err:

@@ -152,13 +152,10 @@ def _unexpected_token(err: UnexpectedToken, text: str, parser: Lark,
     def error(message: str, where: SourceLoc = loc, why: Optional[str] = hint) -> DSLSyntaxError:
         return DSLSyntaxError(message, where, hint=why)
 
-
-    if token.type in ("RPAR", "RSQB"):
+    if token.type in ("RPAR", "RSQB"):      # the contextual lexer saw it before the indenter
         opener = open_brackets[-1] if open_brackets else None
         if opener is None or _CLOSERS[opener.type] != f"'{token}'":
-            stray = translate_syntax_error(StrayCloser(token, opener), text, parser, locate)
-            stray.hint = hint if opener is None else stray.hint
-            return stray
+            return translate_syntax_error(StrayCloser(token, opener), text, parser, locate)
     if open_brackets and (_starts_new_line(token, prev, expected) or
                           token.type == "COLON" and "RPAR" in expected):
         opener = open_brackets[-1]
@@ -195,8 +192,7 @@ def _unexpected_token(err: UnexpectedToken, text: str, parser: Lark,
     if prev_type == "LSQB" and expected == {"NAME"}:
         return error("an index must be a name, as in s[ids]", why=f"got {_describe_token(token)}")
     if open_brackets and "COMMA" in expected and token.type in _EXPRESSION_STARTS:
-        return error("missing ','", why=f"expected ',' before "
-                     f"{_describe_token(token)}")
+        return error("missing ','", why=f"expected ',' before {_describe_token(token)}")
     if token.type == "MINUS":
         return error("'-' only negates a number: the DSL has no subtraction",
                      why="the DSL has + and * (fp32 add/mul stages)")

@@ -22,8 +22,9 @@ _REGISTRY = {
 PIPELINES = {
     # parse -> verified qf module (what the reference backend interprets)
     "frontend": ["qf-verify"],
-    # the full compile: dead stages and duplicates out, granularity legalised, kernels fused
-    "default": ["qf-verify", "qf-dce", "qf-cse", "qf-legalize", "qf-fuse", "qf-verify"],
+    # the full compile: dead stages and duplicates out, kernels fused, granularity legalised
+    # to block shapes (after fusion, so the attributes live in the kernel bodies)
+    "default": ["qf-verify", "qf-dce", "qf-cse", "qf-fuse", "qf-legalize", "qf-verify"],
 }
 
 

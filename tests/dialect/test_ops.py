@@ -11,7 +11,7 @@ import pytest
 import handbuilt as hb
 from qfuse.dialect import build_module, parse_module, print_module
 from qfuse.dialect.encoding import attr_name
-from qfuse.dialect.mlir import PassManager, ir, mlir_version
+from qfuse.dialect.mlir import PassManager, mlir_version
 from qfuse.dialect.ops import (OP_CLASSES, OP_VERIFIERS, QF, make_context, op_operands,
                                op_options, op_results)
 from qfuse.dialect.stages import STAGES

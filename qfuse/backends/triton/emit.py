@@ -92,6 +92,10 @@ class Reg:
 
 
 ROW = Cols("0", None, "row")
+COMMENT_OPTIONS = {"scale": ("dtype", "granularity"), "round": ("dtype", "granularity", "mode",
+                   "recip"), "norm": ("kind", "dtype"), "cache_write": ("layout", "quant"),
+                   "cast": ("dtype",), "rope": ("style",), "act_mul": ("act",),
+                   "gelu": ("approx",), "gather": ("packed_ids",)}
 RESERVED = {"pid", "pid_m", "pid_n", "row", "rmask", "n_rows", "tl", "triton", "ws_ptr",
             "BLOCK_M", "TILE", "NATIVE", "and", "or", "not", "in", "is", "if", "for", "def",
             "return", "range", "lambda", "None", "True", "False", "float"}
@@ -146,7 +150,7 @@ class Emitter:
 
     # ------------------------------------------------------------------ text
     def emit(self, text: str) -> None:
-        self.lines.append("    " * self.indent + text)
+        self.lines.append(("    " * self.indent + text) if text else "")
 
     def comment(self, text: str) -> None:
         self.emit("# " + text)
@@ -174,9 +178,10 @@ class Emitter:
         return f"{basename(str(loc.file))}:{loc.line}:{loc.col}" if loc else "?"
 
     def stage_comment(self, call: StageCall, what: str = "") -> None:
-        opts = ", ".join(f"{k}={v}" for k, v in call.options.items()
-                         if k in ("dtype", "granularity", "kind", "layout", "quant", "e8m0",
-                                  "zero", "recip", "mode", "style", "act", "approx"))
+        keys = COMMENT_OPTIONS.get(call.stage, ())
+        if call.stage == "scale":
+            keys += ("e8m0",) if call.options["granularity"] == "mx" else ("zero",)
+        opts = ", ".join(f"{k}={call.options[k]}" for k in keys if k in call.options)
         res = ", ".join(r.name for r in call.results)
         self.comment(f"{call.stage}({opts}) -> {res} @ {self.where_(call)}{what}")
 

@@ -53,7 +53,7 @@ def codes(em: Emitter, v: str, target: str, dtype_max: float, mode: str, sat: bo
     raise AssertionError(target)
 
 
-def _quantise(em: Emitter, call, x: str, s: str, mx: bool) -> Reg:
+def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q") -> Reg:
     """The ``round`` formula on registers x and s (already broadcast to each other)."""
     o = call.options
     div = em.helper("qf_div")
@@ -66,7 +66,7 @@ def _quantise(em: Emitter, call, x: str, s: str, mx: bool) -> Reg:
         v = em.let("v", f"{x} * {div}(1.0, {s})")
     q = codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"])
     dt = "tl.uint8" if q.kind == "u8" else "tl.int8"
-    return Reg(em.let("q", f"tl.where({s} == 0.0, 0, {q.var}).to({dt})"), q.kind)
+    return Reg(em.let(hint, f"tl.where({s} == 0.0, 0, {q.var}).to({dt})"), q.kind)
 
 
 def _need_natural(em: Emitter, call, cols: Cols) -> None:
@@ -144,8 +144,7 @@ def r_round(em: Emitter, call, which, lead, cols) -> Reg:
                           f"tl.reshape({q3.var}, ({em.bm}, {cols.block.text}))"), q3.kind)
     xv = em.f32(em.value_at(x, lead, cols))
     em.stage_comment(call)
-    q = _quantise(em, call, xv, sv.var, False)
-    return Reg(em.let(call.results[0].name, q.var), q.kind)
+    return _quantise(em, call, xv, sv.var, False, call.results[0].name)
 
 
 def r_pack(em: Emitter, call, which, lead, cols) -> Reg:

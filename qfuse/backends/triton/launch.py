@@ -1,0 +1,195 @@
+"""``TritonKernel``: bind torch tensors to a rendered kernel and run it.
+
+``launch(inputs, outputs, dims, config, interpret)`` checks the tensors against the
+kernel's declared dtypes and symbolic shapes (an :class:`InputError` names the tensor),
+reinterprets storage (bf16 as int16 bits, fp8 as uint8 codes), prepares outputs (copy of
+the input cache for scatters, the pad byte for shuffled scales), evaluates the constexpr
+and grid rules, and launches: on CPU tensors in the Triton interpreter (bit exact: the
+``NATIVE`` constexpr is False), on GPU tensors through the normal jit with
+``enable_fp_fusion=False`` (no FMA contraction). An empty grid is skipped.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ...dialect.types import dtype as qdtype
+from ...errors import InputError
+from .kernel import KernelSource, TritonConfig, eval_rule
+from .loader import interpreting, load_kernel
+
+__all__ = ["TritonKernel"]
+
+
+def _describe(t) -> str:
+    if isinstance(t, torch.Tensor):
+        return f"{str(t.dtype).replace('torch.', '')} tensor of shape {tuple(t.shape)}"
+    return f"{type(t).__name__} {t!r}"
+
+
+class TritonKernel:
+    """A rendered kernel, loaded lazily. ``source`` is a :class:`KernelSource`."""
+
+    def __init__(self, source: KernelSource):
+        self.source = source
+        self._fn = None
+
+    @property
+    def fn(self):
+        if self._fn is None:
+            self._fn = load_kernel(self.source)
+        return self._fn
+
+    # ------------------------------------------------------------------ binding
+    def bind_dims(self, inputs: dict, dims: Optional[dict] = None) -> dict:
+        """Symbol values from the input shapes (and ``dims``); checks dtypes and shapes."""
+        src = self.source
+        env = dict(dims or {})
+        origin = {k: "dims" for k in env}
+        later = []
+        for spec in src.tensors:
+            if spec.role != "input":
+                continue
+            t = inputs.get(spec.name)
+            want = qdtype(spec.dtype).torch_dtype()
+            if not isinstance(t, torch.Tensor) or t.dtype != want or t.dim() != len(spec.shape):
+                raise InputError(f"{spec.name}: expected {spec.dtype}[{', '.join(spec.shape)}], "
+                                 f"got {_describe(t) if spec.name in inputs else 'nothing'}")
+            for i, (rule, size) in enumerate(zip(spec.shape, t.shape)):
+                if rule.isidentifier():
+                    if rule in env and env[rule] != size:
+                        raise InputError(f"{spec.name}: dim {i} is {size} but {rule}={env[rule]} "
+                                         f"from {origin[rule]}")
+                    env.setdefault(rule, size)
+                    origin.setdefault(rule, spec.name)
+                else:
+                    later.append((spec.name, i, rule, size))
+        for name, i, rule, size in later:
+            want = eval_rule(rule, env)
+            if want != size:
+                raise InputError(f"{name}: dim {i} must be {rule} = {want}, got {size}")
+        missing = [s for s in src.symbols if s not in env]
+        if missing:
+            raise InputError(f"{src.name}: cannot infer dims {', '.join(missing)} from the inputs")
+        for rule, msg in src.checks:
+            if not eval_rule(rule, env):
+                raise InputError(msg)
+        return env
+
+    def output_shapes(self, dims: dict) -> dict:
+        return {s.name: tuple(eval_rule(r, dims) for r in s.shape)
+                for s in self.source.tensors if s.role == "output"}
+
+    def allocate_outputs(self, inputs: dict, dims: dict, device=None) -> dict:
+        """Fresh output tensors (shapes from the rules; scatter targets start as copies)."""
+        out = {}
+        dev = device or next((t.device for t in inputs.values() if isinstance(t, torch.Tensor)),
+                             torch.device("cpu"))
+        shapes = self.output_shapes(dims)
+        for spec in self.source.tensors:
+            if spec.role == "output":
+                out[spec.name] = torch.empty(shapes[spec.name],
+                                             dtype=qdtype(spec.dtype).torch_dtype(), device=dev)
+        return out
+
+    # ------------------------------------------------------------------ launch
+    def launch(self, inputs: dict, outputs: dict, dims: Optional[dict] = None,
+               config: Optional[TritonConfig] = None, interpret: Optional[bool] = None) -> dict:
+        """Run the kernel; ``outputs`` (by output name) are written in place and returned."""
+        src, cfg = self.source, config or TritonConfig()
+        env = self.bind_dims(inputs, dims)
+        tensors = {}
+        device = None
+        for spec in src.tensors:
+            t = (inputs if spec.role == "input" else outputs).get(spec.name)
+            if spec.role == "output":
+                want = self.output_shapes(env)[spec.name]
+                if (not isinstance(t, torch.Tensor) or tuple(t.shape) != want
+                        or t.dtype != qdtype(spec.dtype).torch_dtype()):
+                    raise InputError(f"{spec.name}: output must be a {spec.dtype} tensor of "
+                                     f"shape {want}, got {_describe(t)}")
+                self._init_output(spec, t, inputs)
+                if (t.dim() and t.shape[-1] > 1 and t.stride(-1) != 1) or \
+                        (spec.contiguous and not t.is_contiguous()):
+                    raise InputError(f"{spec.name}: output must be contiguous in its last dim"
+                                     + (" (and dense)" if spec.contiguous else ""))
+            elif t.dim() and t.shape[-1] > 1 and t.stride(-1) != 1:
+                t = t.contiguous()
+            device = device or t.device
+            tensors[spec.name] = t
+        if interpret is None:
+            interpret = device is None or device.type == "cpu"
+        views = {n: (t.view(getattr(torch, src.tensor(n).view))
+                     if t.dtype != getattr(torch, src.tensor(n).view) else t)
+                 for n, t in tensors.items()}
+        cexpr = {"BLOCK_M": cfg.block_m, "TILE": cfg.tile, "NATIVE": not interpret}
+        for name, rule in src.constexprs:
+            if name not in cexpr:
+                cexpr[name] = eval_rule(rule, env)
+        grid = [eval_rule(g, {**env, **cexpr}) for g in src.grid]
+        if src.min_programs:
+            grid[0] = max(grid[0], src.min_programs)
+        if any(g <= 0 for g in grid):
+            return outputs
+        scalars = {s.name: s for s in src.scalars}
+        args = []
+        for a in src.args:
+            if a.role in ("input", "output"):
+                args.append(views[a.ref])
+            elif a.role == "workspace":
+                args.append(torch.zeros(src.workspace, dtype=torch.int32, device=device))
+            elif a.role == "dim":
+                args.append(int(env[a.ref]))
+            elif a.role == "stride":
+                args.append(int(tensors[a.ref].stride(a.dim)))
+            elif a.role == "scalar":
+                args.append(self._scalar(scalars[a.ref], inputs))
+            else:
+                args.append(cexpr[a.ref])
+        if interpret:
+            with interpreting(self.fn) as k:
+                k[tuple(grid)](*args)
+        else:
+            self.fn[tuple(grid)](*args, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+                                 enable_fp_fusion=False)
+        return outputs
+
+    @staticmethod
+    def _scalar(spec, inputs):
+        v = inputs.get(spec.name, spec.default)
+        if v is None:
+            raise InputError(f"{spec.name}: missing input (expected a {spec.dtype} scalar)")
+        if isinstance(v, torch.Tensor):
+            v = v.reshape(()).item()
+        return float(v) if spec.dtype in ("f32", "bf16", "f16") else int(v)
+
+    @staticmethod
+    def _init_output(spec, t: torch.Tensor, inputs: dict) -> None:
+        if spec.init is None:
+            return
+        kind, arg = spec.init
+        if kind == "fill":
+            t.view(torch.uint8).fill_(int(arg))
+        elif kind == "copy":
+            src = inputs[arg]
+            if src.data_ptr() != t.data_ptr():
+                t.copy_(src)
+
+    # ------------------------------------------------------------------ cross-compile
+    def compile(self, target: str, dims: Optional[dict] = None,
+                config: Optional[TritonConfig] = None) -> dict:
+        """Cross-compile for ``target`` (``cuda:sm_90``, ``hip:gfx942``, ``hip:gfx950``) with
+        the block constexprs for ``dims`` (default: every width 4096). Returns ``{stage: asm}``."""
+        from .compile import compile_kernel
+        src, cfg = self.source, config or TritonConfig()
+        env = {s: 4096 for s in src.symbols}
+        env.update(dims or {})
+        cexpr = {"BLOCK_M": cfg.block_m, "TILE": cfg.tile, "NATIVE": True}
+        for name, rule in src.constexprs:
+            if name not in cexpr:
+                cexpr[name] = eval_rule(rule, env)
+        sig = {a.name: a.sig for a in src.args if a.role != "constexpr"}
+        consts = {a.name: cexpr[a.ref] for a in src.args if a.role == "constexpr"}
+        return compile_kernel(self.fn, sig, consts, target, num_warps=cfg.num_warps,
+                              num_stages=cfg.num_stages)

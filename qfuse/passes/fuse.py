@@ -1,0 +1,96 @@
+"""``qf-fuse``: outline each kernel of the plan into a private ``func.func`` and call it.
+
+The grouping rule is :mod:`qfuse.passes.plan` (row-space chains fuse; a grid-wide amax,
+128x128 tiles, per-block cache scales and remapped rows force boundaries). After this
+pass a pipeline function holds only ``func.call``s; each callee carries::
+
+    attributes {qf.kernel, qf.space = "row", qf.reason = "grid-wide-amax: ..."}
+
+``qf.reason`` says why the kernel boundary before it exists (empty for the first
+kernel). Because the reader inlines kernel calls, a fused module reads back as the same
+program, so fused IR can still be run by the reference backend and re-fused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .plan import plan_kernels
+
+__all__ = ["FusePass", "fuse_module", "SPACE_ATTR", "REASON_ATTR"]
+
+SPACE_ATTR = "qf.space"
+REASON_ATTR = "qf.reason"
+
+
+def _kernel_pipeline(tp, k):
+    from ..dsl.typed import ParamInfo, TypedPipeline
+    used = {id(v) for c in k.calls for v in c.operands.values() if v is not None}
+    consts = [c for c in tp.consts if id(c.value) in used]
+    return TypedPipeline(name=k.name, params=[ParamInfo(v) for v in k.inputs], consts=consts,
+                         calls=list(k.calls), returns=list(k.outputs), loc=k.calls[0].loc,
+                         return_names=[v.name for v in k.outputs])
+
+
+def _build_main(tp, kernels, kernel_fns, module) -> None:
+    from ..dialect.builder import _param_attrs as param_attrs
+    from ..dialect.encoding import NAME_ATTR, location, mlir_type
+    from ..dialect.mlir import func, ir
+    with ir.InsertionPoint(module.body):
+        fn = func.FuncOp(tp.name, ir.FunctionType.get([mlir_type(p.value.type) for p in tp.params],
+                                                      [mlir_type(v.type) for v in tp.returns]),
+                         loc=location(tp.loc))
+    if tp.params:
+        fn.arg_attrs = ir.ArrayAttr.get([param_attrs(p) for p in tp.params])
+    names = list(tp.return_names) or [v.name for v in tp.returns]
+    if names:
+        fn.res_attrs = ir.ArrayAttr.get([ir.DictAttr.get({NAME_ATTR: ir.StringAttr.get(n)})
+                                         for n in names])
+    block = fn.add_entry_block(arg_locs=[location(p.value.loc) for p in tp.params])
+    env = {p.value: arg for p, arg in zip(tp.params, block.arguments)}
+    with ir.InsertionPoint(block):
+        for c in tp.consts:
+            if c.value in tp.returns:   # a literal returned as is
+                from ..dialect.encoding import literal_attr
+                from ..dialect.mlir import arith
+                env[c.value] = arith.ConstantOp(mlir_type(c.value.type),
+                                                literal_attr(c.value.type.dtype, c.literal)).result
+        for k, kfn in zip(kernels, kernel_fns):
+            call = func.CallOp(kfn, [env[v] for v in k.inputs],
+                               loc=location(k.calls[0].loc, [v.name for v in k.outputs]))
+            for v, r in zip(k.outputs, call.results):
+                env[v] = r
+        func.ReturnOp([env[v] for v in tp.returns], loc=location(tp.loc))
+
+
+def fuse_module(module):
+    """A new module: per pipeline, kernel functions (in order) and the calling function."""
+    from ..dialect.builder import build_function
+    from ..dialect.encoding import KERNEL_ATTR
+    from ..dialect.mlir import ir
+    from ..dialect.reader import read_pipelines
+    from ..dialect.text import verify
+    tps = read_pipelines(module)
+    with module.context, ir.Location.unknown():
+        new = ir.Module.create()
+        for tp in tps:
+            kernels = plan_kernels(tp)
+            fns = []
+            for k in kernels:
+                fn = build_function(_kernel_pipeline(tp, k), new)
+                attrs = fn.operation.attributes
+                attrs["sym_visibility"] = ir.StringAttr.get("private")
+                attrs[KERNEL_ATTR] = ir.UnitAttr.get()
+                attrs[SPACE_ATTR] = ir.StringAttr.get(k.space)
+                attrs[REASON_ATTR] = ir.StringAttr.get(k.reason)
+                fns.append(fn)
+            _build_main(tp, kernels, fns, new)
+    verify(new)
+    return new
+
+
+@dataclass(frozen=True)
+class FusePass:
+    name: str = "qf-fuse"
+
+    def run(self, module):
+        return fuse_module(module)
