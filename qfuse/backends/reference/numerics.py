@@ -89,8 +89,9 @@ def round_fp8(v: torch.Tensor, fmt: str, dtype_max: float, sat: bool = True) -> 
     * ``sat``: ``v = clamp(v, -dtype_max, dtype_max)`` (``dtype_max`` as fp32; NaN stays NaN).
     * RNE to the format, subnormals kept.
     * Overflow (the RNE result, computed with unbounded exponent, lies above the largest
-      finite code: ``|v| > 464`` for e4m3fn, ``|v| >= 248`` for e4m3fnuz), inf and NaN give
-      the NaN code: ``0x7F | sign`` (e4m3fn) or ``0x80`` (e4m3fnuz).
+      finite code: ``|v| > 464`` for e4m3fn, ``|v| >= 248`` for e4m3fnuz) and inf give the
+      NaN code ``0x7F | sign`` (e4m3fn) or ``0x80`` (e4m3fnuz); NaN gives ``0x7F`` / ``0x80``
+      (the sign of a NaN is not defined by IEEE arithmetic, so it is ignored).
     * A negative value that rounds to zero gives ``0x80`` (-0) in e4m3fn, ``0x00`` in e4m3fnuz.
     """
     bias, mbits, max_code, nan_code = FP8_FORMATS[fmt]
@@ -104,6 +105,7 @@ def round_fp8(v: torch.Tensor, fmt: str, dtype_max: float, sat: bool = True) -> 
     bad = ~finite | (code > max_code)
     if fmt == "fp8_e4m3fn":
         out = torch.where(bad, torch.full_like(code, nan_code), code) | (sign << 7)
+        out = torch.where(torch.isnan(v), torch.full_like(code, nan_code), out)
     else:
         out = torch.where(code == 0, code, code | (sign << 7))
         out = torch.where(bad, torch.full_like(code, nan_code), out)
@@ -144,7 +146,7 @@ def encode_e2m1(v: torch.Tensor) -> torch.Tensor:
     """fp32 -> E2M1 codes (uint8 0..15): RNE to {0, .5, 1, 1.5, 2, 3, 4, 6}, saturating at 6.
 
     Bit 3 is the sign bit of ``v`` (so -0.0 and -0.1 give 0x8); inf saturates; NaN
-    gives ``0x7 | sign``.
+    gives ``0x7`` (a NaN's sign is ignored).
     """
     bias, mbits, max_code = _E2M1
     v = v.to(torch.float32)
@@ -152,7 +154,8 @@ def encode_e2m1(v: torch.Tensor) -> torch.Tensor:
     finite = torch.isfinite(v)
     code = _magnitude_code(torch.where(finite, v, torch.zeros_like(v)), bias, mbits)
     code = torch.where(finite, code.clamp(max=max_code), torch.full_like(code, max_code))
-    return (code | (sign << 3)).to(torch.uint8)
+    code = torch.where(torch.isnan(v), code, code | (sign << 3))
+    return code.to(torch.uint8)
 
 
 def decode_e2m1(codes: torch.Tensor) -> torch.Tensor:

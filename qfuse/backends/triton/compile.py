@@ -8,11 +8,10 @@ Works on triton 3.6 .. 3.9: all of them have `ASTSource(fn, signature, constexpr
 * `compile_kernel(jit_fn, signature, constexprs, target, ...)` -> `{stage: asm}` with the
   stages `source, ttir, ttgir, llir` and `ptx, cubin` (cuda) or `amdgcn, hsaco` (hip).
 * `interpret(jit_fn)[grid](*args)` runs the same `@triton.jit` kernel in the interpreter in
-  this process, whatever `TRITON_INTERPRET` was at import time. Nested `@triton.jit`
-  functions it reaches (`qf_*` helpers, and `tl.sum`, `tl.cdiv`, ... which are @triton.jit
-  functions of triton.language) are swapped for interpreted twins while it runs (not
-  thread safe); `compile_kernel` does the reverse when the kernel was decorated under
-  `TRITON_INTERPRET=1`.
+  this process, whatever `TRITON_INTERPRET` was at import time: while it runs, calls to
+  nested `@triton.jit` functions (`qf_*`, and `tl.sum`, `tl.max`, ... which are jit
+  functions of triton.language) go to interpreted twins. `compile_kernel` does the reverse
+  for a kernel decorated under `TRITON_INTERPRET=1`. Neither is thread safe.
 """
 import contextlib
 import re
@@ -58,24 +57,44 @@ def _py_fn(fn):
 
 
 @contextlib.contextmanager
-def _swap_jit_globals(fn, to_interpreted):
-    """Replace, in the globals of `fn` and (recursively) of the helpers it can reach, every
-    JITFunction by an InterpretedFunction (to_interpreted) or the reverse; restore on exit."""
+def _jit_calls_interpreted():
+    """While active, calling a JITFunction (a nested `qf_*` helper, `tl.sum`, ...) from
+    interpreted code runs its InterpretedFunction twin, as under TRITON_INTERPRET=1.
+    Patches the JITFunction class (not thread safe); function identities are kept, so the
+    interpreter's numpy fast paths for tl.sum / tl.max still apply."""
+    original = JITFunction.__call__
+    twins = {}
+
+    def call(self, *args, **kwargs):
+        twin = twins.get(self.fn)
+        if twin is None:
+            twin = twins[self.fn] = InterpretedFunction(self.fn)
+        return twin(*args, **kwargs)
+
+    JITFunction.__call__ = call
+    try:
+        yield
+    finally:
+        JITFunction.__call__ = original
+
+
+@contextlib.contextmanager
+def _jit_globals_restored(fn):
+    """For a kernel decorated under TRITON_INTERPRET=1: replace every InterpretedFunction
+    reachable from its globals (and triton.language's) by a JITFunction; restore on exit."""
     undo, seen = [], set()
-    src = JITFunction if to_interpreted else InterpretedFunction
 
     def visit(g):
         if id(g) in seen:
             return
         seen.add(id(g))
         for name, val in list(g.items()):
-            if isinstance(val, src):
-                inner = _py_fn(val)
-                g[name] = InterpretedFunction(inner) if to_interpreted else JITFunction(inner)
+            if isinstance(val, InterpretedFunction):
+                g[name] = JITFunction(_py_fn(val))
                 undo.append((g, name, val))
-                visit(inner.__globals__)
+                visit(_py_fn(val).__globals__)
             elif isinstance(val, types.ModuleType) and val.__name__.startswith("triton.language"):
-                visit(val.__dict__)  # tl.sum, tl.cdiv, ... are @triton.jit functions too
+                visit(val.__dict__)
 
     visit(_py_fn(fn).__globals__)
     try:
@@ -88,13 +107,12 @@ def _swap_jit_globals(fn, to_interpreted):
 class _Interpreted:
 
     def __init__(self, fn):
-        self.fn = fn
         self.kernel = InterpretedFunction(_py_fn(fn))
 
     def __getitem__(self, grid):
 
         def launch(*args, **kwargs):
-            with _swap_jit_globals(self.fn, to_interpreted=True):
+            with _jit_calls_interpreted():
                 return self.kernel[grid](*args, **kwargs)
 
         return launch
@@ -135,7 +153,7 @@ def compile_kernel(jit_fn, signature, constexprs, target, num_warps=4, num_stage
     options = {"num_warps": num_warps, "enable_fp_fusion": enable_fp_fusion}
     if num_stages is not None:
         options["num_stages"] = num_stages
-    swap = _swap_jit_globals(fn, to_interpreted=False) if interp_built else contextlib.nullcontext()
+    swap = _jit_globals_restored(fn) if interp_built else contextlib.nullcontext()
     with swap:
         kernel = triton.compile(src, target=target, options=options)
     return dict(kernel.asm)

@@ -134,15 +134,22 @@ class KernelSource:
 class TritonConfig:
     """Launch parameters that do not change the generated text.
 
-    ``block_m``: rows per program in row space (a power of two >= 1). ``num_warps`` and
-    ``num_stages`` go to the Triton launch. ``tile``: the tile edge of per_128x128 (fixed
-    by the format; here for documentation and checks).
+    ``block_m``: rows per program in row space (a power of two >= 1); None picks one per
+    launch so that a program holds about 4096 elements (16384 in the interpreter, where
+    the cost is per program) of its widest row block. ``num_warps`` and ``num_stages`` go
+    to the Triton launch. ``tile``: the tile edge of per_128x128 (fixed by the format).
     """
-    block_m: int = 1
+    block_m: Optional[int] = None
     num_warps: int = 4
     num_stages: int = 1
     tile: int = 128
 
     def __post_init__(self):
-        if self.block_m < 1 or self.block_m & (self.block_m - 1):
+        if self.block_m is not None and (self.block_m < 1 or self.block_m & (self.block_m - 1)):
             raise ValueError(f"block_m must be a power of two >= 1, got {self.block_m}")
+
+    def rows_per_program(self, widest_block: int, interpret: bool) -> int:
+        if self.block_m is not None:
+            return self.block_m
+        budget, cap = (16384, 256) if interpret else (4096, 64)
+        return max(1, min(cap, budget // max(1, widest_block)))

@@ -123,10 +123,7 @@ class TritonKernel:
         views = {n: (t.view(getattr(torch, src.tensor(n).view))
                      if t.dtype != getattr(torch, src.tensor(n).view) else t)
                  for n, t in tensors.items()}
-        cexpr = {"BLOCK_M": cfg.block_m, "TILE": cfg.tile, "NATIVE": not interpret}
-        for name, rule in src.constexprs:
-            if name not in cexpr:
-                cexpr[name] = eval_rule(rule, env)
+        cexpr = self._constexprs(cfg, env, native=not interpret)
         grid = [eval_rule(g, {**env, **cexpr}) for g in src.grid]
         if src.min_programs:
             grid[0] = max(grid[0], src.min_programs)
@@ -154,6 +151,14 @@ class TritonKernel:
             self.fn[tuple(grid)](*args, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
                                  enable_fp_fusion=False)
         return outputs
+
+    def _constexprs(self, cfg: TritonConfig, env: dict, native: bool) -> dict:
+        cexpr = {"TILE": cfg.tile, "NATIVE": native}
+        blocks = {name: eval_rule(rule, env) for name, rule in self.source.constexprs
+                  if name not in ("BLOCK_M", "TILE", "NATIVE")}
+        cexpr["BLOCK_M"] = cfg.rows_per_program(max(blocks.values(), default=1), not native)
+        cexpr.update(blocks)
+        return cexpr
 
     @staticmethod
     def _scalar(spec, inputs):
@@ -185,10 +190,7 @@ class TritonKernel:
         src, cfg = self.source, config or TritonConfig()
         env = {s: 4096 for s in src.symbols}
         env.update(dims or {})
-        cexpr = {"BLOCK_M": cfg.block_m, "TILE": cfg.tile, "NATIVE": True}
-        for name, rule in src.constexprs:
-            if name not in cexpr:
-                cexpr[name] = eval_rule(rule, env)
+        cexpr = self._constexprs(cfg, env, native=True)
         sig = {a.name: a.sig for a in src.args if a.role != "constexpr"}
         consts = {a.name: cexpr[a.ref] for a in src.args if a.role == "constexpr"}
         return compile_kernel(self.fn, sig, consts, target, num_warps=cfg.num_warps,

@@ -75,8 +75,16 @@ def _qf_max_nan(a, b):
 
 @triton.jit
 def qf_amax(v, axis):
-    """amax = max_i |v_i| along `axis`; NaN if any v_i is NaN (maximum, not maxnum)."""
-    return tl.reduce(tl.abs(v), axis, _qf_max_nan)
+    """amax = max_i |v_i| along `axis`; NaN if any v_i is NaN (GPU max ignores NaN).
+    GPUs: one reduction with maximum(propagate_nan=ALL) (sm_90 max.NaN.f32). Interpreter:
+    tl.max (numpy fast path; a custom combine runs a Python loop) and a NaN flag OR-ed in
+    as bits (any pattern | 0x7FC00000 is a NaN)."""
+    if _interpreting(v):
+        m = tl.max(tl.abs(v), axis).to(tl.uint32, bitcast=True)
+        nan = tl.max((v != v).to(tl.uint32), axis)
+        return (m | (nan * 0x7FC00000)).to(tl.float32, bitcast=True)
+    else:
+        return tl.reduce(tl.abs(v), axis, _qf_max_nan)
 
 
 # ---------------------------------------------------------------- fp8 e4m3fn / e4m3fnuz

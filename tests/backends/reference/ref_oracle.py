@@ -80,7 +80,9 @@ def oracle_fp8(x: float, fmt: str, dtype_max: float, sat: bool) -> int:
     if sat and not math.isnan(x):
         dm = f32(dtype_max)
         x = max(-dm, min(dm, x)) if not (x == 0) else x
-    if math.isnan(x) or math.isinf(x):
+    if math.isnan(x):
+        return nanc                                  # a NaN's sign is ignored
+    if math.isinf(x):
         return (nanc | (s << 7)) if fmt == "fp8_e4m3fn" else nanc
     code = nearest_even(x, fp8_table(fmt))
     if code > maxc:
@@ -96,7 +98,7 @@ E2M1_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
 def oracle_e2m1(x: float) -> int:
     s = sign_bit(x)
     if math.isnan(x):
-        return 7 | (s << 3)
+        return 7
     code = nearest_even(x, list(enumerate(E2M1_VALUES)))
     return code | (s << 3)
 
