@@ -401,7 +401,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           "elementwise a + b in fp32 (b: scalar, [N] or same shape)", _infer_elementwise),
     Stage("mul", (_o("a"), _o("b")), (), ("a", "b"), ("out",), "row",
           "elementwise a * b in fp32", _infer_elementwise),
-    Stage("silu", (_X,), (), ("x",), ("out",), "row", "x * sigmoid(x) in fp32", _infer_unary),
+    Stage("silu", (_X,), (), ("x",), ("out",), "row", "x / (1 + exp(-x)) in fp32", _infer_unary),
     Stage("gelu", (_X,), (OptionSpec("approx", "enum", ("none", "tanh"), "none"),),
           ("x",), ("out",), "row", "GELU (erf, or tanh approximation) in fp32", _infer_unary),
     Stage("act_mul", (_X,), (OptionSpec("act", "enum", ("silu", "gelu", "gelu_tanh"), "silu"),),

@@ -57,7 +57,7 @@ def mxfp4_reference(x, mode):
     rows, n = x.shape
     xg = x.astype(np.float32).reshape(rows, n // 32, 32)
     b = e8m0_oracle(np.abs(xg).max(axis=2), mode, 6.0, 2)
-    inv = np.exp2(127.0 - b.astype(np.float64))
+    inv = np.where(b == 255, np.nan, np.exp2(127.0 - b.astype(np.float64)))  # b = 255: NaN scale
     v = (xg.astype(np.float64) * inv[..., None]).astype(np.float32)  # exact: a power of two
     codes = e2m1_oracle(v).reshape(rows, n).astype(np.int64)
     return (codes[:, 0::2] | (codes[:, 1::2] << 4)).astype(np.uint8), b
