@@ -28,7 +28,7 @@ from .stages import STAGES, StageError, resolve_options
 from .text import verify
 from .types import TensorType
 
-__all__ = ["build_module", "build_function"]
+__all__ = ["build_module", "build_function", "param_attrs"]
 
 
 def build_module(pipelines: list, ctx: Optional[ir.Context] = None) -> ir.Module:
@@ -53,7 +53,7 @@ def build_function(tp, module: ir.Module) -> func.FuncOp:
         res_types = [mlir_type(v.type) for v in tp.returns]
         fn = func.FuncOp(tp.name, ir.FunctionType.get(arg_types, res_types), loc=location(tp.loc))
     if tp.params:
-        fn.arg_attrs = ir.ArrayAttr.get([_param_attrs(p) for p in tp.params])
+        fn.arg_attrs = ir.ArrayAttr.get([param_attrs(p) for p in tp.params])
     names = list(tp.return_names) or [v.name for v in tp.returns]
     if names:
         fn.res_attrs = ir.ArrayAttr.get([ir.DictAttr.get({NAME_ATTR: ir.StringAttr.get(n)})
@@ -71,7 +71,8 @@ def build_function(tp, module: ir.Module) -> func.FuncOp:
     return fn
 
 
-def _param_attrs(p) -> ir.DictAttr:
+def param_attrs(p) -> ir.DictAttr:
+    """Argument attributes of a ParamInfo: ``qf.name``, ``qf.dims``, ``qf.default``."""
     t = p.value.type
     attrs = {NAME_ATTR: ir.StringAttr.get(p.value.name)}
     if isinstance(t, TensorType):
@@ -79,6 +80,9 @@ def _param_attrs(p) -> ir.DictAttr:
     if p.default is not None:
         attrs[DEFAULT_ATTR] = default_attr(p.default)
     return ir.DictAttr.get(attrs)
+
+
+_param_attrs = param_attrs          # the name qfuse/passes/fuse.py imports
 
 
 def _lookup(env: dict, value, loc):

@@ -1,6 +1,6 @@
 """``qf`` MLIR module -> TypedPipelines (the inverse of :mod:`qfuse.dialect.builder`).
 
-The reference backend executes a :class:`~qfuse.dsl.typed.TypedPipeline`, so anything
+The reference backend executes a :class:`~qfuse.dialect.typed.TypedPipeline`, so anything
 that rewrites the IR can be run and checked by raising it back to Python. For each
 ``func.func`` *without* ``qf.kernel``:
 
@@ -57,10 +57,7 @@ class _Reader:
     """Walks one pipeline function (and the kernels it calls) into a TypedPipeline."""
 
     def __init__(self, fn, funcs: dict):
-        # TypedPipeline is the contract between dsl/ and dialect/ but lives in dsl/; the
-        # import is deferred so that ``qfuse.dialect`` does not import ``qfuse.dsl`` at
-        # module level (the layering rule). See the report: it belongs in dialect/.
-        from ..dsl import typed
+        from . import typed
         self.typed = typed
         self.fn, self.funcs = fn, funcs
         self.fn_loc = source_loc(fn.operation.location) or SourceLoc("<mlir>", 0, 0)

@@ -22,7 +22,7 @@ from ..dialect.types import DTYPE_ALIASES, DTYPES, Dim, ScalarType, TensorType, 
 from ..errors import DSLTypeError, SourceLoc
 from . import ast as A
 from .params import check_params
-from .typed import ConstInfo, StageCall, TypedPipeline, Value
+from ..dialect.typed import ConstInfo, StageCall, TypedPipeline, Value
 
 __all__ = ["check_pipeline", "check_module"]
 

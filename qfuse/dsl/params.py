@@ -11,7 +11,7 @@ import math
 from ..dialect.types import DTYPES, Dim, DType, ScalarType, TensorType, dtype
 from ..errors import DSLTypeError
 from . import ast as A
-from .typed import ParamInfo, Value
+from ..dialect.typed import ParamInfo, Value
 
 __all__ = ["check_params", "resolve_dtype"]
 

@@ -23,7 +23,7 @@ REASON_ATTR = "qf.reason"
 
 
 def _kernel_pipeline(tp, k):
-    from ..dsl.typed import ParamInfo, TypedPipeline
+    from ..dialect.typed import ParamInfo, TypedPipeline
     used = {id(v) for c in k.calls for v in c.operands.values() if v is not None}
     consts = [c for c in tp.consts if id(c.value) in used]
     return TypedPipeline(name=k.name, params=[ParamInfo(v) for v in k.inputs], consts=consts,
@@ -32,7 +32,7 @@ def _kernel_pipeline(tp, k):
 
 
 def _build_main(tp, kernels, kernel_fns, module) -> None:
-    from ..dialect.builder import _param_attrs as param_attrs
+    from ..dialect.builder import param_attrs
     from ..dialect.encoding import NAME_ATTR, location, mlir_type
     from ..dialect.mlir import func, ir
     with ir.InsertionPoint(module.body):

@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..dsl.typed import ConstInfo, StageCall, TypedPipeline, Value
+from ..dialect.typed import ConstInfo, StageCall, TypedPipeline, Value
 
 __all__ = ["KernelPlan", "plan_kernels", "call_space", "row_domain"]
 

@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 
 from ..dialect.types import ScalarType, TensorType
-from ..dsl.typed import TypedPipeline
+from ..dialect.typed import TypedPipeline
 from ..errors import InputError
 
 __all__ = ["bind_shape", "random_inputs", "parse_shape_arg"]

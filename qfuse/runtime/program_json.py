@@ -3,14 +3,14 @@
 The JSON form is what ``qfuse build`` writes into a bundle manifest and what the cache
 stores next to generated kernels: parameters (dtype, dims, defaults), constants, stage
 calls (operands by value id, resolved options, results) and returns. Loading it needs
-only this module, ``qfuse.dialect.types`` and ``qfuse.dsl.typed`` (plain Python).
+only this module, ``qfuse.dialect.types`` and ``qfuse.dialect.typed`` (plain Python).
 """
 from __future__ import annotations
 
 from typing import Any
 
 from ..dialect.types import Dim, ScalarType, TensorType, dtype
-from ..dsl.typed import ConstInfo, ParamInfo, StageCall, TypedPipeline, Value
+from ..dialect.typed import ConstInfo, ParamInfo, StageCall, TypedPipeline, Value
 from ..errors import SourceLoc
 
 __all__ = ["pipeline_to_json", "pipeline_from_json", "dim_to_json", "dim_from_json",

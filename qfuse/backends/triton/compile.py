@@ -14,6 +14,7 @@ Works on triton 3.6 .. 3.9: all of them have `ASTSource(fn, signature, constexpr
   for a kernel decorated under `TRITON_INTERPRET=1`. Neither is thread safe.
 """
 import contextlib
+import inspect
 import re
 import types
 
@@ -25,6 +26,7 @@ from triton.runtime.jit import JITFunction
 
 __all__ = ["parse_target", "compile_kernel", "interpret", "triton_version"]
 
+_MISSING = object()
 _TARGET_RE = re.compile(r"^(cuda):(?:sm_)?(\d+)a?$|^(hip):(gfx[0-9a-f]+)$")
 
 
@@ -71,11 +73,39 @@ def _jit_calls_interpreted():
             twin = twins[self.fn] = InterpretedFunction(self.fn)
         return twin(*args, **kwargs)
 
+    saved = _lang_snapshot()
     JITFunction.__call__ = call
     try:
         yield
     finally:
         JITFunction.__call__ = original
+        _lang_restore(saved)
+
+
+def _lang_objects():
+    import triton.language as tl
+    classes = [c for _, c in inspect.getmembers(tl.core, inspect.isclass)
+               if c.__module__.startswith("triton.language")]
+    return [tl, tl.core, tl.math, tl.standard], classes
+
+
+def _lang_snapshot():
+    modules, classes = _lang_objects()
+    return [(o, dict(vars(o)), isinstance(o, type)) for o in modules + classes]
+
+
+def _lang_restore(saved):
+    """Undo the interpreter's patches of triton.language. A nested device call patches
+    tl.core (reached through tl.standard's globals) and never restores it, which would
+    break a later cross-compilation in this process. Keys the interpreter added to module
+    globals stay (its rewritten functions use them); keys added to classes go."""
+    for obj, before, is_class in saved:
+        now = vars(obj)
+        for key in [k for k in now if k not in before] if is_class else []:
+            delattr(obj, key)
+        for key, val in before.items():
+            if now.get(key, _MISSING) is not val:
+                setattr(obj, key, val)
 
 
 @contextlib.contextmanager

@@ -81,7 +81,7 @@ amax32 = st.one_of(st.floats(0, 1e6, width=32), st.floats(0, 2.0 ** -120, width=
                    st.floats(0, width=32), st.sampled_from([0.0, INF, NAN, MAXF]))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.lists(amax32, min_size=1, max_size=64),
        st.sampled_from(["fp4_e2m1", "fp8_e4m3fn", "fp8_e4m3fnuz"]))
 def test_random_amax_matches_frexp_oracle(vals, target):
@@ -89,3 +89,21 @@ def test_random_amax_matches_frexp_oracle(vals, target):
     for mode in MODES:
         got = e8m0_byte(t, mode, target).tolist()
         assert got == [oracle_e8m0(v, mode, target) for v in vals], mode
+
+
+RATIO = {  # mode: (lo, hi, lo inclusive, hi inclusive) for amax / 2^(b-127), fp4 target
+    "floor": (4.0, 8.0, True, False), "ceil": (2.0, 4.0, False, True),
+    "even": (3.5, 7.0, True, False), "roundup": (3.0, 6.0 * (1 + 2.0 ** -23), False, True),
+    "rne_legacy": (3.0, 6.0, True, False),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(2.0 ** -100, 2.0 ** 100, width=32), min_size=1, max_size=64))
+def test_block_max_lands_in_the_mode_window(vals):
+    """Documented consequence of each mode: where amax sits relative to the chosen scale."""
+    t = torch.tensor(vals, dtype=torch.float32)
+    for mode, (lo, hi, lo_in, hi_in) in RATIO.items():
+        for a, b in zip(vals, e8m0_byte(t, mode, "fp4_e2m1").tolist()):
+            r = a / 2.0 ** (b - 127)
+            assert (lo <= r if lo_in else lo < r) and (r <= hi if hi_in else r < hi), (mode, a, r)

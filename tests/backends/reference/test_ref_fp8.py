@@ -120,7 +120,7 @@ ranged = st.one_of(st.floats(-600, 600, width=32), st.floats(-0.0625, 0.0625, wi
                    st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0]))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(ranged, min_size=1, max_size=64), st.sampled_from(FMTS), st.booleans())
 def test_random_fp32_matches_enumeration(vals, fmt, sat):
     got = codes(vals, fmt, sat=sat)

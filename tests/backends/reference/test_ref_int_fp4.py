@@ -82,7 +82,7 @@ def test_e2m1_decode_all_codes():
     assert math.copysign(1.0, got[8].item()) == -1.0     # code 8 is -0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(st.one_of(st.floats(-8, 8, width=32), st.floats(width=32)), min_size=1,
                 max_size=64))
 def test_e2m1_random_matches_enumeration(vals):
