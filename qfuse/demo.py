@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     from .dsl import load_file
     from .errors import QfuseError
     from .passes import run_passes
+    from .passes.fuse import describe_kernels
     from .runtime.inputs import random_inputs
     from .runtime.summary import summarize
 
@@ -58,13 +59,13 @@ def main(argv=None) -> int:
             console.print(Rule(f"{path.name} :: {name}", style="dim"))
             try:
                 fused = run_passes(build_module([tp]), "default")
-                kernels = [line.strip() for line in print_module(fused).splitlines()
-                           if "qf.kernel" in line and "func.func" in line]
-                console.print(f"[dim]# fused: {len(kernels)} kernel(s)[/dim]")
+                kernels = describe_kernels(fused)
+                console.print(f"[dim]# qf-fuse: {len(kernels)} kernel(s)[/dim]")
                 for k in kernels:
                     console.print("  " + k, markup=False, highlight=False)
                 (read,) = read_pipelines(build_module([tp]))
-                dims = shapes_for(path.name, name)
+                dims = {k: v for k, v in shapes_for(path.name, name).items()
+                        if k in tp.symbols()}
                 inputs = random_inputs(tp, dims, seed=0)
                 outputs = run_pipeline(read, inputs)
                 summarize(tp, inputs, outputs, dims, console=console)

@@ -94,3 +94,21 @@ class FusePass:
 
     def run(self, module):
         return fuse_module(module)
+
+
+def describe_kernels(module) -> list:
+    """One line per kernel function: ``name [space]: stage -> stage (reason)``."""
+    from ..dialect.encoding import KERNEL_ATTR
+    from ..dialect.mlir import ir
+    lines = []
+    for op in module.body.operations:
+        attrs = op.operation.attributes
+        if op.operation.name != "func.func" or KERNEL_ATTR not in attrs:
+            continue
+        name = ir.StringAttr(attrs["sym_name"]).value
+        space = ir.StringAttr(attrs[SPACE_ATTR]).value
+        reason = ir.StringAttr(attrs[REASON_ATTR]).value
+        stages = [o.operation.name.removeprefix("qf.")
+                  for o in op.regions[0].blocks[0].operations if o.operation.name.startswith("qf.")]
+        lines.append(f"{name} [{space}]: {' -> '.join(stages)}" + (f"  ({reason})" if reason else ""))
+    return lines
