@@ -1,4 +1,4 @@
-"""Run a :class:`~qfuse.dsl.typed.TypedPipeline` eagerly with the reference stages.
+"""Run a :class:`~qfuse.dialect.typed.TypedPipeline` eagerly with the reference stages.
 
 ``run_pipeline(tp, inputs)`` binds the parameters (checking dtypes, ranks and symbolic
 dims, e.g. that ``N`` is the same in ``x: bf16[M, N]`` and ``w: bf16[N]``), evaluates the

@@ -251,13 +251,20 @@ _FLOAT_DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.floa
 
 
 def round_to_float(v: torch.Tensor, dtype) -> torch.Tensor:
-    """fp32 -> bf16 / f16 by RNE (overflow to inf, subnormals kept), or f32 (identity).
+    """fp32 -> bf16 / f16 by RNE (overflow to inf, subnormals kept; any NaN becomes the
+    canonical quiet NaN 0x7FC0 / 0x7E00), or f32 (identity).
 
     ``dtype`` is a qfuse name (``bf16``, ``f16``, ``f32``) or a torch dtype. torch's
     float-to-float casts are IEEE RNE on every device, so they are the definition here.
     """
     dt = _FLOAT_DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
-    return v.to(torch.float32).to(dt)
+    v = v.to(torch.float32)
+    out = v.to(dt)
+    if dt == torch.float32:
+        return out
+    # NaN payload/sign differ between devices' casts: make every NaN the canonical quiet NaN
+    nan = torch.full((), float("nan"), dtype=dt, device=v.device)     # 0x7FC0 / 0x7E00
+    return torch.where(torch.isnan(v), nan, out)
 
 
 # ---------------------------------------------------------------------------- targets

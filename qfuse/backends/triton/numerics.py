@@ -48,6 +48,26 @@ def _pow2(k):
     return 2.0 ** int(k)
 
 
+def _fp8_native(is_fnuz, _semantic=None):
+    """Whether this compile target converts fp32 -> e4m3 (fnuz) in hardware with a lowering
+    we trust: NVIDIA sm_89+ (OCP), gfx94x (fnuz), gfx950 (OCP, triton >= 3.7; 3.6 emulates
+    it in software). Elsewhere, and in the interpreter (no `_semantic`), False.
+    Marked a builtin by hand (not @tl.core.builtin, which refuses the interpreter's call):
+    the code generator then passes `_semantic`, and the jit hasher skips it."""
+    if _semantic is None:
+        return tl.constexpr(False)
+    arch = str(getattr(_semantic.builder.options, "arch", "") or "")
+    if getattr(is_fnuz, "value", is_fnuz):
+        return tl.constexpr(arch.startswith("gfx94"))
+    if arch.startswith("sm") and arch[2:].isdigit():
+        return tl.constexpr(int(arch[2:]) >= 89)
+    major, minor = (int(p) for p in triton.__version__.split(".")[:2])
+    return tl.constexpr(arch == "gfx950" and (major, minor) >= (3, 7))
+
+
+setattr(_fp8_native, "__triton_builtin__", True)
+
+
 @constexpr_function
 def _interpreting(x):
     """True when `x` is an interpreter tensor (numpy handle), False when tracing to IR."""
@@ -114,14 +134,16 @@ def qf_fp8_bits(v, IS_FNUZ: tl.constexpr, DTYPE_MAX: tl.constexpr, SAT: tl.const
     """fp32 v -> fp8 e4m3fn (IS_FNUZ=False) or e4m3fnuz byte, as uint8.
 
     SAT: |v| := min(|v|, DTYPE_MAX) (inf too; NaN stays NaN), then RNE with subnormals.
-    Without SAT a value that rounds above the format max (448 / 240) is NaN.
-    NaN -> 0x7F | sign (e4m3fn) or 0x80 (e4m3fnuz). Sign: e4m3fn keeps it on zero
-    (-tiny -> 0x80); e4m3fnuz never has -0 (-tiny -> 0x00).
-    NATIVE=True clamps, then uses the hardware convert (`.to(tl.float8e4nv|float8e4b8)`:
-    sm_90 cvt.rn.satfinite.e4m3x2.f32, gfx942 v_cvt_pk_fp8_f32, gfx950
-    v_cvt_scalef32_pk_fp8_f32) for the magnitude of finite in-range values only; NaN,
-    overflow and the sign are set here. In the interpreter (whose fp8 cast is wrong, and
-    which lacks fnuz in 3.7) NATIVE=True falls back to the integer emulation.
+    NaN -> 0x7F (e4m3fn, whatever its sign) or 0x80 (e4m3fnuz). Without SAT, inf and
+    |v| > 464 (e4m3fn; 464 ties to 448) or |v| >= 248 (e4m3fnuz) -> 0x7F | sign / 0x80.
+    Zero: e4m3fn keeps the sign (-tiny -> 0x80); e4m3fnuz has no -0 (-tiny -> 0x00).
+    NATIVE=False: integer emulation (r = RNE by the carry add, see _qf_fp8_emulated).
+    NATIVE=True: where the target has a hardware convert (`.to(tl.float8e4nv|float8e4b8)`:
+    sm_89+ cvt.rn.satfinite.e4m3x2.f32, gfx94x v_cvt_pk_fp8_f32 (fnuz), gfx950
+    v_cvt_scalef32_pk_fp8_f32 (OCP, triton >= 3.7)) it converts the clamped value and keeps
+    only the magnitude bits; NaN, overflow and sign are set here. Elsewhere (interpreter,
+    whose fp8 cast is wrong; fnuz on NVIDIA, OCP on gfx942, Triton's software casts) it
+    falls back to the emulation, so NATIVE=True is always exact.
     """
     tl.static_assert(DTYPE_MAX <= (240.0 if IS_FNUZ else 448.0), "DTYPE_MAX above the format max")
     FMT_MAX_BITS: tl.constexpr = _f32_bits(240.0 if IS_FNUZ else 448.0)
@@ -134,10 +156,10 @@ def qf_fp8_bits(v, IS_FNUZ: tl.constexpr, DTYPE_MAX: tl.constexpr, SAT: tl.const
     is_nan = a > 0x7F800000
     if SAT:
         a = tl.minimum(a, _f32_bits(DTYPE_MAX))
-        bad = is_nan
+        ovf = a > 0xFFFFFFFF  # never
     else:
-        bad = is_nan | (a > OVF_BITS)
-    if NATIVE and not _interpreting(v):
+        ovf = (a > OVF_BITS) & (a <= 0x7F800000)
+    if NATIVE and _fp8_native(IS_FNUZ):
         x = (tl.minimum(a, FMT_MAX_BITS) | (sign << 31)).to(tl.float32, bitcast=True)
         if IS_FNUZ:
             hw = x.to(tl.float8e4b8)
@@ -146,11 +168,11 @@ def qf_fp8_bits(v, IS_FNUZ: tl.constexpr, DTYPE_MAX: tl.constexpr, SAT: tl.const
         mag = hw.to(tl.uint8, bitcast=True).to(tl.uint32) & 0x7F
     else:
         mag = _qf_fp8_emulated(a, IS_FNUZ)
-        bad = bad | (mag > MAX_CODE)
+        ovf = ovf | ((mag > MAX_CODE) & (a <= 0x7F800000))
     if IS_FNUZ:
-        code = tl.where(bad, 0x80, tl.where(mag == 0, 0, mag | (sign << 7)))
+        code = tl.where(is_nan | ovf, 0x80, tl.where(mag == 0, 0, mag | (sign << 7)))
     else:
-        code = tl.where(bad, 0x7F, mag) | (sign << 7)
+        code = tl.where(is_nan, 0x7F, tl.where(ovf, 0x7F, mag) | (sign << 7))
     return code.to(tl.uint8)
 
 
@@ -170,9 +192,9 @@ def qf_int_codes(v, RNE: tl.constexpr, LO: tl.constexpr, HI: tl.constexpr):
 @triton.jit
 def qf_e2m1_codes(v):
     """fp32 v -> E2M1 code (uint8, 0..15): sign bit 3 (from the bits: -0.1 -> 0x8) |
-    index of RNE(|v|) on {0, .5, 1, 1.5, 2, 3, 4, 6}, saturating at 6; NaN -> 0x7 | sign.
+    index of RNE(|v|) on {0, .5, 1, 1.5, 2, 3, 4, 6}, saturating at 6; NaN -> 0x7.
 
-    a = min(bits(|v|), bits(6.0)) (NaN bits exceed it: NaN -> 7).
+    a = min(bits(|v|), bits(6.0)).
     |v| >= 1: r = (a + 0x1FFFFF + (a>>22 & 1)) & 0xFFC00000, code = (r >> 22) - 252.
     |v| < 1:  code = bits(|v| + 2^22) - bits(2^22)  (fp32 add: RNE to multiples of 0.5).
     """
@@ -182,6 +204,7 @@ def qf_e2m1_codes(v):
     norm = (r >> 22) - 252
     sub = (a.to(tl.float32, bitcast=True) + 4194304.0).to(tl.uint32, bitcast=True) - 0x4A800000
     code = tl.where(a < 0x3F800000, sub, norm) | ((bits >> 31) << 3)
+    code = tl.where((bits & 0x7FFFFFFF) > 0x7F800000, 7, code)
     return code.to(tl.uint8)
 
 

@@ -75,6 +75,10 @@ def test_duplicate_slot_keeps_later_token_and_range_check():
     assert out.reshape(-1).tolist() == [3.0, 0.0, 2.0, 0.0]
     with pytest.raises(InputError, match="outside the cache"):
         run_cache_write(xs, cache, torch.tensor([0, 4, -1]), layout="flash")
+    with pytest.raises(InputError, match=r"must have shape \(1, 1\)"):
+        run_cache_write(xs, cache.to(torch.int8), torch.tensor([0, 1, 2]), torch.ones(1, 2),
+                        layout="flash",
+                        quant="per_block", dtype_max=448.0)
     with pytest.raises(InputError, match="vector width"):
         run_cache_write(torch.zeros(1, 1, 8), torch.zeros(1, 1, 2, 4, 4), torch.tensor([0]),
                         layout="key", vec_width=8)

@@ -11,7 +11,7 @@ from qfuse.backends.reference import HANDLERS, run_pipeline
 from qfuse.backends.reference.stages import run_norm, run_round, run_scale
 from qfuse.dialect.stages import STAGES, infer_results, resolve_options
 from qfuse.dialect.types import Dim, ScalarType, TensorType, dtype
-from qfuse.dsl.typed import ConstInfo, ParamInfo, StageCall, TypedPipeline, Value
+from qfuse.dialect.typed import ConstInfo, ParamInfo, StageCall, TypedPipeline, Value
 from qfuse.errors import InputError, SourceLoc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -72,6 +72,13 @@ def test_handbuilt_pipeline_matches_direct_stage_calls():
     assert out["res"].dtype == torch.float32 and torch.equal(out["res"], h)   # x2 is f32
     out2 = run_pipeline(handbuilt(), {"x": x, "w": w, "r": r, "eps": torch.tensor(0.5)})
     assert not torch.equal(out2["s"], out["s"])          # eps given as a 0-d tensor is used
+
+
+def test_registered_backend_runs_pipelines():
+    from qfuse.backends.base import get_backend
+    x = torch.ones(2, 32, dtype=torch.bfloat16)
+    out = get_backend("reference").run(handbuilt(), {"x": x, "w": x[0], "r": x})
+    assert list(out) == ["q", "s", "res"]
 
 
 def test_input_errors_name_the_parameter():

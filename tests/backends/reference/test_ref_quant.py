@@ -89,7 +89,7 @@ def test_nan_propagates_into_the_group_scale():
 def test_per_128x128_edge_tiles():
     m, n = 130, 200
     x = (rng.standard_normal((m, n)) * 3).astype(np.float32)
-    x[129, 199] = 77.0                            # in the 1x1... corner tile (rows 128-129, cols 128-199)
+    x[129, 199] = 77.0                            # in the corner tile (rows 128-129, cols 128-199)
     x[:128, 128:] = 0                             # an all-zero tile -> scale 1
     (s,) = run_scale(torch.from_numpy(x), dtype="fp8_e4m3fn", granularity="per_128x128")
     assert s.shape == (2, 2)

@@ -175,7 +175,7 @@ def fp8_oracle(x, fnuz, dmax, sat):
     if fnuz:
         out = np.where(bad, 0x80, np.where(code == 0, 0, code | (neg << 7)))
     else:
-        out = np.where(bad, 0x7F | (neg << 7), code | (neg << 7))
+        out = np.where(nan, 0x7F, np.where(bad, 0x7F | (neg << 7), code | (neg << 7)))
     return out.astype(np.uint8)
 
 
@@ -186,7 +186,7 @@ def e2m1_oracle(x):
     x = np.asarray(x, dtype=np.float32).astype(np.float64)
     nan, neg = np.isnan(x), np.signbit(x).astype(np.int64)
     code = nearest_even(E2M1_GRID, np.where(nan, 6.0, np.minimum(np.abs(x), 6.0)))
-    return (code | (neg << 3)).astype(np.uint8)
+    return np.where(nan, 7, code | (neg << 3)).astype(np.uint8)
 
 
 def int_oracle(x, rne, lo, hi):

@@ -114,6 +114,17 @@ def test_rmsnorm_gfx942_fnuz_native():
     assert "v_cvt_pk_fp8_f32" not in rmsnorm_asm("hip:gfx942", fnuz=True, native=False)["amdgcn"]
 
 
+@pytest.mark.parametrize("target,fnuz", [("cuda:sm_90", True), ("cuda:sm_80", False), ("hip:gfx942", False),
+                                         ("hip:gfx950", True)])
+def test_native_falls_back_to_emulation(target, fnuz):
+    """NATIVE=True where the target has no trusted hardware convert: the integer emulation,
+    no Triton software cast (and no compile error for fnuz on NVIDIA)."""
+    code = rmsnorm_asm(target, fnuz=fnuz, native=True)
+    text = code.get("ptx") or code.get("amdgcn")
+    assert "e4m3" not in text and "cvt_pk_fp8" not in text and "cvt_scalef32_pk_fp8" not in text
+    assert len(text) < 1.5 * len((rmsnorm_asm(target, fnuz=fnuz, native=False).get("ptx") or "x" * len(text)))
+
+
 def test_rmsnorm_gfx950_ocp_native():
     gcn = rmsnorm_asm("hip:gfx950", fnuz=False, native=True)["amdgcn"]
     assert "gfx950" in gcn and "v_div_fixup_f32" in gcn

@@ -151,6 +151,15 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
         def q(v):
             return byte_view(quantize(v, target, dtype_max=float(dm), mode=mode, sat=True))
 
+        want = {("per_token", "asm"): (nb, h, bs), ("per_block", "default"): (h, nb),
+                ("per_block", "asm"): (nb, h)}.get((quant, scale_layout))
+        if want is not None and tuple(scales.shape) != want:
+            raise InputError(f"scales: {quant} scales with scale_layout={scale_layout} must have "
+                             f"shape {want}, got {tuple(scales.shape)}")
+        if (quant, scale_layout) == ("per_token", "default") and (
+                scales.dim() != 2 or scales.shape[0] != h):
+            raise InputError(f"scales: per_token scales must be [H={h}, S], got "
+                             f"{tuple(scales.shape)}")
         x32 = f32(xk)
         one = torch.ones((), dtype=torch.float32, device=dev)
         if quant == "static":

@@ -33,12 +33,12 @@ def run_norm(x: torch.Tensor, w: Optional[torch.Tensor] = None, eps: Scalar = 1e
     x32 = f32(x)
     dev = x32.device
     residual_out = None
+    if residual_sum not in ("fp32", "rounded"):
+        raise ValueError(f"unknown residual_sum {residual_sum!r}")
     if residual is not None:
         h = x32 + f32(residual.to(dev))
         residual_out = round_to_float(h, x.dtype)
         u = h if residual_sum == "fp32" else f32(residual_out)
-        if residual_sum not in ("fp32", "rounded"):
-            raise ValueError(f"unknown residual_sum {residual_sum!r}")
     else:
         u = x32
     n = torch.tensor(float(u.shape[-1]), dtype=torch.float32, device=dev)

@@ -1,0 +1,112 @@
+"""MX pipelines (E8M0 scales in every rounding mode, E2M1 packing, MXFP8, the AITER
+e8m0_shuffle layout with its padding) through the Triton backend vs the reference."""
+import pytest
+import torch
+
+from test_kernels_helpers import (assert_bitwise, assert_norm_explained, edge_rows, pipes,
+                                  randn, run_both)
+
+MODES = ["roundup", "even", "rne_legacy", "floor", "ceil"]
+
+P = pipes("\n".join(f"""
+def mxfp4_{m}(x: bf16[M, N]):
+    s = scale(x, fp4_e2m1, mx, e8m0={m})
+    return pack(round(x, s, fp4_e2m1)), s
+
+def mxfp8_{m}(x: f16[M, N]):
+    s = scale(x, fp8_e4m3fnuz, mx, e8m0={m})
+    return round(x, s, fp8_e4m3fnuz), s
+""" for m in MODES) + """
+def mxfp4_codes(x: bf16[M, N]):
+    s = scale(x, fp4_e2m1, mx)
+    return round(x, s, fp4_e2m1), s
+
+def mxfp8_fn(x: bf16[M, N]):
+    s = scale(x, fp8_e4m3fn, mx, e8m0=floor)
+    return round(x, s, fp8_e4m3fn), s
+
+def rms_mxfp4_shuffle(x: bf16[M, N], w: bf16[N], eps: f32 = 1e-6):
+    y = norm(x, w, eps)
+    s = scale(y, fp4_e2m1, mx, e8m0=even)
+    q = pack(round(y, s, fp4_e2m1))
+    return q, shuffle(s)
+
+def mxfp4_shuffle_pad(x: bf16[M, N]):
+    s = scale(x, fp4_e2m1, mx)
+    return pack(round(x, s, fp4_e2m1)), shuffle(s, pad=127), s
+""", "mx_test.qp")
+
+
+def mx_rows(m, n, seed=0):
+    """Edge rows plus magnitudes spread over many binades (E8M0 boundaries)."""
+    x = edge_rows(m, n, dtype=torch.float32, seed=seed)
+    if m > 5:
+        x[5] = x[5] * torch.exp2(torch.arange(n) % 40 - 20.0)
+    if m > 6:
+        x[6, :] = 6.0 * 2.0 ** torch.arange(-n // 2, n - n // 2).float().clamp(-140, 120)
+    return x
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("m,n", [(7, 96), (3, 40)])
+def test_mxfp4_modes(mode, m, n):
+    x = mx_rows(m, n).to(torch.bfloat16)
+    assert_bitwise(*run_both(P[f"mxfp4_{mode}"], {"x": x}))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_mxfp8_fnuz_modes(mode):
+    x = mx_rows(7, 80).clamp(-6e4, 6e4).to(torch.float16)
+    assert_bitwise(*run_both(P[f"mxfp8_{mode}"], {"x": x}))
+
+
+@pytest.mark.parametrize("name", ["mxfp4_codes", "mxfp8_fn"])
+def test_mx_unpacked(name):
+    assert_bitwise(*run_both(P[name], {"x": mx_rows(8, 64).to(torch.bfloat16)}))
+
+
+@pytest.mark.parametrize("m,n", [(33, 64), (3, 320), (1, 32)])
+def test_rmsnorm_mxfp4_shuffle(m, n):
+    tp = P["rms_mxfp4_shuffle"]
+    inputs = {"x": randn(m, n), "w": randn(n, seed=1)}
+    got, ref = run_both(tp, inputs)
+    sh = tp.return_names[1]
+    assert got[sh].shape == (256, -(-(n // 32) // 8) * 8)
+    # codes: up to the sum order; the shuffled bytes: every byte a scale or the pad
+    q = tp.return_names[0]
+    assert_norm_explained(_unshuffled(tp), inputs, {q: got[q], "s": _unshuffle(got[sh], m, n)},
+                          {q: ref[q], "s": _unshuffle(ref[sh], m, n)}, n)
+    pad = torch.ones_like(got[sh], dtype=torch.bool)
+    pad.view(-1)[_shuffle_positions(m, n // 32, got[sh].shape[1])] = False
+    assert (got[sh][pad] == 0).all() and (ref[sh][pad] == 0).all()
+
+
+def test_mxfp4_shuffle_padding_byte():
+    tp = P["mxfp4_shuffle_pad"]
+    m, n = 37, 96
+    got, ref = run_both(tp, {"x": mx_rows(m, n).to(torch.bfloat16)})
+    assert_bitwise(got, ref)
+    sh = tp.return_names[1]
+    assert got[sh].shape == (256, 8) and int((got[sh] == 127).sum()) >= 256 * 8 - m * 3
+
+
+def _shuffle_positions(m, g, sn):
+    from qfuse.backends.reference.numerics import shuffle_index
+    r = torch.arange(m).reshape(m, 1)
+    c = torch.arange(g).reshape(1, g)
+    return shuffle_index(r, c, sn).reshape(-1)
+
+
+def _unshuffle(buf, m, n):
+    g = -(-n // 32)
+    return buf.reshape(-1)[_shuffle_positions(m, g, buf.shape[1])].reshape(m, g)
+
+
+def _unshuffled(tp):
+    """The pipeline with the scale returned unshuffled (for the sum-order check)."""
+    from qfuse.backends.triton import sub_pipeline
+    calls = [c for c in tp.calls if c.stage != "shuffle"]
+    s = next(c for c in calls if c.stage == "scale").results[0]
+    sub = sub_pipeline(tp, calls, [p.value for p in tp.params], [tp.returns[0], s])
+    sub.return_names = [tp.return_names[0], "s"]
+    return sub
