@@ -129,20 +129,22 @@ class Emitter:
         # identifiers: inputs and outputs get distinct names; temporaries end in _<n>
         used = set(RESERVED)
 
-        def uniq(base: str) -> str:
+        def uniq(base: str, scalar: bool) -> str:
+            # tensors become <name>_ptr / <name>_s<k>, which no temporary (<hint>_<n>) can
+            # be; a scalar keeps its bare name unless that looks like a temporary
             nm, k = base, 1
-            while nm in used or re.search(r"_\d+$", nm):
+            while nm in used or (scalar and re.search(r"_\d+$", nm)):
                 k += 1
                 nm = f"{base}_v{k}"
             used.add(nm)
             return nm
-        self.names = {p.value: uniq(_ident(p.value.name)) for p in tp.params}
+        self.names = {p.value: uniq(_ident(p.value.name), isinstance(p.value.type, ScalarType))
+                      for p in tp.params}
         self.out_names: dict = {}
         for v in tp.returns:
             if v not in self.out_names:
                 base = _ident(v.name)
-                self.out_names[v] = uniq(base if base not in used else base + "_out")
-        self.strides: dict = {}         # tensor arg name -> rank of strided dims
+                self.out_names[v] = uniq(base if base not in used else base + "_out", False)
         self.row: Optional[str] = None
         self.rmask: Optional[str] = None
         self.domain_lead: Optional[Lead] = None

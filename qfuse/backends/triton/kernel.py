@@ -64,8 +64,9 @@ class KernelArg:
     """One parameter of the generated kernel, in signature order.
 
     ``role``: ``input`` / ``output`` / ``workspace`` (pointers; ``ref`` is the tensor name),
-    ``dim`` (``ref`` is a symbol), ``stride`` (``ref`` tensor, ``dim`` index), ``scalar``
-    (``ref`` is a scalar parameter), ``constexpr`` (``ref`` is the constexpr name).
+    ``dim`` (``ref`` is a symbol), ``stride`` (of tensor ``ref``, an ``io`` = input or
+    output, dim ``dim``), ``scalar`` (``ref`` is a scalar parameter), ``constexpr`` (``ref``
+    is the constexpr name). Tensor names are the pipeline's value names.
     ``sig`` is the Triton signature type used for cross-compiling (``*u8``, ``i32``, ...).
     """
     name: str
@@ -73,6 +74,7 @@ class KernelArg:
     ref: str = ""
     dim: int = -1
     sig: str = ""
+    io: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,8 +128,8 @@ class KernelSource:
     def arg(self, name: str) -> KernelArg:
         return next(a for a in self.args if a.name == name)
 
-    def tensor(self, name: str) -> TensorSpec:
-        return next(t for t in self.tensors if t.name == name)
+    def tensor(self, name: str, role: str = "input") -> TensorSpec:
+        return next(t for t in self.tensors if t.name == name and t.role == role)
 
 
 @dataclass(frozen=True)

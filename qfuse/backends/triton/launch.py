@@ -117,12 +117,13 @@ class TritonKernel:
             elif t.dim() and t.shape[-1] > 1 and t.stride(-1) != 1:
                 t = t.contiguous()
             device = device or t.device
-            tensors[spec.name] = t
+            tensors[(spec.role, spec.name)] = t
         if interpret is None:
             interpret = device is None or device.type == "cpu"
-        views = {n: (t.view(getattr(torch, src.tensor(n).view))
-                     if t.dtype != getattr(torch, src.tensor(n).view) else t)
-                 for n, t in tensors.items()}
+        views = {}
+        for (role, n), t in tensors.items():
+            want = getattr(torch, src.tensor(n, role).view)
+            views[(role, n)] = t.view(want) if t.dtype != want else t
         cexpr = self._constexprs(cfg, env, native=not interpret)
         grid = [eval_rule(g, {**env, **cexpr}) for g in src.grid]
         if src.min_programs:
@@ -133,13 +134,13 @@ class TritonKernel:
         args = []
         for a in src.args:
             if a.role in ("input", "output"):
-                args.append(views[a.ref])
+                args.append(views[(a.role, a.ref)])
             elif a.role == "workspace":
                 args.append(torch.zeros(src.workspace, dtype=torch.int32, device=device))
             elif a.role == "dim":
                 args.append(int(env[a.ref]))
             elif a.role == "stride":
-                args.append(int(tensors[a.ref].stride(a.dim)))
+                args.append(int(tensors[(a.io, a.ref)].stride(a.dim)))
             elif a.role == "scalar":
                 args.append(self._scalar(scalars[a.ref], inputs))
             else:

@@ -167,7 +167,7 @@ def _assemble(em: Emitter, tp: TypedPipeline, space, grid, min_programs, workspa
         args.append(KernelArg(f"{nm}_ptr", "input", v.name, sig=sig))
         tensors.append(TensorSpec(v.name, "input", v.type.dtype.name,
                                   tuple(dim_rule(d) for d in v.type.shape), view))
-        strides += [KernelArg(f"{nm}_s{k}", "stride", v.name, k, "i64")
+        strides += [KernelArg(f"{nm}_s{k}", "stride", v.name, k, "i64", "input")
                     for k in range(v.type.rank - 1)]
     outs = []
     for v, nm in em.out_names.items():
@@ -176,11 +176,12 @@ def _assemble(em: Emitter, tp: TypedPipeline, space, grid, min_programs, workspa
         view, sig, _ = STORAGE[v.type.dtype.name]
         call = em.producer.get(v)
         init, dense = _init_of(em, call, v)
-        args.append(KernelArg(f"{nm}_ptr", "output", nm, sig=sig))
-        tensors.append(TensorSpec(nm, "output", v.type.dtype.name,
+        args.append(KernelArg(f"{nm}_ptr", "output", v.name, sig=sig))
+        tensors.append(TensorSpec(v.name, "output", v.type.dtype.name,
                                   tuple(dim_rule(d) for d in v.type.shape), view, init, dense))
-        strides += [KernelArg(f"{nm}_s{k}", "stride", nm, k, "i64") for k in range(v.type.rank - 1)]
-        outs.append((nm, v.name))
+        strides += [KernelArg(f"{nm}_s{k}", "stride", v.name, k, "i64", "output")
+                    for k in range(v.type.rank - 1)]
+        outs.append((v.name, v.name))
     if workspace:
         args.append(KernelArg("ws_ptr", "workspace", "ws", sig="*i32"))
     for d in tp.symbols():

@@ -1,0 +1,146 @@
+"""The compile flow: checked program -> qf MLIR -> passes -> kernels -> CompiledPipeline.
+
+``compile_pipeline`` runs the MLIR pipeline once and renders each kernel function with
+the backend; ``cached_compile`` looks the result up in the :class:`KernelCache` first.
+The key (``compile_key``) is a sha256 over everything that changes the output:
+qfuse's own fingerprint (version + a hash of its sources), the MLIR bindings and
+Triton versions, the canonical qf IR text, the backend, the target and the
+``QFUSE_*`` codegen environment. A warm entry is found without running the passes.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+from typing import Optional
+
+from ..dialect.typed import TypedPipeline
+from .artifact import CompiledPipeline, KernelStep
+from .cache import KernelCache, cache_key
+
+__all__ = ["compile_pipeline", "cached_compile", "compile_key", "qfuse_fingerprint",
+           "canonical_ir", "compile_module_sources"]
+
+QFUSE_VERSION = "0.1.0"
+
+
+@functools.lru_cache(maxsize=1)
+def qfuse_fingerprint() -> str:
+    """qfuse version + sha256 of every qfuse source file (any edit invalidates the cache)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(QFUSE_VERSION.encode())
+    for p in sorted(root.rglob("*")):
+        if p.suffix in (".py", ".lark") and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _versions() -> dict:
+    import torch
+    import triton
+    out = {"qfuse": QFUSE_VERSION, "triton": triton.__version__, "torch": torch.__version__}
+    try:
+        from ..dialect.mlir import mlir_version
+        out["mlir"] = mlir_version()
+    except ImportError:
+        pass
+    return out
+
+
+def canonical_ir(tp: TypedPipeline) -> str:
+    """The verified qf module of ``tp`` without locations: the cache key's program part."""
+    from ..dialect.builder import build_module
+    from ..dialect.text import print_module
+    return print_module(build_module([tp]))
+
+
+def compile_key(tp: TypedPipeline, backend: str, target: str, options: Optional[dict] = None) -> str:
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith("QFUSE_")
+                 and k not in ("QFUSE_CACHE_DIR", "QFUSE_DEBUG"))
+    v = _versions()
+    return cache_key(qfuse_fingerprint(), v.get("mlir", ""), v["triton"], canonical_ir(tp),
+                     backend, target, repr(sorted((options or {}).items())), repr(env))
+
+
+def _name(attrs, key="qf.name") -> str:
+    from ..dialect.mlir import ir
+    return ir.StringAttr(ir.DictAttr(attrs)[key]).value
+
+
+def _schedule(module, pipeline: str) -> tuple:
+    """Kernel calls of ``pipeline`` in a fused module: [(callee fn, in names, out names)], returns."""
+    from ..dialect.mlir import ir
+    funcs = {ir.StringAttr(op.operation.attributes["sym_name"]).value: op
+             for op in module.body.operations if op.operation.name == "func.func"}
+    main = funcs[pipeline]
+    arg_names = [_name(a) for a in main.arg_attrs]
+    block = main.regions[0].blocks[0]
+    names = {arg: n for arg, n in zip(block.arguments, arg_names)}
+    calls, returns = [], []
+    for op in block.operations:
+        if op.operation.name == "func.call":
+            callee = funcs[ir.FlatSymbolRefAttr(op.operation.attributes["callee"]).value]
+            outs = [_name(a) for a in callee.res_attrs]
+            calls.append((callee, [names[v] for v in op.operands], outs))
+            for r, n in zip(op.results, outs):
+                names[r] = n
+        elif op.operation.name == "func.return":
+            ret_names = [_name(a) for a in main.res_attrs]
+            returns = [(rn, names[v]) for rn, v in zip(ret_names, op.operands)]
+    return calls, returns
+
+
+def compile_pipeline(tp: TypedPipeline, backend: str = "triton", target: str = "cpu:interp"
+                     ) -> CompiledPipeline:
+    """Run the passes and render every kernel (no cache)."""
+    from ..dialect.builder import build_module
+    from ..dialect.mlir import ir
+    from ..dialect.reader import read_function
+    from ..dialect.text import print_module
+    from ..passes import run_passes
+    fused = run_passes(build_module([tp]), "default")
+    calls, returns = _schedule(fused, tp.name)
+    steps = []
+    for fn, ins, outs in calls:
+        attrs = fn.operation.attributes
+        space = ir.StringAttr(attrs["qf.space"]).value
+        kprog = read_function(fn)
+        source = None
+        if backend == "triton":
+            from ..backends.triton.render import render_kernel
+            source = render_kernel(kprog, space)
+        steps.append(KernelStep(ir.StringAttr(attrs["sym_name"]).value, space,
+                                ir.StringAttr(attrs["qf.reason"]).value, ins, outs, source, kprog))
+    return CompiledPipeline(tp.name, tp, backend, target, print_module(fused), steps, returns,
+                            _versions())
+
+
+def cached_compile(tp: TypedPipeline, backend: str, target: str,
+                   cache: Optional[KernelCache] = None) -> CompiledPipeline:
+    """``compile_pipeline`` through the on-disk cache (a hit skips the passes)."""
+    import json
+    cache = cache or KernelCache()
+    key = compile_key(tp, backend, target)
+    files = cache.get(key, tp.name)
+    if files is not None:
+        try:
+            return CompiledPipeline.from_json(json.loads(files[f"{tp.name}.json"]))
+        except (KeyError, ValueError, TypeError):
+            pass                      # an older format: rebuild below
+    cp = compile_pipeline(tp, backend, target)
+    payload = {f"{tp.name}.json": cp.dumps(), f"{tp.name}.mlir": cp.fused_ir}
+    for name, text in cp.sources().items():
+        payload[f"{name}.py"] = text
+    cache.put(key, tp.name, payload)
+    return cp
+
+
+def compile_module_sources(module) -> dict:
+    """``{kernel name: Triton source}`` for every pipeline of a (possibly unfused) module."""
+    from ..dialect.reader import read_pipelines
+    out = {}
+    for tp in read_pipelines(module):
+        out.update(compile_pipeline(tp, "triton").sources())
+    return out

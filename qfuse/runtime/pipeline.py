@@ -1,0 +1,188 @@
+"""``@quant_pipeline``: a decorated function (or a checked program) you call with tensors.
+
+    @quant_pipeline                       # or @quant_pipeline(backend="triton")
+    def per_token_fp8(x: bf16[M, N]):
+        s = scale(x, fp8_e4m3fn, per_token)
+        return round(x, s, fp8_e4m3fn), s
+
+    q, s = per_token_fp8(x)
+
+The module that defines it needs ``from __future__ import annotations`` (Python would
+otherwise evaluate ``bf16[M, N]`` when the ``def`` runs; the body is never executed).
+
+Calling it binds the arguments (positional or keyword, scalar defaults), validates them
+(dtype, symbolic dims, device, last-dim contiguity, scalar ranges; messages name the
+parameter), picks the backend (``triton`` for CUDA/HIP tensors, ``reference`` on the CPU
+unless asked; ``backend="triton"`` on CPU runs Triton's interpreter), compiles once per
+(backend, target) through the on-disk cache and launches. Triton itself specialises the
+binary on dtypes, constexprs (row block sizes derive from N) and divisibility; M is a
+runtime argument. The call goes through a torch custom op, so pipelines work inside
+``torch.compile`` graphs and CUDA graph capture.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Optional, Union
+
+import torch
+
+from ..dialect.types import ScalarType
+from ..dialect.typed import TypedPipeline
+from ..errors import InputError, UnsupportedError
+from .artifact import CompiledPipeline
+from .executor import Executor, validate_inputs
+from .torch_op import aliased_params, register_pipeline_op
+
+__all__ = ["QuantPipeline", "quant_pipeline", "device_target"]
+
+BACKENDS = ("triton", "reference")
+
+
+def device_target(device: torch.device) -> str:
+    """``cuda:sm_90`` / ``hip:gfx942`` for a GPU device, ``cpu:interp`` on the CPU."""
+    if device.type == "cuda":
+        if getattr(torch.version, "hip", None):
+            arch = torch.cuda.get_device_properties(device).gcnArchName.split(":")[0]
+            return f"hip:{arch}"
+        major, minor = torch.cuda.get_device_capability(device)
+        return f"cuda:sm_{major}{minor}"
+    return "cpu:interp"
+
+
+class QuantPipeline:
+    """A compiled-on-demand pipeline. ``prebuilt`` maps target -> CompiledPipeline (bundles)."""
+
+    def __init__(self, program: TypedPipeline, backend: Optional[str] = None, *,
+                 prebuilt: Optional[dict] = None, allow_jit: bool = True):
+        if backend is not None and backend not in BACKENDS:
+            raise UnsupportedError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)} "
+                                   f"(rocdl is planned)")
+        self.program = program
+        self.name = program.name
+        self.backend = backend
+        self.allow_jit = allow_jit
+        self._compiled: dict = dict(prebuilt or {})
+        self._executors: dict = {}
+        self._lock = threading.Lock()
+        self._aliases, _ = aliased_params(program)
+        self._params = program.params
+        self._op = register_pipeline_op(program, self._run_eager)
+
+    # ----------------------------------------------------------------- calling
+    def _bind(self, args, kwargs) -> list:
+        names = [p.value.name for p in self._params]
+        if len(args) > len(names):
+            raise InputError(f"{self.name} takes {len(names)} arguments "
+                             f"({', '.join(names)}), got {len(args)}")
+        bound = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k not in names:
+                raise InputError(f"{self.name} has no parameter {k!r} (parameters: "
+                                 f"{', '.join(names)})")
+            if k in bound:
+                raise InputError(f"{self.name}: {k} given twice")
+            bound[k] = v
+        out = []
+        for p in self._params:
+            n = p.value.name
+            if n not in bound:
+                if p.default is None:
+                    raise InputError(f"{self.name}: missing argument {n} ({p.value.type})")
+                bound[n] = p.default
+            v = bound[n]
+            if isinstance(p.value.type, ScalarType) and isinstance(v, torch.Tensor):
+                v = v.item() if v.numel() == 1 else v
+            out.append(v)
+        return out
+
+    def __call__(self, *args, _as_dict: bool = False, **kwargs):
+        bound = self._bind(args, kwargs)
+        results = self._op(*bound)
+        results = list(results) if isinstance(results, (tuple, list)) else [results]
+        inputs = dict(zip([p.value.name for p in self._params], bound))
+        it = iter(results)
+        names = self.program.return_names or [v.name for v in self.program.returns]
+        outs = {}
+        for rn, v in zip(names, self.program.returns):
+            alias = self._aliases.get(v.name)
+            outs[rn] = inputs[alias] if alias is not None else next(it)
+        if _as_dict:
+            return outs
+        vals = list(outs.values())
+        return vals[0] if len(vals) == 1 else tuple(vals)
+
+    def _device(self, inputs: dict) -> torch.device:
+        return next((v.device for v in inputs.values() if isinstance(v, torch.Tensor)),
+                    torch.device("cpu"))
+
+    def _run_eager(self, inputs: dict) -> dict:
+        device = self._device(inputs)
+        backend = self.backend or ("triton" if device.type == "cuda" else "reference")
+        target = device_target(device) if backend == "triton" else "cpu:ref"
+        cp = self.compiled(backend, target)
+        validate_inputs(cp, inputs, need_contiguous=backend == "triton")
+        ex = self._executors.get((backend, target))
+        if ex is None:
+            ex = self._executors[(backend, target)] = Executor(cp)
+        return ex.run(inputs)
+
+    # --------------------------------------------------------------- compiling
+    def compiled(self, backend: str = "triton", target: str = "cpu:interp") -> CompiledPipeline:
+        key = (backend, target)
+        with self._lock:
+            cp = self._compiled.get(key) or (self._compiled.get(("triton", "*"))
+                                             if backend == "triton" else None)
+            if cp is None:
+                cp = self._compile(backend, target)
+                self._compiled[key] = cp
+            return cp
+
+    def _compile(self, backend: str, target: str) -> CompiledPipeline:
+        if backend == "reference":
+            names = self.program.return_names or [v.name for v in self.program.returns]
+            return CompiledPipeline(self.name, self.program, "reference", target,
+                                    returns=[(n, v.name) for n, v in
+                                             zip(names, self.program.returns)])
+        if not self.allow_jit:
+            raise UnsupportedError(f"{self.name}: no prebuilt kernels for {backend} on {target} "
+                                   f"and JIT is off (build the bundle for this target, or "
+                                   f"load it with allow_jit=True where the compiler is installed)")
+        from .compiler import cached_compile
+        return cached_compile(self.program, backend, target)
+
+    def warmup(self, backend: str = "triton", target: str = "cpu:interp") -> CompiledPipeline:
+        """Compile now (through the cache) instead of on the first call."""
+        return self.compiled(backend, target)
+
+    # ------------------------------------------------------------- inspection
+    def ir(self, stage: str = "fused") -> str:
+        """The MLIR at ``stage``: ``qfuse`` (as built from the DSL) or ``fused`` (after passes)."""
+        from ..dialect.builder import build_module
+        from ..dialect.text import print_module
+        module = build_module([self.program])
+        if stage == "qfuse":
+            return print_module(module)
+        if stage != "fused":
+            raise UnsupportedError(f"ir(stage={stage!r}): use 'qfuse' or 'fused'")
+        from ..passes import run_passes
+        return print_module(run_passes(module, "default"))
+
+    def source(self, target: str = "cpu:interp") -> str:
+        """The generated Triton source of every kernel, in launch order."""
+        cp = self.compiled("triton", target)
+        return "\n\n".join(f"# ===== {name} =====\n{text}" for name, text in cp.sources().items())
+
+    def __repr__(self) -> str:
+        sig = ", ".join(f"{p.value.name}: {p.value.type}" for p in self._params)
+        return f"<qfuse pipeline {self.name}({sig})>"
+
+
+def quant_pipeline(fn=None, *, backend: Optional[str] = None):
+    """Decorator: parse the function's source as a qfuse pipeline (bare or with kwargs)."""
+    def wrap(f) -> QuantPipeline:
+        from ..dsl import check_pipeline, parse_function
+        qp = QuantPipeline(check_pipeline(parse_function(f)), backend=backend)
+        qp.__doc__ = f.__doc__
+        qp.__wrapped__ = f
+        return qp
+    return wrap(fn) if fn is not None else wrap

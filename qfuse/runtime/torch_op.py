@@ -1,0 +1,100 @@
+"""Each pipeline as a torch custom op (``torch.ops.qfuse.<name>_<hash>``) with a fake kernel.
+
+The op makes a pipeline opaque to ``torch.compile`` (Dynamo records one node; the fake
+implementation gives output shapes and dtypes from the program's types) and safe in CUDA
+graph capture (the real implementation only launches kernels and allocates through the
+caching allocator). Cache parameters that a ``cache_write`` updates are declared mutated
+(``Tensor(a!)``) and are not returned by the op; the Python wrapper hands them back.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Callable
+
+import torch
+
+from ..dialect.types import ScalarType
+from ..dialect.typed import TypedPipeline
+from .program_json import pipeline_to_json
+
+__all__ = ["register_pipeline_op", "aliased_params"]
+
+_LIB = torch.library.Library("qfuse", "FRAGMENT")
+_REGISTERED: dict = {}
+
+
+def aliased_params(tp: TypedPipeline) -> tuple:
+    """``({value name: parameter name}, mutated parameter names)``: outputs that are
+    parameters updated in place (cache_write targets) or parameters returned as they are."""
+    params = {p.value: p.value.name for p in tp.params}
+    out, mutated = {}, set()
+    for c in tp.calls:
+        if c.stage == "cache_write":
+            for arg, i in (("cache", 0), ("scales", 1)):
+                v = c.operands.get(arg)
+                if v in params and i < len(c.results):
+                    out[c.results[i].name] = params[v]
+                    mutated.add(params[v])
+    for v in tp.returns:
+        if v in params:
+            out[v.name] = params[v]
+    return out, mutated
+
+
+def _schema_arg(p, mutated: set, alias_ids: dict) -> str:
+    t, name = p.value.type, p.value.name
+    if isinstance(t, ScalarType):
+        kind = "float" if t.dtype.is_float else "int"
+        return f"{kind} {name}"     # defaults are bound by the wrapper: every call passes all
+    if name in mutated:
+        return f"Tensor(a{alias_ids.setdefault(name, len(alias_ids))}!) {name}"
+    return f"Tensor {name}"
+
+
+def register_pipeline_op(tp: TypedPipeline, impl: Callable) -> Callable:
+    """Define ``qfuse::<name>_<hash>``; ``impl(inputs: dict) -> dict`` runs it eagerly.
+
+    Returns the op (``torch.ops.qfuse.<opname>``); the same program registers once.
+    """
+    digest = hashlib.sha256(json.dumps(pipeline_to_json(tp), sort_keys=True,
+                                       default=str).encode()).hexdigest()[:10]
+    opname = f"{tp.name}_{digest}"
+    if opname in _REGISTERED:
+        _REGISTERED[opname][1][0] = impl        # newest implementation wins
+        return _REGISTERED[opname][0]
+    aliases, mutated = aliased_params(tp)
+    names = [p.value.name for p in tp.params]
+    ret_values = [v for v in tp.returns if v.name not in aliases]
+    alias_ids: dict = {}
+    args = ", ".join(_schema_arg(p, mutated, alias_ids) for p in tp.params)
+    rets = ", ".join("Tensor" for _ in ret_values)
+    _LIB.define(f"{opname}({args}) -> ({rets})")
+    impl_box = [impl]
+    ret_names = [n for n, v in zip(tp.return_names or [v.name for v in tp.returns], tp.returns)
+                 if v.name not in aliases]
+
+    def real(*args):
+        outs = impl_box[0](dict(zip(names, args)))
+        return tuple(outs[n] for n in ret_names)
+
+    def fake(*args):
+        inputs = dict(zip(names, args))
+        syms = {}
+        device = None
+        for p in tp.params:
+            t = inputs[p.value.name]
+            if isinstance(t, torch.Tensor):
+                device = device or t.device
+                for d, size in zip(p.value.type.shape, t.shape):
+                    if d.is_symbol:
+                        syms.setdefault(d.value, size)
+        return tuple(torch.empty(tuple(d.eval(syms) for d in v.type.shape),
+                                 dtype=v.type.dtype.torch_dtype(), device=device)
+                     for v in ret_values)
+
+    _LIB.impl(opname, real, "CompositeExplicitAutograd")
+    torch.library.register_fake(f"qfuse::{opname}", fake, lib=_LIB)
+    op = getattr(torch.ops.qfuse, opname)
+    _REGISTERED[opname] = (op, impl_box)
+    return op

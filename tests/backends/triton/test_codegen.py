@@ -1,0 +1,179 @@
+"""The Triton renderer on its own: readable, deterministic source; the KernelSource
+contract; errors for what is not supported; loading; cross-compiling (no GPU needed)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import triton.language as tl
+from triton.runtime.jit import JITFunction
+
+from qfuse.backends.triton import KernelSource, TritonKernel, infer_space, render_kernel
+from qfuse.backends.triton.loader import interpreting, load_kernel
+from qfuse.dsl import load_source
+from qfuse.errors import UnsupportedError
+
+SRC = """
+def rms_fp8(x: bf16[M, N], w: bf16[N], eps: f32 = 1e-6):
+    y = norm(x, w, eps)
+    s = scale(y, fp8_e4m3fn, per_token)
+    return round(y, s, fp8_e4m3fn), s
+
+def rms_fnuz(x: bf16[M, N], w: bf16[N], eps: f32 = 1e-6):
+    y = norm(x, w, eps)
+    s = scale(y, fp8_e4m3fnuz, per_token)
+    return round(y, s, fp8_e4m3fnuz), s
+
+def mxfp4_shuffle(x: bf16[M, N]):
+    s = scale(x, fp4_e2m1, mx, e8m0=even)
+    return pack(round(x, s, fp4_e2m1)), shuffle(s)
+
+def dyn(x: bf16[M, N]):
+    return scale(x, fp8_e4m3fn, per_tensor)
+
+def tile(x: bf16[M, N]):
+    s = scale(x, fp8_e4m3fn, per_128x128)
+    return round(x, s, fp8_e4m3fn), s
+
+def kv(k: bf16[T, H, D], c: fp8_e4m3fn[B, H, DX, BS, X], slots: i64[T], s: f32[H, S]):
+    kc, ks = cache_write(k, c, slots, layout=key, quant=per_token, scales=s)
+    return kc, ks
+
+def kv_block(k: bf16[T, H, D], c: fp8_e4m3fn[B, H, DX, BS, X], slots: i64[T], s: f32[H, B]):
+    kc, ks = cache_write(k, c, slots, layout=key, quant=per_block, scales=s)
+    return kc, ks
+
+def two_domains(x: bf16[M, N], g: bf16[R, N]):
+    return x + 1.0, g + 1.0
+
+def reduce_of_value(p: f32[S, M, N]):
+    return reduce(p * 2.0)
+"""
+
+
+@pytest.fixture(scope="module")
+def P():
+    return load_source(SRC, "codegen_test.qp")
+
+
+def test_readable_and_located(P):
+    ks = render_kernel(P["rms_fp8"])
+    assert isinstance(ks, KernelSource) and ks.space == "row" and ks.name == "rms_fp8"
+    t = ks.text
+    for needle in ("# norm(kind=rms, dtype=f32) -> y @ codegen_test.qp:3:9",
+                   "# scale(dtype=fp8_e4m3fn, granularity=per_token, zero=one) -> s @ "
+                   "codegen_test.qp:4:9", "# round(", "# output s: f32[M, 1]",
+                   "@triton.jit(do_not_specialize=['dim_M', 'dim_N'])",
+                   "from qfuse.backends.triton.numerics import qf_div, qf_fp8_bits, qf_sqrt"):
+        assert needle in t, needle
+    compile(t, "rms_fp8.py", "exec")
+    assert max(len(line) for line in t.splitlines()) < 160
+
+
+def test_deterministic(P):
+    a = render_kernel(P["mxfp4_shuffle"])
+    b = render_kernel(load_source(SRC, "codegen_test.qp")["mxfp4_shuffle"])
+    assert a.text == b.text and a.key == b.key and a == b
+
+
+def test_kernel_source_contract(P):
+    ks = render_kernel(P["mxfp4_shuffle"])
+    roles = [(a.name, a.role) for a in ks.args]
+    assert roles[:3] == [("x_ptr", "input"), ("pack_0_ptr", "output"),
+                         ("shuffle_0_ptr", "output")]
+    assert ("dim_M", "dim") in roles and ("BLOCK_M", "constexpr") in roles
+    assert dict(ks.constexprs)["BLOCK_0"] == "max(np2(N), 64)"     # pack halves, mx /32
+    assert ks.grid == ("cdiv(M, BLOCK_M)",)
+    out = ks.tensor("shuffle_0", "output")
+    assert out.init == ("fill", 0) and out.contiguous and out.shape == ("round_up(M, 256)",
+                                                                       "round_up(cdiv(N, 32), 8)")
+    assert ks.outputs == (("pack_0", "pack_0"), ("shuffle_0", "shuffle_0"))
+    assert ks.tensor("x").view == "int16"
+
+
+def test_spaces(P):
+    assert infer_space(P["dyn"]) == "tensor_amax" and infer_space(P["tile"]) == "tile"
+    amax = render_kernel(P["dyn"])
+    assert amax.min_programs == 1 and amax.workspace == 2
+    assert "tl.atomic_max(ws_ptr" in amax.text and "tl.num_programs(0) - 1" in amax.text
+    tile = render_kernel(P["tile"])
+    assert tile.grid == ("cdiv(M, TILE)", "cdiv(N, TILE)")
+    with pytest.raises(UnsupportedError, match="iteration space"):
+        render_kernel(P["tile"], "cache_block")
+    with pytest.raises(UnsupportedError, match="per_128x128 needs the tile space"):
+        render_kernel(P["tile"], "row")
+
+
+def test_cache_kernel_contract(P):
+    ks = render_kernel(P["kv"])
+    assert ks.tensor("kc", "output").init == ("copy", "c")
+    assert ks.tensor("ks", "output").init == ("copy", "s")
+    assert ks.checks == (("X == 16", "c: the key layout's last dim must be x=16"),)
+    assert "slot_ok" in ks.text and "# cache_write(layout=key, quant=per_token)" in ks.text
+
+
+def test_unsupported_is_located(P):
+    with pytest.raises(UnsupportedError) as e:
+        render_kernel(P["two_domains"])
+    assert "iterate over different rows" in str(e.value)
+    with pytest.raises(UnsupportedError) as e:
+        render_kernel(P["reduce_of_value"])
+    assert e.value.loc is not None and e.value.loc.line == 40
+    assert "split-K partials must be a kernel input" in str(e.value)
+
+
+def test_loader_and_interpreting_restore(P):
+    ks = render_kernel(P["rms_fp8"])
+    fn = load_kernel(ks)
+    assert isinstance(fn, JITFunction) and fn.fn.__module__.startswith("qfuse_gen_rms_fp8_")
+    assert os.path.exists(fn.fn.__code__.co_filename)
+    assert load_kernel(ks) is fn
+    with interpreting(fn) as k:
+        assert not isinstance(tl.max, JITFunction) and k is not fn
+    assert isinstance(tl.max, JITFunction)
+
+
+def test_triton_interpret_env_subprocess(tmp_path):
+    """Generated code also runs when TRITON_INTERPRET=1 was set before triton's import."""
+    script = textwrap.dedent("""
+        import torch
+        from qfuse.dsl import load_source
+        from qfuse.backends.triton import run_pipeline
+        from qfuse.backends.reference import run_pipeline as ref
+        tp = load_source('''
+        def f(x: bf16[M, N]):
+            s = scale(x, fp4_e2m1, mx)
+            return pack(round(x, s, fp4_e2m1)), s
+        ''', "env.qp")["f"]
+        x = torch.randn(5, 64).to(torch.bfloat16)
+        a, b = run_pipeline(tp, {"x": x}), ref(tp, {"x": x})
+        assert all(torch.equal(a[k], b[k]) for k in b)
+        print("OK")
+    """)
+    env = dict(os.environ, TRITON_INTERPRET="1", QFUSE_CACHE_DIR=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ cross-compile
+@pytest.mark.parametrize("name,target,needle", [
+    ("rms_fp8", "cuda:sm_90", "cvt.rn.satfinite.e4m3x2.f32"),
+    ("rms_fnuz", "hip:gfx942", "v_cvt_pk_fp8_f32"),
+    ("rms_fp8", "hip:gfx950", "v_cvt_scalef32_pk_fp8_f32"),
+])
+def test_cross_compile_native_fp8(P, name, target, needle):
+    asm = TritonKernel(render_kernel(P[name])).compile(target)
+    text = asm["ptx"] if target.startswith("cuda") else asm["amdgcn"]
+    assert needle in text
+    if target.startswith("cuda"):
+        assert "fma.rn.f32" not in text            # enable_fp_fusion=False: no contraction
+        assert asm["cubin"][:4] == b"\x7fELF"
+
+
+@pytest.mark.parametrize("name", ["mxfp4_shuffle", "dyn", "tile", "kv"])
+@pytest.mark.parametrize("target", ["cuda:sm_90", "hip:gfx942", "hip:gfx950"])
+def test_cross_compile_every_space(P, name, target):
+    asm = TritonKernel(render_kernel(P[name])).compile(target, dims={"N": 256, "D": 128})
+    assert ("cubin" in asm) if target.startswith("cuda") else ("hsaco" in asm)
