@@ -97,8 +97,10 @@ class QuantPipeline:
 
     def __call__(self, *args, _as_dict: bool = False, **kwargs):
         bound = self._bind(args, kwargs)
+        self._check_devices(bound)
         results = self._op(*bound)
-        results = list(results) if isinstance(results, (tuple, list)) else [results]
+        results = [] if results is None else \
+            list(results) if isinstance(results, (tuple, list)) else [results]
         inputs = dict(zip([p.value.name for p in self._params], bound))
         it = iter(results)
         names = self.program.return_names or [v.name for v in self.program.returns]
@@ -110,6 +112,16 @@ class QuantPipeline:
             return outs
         vals = list(outs.values())
         return vals[0] if len(vals) == 1 else tuple(vals)
+
+    def _check_devices(self, bound: list) -> None:
+        seen = None
+        for p, v in zip(self._params, bound):
+            if isinstance(v, torch.Tensor):
+                if seen is None:
+                    seen = (v.device, p.value.name)
+                elif v.device != seen[0]:
+                    raise InputError(f"{self.name}: inputs are on different devices: {seen[1]} on "
+                                     f"{seen[0]}, {p.value.name} on {v.device}; move them to one")
 
     def _device(self, inputs: dict) -> torch.device:
         return next((v.device for v in inputs.values() if isinstance(v, torch.Tensor)),

@@ -76,7 +76,7 @@ def register_pipeline_op(tp: TypedPipeline, impl: Callable) -> Callable:
 
     def real(*args):
         outs = impl_box[0](dict(zip(names, args)))
-        return tuple(outs[n] for n in ret_names)
+        return tuple(outs[n] for n in ret_names) if ret_names else None
 
     def fake(*args):
         inputs = dict(zip(names, args))
@@ -89,9 +89,10 @@ def register_pipeline_op(tp: TypedPipeline, impl: Callable) -> Callable:
                 for d, size in zip(p.value.type.shape, t.shape):
                     if d.is_symbol:
                         syms.setdefault(d.value, size)
-        return tuple(torch.empty(tuple(d.eval(syms) for d in v.type.shape),
+        outs = tuple(torch.empty(tuple(d.eval(syms) for d in v.type.shape),
                                  dtype=v.type.dtype.torch_dtype(), device=device)
                      for v in ret_values)
+        return outs if outs else None
 
     _LIB.impl(opname, real, "CompositeExplicitAutograd")
     torch.library.register_fake(f"qfuse::{opname}", fake, lib=_LIB)

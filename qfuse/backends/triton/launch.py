@@ -97,6 +97,16 @@ class TritonKernel:
     def launch(self, inputs: dict, outputs: dict, dims: Optional[dict] = None,
                config: Optional[TritonConfig] = None, interpret: Optional[bool] = None) -> dict:
         """Run the kernel; ``outputs`` (by output name) are written in place and returned."""
+        run = self.prepare(inputs, outputs, dims, config, interpret)
+        if run is not None:
+            run()
+        return outputs
+
+    def prepare(self, inputs: dict, outputs: dict, dims: Optional[dict] = None,
+                config: Optional[TritonConfig] = None, interpret: Optional[bool] = None):
+        """Check and bind everything (and initialise the outputs); return a no-argument
+        callable that launches the kernel, or None when the grid is empty. Relaunching it
+        reuses the bound tensors (for timing); outputs are not re-initialised."""
         src, cfg = self.source, config or TritonConfig()
         env = self.bind_dims(inputs, dims)
         tensors = {}
@@ -129,7 +139,7 @@ class TritonKernel:
         if src.min_programs:
             grid[0] = max(grid[0], src.min_programs)
         if any(g <= 0 for g in grid):
-            return outputs
+            return None
         scalars = {s.name: s for s in src.scalars}
         args = []
         for a in src.args:
@@ -145,13 +155,19 @@ class TritonKernel:
                 args.append(self._scalar(scalars[a.ref], inputs))
             else:
                 args.append(cexpr[a.ref])
-        if interpret:
-            with interpreting(self.fn) as k:
-                k[tuple(grid)](*args)
-        else:
-            self.fn[tuple(grid)](*args, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-                                 enable_fp_fusion=False)
-        return outputs
+        grid, fn = tuple(grid), self.fn
+        ws = [i for i, a in enumerate(src.args) if a.role == "workspace"]
+
+        def run():
+            for i in ws:                    # the workspace starts at zero on every launch
+                args[i].zero_()
+            if interpret:
+                with interpreting(fn) as k:
+                    k[grid](*args)
+            else:
+                fn[grid](*args, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+                         enable_fp_fusion=False)
+        return run
 
     def _constexprs(self, cfg: TritonConfig, env: dict, native: bool) -> dict:
         cexpr = {"TILE": cfg.tile, "NATIVE": native}

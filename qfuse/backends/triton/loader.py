@@ -10,7 +10,11 @@ whatever ``TRITON_INTERPRET`` was at import: while it is active, every JITFuncti
 ``triton.language.*`` (``tl.max``, ``tl.sum``, ...) and in the modules the kernel reaches
 (the generated module, ``numerics``, ``lib``) is replaced by an ``InterpretedFunction``
 twin, the way ``TRITON_INTERPRET=1`` would have decorated them. (Swapping only the
-kernel's own globals is not enough: ``tl.max`` is itself a JITFunction.)
+kernel's own globals is not enough: ``tl.max`` is itself a JITFunction.) The interpreter
+patches ``triton.language`` while it runs and, for nested calls, never undoes the patch
+of a helper's module (``tl.core`` for ``tl.max``): the attributes of every
+``triton.language`` module and class it touches are snapshot and restored, so the same
+process can cross-compile afterwards.
 """
 from __future__ import annotations
 
@@ -92,6 +96,7 @@ def interpreting(kernel):
                     owner = sys.modules.get(val.fn.__module__)
                     if owner is not None and id(owner) not in seen:
                         todo.append(owner)
+        snap = _snapshot()
         twins, undo = {}, []
         for m in mods:
             for k, val in list(vars(m).items()):
@@ -104,3 +109,34 @@ def interpreting(kernel):
         finally:
             for m, k, val in reversed(undo):
                 setattr(m, k, val)
+            _restore(snap)
+
+
+def _patched_objects() -> list:
+    import triton.language as tl
+    objs = [m for n, m in list(sys.modules.items())
+            if m is not None and (n == "triton.language" or n.startswith("triton.language."))]
+    for name in ("tensor", "dtype", "condition", "tensor_descriptor_base", "constexpr"):
+        cls = getattr(tl.core, name, None)
+        if isinstance(cls, type):
+            objs.append(cls)
+    return objs
+
+
+def _snapshot() -> list:
+    return [(o, dict(vars(o))) for o in _patched_objects()]
+
+
+def _restore(snap: list) -> None:
+    for obj, saved in snap:
+        now = vars(obj)
+        for k in [k for k in now if k not in saved]:
+            with contextlib.suppress(AttributeError, TypeError):
+                delattr(obj, k)
+        for k, v in saved.items():
+            if now.get(k, _MISSING) is not v:
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(obj, k, v)
+
+
+_MISSING = object()

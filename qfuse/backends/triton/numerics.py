@@ -156,7 +156,7 @@ def qf_fp8_bits(v, IS_FNUZ: tl.constexpr, DTYPE_MAX: tl.constexpr, SAT: tl.const
     is_nan = a > 0x7F800000
     if SAT:
         a = tl.minimum(a, _f32_bits(DTYPE_MAX))
-        ovf = a > 0xFFFFFFFF  # never
+        ovf = a != a  # all False: DTYPE_MAX <= the format max
     else:
         ovf = (a > OVF_BITS) & (a <= 0x7F800000)
     if NATIVE and _fp8_native(IS_FNUZ):

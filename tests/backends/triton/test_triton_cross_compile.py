@@ -173,3 +173,16 @@ def test_kernels_decorated_under_triton_interpret():
                PYTHONPATH=os.pathsep.join([str(here), str(root), os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_jit_launch_uses_the_hardware_convert():
+    """On a real GPU the JIT path (not ASTSource) also selects the native convert, and the
+    emulation for fnuz (no NVIDIA convert); both were checked bit for bit above."""
+    from qf_triton_testlib import k_fp8
+    x = torch.linspace(-500, 500, 1024, device="cuda")
+    for fnuz, native in ((False, True), (True, True), (False, False)):
+        y = torch.empty(1024, dtype=torch.uint8, device="cuda")
+        k = k_fp8[(1,)](x, y, N=1024, IS_FNUZ=fnuz, DMAX=240.0 if fnuz else 448.0, SAT=True, NATIVE=native)
+        assert ("cvt.rn.satfinite.e4m3x2.f32" in k.asm["ptx"]) == (native and not fnuz)

@@ -239,3 +239,42 @@ def test_pack_nibbles(device, signed):
     launch(k_pack, (1,), device, torch.from_numpy(codes).to(dev), y, R=r, N=n)
     nib = codes.astype(np.int64) & 0xF
     assert (y.cpu().numpy() == (nib[:, 0::2] | (nib[:, 1::2] << 4))).all()
+
+
+# ---------------------------------------------------------------- the reference backend, a second oracle
+def _reference():
+    ref = pytest.importorskip("qfuse.backends.reference.numerics")
+    needed = ("round_fp8", "round_int", "encode_e2m1", "e8m0_byte", "e8m0_to_f32", "round_to_float")
+    if not all(hasattr(ref, n) for n in needed):
+        pytest.skip("reference numerics incomplete")
+    return ref
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_helpers_agree_with_reference_backend(device):
+    ref = _reference()
+    fp8_x = np.concatenate([fp8_edge_values(False), fp8_edge_values(True), random_f32(2000, -14, 10)])
+    for fnuz, dmax, sat in FP8_CASES:
+        fmt = "fp8_e4m3fnuz" if fnuz else "fp8_e4m3fn"
+        (got,) = run_rows(k_fp8, device, [fp8_x], [torch.uint8], IS_FNUZ=fnuz, DMAX=dmax, SAT=sat, NATIVE=True)
+        want = ref.round_fp8(torch.from_numpy(fp8_x), fmt, dmax, sat).view(torch.uint8).numpy()
+        assert_codes(got.numpy(), want, fp8_x, f"fp8 vs reference {fmt} {dmax} sat={sat}")
+    x = np.concatenate([e2m1_edge_values(), random_f32(2000, -4, 8), SPECIALS])
+    (got,) = run_rows(k_e2m1, device, [x], [torch.uint8])
+    assert_codes(got.numpy(), ref.encode_e2m1(torch.from_numpy(x)).numpy(), x, "e2m1 vs reference")
+    for rne, lo, hi in [(False, -127, 127), (True, -8, 7)]:
+        (got,) = run_rows(k_int, device, [x], [torch.int8], RNE=rne, LO=lo, HI=hi)
+        want = ref.round_int(torch.from_numpy(x), "rne" if rne else "trunc", lo, hi).numpy()
+        assert_codes(got.numpy(), want, x, f"int vs reference rne={rne}")
+    for target, (max_pos, emax) in E8M0_TARGETS.items():
+        a = np.concatenate([e8m0_edge_values(max_pos), np.abs(random_f32(500, -140, 127))])
+        for mode, m in MODES.items():
+            (got,) = run_rows(k_e8m0, device, [a], [torch.uint8], MODE=m, MAX_POS=max_pos, EMAX=emax)
+            want = ref.e8m0_byte(torch.from_numpy(a), mode, target).numpy()
+            assert_codes(got.numpy(), want, a, f"e8m0 vs reference {mode} {target}")
+    b = np.arange(256, dtype=np.uint8)
+    s, _, _ = run_rows(k_e8m0_apply, device, [b, np.ones(256, np.float32)], [torch.float32] * 3)
+    assert not same_f32(s.numpy(), ref.e8m0_to_f32(torch.from_numpy(b)).numpy()).any()
+    bf, h, _, _ = run_rows(k_round16, device, [x], [torch.float32, torch.float32, torch.bfloat16, torch.float16])
+    assert not same_f32(bf.numpy(), ref.round_to_float(torch.from_numpy(x), "bf16").float().numpy()).any()
+    assert not same_f32(h.numpy(), ref.round_to_float(torch.from_numpy(x), "f16").float().numpy()).any()

@@ -1,0 +1,1 @@
+"""Benchmark harness for qfuse pipelines (see README.md)."""

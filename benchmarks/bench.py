@@ -1,0 +1,327 @@
+"""Benchmark qfuse pipelines against plain torch (eager and torch.compile) on one GPU.
+
+    python benchmarks/bench.py --bundle DIR [--shapes 16x7168,4096x7168,16384x8192]
+                               [--out results.json] [--pipelines a,b]
+    python benchmarks/bench.py --cpu-smoke [--bundle DIR|reference|stub]
+
+One run measures, for each shape, the copy bandwidth (a bf16 ``copy_`` of M x N, read +
+write bytes over time: the roofline of these memory-bound kernels), then for each
+pipeline x shape: qfuse (the callable from ``qfuse.load(DIR)``), torch eager and
+``torch.compile(fn, dynamic=False)`` of ``torch_refs``. Times are the median of
+``triton.testing.do_bench`` and, for M <= 64, the median of CUDA-graph replays (20 calls
+per graph); GB/s counts compulsory bytes (``cases.py``); the correctness column compares
+qfuse with the torch eager reference (codes bit for bit, mismatch counts, never fails).
+``--cpu-smoke`` runs everything on tiny CPU shapes with ``perf_counter`` timing; without
+``--bundle`` it uses ``torch_refs`` itself as a stub bundle. Importable: :func:`run`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:                   # `python benchmarks/bench.py` from anywhere
+    sys.path.insert(0, _ROOT)
+
+import torch  # noqa: E402
+
+from benchmarks import torch_refs  # noqa: E402
+from benchmarks.cases import CASES  # noqa: E402
+from benchmarks.report import (GRAPH_MAX_M, as_tuple, compare_outputs, derive,  # noqa: E402
+                               format_row, format_table)
+
+__all__ = ["run", "main", "load_pipes", "compare_outputs", "format_table", "parse_shapes",
+           "DEFAULT_SHAPES", "SMOKE_SHAPES"]
+
+DEFAULT_SHAPES = "16x7168,4096x7168,16384x8192"
+SMOKE_SHAPES = "4x256,40x512"
+IMPLS = ("qfuse", "eager", "compile")
+
+
+# ---------------------------------------------------------------------------- setup
+def parse_shapes(text: str) -> list:
+    shapes = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        m, sep, n = part.lower().partition("x")
+        if not sep or not m.isdigit() or not n.isdigit():
+            raise SystemExit(f"bad shape {part!r}: write MxN, e.g. 16x7168")
+        shapes.append((int(m), int(n)))
+    return shapes
+
+
+def stub_pipes() -> dict:
+    """``torch_refs`` in the bundle's calling convention (a stand-in for ``qfuse.load``)."""
+    return dict(torch_refs.REFS)
+
+
+def reference_pipes(qp: str = os.path.join(_ROOT, "benchmarks", "pipelines.qp")) -> dict:
+    """The qfuse reference interpreter as a bundle (needs the DSL front end: CPU side)."""
+    from qfuse.backends.reference import run_pipeline
+    from qfuse.dsl import load_file
+
+    def call(tp):
+        return lambda **kw: tuple(run_pipeline(tp, kw).values())
+    return {name: call(tp) for name, tp in load_file(qp).items()}
+
+
+def load_pipes(spec, cpu_smoke: bool = False):
+    """``stub`` (the default with ``--cpu-smoke``): torch_refs, to check the harness itself;
+    ``reference``: the qfuse reference interpreter; else a bundle dir for ``qfuse.load``."""
+    if spec is None and not cpu_smoke:
+        raise SystemExit("--bundle DIR is required (build it with: python -m qfuse.cli build "
+                         "benchmarks/pipelines.qp --target cuda:sm_90 -o DIR)")
+    if spec in (None, "stub"):
+        return stub_pipes()
+    if spec == "reference":
+        return reference_pipes()
+    import qfuse
+    if not hasattr(qfuse, "load"):
+        raise SystemExit(f"this qfuse ({os.path.dirname(qfuse.__file__)}) has no qfuse.load")
+    return qfuse.load(spec)
+
+
+def device_info(device: torch.device) -> dict:
+    info = {"device": str(device), "python": platform.python_version(),
+            "torch": torch.__version__, "host": platform.node()}
+    try:
+        import triton
+        info["triton"] = triton.__version__
+    except Exception as e:  # pragma: no cover - triton is there wherever torch.compile is
+        info["triton"] = f"unavailable: {e}"
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        info.update(name=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
+                    capability=f"{p.major}.{p.minor}", sms=p.multi_processor_count,
+                    memory_gib=round(p.total_memory / 2**30, 1),
+                    l2_mib=round(getattr(p, "L2_cache_size", 0) / 2**20, 1))
+        try:
+            q = "name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw"
+            r = subprocess.run(["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=30)
+            info["nvidia_smi"] = r.stdout.strip().splitlines()[0] if r.stdout else r.stderr.strip()
+            info["driver"] = info["nvidia_smi"].split(",")[1].strip()
+        except Exception as e:
+            info["driver"] = f"unknown ({type(e).__name__})"
+    else:
+        info["name"] = platform.processor() or platform.machine()
+    return info
+
+
+# ---------------------------------------------------------------------------- timing
+class Timer:
+    """Medians in microseconds: ``do_bench`` (+ graph replay for small M) or perf_counter."""
+
+    def __init__(self, device, warmup_ms=25, rep_ms=100, graph_inner=20, graph_reps=50,
+                 cpu_reps=5):
+        self.cuda = device.type == "cuda"
+        self.warmup_ms, self.rep_ms = warmup_ms, rep_ms
+        self.graph_inner, self.graph_reps, self.cpu_reps = graph_inner, graph_reps, cpu_reps
+
+    def bench_us(self, fn) -> float:
+        if not self.cuda:
+            fn()
+            ts = []
+            for _ in range(self.cpu_reps):
+                t0 = time.perf_counter()
+                fn()
+                ts.append(time.perf_counter() - t0)
+            return statistics.median(ts) * 1e6
+        import triton.testing
+        return triton.testing.do_bench(fn, warmup=self.warmup_ms, rep=self.rep_ms,
+                                       return_mode="median") * 1e3
+
+    def graph_us(self, fn) -> float:
+        """Capture ``graph_inner`` calls in one CUDA graph; median replay time per call."""
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for _ in range(self.graph_inner):
+                fn()
+        g.replay()
+        torch.cuda.synchronize()
+        ts = []
+        for _ in range(self.graph_reps):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            g.replay()
+            b.record()
+            b.synchronize()
+            ts.append(a.elapsed_time(b) * 1e3 / self.graph_inner)
+        del g
+        return statistics.median(ts)
+
+    def measure(self, fn, m: int) -> dict:
+        """``{"bench_us", "graph_us"?, "us", "timer"}``; ``us`` is the graph time for small M."""
+        r = {"bench_us": self.bench_us(fn)}
+        r["us"], r["timer"] = r["bench_us"], "bench" if self.cuda else "perf_counter"
+        if self.cuda and m <= GRAPH_MAX_M:
+            try:
+                r["graph_us"] = self.graph_us(fn)
+                r["us"], r["timer"] = r["graph_us"], "graph"
+            except Exception as e:
+                r["graph_error"] = _err(e)
+        return r
+
+
+def _err(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:500]
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+# ---------------------------------------------------------------------------- run
+def _compile(fn, backend: str):
+    return torch.compile(fn, dynamic=False, backend=backend)
+
+
+def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="inductor",
+        timer: "Timer | None" = None, log=print, seed: int = 0) -> dict:
+    """Measure everything; returns the JSON-able result (see README.md)."""
+    device = torch.device(device)
+    names = list(names or CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        raise ValueError(f"unknown pipelines {unknown}; known: {', '.join(CASES)}")
+    timer = timer or Timer(device)
+    for k in ("recompile_limit", "cache_size_limit"):
+        if hasattr(torch._dynamo.config, k):
+            setattr(torch._dynamo.config, k, max(64, getattr(torch._dynamo.config, k)))
+    out = {"device": device_info(device), "shapes": [f"{m}x{n}" for m, n in shapes],
+           "impls": list(impls), "compile_backend": compile_backend,
+           "timer": {"warmup_ms": timer.warmup_ms, "rep_ms": timer.rep_ms,
+                     "graph_inner": timer.graph_inner, "graph_max_m": GRAPH_MAX_M},
+           "copy": [], "results": []}
+    copy_gbps = {}
+    for m, n in shapes:
+        try:
+            src = torch.randn(m, n, device=device).to(torch.bfloat16)
+            dst = torch.empty_like(src)
+            t = timer.measure(lambda: dst.copy_(src), m)
+            nbytes = 2 * m * n * 2
+            copy_gbps[(m, n)] = nbytes / t["us"] / 1e3
+            out["copy"].append({"shape": f"{m}x{n}", "bytes": nbytes, **t,
+                                "gbps": copy_gbps[(m, n)]})
+            log(f"copy {m}x{n}: {t['us']:.2f} us, {copy_gbps[(m, n)]:.0f} GB/s ({t['timer']})")
+            del src, dst
+        except Exception as e:
+            out["copy"].append({"shape": f"{m}x{n}", "error": _err(e)})
+    peak = max(copy_gbps.values(), default=None)
+    out["peak_copy_gbps"] = peak
+    compiled = {}
+    for name in names:
+        case, ref = CASES[name], torch_refs.REFS[name]
+        for m, n in shapes:
+            row = {"pipeline": name, "label": case.label, "shape": f"{m}x{n}", "M": m, "N": n}
+            out["results"].append(row)
+            try:
+                row["bytes"] = case.nbytes(m, n)
+                inputs = case.inputs(m, n, device, seed=seed + m + n)
+                ref_out = as_tuple(ref(**inputs))
+                _sync(device)
+            except Exception as e:
+                row["error"] = "inputs/reference: " + _err(e)
+                log(f"{name} {m}x{n}: {row['error']}")
+                continue
+            fns = {}
+            if "qfuse" in impls:
+                try:
+                    fns["qfuse"] = pipes[name]
+                except Exception as e:
+                    row["qfuse"] = {"error": "not in bundle: " + _err(e)}
+            if "eager" in impls:
+                fns["eager"] = ref
+            if "compile" in impls:
+                fns["compile"] = compiled.setdefault(name, _compile(ref, compile_backend))
+            for impl, fn in fns.items():
+                r = row[impl] = {}
+                try:
+                    t0 = time.perf_counter()
+                    got = fn(**inputs)
+                    _sync(device)
+                    r["first_call_s"] = time.perf_counter() - t0
+                    if impl != "eager":
+                        key = "correct" if impl == "qfuse" else "compile_vs_eager"
+                        row[key] = compare_outputs(got, ref_out, _return_names(name, ref_out))
+                    del got
+                    r.update(timer.measure(lambda: fn(**inputs), m))
+                except Exception as e:
+                    r["error"] = _err(e)
+                    r["traceback"] = traceback.format_exc(limit=6)
+            derive(row, copy_gbps.get((m, n)), peak)
+            log(format_row(row))
+            del inputs, ref_out
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    sp = [r["speedup_vs_compile"] for r in out["results"] if r.get("speedup_vs_compile")]
+    out["geomean_speedup_vs_compile"] = math.exp(sum(map(math.log, sp)) / len(sp)) if sp else None
+    out["geomean_count"] = len(sp)
+    out["errors"] = [f"{r['pipeline']} {r['shape']} {k}: {v['error'] if isinstance(v, dict) else v}"
+                     for r in out["results"] for k, v in r.items()
+                     if k == "error" or (isinstance(v, dict) and "error" in v)]
+    return out
+
+
+def _return_names(name, ref_out) -> list:
+    known = {"add_rmsnorm_per_token_fp8": ["q", "s", "h"], "mxfp4": ["p", "s"],
+             "rmsnorm_mxfp4_shuffle": ["q", "ss"], "kv_key_per_token_fp8": ["kc", "ks"]}
+    return known.get(name, ["q", "s"][:len(ref_out)])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundle", help="qfuse bundle dir (qfuse.load), or 'reference' / 'stub'")
+    ap.add_argument("--shapes", help=f"MxN list (default {DEFAULT_SHAPES}; smoke {SMOKE_SHAPES})")
+    ap.add_argument("--pipelines", help="comma-separated subset (default: all 12)")
+    ap.add_argument("--impls", default=",".join(IMPLS), help="subset of qfuse,eager,compile")
+    ap.add_argument("--out", help="JSON path (default $OUT/bench_results.json when $OUT is set)")
+    ap.add_argument("--cpu-smoke", action="store_true", help="tiny shapes on CPU, perf_counter")
+    ap.add_argument("--compile-backend", help="torch.compile backend (default inductor; "
+                                              "smoke: eager)")
+    ap.add_argument("--warmup-ms", type=float, default=25)
+    ap.add_argument("--rep-ms", type=float, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    device = "cpu" if a.cpu_smoke else "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: use --cpu-smoke for a CPU check")
+    shapes = parse_shapes(a.shapes or (SMOKE_SHAPES if a.cpu_smoke else DEFAULT_SHAPES))
+    names = a.pipelines.split(",") if a.pipelines else None
+    impls = tuple(i for i in a.impls.split(",") if i)
+    pipes = load_pipes(a.bundle, a.cpu_smoke) if "qfuse" in impls else {}
+    backend = a.compile_backend or ("eager" if a.cpu_smoke else "inductor")
+    timer = Timer(torch.device(device), a.warmup_ms, a.rep_ms)
+    result = run(pipes, shapes, names, device, impls, backend, timer, seed=a.seed)
+    result["bundle"] = a.bundle
+    text = format_table(result)
+    print("\n" + text, flush=True)
+    path = a.out or (os.path.join(os.environ["OUT"], "bench_results.json")
+                     if os.environ.get("OUT") else None)
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(result, f, indent=1, default=str)
+        with open(os.path.splitext(path)[0] + ".md", "w") as f:
+            f.write(text + "\n")
+        print(f"wrote {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

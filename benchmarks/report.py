@@ -1,0 +1,142 @@
+"""Reporting for ``bench.py``: output comparison, derived rates, the printed table.
+
+``compare_outputs(got, ref)`` counts, per output, the elements that are not bit-equal
+(codes compared as bytes; floats with NaN == NaN) and how far apart the codes are
+(``max_step``: distance in code order for fp8 / int8, 1 = adjacent codes);
+``derive`` adds GB/s, % of copy bandwidth and speed-ups to a result row;
+``format_table`` renders the whole run.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["GRAPH_MAX_M", "as_tuple", "compare_outputs", "summarize_check", "derive",
+           "format_row", "format_table", "HEADER"]
+
+GRAPH_MAX_M = 64          # rows up to this M are timed by CUDA-graph replay
+
+
+# ---------------------------------------------------------------------------- checking
+def as_tuple(out) -> tuple:
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def _ordered_fp8(b: torch.Tensor) -> torch.Tensor:
+    """e4m3fn bytes -> integers ordered like the values (adjacent codes differ by 1)."""
+    b = b.to(torch.int32)
+    return torch.where(b >= 128, -(b - 128), b)
+
+
+def compare_outputs(got, ref, names=None) -> dict:
+    """Per output: ``mismatch`` (elements not bit-equal; NaN == NaN for floats), ``numel``,
+    ``max_step`` (largest code distance for fp8 / int8) or ``max_abs`` (floats)."""
+    got, ref = as_tuple(got), as_tuple(ref)
+    names = list(names or [f"out{i}" for i in range(len(ref))])
+    res = {}
+    if len(got) != len(ref):
+        return {"error": f"{len(got)} outputs, reference has {len(ref)}"}
+    for name, g, r in zip(names, got, ref):
+        if not isinstance(g, torch.Tensor) or tuple(g.shape) != tuple(r.shape):
+            res[name] = {"error": f"shape {tuple(getattr(g, 'shape', ()))} vs {tuple(r.shape)}"}
+            continue
+        g = g.detach().to(r.device)
+        e = {"numel": r.numel()}
+        if r.element_size() == 1 or not r.dtype.is_floating_point:
+            if g.element_size() != r.element_size():
+                res[name] = {"error": f"dtype {g.dtype} vs {r.dtype}"}
+                continue
+            gb = g.view(torch.uint8) if g.element_size() == 1 else g
+            rb = r.view(torch.uint8) if r.element_size() == 1 else r
+            diff = gb != rb
+            e["mismatch"] = int(diff.sum())
+            if e["mismatch"] and r.dtype in (torch.float8_e4m3fn, torch.int8):
+                if r.dtype == torch.int8:
+                    d = (g.to(torch.int32) - r.to(torch.int32)).abs()
+                else:
+                    d = (_ordered_fp8(gb) - _ordered_fp8(rb)).abs()
+                e["max_step"] = int(d.max())
+        else:
+            g32, r32 = g.float(), r.float()
+            same = (g32 == r32) | (g32.isnan() & r32.isnan())
+            e["mismatch"] = int((~same).sum())
+            if e["mismatch"]:
+                e["max_abs"] = float((g32 - r32).abs().nan_to_num(float("inf")).max())
+        res[name] = e
+    return res
+
+
+def summarize_check(check: dict) -> str:
+    if not check:
+        return "-"
+    if "error" in check:
+        return "ERR " + check["error"]
+    parts = []
+    for name, e in check.items():
+        if "error" in e:
+            parts.append(f"{name}:{e['error']}")
+        elif e["mismatch"]:
+            extra = f"(<={e['max_step']})" if "max_step" in e else ""
+            parts.append(f"{name}:{e['mismatch']}/{e['numel']}{extra}")
+    return "exact" if not parts else " ".join(parts)
+
+
+
+def derive(row: dict, copy_gbps, peak) -> None:
+    def us(k):
+        v = row.get(k)
+        return v.get("us") if isinstance(v, dict) else None
+    q, c, e = us("qfuse"), us("compile"), us("eager")
+    for k in ("qfuse", "eager", "compile"):
+        if us(k) and row.get("bytes"):
+            row[k]["gbps"] = row["bytes"] / us(k) / 1e3
+            if copy_gbps:
+                row[k]["pct_copy"] = 100 * row[k]["gbps"] / copy_gbps
+            if peak:
+                row[k]["pct_peak_copy"] = 100 * row[k]["gbps"] / peak
+    if q and c:
+        row["speedup_vs_compile"] = c / q
+    if q and e:
+        row["speedup_vs_eager"] = e / q
+
+
+# ---------------------------------------------------------------------------- report
+HEADER = ("pipeline", "shape", "qfuse us", "eager us", "compile us", "qfuse GB/s", "%copy",
+          "%peak", "x compile", "correct (qfuse vs eager)")
+
+
+def format_row(row: dict) -> str:
+    def t(k):
+        v = row.get(k) or {}
+        if "error" in v:
+            return "ERR"
+        if "us" not in v:
+            return "-"
+        return f"{v['us']:.2f}" + ("*" if v["timer"] == "bench" and row["M"] <= GRAPH_MAX_M
+                                   else "")
+    q = row.get("qfuse") or {}
+    f = (row["pipeline"], row["shape"], t("qfuse"), t("eager"), t("compile"),
+         f"{q['gbps']:.0f}" if "gbps" in q else "-",
+         f"{q['pct_copy']:.1f}" if "pct_copy" in q else "-",
+         f"{q['pct_peak_copy']:.1f}" if "pct_peak_copy" in q else "-",
+         f"{row['speedup_vs_compile']:.2f}" if row.get("speedup_vs_compile") else "-",
+         row.get("error") or (("ERR " + q["error"]) if "error" in q
+                              else summarize_check(row.get("correct", {}))))
+    return "| " + " | ".join(map(str, f)) + " |"
+
+
+def format_table(result: dict) -> str:
+    d = result["device"]
+    lines = [f"device: {d.get('name')} | driver {d.get('driver', '-')} | cuda {d.get('cuda', '-')}"
+             f" | torch {d['torch']} | triton {d.get('triton')}", ""]
+    for c in result["copy"]:
+        lines.append(f"copy {c['shape']}: " + (f"{c['us']:.2f} us, {c['gbps']:.0f} GB/s"
+                                                if "gbps" in c else c.get("error", "")))
+    lines += ["", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += [format_row(r) for r in result["results"]]
+    g = result.get("geomean_speedup_vs_compile")
+    lines += ["", f"geomean speed-up over torch.compile: "
+                  f"{g:.3f}x over {result['geomean_count']} rows" if g else
+              "geomean speed-up over torch.compile: -"]
+    if result.get("errors"):
+        lines += ["", f"{len(result['errors'])} errors:"] + [f"  {e}" for e in result["errors"]]
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""``qfuse build``: compile .qp files into a bundle on any machine (no GPU needed).
+
+For every pipeline: the passes and Triton rendering run once (the sources do not depend
+on the target); then each kernel is cross-compiled for every ``--target`` with the block
+sizes of ``--shapes`` (symbols not given default to 4096), and the binaries are stored.
+A pipeline that fails is reported with its error and skipped; the rest are still built,
+and the command exits non-zero at the end.
+"""
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+from typing import Iterable, Optional
+
+from ..errors import QfuseError
+from .artifact import FORMAT_VERSION
+from .bundle import BUNDLE_FORMAT, write_bundle_files
+
+__all__ = ["build_bundle", "BuildReport", "BINARY_EXT"]
+
+BINARY_EXT = {"cuda": ("ptx", "cubin"), "hip": ("amdgcn", "hsaco")}
+
+
+class BuildReport:
+    def __init__(self):
+        self.built: list = []
+        self.failed: list = []          # (pipeline, message)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), transient=False)
+
+
+def build_bundle(files: Iterable[str], targets: list, out: str, *, backend: str = "triton",
+                 shapes: Optional[dict] = None, progress: bool = True) -> BuildReport:
+    """Build ``files`` for ``targets`` into directory ``out``; returns what built and failed."""
+    from ..backends.base import parse_target
+    from ..dsl import load_file
+    from .compiler import _versions, compile_pipeline
+    if backend != "triton":
+        raise QfuseError(f"backend {backend!r} cannot be built ahead of time yet: the rocdl "
+                         f"backend is planned; use --backend triton")
+    for t in targets:
+        parse_target(t)
+    report = BuildReport()
+    jobs = []
+    for f in files:
+        try:
+            jobs.extend((f, tp) for tp in load_file(f).values())
+        except QfuseError as e:
+            report.failed.append((f, str(e)))
+    payload, pipelines = {}, {}
+    prog = _progress() if progress else None
+    if prog:
+        prog.start()
+        task = prog.add_task("building", total=len(jobs) * (1 + len(targets)))
+    try:
+        for f, tp in jobs:
+            if prog:
+                prog.update(task, description=f"{tp.name}: passes + codegen")
+            try:
+                cp = compile_pipeline(tp, backend, "any")
+                entry = _entry(cp, f)
+                payload[f"{tp.name}.json"] = cp.dumps()
+                payload[f"{tp.name}.mlir"] = cp.fused_ir
+                for k, text in cp.sources().items():
+                    payload[f"kernels/{k}.py"] = text
+                if prog:
+                    prog.advance(task)
+                for t in targets:
+                    if prog:
+                        prog.update(task, description=f"{tp.name}: compile for {t}")
+                    entry["binaries"][t] = _compile_binaries(cp, t, shapes or {}, payload)
+                    if prog:
+                        prog.advance(task)
+                pipelines[tp.name] = entry
+                report.built.append(tp.name)
+            except Exception as e:        # one pipeline failing must not stop the build
+                msg = str(e) if isinstance(e, QfuseError) else \
+                    f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
+                report.failed.append((tp.name, msg))
+                for rel in [k for k in payload if k.startswith(f"{tp.name}.")]:
+                    payload.pop(rel)
+    finally:
+        if prog:
+            prog.stop()
+    manifest = {"bundle_format": BUNDLE_FORMAT, "format": FORMAT_VERSION, "backend": backend,
+                "targets": list(targets), "versions": _versions(), "shapes": shapes or {},
+                "pipelines": pipelines,
+                "failed": [{"pipeline": n, "error": m} for n, m in report.failed]}
+    write_bundle_files(Path(out), manifest, payload)
+    return report
+
+
+def _entry(cp, source_file: str) -> dict:
+    prog = cp.program
+    return {"artifact": f"{cp.name}.json", "source_file": str(source_file),
+            "signature": [{"name": p.value.name, "type": str(p.value.type),
+                           "default": p.default} for p in prog.params],
+            "returns": [n for n, _ in cp.returns],
+            "kernels": [{"name": s.name, "space": s.space, "reason": s.reason,
+                         "source": f"kernels/{s.name}.py"} for s in cp.steps],
+            "binaries": {}}
+
+
+def _compile_binaries(cp, target: str, shapes: dict, payload: dict) -> dict:
+    from ..backends.triton.launch import TritonKernel
+    exts = BINARY_EXT[target.split(":")[0]]
+    out = {}
+    for step in cp.steps:
+        asm = TritonKernel(step.source).compile(target, shapes)
+        names = []
+        for ext in exts:
+            if ext in asm:
+                rel = f"binaries/{target.replace(':', '_')}/{step.name}.{ext}"
+                payload[rel] = asm[ext]
+                names.append(rel)
+        out[step.name] = names
+    return out

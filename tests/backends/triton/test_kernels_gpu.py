@@ -1,0 +1,77 @@
+"""The same pipelines compiled for the GPU (NATIVE=True: hardware fp8 converts, no FMA
+contraction) vs the reference on CPU. Skipped without a CUDA device."""
+import pytest
+import torch
+
+import test_kernels_fp8 as F
+import test_kernels_glue as G
+import test_kernels_int as I
+import test_kernels_mx as X
+from test_kernels_helpers import (assert_bitwise, assert_norm_explained, edge_rows, randn,
+                                  split)
+from qfuse.backends.reference import run_pipeline as ref_run
+from qfuse.backends.triton import TritonConfig, run_pipeline
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+
+def on_gpu(tp, inputs, kernels=None, block_m=None):
+    dev = {k: (v.cuda() if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
+    got = run_pipeline(tp, dev, kernels=kernels, config=TritonConfig(block_m=block_m),
+                       interpret=False)
+    torch.cuda.synchronize()
+    return {k: v.cpu() for k, v in got.items()}, ref_run(tp, inputs)
+
+
+EXACT = [
+    (F.P, "per_token_fp8", lambda: {"x": edge_rows(37, 1000)}),
+    (F.P, "per_token_fnuz224", lambda: {"x": edge_rows(9, 4096)}),
+    (F.P, "group64", lambda: {"x": edge_rows(17, 300)}),
+    (F.P, "static_fp8", lambda: {"x": edge_rows(6, 130), "s": torch.tensor([0.37])}),
+    (F.P, "static_fp8_rcp_nosat", lambda: {"x": edge_rows(6, 130), "s": torch.tensor([0.1])}),
+    (F.P, "block128", lambda: {"x": edge_rows(300, 260)}),
+    (I.P, "smooth_i8", lambda: {"x": edge_rows(7, 300), "ss": torch.rand(300) + 0.5}),
+    (I.P, "int4_pack", lambda: {"x": edge_rows(6, 96)}),
+    (X.P, "mxfp4_shuffle_pad", lambda: {"x": X.mx_rows(37, 96).to(torch.bfloat16)}),
+    (X.P, "mxfp8_fn", lambda: {"x": X.mx_rows(8, 256).to(torch.bfloat16)}),
+    (G.P, "flatten_group", lambda: {"x": edge_rows(24, 50, specials=False).reshape(4, 6, 50)}),
+    (G.P, "rope_neox", lambda: {"x": randn(5, 3, 32), "cos": randn(11, 8, dtype=torch.float32),
+                                "sin": randn(11, 8, dtype=torch.float32, seed=2),
+                                "pos": torch.tensor([0, 10, 3, 3, 7])}),
+] + [(X.P, f"mxfp4_{m}", lambda: {"x": X.mx_rows(7, 96).to(torch.bfloat16)}) for m in X.MODES]
+
+
+@pytest.mark.parametrize("pipes,name,make", EXACT, ids=[e[1] for e in EXACT])
+def test_gpu_exact(pipes, name, make):
+    assert_bitwise(*on_gpu(pipes[name], make()))
+
+
+@pytest.mark.parametrize("layout,quant,cdt,scale_layout", G.CASES)
+def test_gpu_cache_write(layout, quant, cdt, scale_layout):
+    tp = G.cache_pipe(layout, quant, cdt, scale_layout)
+    assert_bitwise(*on_gpu(tp, G.cache_inputs(layout, quant, cdt, scale_layout)))
+
+
+def test_gpu_per_tensor_dynamic():
+    tp = F.P["per_tensor_dyn"]
+    for m, n in [(0, 16), (1, 1), (1000, 512)]:
+        assert_bitwise(*on_gpu(tp, {"x": edge_rows(m, n, specials=False)}, kernels=split(tp)))
+
+
+NORM = [
+    (F.P, "rms_fp8", lambda n: {"x": randn(64, n), "w": randn(n, seed=1)}),
+    (F.P, "add_rms_fp8", lambda n: {"x": randn(64, n), "res": randn(64, n, seed=2),
+                                    "w": randn(n, seed=1)}),
+    (F.P, "rms_1x128", lambda n: {"x": randn(64, n), "w": randn(n, seed=1)}),
+    (I.P, "layernorm_i8", lambda n: {"x": randn(64, n) + 3, "w": randn(n, seed=1),
+                                     "b": randn(n, seed=2)}),
+]
+
+
+@pytest.mark.parametrize("pipes,name,make", NORM, ids=[e[1] for e in NORM])
+@pytest.mark.parametrize("n", [4096, 333])
+def test_gpu_norm(pipes, name, make, n):
+    inputs = make(n)
+    got, ref = on_gpu(pipes[name], inputs)
+    assert_norm_explained(pipes[name], inputs, got, ref, n)

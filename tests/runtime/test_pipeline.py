@@ -1,0 +1,115 @@
+"""@quant_pipeline callables: binding, validation, backends, inspection, torch integration."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qfuse import quant_pipeline
+from qfuse.errors import InputError, QfuseError
+
+
+@quant_pipeline
+def add_rms_fp8(x: bf16[M, N], res: bf16[M, N], w: bf16[N], eps: f32 = 1e-6):
+    y, h = norm(x, w, eps, residual=res)
+    s = scale(y, fp8_e4m3fn, per_token)
+    q = round(y, s, fp8_e4m3fn)
+    return q, s, h
+
+
+TRITON = quant_pipeline(backend="triton")(add_rms_fp8.__wrapped__)
+
+
+def _inputs(m=3, n=200, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(m, n, generator=g).bfloat16(), torch.randn(m, n, generator=g).bfloat16(),
+            torch.randn(n, generator=g).bfloat16())
+
+
+def _bits(t):
+    return t.contiguous().view(torch.uint8) if t.element_size() == 1 else t
+
+
+def test_reference_and_triton_interpreter_agree_bit_for_bit():
+    x, r, w = _inputs()
+    a = add_rms_fp8(x, r, w)
+    b = TRITON(x, r, w)
+    for u, v in zip(a, b):
+        assert u.dtype == v.dtype and u.shape == v.shape
+        assert torch.equal(_bits(u), _bits(v))
+
+
+def test_keywords_defaults_and_single_kernel_ir():
+    x, r, w = _inputs(m=1)
+    q, s, h = add_rms_fp8(x=x, res=r, w=w, eps=1e-5)
+    assert q.shape == (1, 200) and s.shape == (1, 1) and h.dtype == torch.bfloat16
+    fused = add_rms_fp8.ir("fused")
+    assert fused.count("qf.kernel") == 1
+    assert "qf.norm" in add_rms_fp8.ir("qfuse")
+    assert "@triton.jit" in TRITON.source()
+
+
+def test_zero_rows():
+    x, r, w = _inputs(m=0)
+    q, s, h = TRITON(x, r, w)
+    assert q.shape == (0, 200) and s.shape == (0, 1)
+
+
+@pytest.mark.parametrize("bad,msg", [
+    (lambda x, r, w: (x.float(), r, w), "x: expected bf16[M, N]"),
+    (lambda x, r, w: (x, r, w[:100]), "N"),
+    (lambda x, r, w: (x, r[:2], w), "M"),
+    (lambda x, r, w: (x[None], r, w), "x: expected bf16[M, N]"),
+    (lambda x, r, w: (x, r.to("meta"), w), "different devices"),
+])
+def test_input_errors_name_the_parameter(bad, msg):
+    with pytest.raises(InputError) as e:
+        TRITON(*bad(*_inputs()))
+    assert msg in str(e.value)
+
+
+def test_non_contiguous_last_dim_is_refused_for_triton_and_row_stride_is_fine():
+    x, r, w = _inputs(m=4, n=128)
+    with pytest.raises(InputError, match="last dim must be contiguous"):
+        TRITON(x.t().contiguous().t(), r, w)
+    big = torch.randn(4, 256).bfloat16()
+    strided = big[:, :128]                      # row stride 256 > N
+    a = add_rms_fp8(strided.contiguous(), r, w)
+    b = TRITON(strided, r, w)
+    assert all(torch.equal(_bits(u), _bits(v)) for u, v in zip(a, b))
+
+
+def test_argument_binding_errors():
+    x, r, w = _inputs()
+    with pytest.raises(InputError, match="missing argument w"):
+        add_rms_fp8(x, r)
+    with pytest.raises(InputError, match="no parameter 'bias'"):
+        add_rms_fp8(x, r, w, bias=w)
+    with pytest.raises(InputError, match="eps must be >= 0"):
+        add_rms_fp8(x, r, w, -1.0)
+
+
+def test_runs_inside_torch_compile_as_one_op():
+    x, r, w = _inputs()
+    compiled = torch.compile(lambda a, b, c: add_rms_fp8(a, b, c), backend="aot_eager",
+                             fullgraph=True)
+    got = compiled(x, r, w)
+    want = add_rms_fp8(x, r, w)
+    assert all(torch.equal(_bits(u), _bits(v)) for u, v in zip(got, want))
+
+
+def test_cache_write_updates_the_cache_in_place():
+    @quant_pipeline
+    def kv(k: bf16[T, H, D], cache: bf16[B, H, D, BS], slots: i64[T]):
+        return cache_write(k, cache, slots, layout=value)
+
+    k = torch.randn(3, 2, 16).bfloat16()
+    cache = torch.zeros(2, 2, 16, 4).bfloat16()
+    out = kv(k, cache, torch.tensor([5, -1, 0]))
+    assert out is cache
+    assert torch.equal(cache[1, :, :, 1], k[0]) and torch.equal(cache[0, :, :, 0], k[2])
+    assert int((cache != 0).sum()) == 2 * 2 * 16 - int((k[[0, 2]] == 0).sum())
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(QfuseError, match="backend='cuda'"):
+        quant_pipeline(backend="cuda")(add_rms_fp8.__wrapped__)
