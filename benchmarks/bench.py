@@ -191,6 +191,52 @@ def _compile(fn, backend: str):
     return torch.compile(fn, dynamic=False, backend=backend)
 
 
+def _copy_row(timer, m: int, n: int, device) -> dict:
+    """The roofline of one shape: a bf16 ``copy_`` of M x N, read + write bytes."""
+    row = {"shape": f"{m}x{n}", "bytes": 2 * m * n * 2}
+    try:
+        src = torch.randn(m, n, device=device).to(torch.bfloat16)
+        dst = torch.empty_like(src)
+        row.update(timer.measure(lambda: dst.copy_(src), m))
+        row["gbps"] = row["bytes"] / row["us"] / 1e3
+    except Exception as e:
+        row["error"] = _err(e)
+    return row
+
+
+def _bench_case(name, m, n, fns, timer, device, seed) -> dict:
+    """One pipeline x shape: check qfuse and compile against eager, then time each impl."""
+    case = CASES[name]
+    row = {"pipeline": name, "label": case.label, "shape": f"{m}x{n}", "M": m, "N": n}
+    try:
+        row["bytes"] = case.nbytes(m, n)
+        inputs = case.inputs(m, n, device, seed=seed + m + n)
+        ref_out = as_tuple(torch_refs.REFS[name](**inputs))
+        _sync(device)
+    except Exception as e:
+        row["error"] = "inputs/reference: " + _err(e)
+        return row
+    for impl, fn in fns.items():
+        r = row[impl] = {}
+        if isinstance(fn, Exception):
+            r["error"] = "not in bundle: " + _err(fn)
+            continue
+        try:
+            t0 = time.perf_counter()
+            got = fn(**inputs)
+            _sync(device)
+            r["first_call_s"] = time.perf_counter() - t0
+            if impl != "eager":
+                key = "correct" if impl == "qfuse" else "compile_vs_eager"
+                row[key] = compare_outputs(got, ref_out, _return_names(name, ref_out))
+            got = None
+            r.update(timer.measure(lambda: fn(**inputs), m))
+        except Exception as e:
+            r["error"] = _err(e)
+            r["traceback"] = traceback.format_exc(limit=6)
+    return row
+
+
 def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="inductor",
         timer: "Timer | None" = None, log=print, seed: int = 0) -> dict:
     """Measure everything; returns the JSON-able result (see README.md)."""
@@ -210,63 +256,31 @@ def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="
            "copy": [], "results": []}
     copy_gbps = {}
     for m, n in shapes:
-        try:
-            src = torch.randn(m, n, device=device).to(torch.bfloat16)
-            dst = torch.empty_like(src)
-            t = timer.measure(lambda: dst.copy_(src), m)
-            nbytes = 2 * m * n * 2
-            copy_gbps[(m, n)] = nbytes / t["us"] / 1e3
-            out["copy"].append({"shape": f"{m}x{n}", "bytes": nbytes, **t,
-                                "gbps": copy_gbps[(m, n)]})
-            log(f"copy {m}x{n}: {t['us']:.2f} us, {copy_gbps[(m, n)]:.0f} GB/s ({t['timer']})")
-            del src, dst
-        except Exception as e:
-            out["copy"].append({"shape": f"{m}x{n}", "error": _err(e)})
+        c = _copy_row(timer, m, n, device)
+        out["copy"].append(c)
+        if "gbps" in c:
+            copy_gbps[(m, n)] = c["gbps"]
+            log(f"copy {m}x{n}: {c['us']:.2f} us, {c['gbps']:.0f} GB/s ({c['timer']})")
     peak = max(copy_gbps.values(), default=None)
     out["peak_copy_gbps"] = peak
     compiled = {}
     for name in names:
-        case, ref = CASES[name], torch_refs.REFS[name]
-        for m, n in shapes:
-            row = {"pipeline": name, "label": case.label, "shape": f"{m}x{n}", "M": m, "N": n}
-            out["results"].append(row)
+        ref = torch_refs.REFS[name]
+        fns = {}
+        if "qfuse" in impls:
             try:
-                row["bytes"] = case.nbytes(m, n)
-                inputs = case.inputs(m, n, device, seed=seed + m + n)
-                ref_out = as_tuple(ref(**inputs))
-                _sync(device)
+                fns["qfuse"] = pipes[name]
             except Exception as e:
-                row["error"] = "inputs/reference: " + _err(e)
-                log(f"{name} {m}x{n}: {row['error']}")
-                continue
-            fns = {}
-            if "qfuse" in impls:
-                try:
-                    fns["qfuse"] = pipes[name]
-                except Exception as e:
-                    row["qfuse"] = {"error": "not in bundle: " + _err(e)}
-            if "eager" in impls:
-                fns["eager"] = ref
-            if "compile" in impls:
-                fns["compile"] = compiled.setdefault(name, _compile(ref, compile_backend))
-            for impl, fn in fns.items():
-                r = row[impl] = {}
-                try:
-                    t0 = time.perf_counter()
-                    got = fn(**inputs)
-                    _sync(device)
-                    r["first_call_s"] = time.perf_counter() - t0
-                    if impl != "eager":
-                        key = "correct" if impl == "qfuse" else "compile_vs_eager"
-                        row[key] = compare_outputs(got, ref_out, _return_names(name, ref_out))
-                    del got
-                    r.update(timer.measure(lambda: fn(**inputs), m))
-                except Exception as e:
-                    r["error"] = _err(e)
-                    r["traceback"] = traceback.format_exc(limit=6)
+                fns["qfuse"] = e
+        if "eager" in impls:
+            fns["eager"] = ref
+        if "compile" in impls:
+            fns["compile"] = compiled.setdefault(name, _compile(ref, compile_backend))
+        for m, n in shapes:
+            row = _bench_case(name, m, n, fns, timer, device, seed)
+            out["results"].append(row)
             derive(row, copy_gbps.get((m, n)), peak)
             log(format_row(row))
-            del inputs, ref_out
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     sp = [r["speedup_vs_compile"] for r in out["results"] if r.get("speedup_vs_compile")]

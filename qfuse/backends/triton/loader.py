@@ -130,7 +130,9 @@ def _snapshot() -> list:
 def _restore(snap: list) -> None:
     for obj, saved in snap:
         now = vars(obj)
-        for k in [k for k in now if k not in saved]:
+        # names the interpreter adds to a module's globals (interpreter_semantic, ...) are
+        # used by its cached rewritten functions: keep them; undo additions to classes
+        for k in [k for k in now if k not in saved and isinstance(obj, type)]:
             with contextlib.suppress(AttributeError, TypeError):
                 delattr(obj, k)
         for k, v in saved.items():
