@@ -204,6 +204,10 @@ def _copy_row(timer, m: int, n: int, device) -> dict:
     return row
 
 
+def _clone(inputs: dict) -> dict:
+    return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+
 def _bench_case(name, m, n, fns, timer, device, seed) -> dict:
     """One pipeline x shape: check qfuse and compile against eager, then time each impl."""
     case = CASES[name]
@@ -211,7 +215,7 @@ def _bench_case(name, m, n, fns, timer, device, seed) -> dict:
     try:
         row["bytes"] = case.nbytes(m, n)
         inputs = case.inputs(m, n, device, seed=seed + m + n)
-        ref_out = as_tuple(torch_refs.REFS[name](**inputs))
+        ref_out = as_tuple(torch_refs.REFS[name](**_clone(inputs)))
         _sync(device)
     except Exception as e:
         row["error"] = "inputs/reference: " + _err(e)
@@ -219,17 +223,18 @@ def _bench_case(name, m, n, fns, timer, device, seed) -> dict:
     for impl, fn in fns.items():
         r = row[impl] = {}
         if isinstance(fn, Exception):
-            r["error"] = "not in bundle: " + _err(fn)
+            r["error"] = "no callable: " + _err(fn)
             continue
         try:
+            own = _clone(inputs)                # a KV write updates its cache in place
             t0 = time.perf_counter()
-            got = fn(**inputs)
+            got = fn(**own)
             _sync(device)
             r["first_call_s"] = time.perf_counter() - t0
             if impl != "eager":
                 key = "correct" if impl == "qfuse" else "compile_vs_eager"
                 row[key] = compare_outputs(got, ref_out, _return_names(name, ref_out))
-            got = None
+            got = own = None
             r.update(timer.measure(lambda: fn(**inputs), m))
         except Exception as e:
             r["error"] = _err(e)
@@ -298,6 +303,14 @@ def _return_names(name, ref_out) -> list:
     return known.get(name, ["q", "s"][:len(ref_out)])
 
 
+class _Unloadable:
+    def __init__(self, why: str):
+        self.why = why
+
+    def __getitem__(self, name):
+        raise RuntimeError(f"the bundle did not load ({self.why})")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", help="qfuse bundle dir (qfuse.load), or 'reference' / 'stub'")
@@ -318,11 +331,17 @@ def main(argv=None) -> int:
     shapes = parse_shapes(a.shapes or (SMOKE_SHAPES if a.cpu_smoke else DEFAULT_SHAPES))
     names = a.pipelines.split(",") if a.pipelines else None
     impls = tuple(i for i in a.impls.split(",") if i)
-    pipes = load_pipes(a.bundle, a.cpu_smoke) if "qfuse" in impls else {}
+    bundle_error = None
+    try:
+        pipes = load_pipes(a.bundle, a.cpu_smoke) if "qfuse" in impls else {}
+    except Exception as e:                      # time the torch side anyway
+        bundle_error = _err(e)
+        print(f"bundle did not load: {bundle_error}", flush=True)
+        pipes = _Unloadable(bundle_error)
     backend = a.compile_backend or ("eager" if a.cpu_smoke else "inductor")
     timer = Timer(torch.device(device), a.warmup_ms, a.rep_ms)
     result = run(pipes, shapes, names, device, impls, backend, timer, seed=a.seed)
-    result["bundle"] = a.bundle
+    result["bundle"], result["bundle_error"] = a.bundle, bundle_error
     text = format_table(result)
     print("\n" + text, flush=True)
     path = a.out or (os.path.join(os.environ["OUT"], "bench_results.json")

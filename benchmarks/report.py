@@ -121,6 +121,7 @@ def format_row(row: dict) -> str:
          f"{row['speedup_vs_compile']:.2f}" if row.get("speedup_vs_compile") else "-",
          row.get("error") or (("ERR " + q["error"]) if "error" in q
                               else summarize_check(row.get("correct", {}))))
+    f = f[:-1] + (f[-1] if len(f[-1]) <= 90 else f[-1][:87] + "...",)
     return "| " + " | ".join(map(str, f)) + " |"
 
 

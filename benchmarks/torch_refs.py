@@ -3,16 +3,17 @@
 One function per pipeline of ``benchmarks/pipelines.qp``, same name, same parameters
 (same order), same results in the same order. fp32 math, ``amax / dtype_max``, clamp,
 ``.to(fp8)``; MXFP4 with integer bit operations on the fp32 pattern; the KV-cache write
-with ``index_put`` on a copy of the cache. Every function runs eagerly on CPU or CUDA and
+with ``index_put`` into the cache, in place. Every function runs eagerly on CPU or CUDA and
 through ``torch.compile(fn, dynamic=False)`` (no data-dependent shapes, no host syncs),
 and can be captured in a CUDA graph.
 
 They follow ``docs/semantics.md`` exactly (division vs multiply by the reciprocal, the
 E8M0 ``even`` rounding, E2M1 ties, int8 truncation, pack and shuffle layouts) on the inputs
-``benchmarks/cases.py`` draws: finite values, no all-zero group. The zero-group policies
-(``s = 0 -> 1`` / codes 0) and NaN/Inf codes are left out, as plain torch code would;
-partial 1x128 / 1x32 groups are not handled (N must be a multiple of 128 / 32); the
-KV-cache slots must be distinct and >= 0.
+``benchmarks/cases.py`` draws: finite values, no all-zero group. Left out, as plain torch
+code would: the zero-group policies (``s = 0 -> 1`` / codes 0), NaN/Inf codes, partial
+1x128 / 1x32 groups (N must be a multiple of 128 / 32), skipped or repeated KV slots
+(slots must be distinct and >= 0). The cache write updates ``k_cache`` / ``k_scales`` in
+place, as qfuse's callable does (the reference backend returns copies).
 """
 from __future__ import annotations
 
@@ -144,18 +145,18 @@ def rmsnorm_mxfp4_shuffle(x, w, eps=1e-6):
 
 def kv_key_per_token_fp8(k, k_cache, k_scales, slots):
     """Per-(token, head) fp8 write into a key-layout cache ``[NB, H, D/X, BS, X]`` and
-    scales ``[H, S]`` at ``[h, slot]``; returns updated copies (as qfuse does)."""
+    scales ``[H, S]`` at ``[h, slot]``, in place (as vLLM's reshape_and_cache and qfuse's
+    callable do); returns the updated ``k_cache`` and ``k_scales`` themselves."""
     t, h, d = k.shape
     nb, _, dx, bs, xw = k_cache.shape
     kf = k.float()
     s = kf.abs().amax(dim=-1) / FP8_MAX                               # [T, H]
     q = _fp8(kf * (1.0 / s.clamp_min(1e-12)).unsqueeze(-1))           # [T, H, D]
     blk, off = slots // bs, slots % bs
-    kc = k_cache.view(torch.uint8).clone()
-    kc[blk, :, :, off, :] = q.view(torch.uint8).reshape(t, h, dx, xw)  # -> [blk, h, d//X, off, d%X]
-    ks = k_scales.clone()
-    ks[:, slots] = s.transpose(0, 1)
-    return kc.view(k_cache.dtype), ks
+    # element (t, h, d) -> [blk, h, d // X, off, d % X]; fp8 through a byte view
+    k_cache.view(torch.uint8)[blk, :, :, off, :] = q.view(torch.uint8).reshape(t, h, dx, xw)
+    k_scales[:, slots] = s.transpose(0, 1)
+    return k_cache, k_scales
 
 
 REFS = {f.__name__: f for f in (

@@ -29,13 +29,16 @@ def _source_from_json(d: dict):
 
     def tup(x):
         return tuple(tup(i) for i in x) if isinstance(x, list) else x
-    d = dict(d)
-    d["args"] = tuple(KernelArg(**a) for a in d["args"])
-    d["tensors"] = tuple(TensorSpec(**{k: tup(v) for k, v in t.items()}) for t in d["tensors"])
-    d["scalars"] = tuple(ScalarSpec(**s) for s in d["scalars"])
-    for k in ("symbols", "constexprs", "grid", "checks", "outputs", "notes"):
-        d[k] = tup(d.get(k, ()))
-    return KernelSource(**d)
+    nested = {"args": KernelArg, "tensors": TensorSpec, "scalars": ScalarSpec}
+    kw = {}
+    for f in dataclasses.fields(KernelSource):
+        if f.name not in d:
+            continue
+        v = d[f.name]
+        if f.name in nested:
+            v = tuple(nested[f.name](**{k: tup(x) for k, x in item.items()}) for item in v)
+        kw[f.name] = tup(v)
+    return KernelSource(**kw)
 
 
 @dataclass

@@ -76,7 +76,8 @@ def register_pipeline_op(tp: TypedPipeline, impl: Callable) -> Callable:
 
     def real(*args):
         outs = impl_box[0](dict(zip(names, args)))
-        return tuple(outs[n] for n in ret_names) if ret_names else None
+        res = tuple(outs[n] for n in ret_names)
+        return None if not res else res[0] if len(res) == 1 else res
 
     def fake(*args):
         inputs = dict(zip(names, args))
@@ -92,7 +93,7 @@ def register_pipeline_op(tp: TypedPipeline, impl: Callable) -> Callable:
         outs = tuple(torch.empty(tuple(d.eval(syms) for d in v.type.shape),
                                  dtype=v.type.dtype.torch_dtype(), device=device)
                      for v in ret_values)
-        return outs if outs else None
+        return None if not outs else outs[0] if len(outs) == 1 else outs
 
     _LIB.impl(opname, real, "CompositeExplicitAutograd")
     torch.library.register_fake(f"qfuse::{opname}", fake, lib=_LIB)

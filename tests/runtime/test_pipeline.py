@@ -113,3 +113,12 @@ def test_cache_write_updates_the_cache_in_place():
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(QfuseError, match="backend='cuda'"):
         quant_pipeline(backend="cuda")(add_rms_fp8.__wrapped__)
+
+
+def test_single_output_pipeline_returns_a_tensor():
+    @quant_pipeline(backend="triton")
+    def static_fp8(x: bf16[M, N], s: f32[1]):
+        return round(x, s, fp8_e4m3fn, granularity=per_tensor, recip=mul_rcp)
+
+    q = static_fp8(torch.randn(2, 64).bfloat16(), torch.tensor([0.05]))
+    assert isinstance(q, torch.Tensor) and q.dtype == torch.float8_e4m3fn

@@ -2,7 +2,7 @@
 
 Works on triton 3.6 .. 3.9: all of them have `ASTSource(fn, signature, constexprs, attrs)`
 (signature keys are argument names; constexprs keyed by name or `(index,)`) and
-`triton.compile(src, target=GPUTarget(...), options={...})`; 3.6 and 3.9 were run here.
+`triton.compile(src, target=GPUTarget(...), options={...})`; run here on 3.6, 3.8 and 3.9.
 
 * `parse_target("cuda:sm_90" | "hip:gfx942" | "hip:gfx950")` -> `GPUTarget`.
 * `compile_kernel(jit_fn, signature, constexprs, target, ...)` -> `{stage: asm}` with the

@@ -115,10 +115,14 @@ class KernelSource:
     constexprs: tuple               # (name, rule) evaluated by the launcher (BLOCK_M, NATIVE are config)
     grid: tuple                     # rule strings, one per grid axis
     min_programs: int = 0           # launch at least this many programs (tensor_amax: 1)
-    workspace: int = 0              # int32 words of zeroed workspace
+    workspace: str = ""             # rule: int32 words of zeroed workspace ("" = none)
     checks: tuple = ()              # (rule, message): launch-time shape checks
     outputs: tuple = ()             # (output tensor name, pipeline value name), return order
-    notes: tuple = field(default=())
+    phases: tuple = ()              # (fn name, grid) run in order; () = ((name, grid),)
+
+    @property
+    def launches(self) -> tuple:
+        return self.phases or ((self.name, self.grid),)
 
     @property
     def key(self) -> str:

@@ -17,7 +17,7 @@ import torch
 from ...dialect.types import dtype as qdtype
 from ...errors import InputError
 from .kernel import KernelSource, TritonConfig, eval_rule
-from .loader import interpreting, load_kernel
+from .loader import interpreting, load_module
 
 __all__ = ["TritonKernel"]
 
@@ -33,13 +33,19 @@ class TritonKernel:
 
     def __init__(self, source: KernelSource):
         self.source = source
-        self._fn = None
+        self._fns = None
+
+    @property
+    def fns(self) -> list:
+        """The ``@triton.jit`` function of each phase, in launch order."""
+        if self._fns is None:
+            mod = load_module(self.source.text, self.source.name, self.source.key)
+            self._fns = [getattr(mod, name) for name, _ in self.source.launches]
+        return self._fns
 
     @property
     def fn(self):
-        if self._fn is None:
-            self._fn = load_kernel(self.source)
-        return self._fn
+        return self.fns[0]
 
     # ------------------------------------------------------------------ binding
     def bind_dims(self, inputs: dict, dims: Optional[dict] = None) -> dict:
@@ -135,10 +141,14 @@ class TritonKernel:
             want = getattr(torch, src.tensor(n, role).view)
             views[(role, n)] = t.view(want) if t.dtype != want else t
         cexpr = self._constexprs(cfg, env, native=not interpret)
-        grid = [eval_rule(g, {**env, **cexpr}) for g in src.grid]
-        if src.min_programs:
-            grid[0] = max(grid[0], src.min_programs)
-        if any(g <= 0 for g in grid):
+        runs = []
+        for fn, (_, rule) in zip(self.fns, src.launches):
+            grid = [eval_rule(g, {**env, **cexpr}) for g in rule]
+            if src.min_programs:
+                grid[0] = max(grid[0], src.min_programs)
+            if all(g > 0 for g in grid):
+                runs.append((fn, tuple(grid)))
+        if not runs:
             return None
         scalars = {s.name: s for s in src.scalars}
         args = []
@@ -146,7 +156,8 @@ class TritonKernel:
             if a.role in ("input", "output"):
                 args.append(views[(a.role, a.ref)])
             elif a.role == "workspace":
-                args.append(torch.zeros(src.workspace, dtype=torch.int32, device=device))
+                args.append(torch.zeros(eval_rule(src.workspace, env), dtype=torch.int32,
+                                        device=device))
             elif a.role == "dim":
                 args.append(int(env[a.ref]))
             elif a.role == "stride":
@@ -155,18 +166,18 @@ class TritonKernel:
                 args.append(self._scalar(scalars[a.ref], inputs))
             else:
                 args.append(cexpr[a.ref])
-        grid, fn = tuple(grid), self.fn
         ws = [i for i, a in enumerate(src.args) if a.role == "workspace"]
 
         def run():
             for i in ws:                    # the workspace starts at zero on every launch
                 args[i].zero_()
-            if interpret:
-                with interpreting(fn) as k:
-                    k[grid](*args)
-            else:
-                fn[grid](*args, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-                         enable_fp_fusion=False)
+            for fn, grid in runs:
+                if interpret:
+                    with interpreting(fn) as k:
+                        k[grid](*args)
+                else:
+                    fn[grid](*args, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+                             enable_fp_fusion=False)
         return run
 
     def _constexprs(self, cfg: TritonConfig, env: dict, native: bool) -> dict:
@@ -200,9 +211,10 @@ class TritonKernel:
 
     # ------------------------------------------------------------------ cross-compile
     def compile(self, target: str, dims: Optional[dict] = None,
-                config: Optional[TritonConfig] = None) -> dict:
+                config: Optional[TritonConfig] = None, phase: int = 0) -> dict:
         """Cross-compile for ``target`` (``cuda:sm_90``, ``hip:gfx942``, ``hip:gfx950``) with
-        the block constexprs for ``dims`` (default: every width 4096). Returns ``{stage: asm}``."""
+        the block constexprs for ``dims`` (default: every symbol 4096). Returns
+        ``{stage: asm}`` of kernel function number ``phase`` (see ``source.launches``)."""
         from .compile import compile_kernel
         src, cfg = self.source, config or TritonConfig()
         env = {s: 4096 for s in src.symbols}
@@ -210,5 +222,5 @@ class TritonKernel:
         cexpr = self._constexprs(cfg, env, native=True)
         sig = {a.name: a.sig for a in src.args if a.role != "constexpr"}
         consts = {a.name: cexpr[a.ref] for a in src.args if a.role == "constexpr"}
-        return compile_kernel(self.fn, sig, consts, target, num_warps=cfg.num_warps,
+        return compile_kernel(self.fns[phase], sig, consts, target, num_warps=cfg.num_warps,
                               num_stages=cfg.num_stages)

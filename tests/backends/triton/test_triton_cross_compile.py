@@ -14,6 +14,7 @@ from qf_triton_xkernels import k_mxfp4, k_rmsnorm_fp8, mxfp4_reference, rmsnorm_
 from qfuse.backends.triton import numerics as qn
 from qfuse.backends.triton.compile import compile_kernel, parse_target, triton_version
 
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN/inf casts in numpy
 RMS_SIG = {"x_ptr": "*bf16", "w_ptr": "*bf16", "q_ptr": "*u8", "s_ptr": "*fp32", "N": "i32", "eps": "fp32"}
 MX_SIG = {"x_ptr": "*fp32", "q_ptr": "*u8", "b_ptr": "*u8"}
 

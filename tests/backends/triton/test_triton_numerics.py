@@ -14,6 +14,7 @@ from qf_triton_testlib import (DEVICES, E2M1_GRID, SPECIALS, bits_of, e2m1_oracl
                                run_rows, same_f32, with_neighbours)
 from qfuse.backends.triton import numerics as qn
 
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN/inf casts in numpy
 RNG = np.random.default_rng(1234)
 
 
