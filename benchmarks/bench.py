@@ -243,8 +243,9 @@ def _bench_case(name, m, n, fns, timer, device, seed) -> dict:
 
 
 def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="inductor",
-        timer: "Timer | None" = None, log=print, seed: int = 0) -> dict:
-    """Measure everything; returns the JSON-able result (see README.md)."""
+        timer: "Timer | None" = None, log=print, seed: int = 0, checkpoint=None) -> dict:
+    """Measure everything; returns the JSON-able result (see README.md). With
+    ``checkpoint`` (a path), the partial result is written there after every row."""
     device = torch.device(device)
     names = list(names or CASES)
     unknown = [n for n in names if n not in CASES]
@@ -286,6 +287,8 @@ def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="
             out["results"].append(row)
             derive(row, copy_gbps.get((m, n)), peak)
             log(format_row(row))
+            if checkpoint:
+                write_json(out, checkpoint)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     sp = [r["speedup_vs_compile"] for r in out["results"] if r.get("speedup_vs_compile")]
@@ -301,6 +304,14 @@ def _return_names(name, ref_out) -> list:
     known = {"add_rmsnorm_per_token_fp8": ["q", "s", "h"], "mxfp4": ["p", "s"],
              "rmsnorm_mxfp4_shuffle": ["q", "ss"], "kv_key_per_token_fp8": ["kc", "ks"]}
     return known.get(name, ["q", "s"][:len(ref_out)])
+
+
+def write_json(result: dict, path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    os.replace(tmp, path)
 
 
 class _Unloadable:
@@ -340,16 +351,15 @@ def main(argv=None) -> int:
         pipes = _Unloadable(bundle_error)
     backend = a.compile_backend or ("eager" if a.cpu_smoke else "inductor")
     timer = Timer(torch.device(device), a.warmup_ms, a.rep_ms)
-    result = run(pipes, shapes, names, device, impls, backend, timer, seed=a.seed)
+    path = a.out or (os.path.join(os.environ["OUT"], "bench_results.json")
+                     if os.environ.get("OUT") else None)
+    result = run(pipes, shapes, names, device, impls, backend, timer, seed=a.seed,
+                 checkpoint=path)
     result["bundle"], result["bundle_error"] = a.bundle, bundle_error
     text = format_table(result)
     print("\n" + text, flush=True)
-    path = a.out or (os.path.join(os.environ["OUT"], "bench_results.json")
-                     if os.environ.get("OUT") else None)
     if path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(result, f, indent=1, default=str)
+        write_json(result, path)
         with open(os.path.splitext(path)[0] + ".md", "w") as f:
             f.write(text + "\n")
         print(f"wrote {path}", flush=True)
