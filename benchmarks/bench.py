@@ -9,7 +9,8 @@ write bytes over time: the roofline of these memory-bound kernels), then for eac
 pipeline x shape: qfuse (the callable from ``qfuse.load(DIR)``), torch eager and
 ``torch.compile(fn, dynamic=False)`` of ``torch_refs``. Times are the median of
 ``triton.testing.do_bench`` and, for M <= 64, the median of CUDA-graph replays (20 calls
-per graph); GB/s counts compulsory bytes (``cases.py``); the correctness column compares
+per graph); qfuse is graph-timed at every M as well, which separates its host overhead
+from its kernels. GB/s counts compulsory bytes (``cases.py``); the correctness column compares
 qfuse with the torch eager reference (codes bit for bit, mismatch counts, never fails).
 ``--cpu-smoke`` runs everything on tiny CPU shapes with ``perf_counter`` timing; without
 ``--bundle`` it uses ``torch_refs`` itself as a stub bundle. Importable: :func:`run`.
@@ -138,8 +139,9 @@ class Timer:
         return triton.testing.do_bench(fn, warmup=self.warmup_ms, rep=self.rep_ms,
                                        return_mode="median") * 1e3
 
-    def graph_us(self, fn) -> float:
-        """Capture ``graph_inner`` calls in one CUDA graph; median replay time per call."""
+    def graph_us(self, fn, inner=None, reps=None) -> float:
+        """Capture ``inner`` calls in one CUDA graph; median replay time per call."""
+        inner, reps = inner or self.graph_inner, reps or self.graph_reps
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -149,29 +151,36 @@ class Timer:
         torch.cuda.synchronize()
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g):
-            for _ in range(self.graph_inner):
+            for _ in range(inner):
                 fn()
         g.replay()
         torch.cuda.synchronize()
         ts = []
-        for _ in range(self.graph_reps):
+        for _ in range(reps):
             a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             a.record()
             g.replay()
             b.record()
             b.synchronize()
-            ts.append(a.elapsed_time(b) * 1e3 / self.graph_inner)
+            ts.append(a.elapsed_time(b) * 1e3 / inner)
         del g
         return statistics.median(ts)
 
-    def measure(self, fn, m: int) -> dict:
-        """``{"bench_us", "graph_us"?, "us", "timer"}``; ``us`` is the graph time for small M."""
+    def measure(self, fn, m: int, graph_always: bool = False) -> dict:
+        """``{"bench_us", "graph_us"?, "us", "timer"}``; ``us`` is the graph time for small M.
+        ``graph_always``: a graph time for large M too (kept apart from ``us``: it has no L2
+        flush and no host launch cost, so against ``bench_us`` it shows host overhead)."""
         r = {"bench_us": self.bench_us(fn)}
         r["us"], r["timer"] = r["bench_us"], "bench" if self.cuda else "perf_counter"
-        if self.cuda and m <= GRAPH_MAX_M:
+        small = m <= GRAPH_MAX_M
+        if self.cuda and (small or graph_always):
             try:
-                r["graph_us"] = self.graph_us(fn)
-                r["us"], r["timer"] = r["graph_us"], "graph"
+                if small:
+                    r["graph_us"] = self.graph_us(fn)
+                    r["us"], r["timer"] = r["graph_us"], "graph"
+                else:               # ~2 ms of work per replay, 20 replays
+                    inner = max(1, min(self.graph_inner, int(2000 / r["bench_us"])))
+                    r["graph_us"] = self.graph_us(fn, inner=inner, reps=20)
             except Exception as e:
                 r["graph_error"] = _err(e)
         return r
@@ -235,7 +244,7 @@ def _bench_case(name, m, n, fns, timer, device, seed) -> dict:
                 key = "correct" if impl == "qfuse" else "compile_vs_eager"
                 row[key] = compare_outputs(got, ref_out, _return_names(name, ref_out))
             got = own = None
-            r.update(timer.measure(lambda: fn(**inputs), m))
+            r.update(timer.measure(lambda: fn(**inputs), m, graph_always=impl == "qfuse"))
         except Exception as e:
             r["error"] = _err(e)
             r["traceback"] = traceback.format_exc(limit=6)
@@ -301,7 +310,7 @@ def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="
 
 
 def _return_names(name, ref_out) -> list:
-    known = {"add_rmsnorm_per_token_fp8": ["q", "s", "h"], "mxfp4": ["p", "s"],
+    known = {"add_rmsnorm_per_token_fp8": ["q", "s", "h"], "mxfp4_even": ["p", "s"],
              "rmsnorm_mxfp4_shuffle": ["q", "ss"], "kv_key_per_token_fp8": ["kc", "ks"]}
     return known.get(name, ["q", "s"][:len(ref_out)])
 

@@ -44,23 +44,30 @@ def shuffled_scale_shape(m: int, n: int) -> tuple:
 class Case:
     name: str
     label: str                               # the issue's wording, for the table
-    make: Callable                           # (M, N, gen) -> dict of CPU tensors / scalars
+    make: Callable                           # (M, N, gen) -> dict on gen's device
     nbytes: Callable                         # (M, N) -> compulsory bytes
     note: str = ""
 
     def inputs(self, m: int, n: int, device="cpu", seed: int = 0) -> dict:
-        g = torch.Generator().manual_seed(seed)
-        return {k: (v.to(device) if isinstance(v, torch.Tensor) else v)
-                for k, v in self.make(m, n, g).items()}
+        """Drawn on ``device`` (deterministic in ``seed`` per device type)."""
+        return self.make(m, n, torch.Generator(device=device).manual_seed(seed))
 
 
 # ---------------------------------------------------------------------------- inputs
+def _randn(g, *shape):
+    return torch.randn(*shape, generator=g, device=g.device)
+
+
+def _rand(g, *shape):
+    return torch.rand(*shape, generator=g, device=g.device)
+
+
 def _bf16(g, *shape):
-    return torch.randn(*shape, generator=g).to(torch.bfloat16)
+    return _randn(g, *shape).to(torch.bfloat16)
 
 
 def _static(g):                               # a plausible static scale (amax ~ 4.5 / 448)
-    return (torch.rand(1, generator=g) * 0.005 + 0.008).float()
+    return _rand(g, 1) * 0.005 + 0.008
 
 
 def _x(m, n, g):
@@ -88,15 +95,15 @@ def _gate_up_s(m, n, g):
 
 
 def _x_smooth(m, n, g):
-    return {"x": _bf16(g, m, n), "smooth_scale": torch.rand(n, generator=g) * 0.5 + 0.75}
+    return {"x": _bf16(g, m, n), "smooth_scale": _rand(g, n) * 0.5 + 0.75}
 
 
 def _kv(m, n, g):
     t, h, d, nb, bs, xw = kv_dims(m, n)
-    cache = (torch.randn(nb, h, d // xw, bs, xw, generator=g) * 4).to(torch.float8_e4m3fn)
+    cache = (_randn(g, nb, h, d // xw, bs, xw) * 4).to(torch.float8_e4m3fn)
     return {"k": _bf16(g, t, h, d), "k_cache": cache,
-            "k_scales": torch.rand(h, nb * bs, generator=g) * 0.05 + 0.01,
-            "slots": torch.randperm(nb * bs, generator=g)[:t].to(torch.int64)}
+            "k_scales": _rand(g, h, nb * bs) * 0.05 + 0.01,
+            "slots": torch.randperm(nb * bs, generator=g, device=g.device)[:t]}
 
 
 # ---------------------------------------------------------------------------- bytes
@@ -126,7 +133,7 @@ _CASES = [
          lambda m, n: 2 * m * n + 2 * m * n + 4 + m * n),
     Case("smooth_per_token_i8", "smooth + per-token int8", _x_smooth,
          lambda m, n: 2 * m * n + 4 * n + m * n + 4 * m),
-    Case("mxfp4", "mxfp4 1x32 (e8m0 even, packed)", _x,
+    Case("mxfp4_even", "mxfp4 1x32 (e8m0 even, packed)", _x,
          lambda m, n: 2 * m * n + m * n // 2 + m * _cdiv(n, 32)),
     Case("rmsnorm_mxfp4_shuffle", "rmsnorm + mxfp4 + shuffle", _x_w,
          lambda m, n: (2 * m * n + 2 * n + m * n // 2

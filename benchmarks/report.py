@@ -101,7 +101,7 @@ def derive(row: dict, copy_gbps, peak) -> None:
 
 # ---------------------------------------------------------------------------- report
 HEADER = ("pipeline", "shape", "qfuse us", "eager us", "compile us", "qfuse GB/s", "%copy",
-          "%peak", "x compile", "correct (qfuse vs eager)")
+          "%peak", "x compile", "qfuse graph us", "correct (qfuse vs eager)")
 
 
 def format_row(row: dict) -> str:
@@ -119,6 +119,7 @@ def format_row(row: dict) -> str:
          f"{q['pct_copy']:.1f}" if "pct_copy" in q else "-",
          f"{q['pct_peak_copy']:.1f}" if "pct_peak_copy" in q else "-",
          f"{row['speedup_vs_compile']:.2f}" if row.get("speedup_vs_compile") else "-",
+         f"{q['graph_us']:.2f}" if "graph_us" in q else "-",
          row.get("error") or (("ERR " + q["error"]) if "error" in q
                               else summarize_check(row.get("correct", {}))))
     f = f[:-1] + (f[-1] if len(f[-1]) <= 90 else f[-1][:87] + "...",)

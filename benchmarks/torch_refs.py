@@ -26,11 +26,18 @@ I8_MAX = 127.0
 
 __all__ = ["REFS", "per_tensor_fp8", "per_token_fp8", "static_per_tensor_fp8",
            "rmsnorm_per_token_fp8", "add_rmsnorm_per_token_fp8", "rmsnorm_group128_fp8",
-           "rmsnorm_static_fp8", "silu_mul_static_fp8", "smooth_per_token_i8", "mxfp4",
+           "rmsnorm_static_fp8", "silu_mul_static_fp8", "smooth_per_token_i8", "mxfp4_even",
            "rmsnorm_mxfp4_shuffle", "kv_key_per_token_fp8"]
 
 
 # ---------------------------------------------------------------------------- helpers
+def _div(a: torch.Tensor, c: float) -> torch.Tensor:
+    """``a / c``, correctly rounded. (On CUDA, ``tensor / python_float`` multiplies by the
+    rounded reciprocal instead, an ulp off for constants such as 448, 127 or N = 7168;
+    a 0-d tensor on a's device gets a real division.)"""
+    return a / torch.full((), c, dtype=a.dtype, device=a.device)
+
+
 def _fp8(v: torch.Tensor) -> torch.Tensor:
     """Saturate to +-448, then RNE to e4m3fn (torch's cast keeps subnormals)."""
     return v.clamp(-FP8_MAX, FP8_MAX).to(FP8)
@@ -38,13 +45,13 @@ def _fp8(v: torch.Tensor) -> torch.Tensor:
 
 def _rms(u: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
     """RMSNorm of fp32 ``u`` in fp32: ``(u * (1 / sqrt(mean(u^2) + eps))) * w``."""
-    ms = (u * u).sum(dim=-1, keepdim=True) / u.shape[-1]
+    ms = _div((u * u).sum(dim=-1, keepdim=True), u.shape[-1])
     inv = 1.0 / torch.sqrt(ms + eps)
     return (u * inv) * w.float()
 
 
 def _per_token_fp8(y: torch.Tensor):
-    s = y.abs().amax(dim=-1, keepdim=True) / FP8_MAX
+    s = _div(y.abs().amax(dim=-1, keepdim=True), FP8_MAX)
     return _fp8(y / s), s
 
 
@@ -86,7 +93,7 @@ def _e8m0_shuffle(s: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------- pipelines
 def per_tensor_fp8(x):
     xf = x.float()
-    s = xf.abs().amax().reshape(1) / FP8_MAX
+    s = _div(xf.abs().amax().reshape(1), FP8_MAX)
     return _fp8(xf / s), s
 
 
@@ -112,7 +119,7 @@ def rmsnorm_group128_fp8(x, w, eps=1e-6):
     y = _rms(x.float(), w, eps)
     m, n = y.shape
     g = y.reshape(m, n // 128, 128)
-    s = g.abs().amax(dim=-1).clamp_min(1e-10) / FP8_MAX         # zero=floor
+    s = _div(g.abs().amax(dim=-1).clamp_min(1e-10), FP8_MAX)    # zero=floor
     q = _fp8(g * (1.0 / s).unsqueeze(-1))                          # recip=mul_rcp
     return q.reshape(m, n), s
 
@@ -129,12 +136,12 @@ def silu_mul_static_fp8(gate, up, s):
 
 def smooth_per_token_i8(x, smooth_scale):
     h = x.float() * smooth_scale
-    s = h.abs().amax(dim=-1, keepdim=True) / I8_MAX
+    s = _div(h.abs().amax(dim=-1, keepdim=True), I8_MAX)
     q = torch.trunc(h / s).clamp(-I8_MAX, I8_MAX).to(torch.int8)
     return q, s
 
 
-def mxfp4(x):
+def mxfp4_even(x):
     return _mx_e2m1(x.float())
 
 
@@ -150,7 +157,7 @@ def kv_key_per_token_fp8(k, k_cache, k_scales, slots):
     t, h, d = k.shape
     nb, _, dx, bs, xw = k_cache.shape
     kf = k.float()
-    s = kf.abs().amax(dim=-1) / FP8_MAX                               # [T, H]
+    s = _div(kf.abs().amax(dim=-1), FP8_MAX)                          # [T, H]
     q = _fp8(kf * (1.0 / s.clamp_min(1e-12)).unsqueeze(-1))           # [T, H, D]
     blk, off = slots // bs, slots % bs
     # element (t, h, d) -> [blk, h, d // X, off, d % X]; fp8 through a byte view
@@ -162,5 +169,5 @@ def kv_key_per_token_fp8(k, k_cache, k_scales, slots):
 REFS = {f.__name__: f for f in (
     per_tensor_fp8, per_token_fp8, static_per_tensor_fp8, rmsnorm_per_token_fp8,
     add_rmsnorm_per_token_fp8, rmsnorm_group128_fp8, rmsnorm_static_fp8,
-    silu_mul_static_fp8, smooth_per_token_i8, mxfp4, rmsnorm_mxfp4_shuffle,
+    silu_mul_static_fp8, smooth_per_token_i8, mxfp4_even, rmsnorm_mxfp4_shuffle,
     kv_key_per_token_fp8)}

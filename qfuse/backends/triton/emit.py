@@ -23,7 +23,7 @@ from fractions import Fraction
 from os.path import basename
 from typing import Callable, Optional
 
-from ...dialect.types import Dim, ScalarType, TensorType
+from ...dialect.types import Dim, ScalarType
 from ...dsl.typed import StageCall, TypedPipeline, Value
 from ...errors import UnsupportedError
 from .kernel import dim_rule
@@ -49,7 +49,7 @@ def f32_literal(x: float) -> str:
     """The fp32 value of ``x`` as an exact Python literal (Triton reads it as fp32)."""
     v = struct.unpack("<f", struct.pack("<f", float(x)))[0]
     if v != v or v in (float("inf"), float("-inf")):
-        return {True: "float('nan')"}.get(v != v, f"float('{v}')")
+        raise UnsupportedError(f"triton backend: the constant {x} is not finite")
     return repr(v)
 
 
@@ -149,6 +149,7 @@ class Emitter:
         self.rmask: Optional[str] = None
         self.domain_lead: Optional[Lead] = None
         self.checks: list = []
+        self.extra_constexprs: list = []
 
     # ------------------------------------------------------------------ text
     def emit(self, text: str) -> None:
@@ -205,6 +206,15 @@ class Emitter:
         a, b = self.dim(a), self.dim(b)
         return {"cdiv": f"(({a} + {b} - 1) // {b})", "mul": f"({a} * {b})",
                 "div": f"({a} // {b})", "round_up": f"((({a} + {b} - 1) // {b}) * {b})"}[op]
+
+    def constexpr_dim(self, d: Dim, hint: str) -> str:
+        """A dim passed as a constexpr (e.g. the split count: a fully unrolled loop)."""
+        if d.is_const:
+            return str(d.value)
+        name = f"{hint}_{_ident(dim_rule(d))}".upper()
+        if (name, dim_rule(d)) not in self.extra_constexprs:
+            self.extra_constexprs.append((name, dim_rule(d)))
+        return name
 
     def base_block(self, width: Dim) -> Block:
         if width not in self.bases:

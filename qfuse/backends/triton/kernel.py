@@ -13,7 +13,7 @@ functions of :data:`RULE_FUNCS`; :func:`eval_rule` evaluates them.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from ...dialect.types import Dim
@@ -21,7 +21,7 @@ from ...dialect.types import Dim
 __all__ = ["KernelArg", "TensorSpec", "ScalarSpec", "KernelSource", "TritonConfig",
            "np2", "cdiv", "eval_rule", "dim_rule", "SPACES"]
 
-SPACES = ("row", "tensor_amax", "tile")
+SPACES = ("row", "tensor_amax", "tile", "cache_block")
 
 
 def np2(n: int) -> int:
@@ -143,16 +143,29 @@ class TritonConfig:
     ``block_m``: rows per program in row space (a power of two >= 1); None picks one per
     launch so that a program holds about 4096 elements (16384 in the interpreter, where
     the cost is per program) of its widest row block. ``num_warps`` and ``num_stages`` go
-    to the Triton launch. ``tile``: the tile edge of per_128x128 (fixed by the format).
+    to the Triton launch (``num_warps`` None: about 16 elements per thread, 4..16 warps).
+    ``native``: the NATIVE constexpr: True uses the hardware fp8 converts on the GPU
+    (``cvt.rn.satfinite.e4m3x2.f32``, ``v_cvt_pk_fp8_f32``), False the integer emulation
+    (bit exact everywhere, a few integer ops per element). Default False: on an H200 with
+    triton 3.6 the hardware path gave wrong codes in some generated kernels (rows 2 mod 4,
+    odd columns of a fused rmsnorm + fp8 with N=333; zeros in a value-layout cache write)
+    while minimal kernels with the same shapes were right; the emulation was exact in all.
+    The interpreter always emulates. ``tile``: the tile edge of per_128x128 (format-fixed).
     """
     block_m: Optional[int] = None
-    num_warps: int = 4
+    num_warps: Optional[int] = None
+    native: Optional[bool] = None
     num_stages: int = 1
     tile: int = 128
 
     def __post_init__(self):
         if self.block_m is not None and (self.block_m < 1 or self.block_m & (self.block_m - 1)):
             raise ValueError(f"block_m must be a power of two >= 1, got {self.block_m}")
+
+    def warps(self, elements: int) -> int:
+        if self.num_warps is not None:
+            return self.num_warps
+        return max(4, min(16, np2(elements // (32 * 16))))
 
     def rows_per_program(self, widest_block: int, interpret: bool) -> int:
         if self.block_m is not None:

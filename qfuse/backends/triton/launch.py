@@ -140,7 +140,7 @@ class TritonKernel:
         for (role, n), t in tensors.items():
             want = getattr(torch, src.tensor(n, role).view)
             views[(role, n)] = t.view(want) if t.dtype != want else t
-        cexpr = self._constexprs(cfg, env, native=not interpret)
+        cexpr = self._constexprs(cfg, env, interpret)
         runs = []
         for fn, (_, rule) in zip(self.fns, src.launches):
             grid = [eval_rule(g, {**env, **cexpr}) for g in rule]
@@ -176,16 +176,20 @@ class TritonKernel:
                     with interpreting(fn) as k:
                         k[grid](*args)
                 else:
-                    fn[grid](*args, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+                    fn[grid](*args, num_warps=cexpr["_warps"], num_stages=cfg.num_stages,
                              enable_fp_fusion=False)
         return run
 
-    def _constexprs(self, cfg: TritonConfig, env: dict, native: bool) -> dict:
+    def _constexprs(self, cfg: TritonConfig, env: dict, interpret: bool) -> dict:
+        native = bool(cfg.native) and not interpret
         cexpr = {"TILE": cfg.tile, "NATIVE": native}
         blocks = {name: eval_rule(rule, env) for name, rule in self.source.constexprs
                   if name not in ("BLOCK_M", "TILE", "NATIVE")}
-        cexpr["BLOCK_M"] = cfg.rows_per_program(max(blocks.values(), default=1), not native)
+        widest = max([v for k, v in blocks.items() if k.startswith("BLOCK")], default=1)
+        cexpr["BLOCK_M"] = cfg.rows_per_program(widest, interpret)
         cexpr.update(blocks)
+        cexpr["_warps"] = cfg.warps(widest * (cfg.tile if "TILE" in dict(self.source.constexprs)
+                                              else cexpr["BLOCK_M"]))
         return cexpr
 
     @staticmethod
@@ -219,8 +223,8 @@ class TritonKernel:
         src, cfg = self.source, config or TritonConfig()
         env = {s: 4096 for s in src.symbols}
         env.update(dims or {})
-        cexpr = self._constexprs(cfg, env, native=True)
+        cexpr = self._constexprs(cfg, env, interpret=False)
         sig = {a.name: a.sig for a in src.args if a.role != "constexpr"}
         consts = {a.name: cexpr[a.ref] for a in src.args if a.role == "constexpr"}
-        return compile_kernel(self.fns[phase], sig, consts, target, num_warps=cfg.num_warps,
+        return compile_kernel(self.fns[phase], sig, consts, target, num_warps=cexpr["_warps"],
                               num_stages=cfg.num_stages)

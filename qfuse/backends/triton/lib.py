@@ -59,3 +59,32 @@ def qft_group_amax(v, mask, BM: tl.constexpr, B: tl.constexpr, K: tl.constexpr):
 def qft_to_groups(v, BM: tl.constexpr, B: tl.constexpr, K: tl.constexpr):
     """[BM, B] (or broadcastable) -> [BM, B // K, K]: one K-group per middle index."""
     return tl.reshape(tl.broadcast_to(v, (BM, B)), (BM, B // K, K))
+
+
+@triton.jit
+def qft_amax_bits(v, mask, AXIS: tl.constexpr):
+    """max |v| bits over AXIS (kept), as int32 (for atomics; NaN sorts above +inf)."""
+    return tl.max(tl.where(mask, qft_abs_bits(v), 0), axis=AXIS, keep_dims=True)
+
+
+@triton.jit
+def qft_code_to_f32(q, KIND: tl.constexpr):
+    """Stored codes -> their exact fp32 value. KIND 0: fp8 e4m3fn, 1: fp8 e4m3fnuz (both as
+    uint8 bits; NaN codes give NaN), 2: int8. Bit arithmetic, so the interpreter (whose fp8
+    casts are wrong for NaN and lack fnuz in 3.7) agrees with the GPU."""
+    if KIND == 2:
+        return q.to(tl.float32)
+    c = q.to(tl.int32) & 0xFF
+    e = (c >> 3) & 0xF
+    m = c & 7
+    sign = (c >> 7) << 31
+    if KIND == 0:
+        normal = ((e + 120) << 23) | (m << 20)
+        sub = (m.to(tl.float32) * 0.001953125).to(tl.int32, bitcast=True)      # m * 2^-9
+        nan = (c & 0x7F) == 0x7F
+    else:
+        normal = ((e + 119) << 23) | (m << 20)
+        sub = (m.to(tl.float32) * 0.0009765625).to(tl.int32, bitcast=True)     # m * 2^-10
+        nan = c == 0x80
+    bits = tl.where(e == 0, sub, normal) | sign
+    return tl.where(nan, 0x7FC00000, bits).to(tl.float32, bitcast=True)

@@ -10,6 +10,7 @@ Spaces (one iteration space per kernel):
   kernel's only output is the scale, so the next (row) kernel takes it as a plain f32[1]
   input: no side channel between kernels, and the zero policy is applied once.
 * ``tile``: programs over 128x128 tiles (``per_128x128``).
+* ``cache_block``: ``cache_write(quant=per_block)``, three kernels (render_cache_block.py).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ...dialect.types import ScalarType, TensorType
 from ...dsl.typed import TypedPipeline
 from ...errors import UnsupportedError
 from . import stages_cache, stages_glue, stages_norm, stages_quant  # noqa: F401 (register)
-from .emit import ROW, STORAGE, Cols, Emitter, _ident
+from .emit import STORAGE, Cols, Emitter, _ident
 from .kernel import (SPACES, KernelArg, KernelSource, ScalarSpec, TensorSpec, TritonConfig,
                      dim_rule)
 from .stages_quant import scale_from_amax
@@ -36,6 +37,8 @@ def infer_space(tp: TypedPipeline) -> str:
             return "tensor_amax"
         if c.stage in ("scale", "round") and g == "per_128x128":
             return "tile"
+        if c.stage == "cache_write" and c.options.get("quant") == "per_block":
+            return "cache_block"
     return "row"
 
 
@@ -109,8 +112,11 @@ def _tensor_amax(em: Emitter, tp: TypedPipeline) -> None:
     call = tp.calls[-1]
     if not (call.stage == "scale" and call.options["granularity"] == "per_tensor"
             and call.operands.get("static") is None) or list(tp.returns) != call.results:
-        raise em.unsupported(None, "a tensor_amax kernel ends in a dynamic scale(per_tensor) "
-                                   "and returns only that scale")
+        raise UnsupportedError(
+            "triton backend: a tensor_amax kernel ends in a dynamic scale(per_tensor) and "
+            "returns only that scale", tp.loc,
+            hint="split the pipeline first: the fusion plan puts the amax in its own kernel "
+                 "(qfuse.passes.plan.plan_kernels, then triton.sub_pipeline per kernel)")
     x = call.operands["x"]
     cols = em.natural(em.base_block(x.type.shape[-1]), x.type.shape[-1])
     xv = em.f32(em.value_at(x, em.domain_lead, cols))
@@ -135,6 +141,9 @@ def render_kernel(kernel: TypedPipeline, space: Optional[str] = None,
     if space not in SPACES:
         raise UnsupportedError(f"triton backend: unknown iteration space {space!r} "
                                f"(supported: {', '.join(SPACES)})", kernel.loc)
+    if space == "cache_block":
+        from .render_cache_block import render_cache_block
+        return render_cache_block(kernel)
     em = Emitter(kernel, space)
     em.bm = "TILE" if space == "tile" else "BLOCK_M"
     em.tile_cols, em.tile_ids = None, None
@@ -236,7 +245,6 @@ def _init_of(em: Emitter, call, v) -> tuple:
 
 
 def _module_text(tp: TypedPipeline, space: str, args: list, phases: list) -> str:
-    dims = [a.name for a in args if a.role == "dim"]
     helpers = sorted(set().union(*(e.helpers for _, e, _ in phases)))
     libs = sorted(set().union(*(e.libs for _, e, _ in phases)))
     head = [f'"""qfuse kernel {phases[0][0]} (space: {space}), from pipeline {tp.name} at '
@@ -247,7 +255,8 @@ def _module_text(tp: TypedPipeline, space: str, args: list, phases: list) -> str
         head.append("from qfuse.backends.triton.numerics import " + ", ".join(helpers))
     if libs:
         head.append("from qfuse.backends.triton.lib import " + ", ".join(libs))
-    deco = f"@triton.jit(do_not_specialize={dims!r})" if dims else "@triton.jit"
+    # dims are specialised like any int (N % 16 == 0 lets masked loads vectorise)
+    deco = "@triton.jit"
     sig = [f"    {a.name}: tl.constexpr," if a.role == "constexpr" else f"    {a.name},"
            for a in args]
     out = head

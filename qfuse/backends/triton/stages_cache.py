@@ -9,7 +9,8 @@ the caller passes the same tensors to update them in place).
 quant: ``none`` (copy, float x rounded RNE to a float cache), ``static``
 (``round(x * (1 / scales[0]))``), ``per_token`` (``s = amax_d / dtype_max`` stored per
 (t, h), ``round(x * (1 / max(s, 1e-12)))``). ``per_block`` needs the amax over all new
-tokens of a block before any of them is written: not in the row space (see README).
+tokens of a block before any of them is written: the ``cache_block`` space
+(``render_cache_block.py``) renders it as three kernels.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from .stages_quant import codes
 from .stores import storage_value
 
 
-def _cache_offset(em: Emitter, call, out, blk: str, h: str, off: str, d: str) -> str:
+def cache_offset(em: Emitter, call, out, blk: str, h: str, off: str, d: str) -> str:
     layout, xw = call.options["layout"], call.options["x"]
     nm = em.out_names[out]
     s = [f"{nm}_s{k}" for k in range(out.type.rank - 1)]
@@ -34,13 +35,29 @@ def _cache_offset(em: Emitter, call, out, blk: str, h: str, off: str, d: str) ->
     return f"{blk} * {s[0]} + {off} * {s[1]} + {h} * {s[2]} + {d}"     # flash [blk, off, h, d]
 
 
-def _block_size(em: Emitter, call) -> str:
+def block_size(em: Emitter, call) -> str:
     shape, layout = call.operands["cache"].type.shape, call.options["layout"]
     if layout in ("key", "value"):
         return em.dim(shape[3])
     if layout == "value_asm":
         return f"({em.dim(shape[2])} * {call.options['x']})"
     return em.dim(shape[1])
+
+
+def slot_prologue(em: Emitter, call) -> tuple:
+    """Per (t, h) row: (lead, cols, slot, ok, blk, off) registers of a cache write."""
+    x, cache, slots = call.operands["x"], call.operands["cache"], call.operands["slots"]
+    lead = em.domain_lead
+    d_dim = x.type.shape[2]
+    cols = em.natural(em.base_block(d_dim), d_dim)
+    em.stage_comment(call, f": slot = {slots.name}[t], skip slot < 0")
+    slot = em.let("slot", f"{em.element(slots, lead.names[:1], lead.mask).var}.to(tl.int64)")
+    bs = block_size(em, call)
+    n_slots = f"{em.dim(cache.type.shape[0])} * {bs}"
+    ok = em.let("slot_ok", f"rmask & ({slot} >= 0) & ({slot} < {n_slots})")
+    blk = em.let("blk", f"{slot} // {bs}")
+    off = em.let("off", f"{slot} % {bs}")
+    return lead, cols, slot, ok, blk, off
 
 
 def s_cache_write(em: Emitter, call, v) -> None:
@@ -52,21 +69,12 @@ def s_cache_write(em: Emitter, call, v) -> None:
     quant, layout = o["quant"], o["layout"]
     if quant == "per_block":
         raise em.unsupported(call, "quant=per_block needs the amax over all new tokens of a "
-                                   "cache block (a cache_block space kernel); not in row space")
+                                   "cache block: render it in the cache_block space")
     if layout in ("key", "value_asm"):
         em.checks.append((f"{dim_rule(cache.type.shape[4])} == {o['x']}",
                           f"{cache.name}: the {layout} layout's last dim must be x={o['x']}"))
-    lead = em.domain_lead
-    t, h = lead.names
-    d_dim = x.type.shape[2]
-    cols = em.natural(em.base_block(d_dim), d_dim)
-    em.stage_comment(call, f": slot = {slots.name}[t], skip slot < 0")
-    slot = em.let("slot", f"{em.element(slots, (t,), lead.mask).var}.to(tl.int64)")
-    bs = _block_size(em, call)
-    n_slots = f"{em.dim(cache.type.shape[0])} * {bs}"
-    ok = em.let("slot_ok", f"rmask & ({slot} >= 0) & ({slot} < {n_slots})")
-    blk = em.let("blk", f"{slot} // {bs}")
-    off = em.let("off", f"{slot} % {bs}")
+    lead, cols, slot, ok, blk, off = slot_prologue(em, call)
+    h = lead.names[1]
     xv = em.value_at(x, lead, cols)
     cdt = cache.type.dtype.name
     sreg = None
@@ -87,7 +95,7 @@ def s_cache_write(em: Emitter, call, v) -> None:
         val = codes(em, em.let("v", f"{xf} * {inv}"), cdt, dmax, o["mode"], True)
     out, scales_out = call.results[0], (call.results[1] if len(call.results) > 1 else None)
     if out in em.out_names:
-        addr = _cache_offset(em, call, out, blk, h, off, cols.var)
+        addr = cache_offset(em, call, out, blk, h, off, cols.var)
         em.emit(f"tl.store({em.out_names[out]}_ptr + {addr}, {storage_value(em, val, cdt)}, "
                 f"mask={ok} & {cols.mask})")
     if scales_out is not None and scales_out in em.out_names:

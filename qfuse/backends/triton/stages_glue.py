@@ -105,7 +105,8 @@ def r_reduce(em: Emitter, call, which, lead, cols) -> Reg:
     em.stage_comment(call, f": ((x[0] + x[1]) + ...) over {x.type.shape[0]} splits, in order")
     acc = em.load(x, Lead(("0",) + lead.names, lead.mask, ""), cols, "acc")
     s = em.tmp("split")
-    em.emit(f"for {s} in range(1, {em.dim(x.type.shape[0])}):")
+    splits = em.constexpr_dim(x.type.shape[0], "SPLITS")
+    em.emit(f"for {s} in tl.static_range(1, {splits}):")
     em.indent += 1
     part = em.load(x, Lead((s,) + lead.names, lead.mask, ""), cols, "part")
     em.emit(f"{acc.var} = {acc.var} + {part.var}")

@@ -15,6 +15,10 @@ from .emit import ROW, STORE, Cols, Emitter, Lead, Reg
 __all__ = ["store_output", "storage_value"]
 
 
+_TL = {"f32": "tl.float32", "i32": "tl.int32", "i64": "tl.int64", "i8": "tl.int8",
+       "u8": "tl.uint8"}
+
+
 def storage_value(em: Emitter, reg: Reg, dtype: str) -> str:
     """A register converted to the bits stored for a tensor of qfuse ``dtype``."""
     if dtype == "bf16":
@@ -22,9 +26,7 @@ def storage_value(em: Emitter, reg: Reg, dtype: str) -> str:
     if dtype == "f16":
         return f"{em.f32(reg)}.to(tl.float16)"
     want = {"f32": "f32", "i32": "i32", "i64": "i64", "i8": "i8", "int4": "i8"}.get(dtype, "u8")
-    if reg.kind == want:
-        return reg.var
-    return f"{reg.var}.to(tl.{ {'f32': 'float32', 'i32': 'int32', 'i64': 'int64', 'i8': 'int8', 'u8': 'uint8'}[want]})"
+    return reg.var if reg.kind == want else f"{reg.var}.to({_TL[want]})"
 
 
 def out_address(em: Emitter, v, lead: Lead, cols: Cols) -> str:

@@ -1,0 +1,156 @@
+"""``cache_write(quant=per_block)``: the ``cache_block`` space, three kernels in one module.
+
+A block's scale needs the amax over *all* of its new tokens before any token is written,
+and growing the scale re-quantises the codes already in the block. So (docs/semantics.md):
+
+1. ``<k>_amax`` (rows = (t, h)): each row with a valid slot atomically maxes its |x| bits
+   into ``ws[blk * H + h]`` and ``BS - off`` into ``ws[NB * H + blk]`` (so the block's first
+   written offset is ``BS - max``; 0 means untouched);
+2. ``<k>_scale`` (one program per (blk, h)): ``new = max(1e-6, amax) / dtype_max``; with
+   ``first > 0`` and ``old < new`` the entries ``[0, first)`` become
+   ``round(f32(q_old) * (old / new))`` and the scale ``new``; ``old >= new`` (or NaN) keeps
+   ``old``; ``first == 0`` takes ``new``. Touched scales are stored;
+3. ``<k>_write`` (rows): ``q = round(x * (1 / scale[blk, h]))`` at the layout address.
+
+The producers of x (norm, rope, casts, ...) are recomputed in kernels 1 and 3 (reading x
+twice is cheaper than a round trip through memory). Differences from the reference:
+two new tokens with the same slot are a race here (the reference keeps the later one),
+and the re-quantised region of a block is one tile of ``next_pow2(BS) x next_pow2(D)``.
+"""
+from __future__ import annotations
+
+from ...dialect.types import dtype as qdtype
+from ...dsl.typed import TypedPipeline
+from .emit import Emitter, _ident, f32_literal
+from .kernel import KernelSource, dim_rule
+from .stages_cache import block_size, cache_offset, slot_prologue
+from .stages_quant import codes
+from .stores import storage_value
+
+__all__ = ["render_cache_block"]
+
+_KIND = {"fp8_e4m3fn": 0, "fp8_e4m3fnuz": 1, "i8": 2}
+
+
+def _scale_addr(em: Emitter, call, blk: str, h: str) -> str:
+    nm = em.out_names[call.results[1]]
+    if call.options["scale_layout"] == "asm":          # [NB, H] at [blk, h]
+        return f"{nm}_ptr + {blk} * {nm}_s0 + {h}"
+    return f"{nm}_ptr + {h} * {nm}_s0 + {blk}"        # [H, NB] at [h, blk]
+
+
+def _new_emitter(tp, call, rows: bool):
+    from .render import _setup_rows
+    em = Emitter(tp, "cache_block")
+    em.bm, em.tile_cols, em.tile_ids = "BLOCK_M", None, None
+    x = call.operands["x"]
+    em.base_block(x.type.shape[2])                     # BLOCK_0 = D in every phase
+    em.extra_constexprs.append(("BLOCK_BS", f"np2({_bs_rule(call)})"))
+    if rows:
+        _setup_rows(em, tuple(x.type.shape[:2]))
+    return em
+
+
+def _bs_rule(call) -> str:
+    shape, layout = call.operands["cache"].type.shape, call.options["layout"]
+    if layout in ("key", "value"):
+        return dim_rule(shape[3])
+    if layout == "value_asm":
+        return f"({dim_rule(shape[2])} * {call.options['x']})"
+    return dim_rule(shape[1])
+
+
+def _phase_amax(em: Emitter, call) -> None:
+    x = call.operands["x"]
+    lead, cols, slot, ok, blk, off = slot_prologue(em, call)
+    h = lead.names[1]
+    heads = em.dim(x.type.shape[1])
+    nb = em.dim(call.operands["cache"].type.shape[0])
+    xv = em.f32(em.value_at(x, lead, cols))
+    em.comment("the block's amax per head, and its first written offset (as BS - off)")
+    bits = em.let("amax_bits", f"{em.lib('qft_amax_bits')}({xv}, {cols.mask}, 1)")
+    em.emit(f"tl.atomic_max(ws_ptr + {blk} * {heads} + {h}, {bits}, mask={ok})")
+    em.emit(f"tl.atomic_max(ws_ptr + {nb} * {heads} + {blk}, "
+            f"({block_size(em, call)} - {off}).to(tl.int32), mask={ok})")
+
+
+def _phase_scale(em: Emitter, call, dmax: float, cdt: str) -> None:
+    o = call.options
+    x, cache = call.operands["x"], call.operands["cache"]
+    heads, nb = em.dim(x.type.shape[1]), em.dim(cache.type.shape[0])
+    bs, d = block_size(em, call), em.dim(x.type.shape[2])
+    div = em.helper("qf_div")
+    em.comment(f"cache_write(per_block) @ {em.where_(call)}: one program per (block, head)")
+    em.emit("pid = tl.program_id(0)")
+    blk = em.let("blk", f"(pid // {heads}).to(tl.int64)")
+    h = em.let("head", f"(pid % {heads}).to(tl.int64)")
+    amax = em.let("amax", "tl.load(ws_ptr + pid).to(tl.float32, bitcast=True)")
+    fw = em.let("first_w", f"tl.load(ws_ptr + {nb} * {heads} + {blk})")
+    touched = em.let("touched", f"{fw} > 0")
+    first = em.let("first", f"{bs} - {fw}")
+    lo = f32_literal(1e-6)
+    new = em.let("new", f"{div}(tl.where({amax} < {lo}, {lo}, {amax}), {f32_literal(dmax)})")
+    saddr = _scale_addr(em, call, blk, h)
+    old = em.let("old", f"tl.load({saddr})")
+    grow = em.let("grow", f"({first} > 0) & ({old} < {new})")
+    scale = em.let("scale", f"tl.where({grow} | ({first} == 0), {new}, {old})")
+    em.emit(f"if {touched}:")
+    em.emit(f"    tl.store({saddr}, {scale})")
+    em.comment("a grown scale re-quantises the entries [0, first) already in the block")
+    offs = em.let("offs", "tl.arange(0, BLOCK_BS)[:, None].to(tl.int64)")
+    dcol = em.let("dcol", "tl.arange(0, BLOCK_0)[None, :]")
+    # (a 0-d bool in a tensor mask breaks the interpreter: fold it into the bound)
+    upto = em.let("rq_upto", f"tl.where({touched} & {grow}, {first}, 0)")
+    m = em.let("rq_mask", f"({offs} < {upto}) & ({dcol} < {d})")
+    out = call.results[0]
+    addr = f"{em.out_names[out]}_ptr + " + cache_offset(em, call, out, blk, h, offs, dcol)
+    q_old = em.let("q_old", f"tl.load({addr}, mask={m}, other=0)")
+    ratio = em.let("ratio", f"{div}({old}, {new})")
+    v = em.let("v", f"{em.lib('qft_code_to_f32')}({q_old}, {_KIND[cdt]}) * {ratio}")
+    q = codes(em, v, cdt, dmax, o["mode"], True)
+    em.emit(f"tl.store({addr}, {storage_value(em, q, cdt)}, mask={m})")
+
+
+def _phase_write(em: Emitter, call, dmax: float, cdt: str) -> None:
+    x = call.operands["x"]
+    lead, cols, slot, ok, blk, off = slot_prologue(em, call)
+    h = lead.names[1]
+    xv = em.f32(em.value_at(x, lead, cols))
+    sc = em.let("scale", f"tl.load({_scale_addr(em, call, blk, h)}, mask={ok}, other=1.0)")
+    inv = em.let("inv", f"{em.helper('qf_div')}(1.0, {sc})")
+    q = codes(em, em.let("v", f"{xv} * {inv}"), cdt, dmax, call.options["mode"], True)
+    out = call.results[0]
+    addr = cache_offset(em, call, out, blk, h, off, cols.var)
+    em.emit(f"tl.store({em.out_names[out]}_ptr + {addr}, {storage_value(em, q, cdt)}, "
+            f"mask={ok} & {cols.mask})")
+
+
+def render_cache_block(tp: TypedPipeline) -> KernelSource:
+    from .render import _assemble
+    call = tp.calls[-1]
+    probe = Emitter(tp, "cache_block")
+    if call.stage != "cache_write" or call.options["quant"] != "per_block":
+        raise probe.unsupported(None, "a cache_block kernel ends in cache_write(quant=per_block)")
+    if len(call.results) < 2 or list(tp.returns) != list(call.results):
+        raise probe.unsupported(call, "a per_block cache write returns the cache and its scales")
+    if call.options["layout"] in ("key", "value_asm"):
+        probe.checks.append((f"{dim_rule(call.operands['cache'].type.shape[4])} == "
+                             f"{call.options['x']}", f"{call.operands['cache'].name}: the "
+                             f"{call.options['layout']} layout's last dim must be x="
+                             f"{call.options['x']}"))
+    cdt = call.operands["cache"].type.dtype.name
+    dmax = call.options["dtype_max"] or qdtype(cdt).max
+    name = _ident(tp.name)
+    x = call.operands["x"]
+    rows = f"cdiv({dim_rule(x.type.shape[0])} * {dim_rule(x.type.shape[1])}, BLOCK_M)"
+    pairs = f"{dim_rule(call.operands['cache'].type.shape[0])} * {dim_rule(x.type.shape[1])}"
+    e1, e2, e3 = (_new_emitter(tp, call, r) for r in (True, False, True))
+    _phase_amax(e1, call)
+    _phase_scale(e2, call, dmax, cdt)
+    _phase_write(e3, call, dmax, cdt)
+    e1.checks += probe.checks
+    phases = [(f"{name}_amax", e1, (rows,)), (f"{name}_scale", e2, (pairs,)),
+              (f"{name}_write", e3, (rows,))]
+    ws = (f"{dim_rule(call.operands['cache'].type.shape[0])} * "
+          f"({dim_rule(x.type.shape[1])} + 1)")
+    return _assemble(e1, tp, "cache_block", (rows,), 0, ws, phases)
