@@ -28,7 +28,7 @@ def register(sub) -> None:
                    help="cuda:sm_90, hip:gfx942, hip:gfx950 (repeatable; default cuda:sm_90)")
     p.add_argument("--backend", default="triton", choices=("triton", "rocdl"))
     p.add_argument("--shapes", default="", help="sizes for the binaries' block constexprs, "
-                                                "e.g. N=7168 (others default to 4096)")
+                                                "e.g. N=7168 (others default to 64)")
     p.add_argument("-o", "--out", required=True, help="bundle directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_build)

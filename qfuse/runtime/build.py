@@ -2,7 +2,7 @@
 
 For every pipeline: the passes and Triton rendering run once (the sources do not depend
 on the target); then each kernel is cross-compiled for every ``--target`` with the block
-sizes of ``--shapes`` (symbols not given default to 4096), and the binaries are stored.
+sizes of ``--shapes`` (symbols not given default to 64), and the binaries are stored.
 A pipeline that fails is reported with its error and skipped; the rest are still built,
 and the command exits non-zero at the end.
 """
@@ -19,6 +19,7 @@ from .bundle import BUNDLE_FORMAT, write_bundle_files
 __all__ = ["build_bundle", "BuildReport", "BINARY_EXT"]
 
 BINARY_EXT = {"cuda": ("ptx", "cubin"), "hip": ("amdgcn", "hsaco")}
+DEFAULT_SYMBOL = 64
 
 
 class BuildReport:
@@ -50,9 +51,17 @@ def build_bundle(files: Iterable[str], targets: list, out: str, *, backend: str 
         parse_target(t)
     report = BuildReport()
     jobs = []
+    seen: dict = {}
     for f in files:
         try:
-            jobs.extend((f, tp) for tp in load_file(f).values())
+            for tp in load_file(f).values():
+                if tp.name in seen:
+                    report.failed.append((tp.name, f"{f}: a pipeline named {tp.name} is already "
+                                                   f"defined in {seen[tp.name]}; names in a "
+                                                   f"bundle must be unique"))
+                    continue
+                seen[tp.name] = f
+                jobs.append((f, tp))
         except QfuseError as e:
             report.failed.append((f, str(e)))
     payload, pipelines = {}, {}
@@ -114,7 +123,11 @@ def _compile_binaries(cp, target: str, shapes: dict, payload: dict) -> dict:
     exts = BINARY_EXT[target.split(":")[0]]
     out = {}
     for step in cp.steps:
-        asm = TritonKernel(step.source).compile(target, shapes)
+        kern = TritonKernel(step.source)
+        # symbols not given: 64 (small constexprs: a split-K count is unrolled, and a
+        # 4096-wide block for every dim would only make the compile slow)
+        dims = {s: shapes.get(s, DEFAULT_SYMBOL) for s in step.source.symbols}
+        asm = kern.compile(target, dims)
         names = []
         for ext in exts:
             if ext in asm:

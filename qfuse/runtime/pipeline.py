@@ -66,7 +66,7 @@ class QuantPipeline:
         self._lock = threading.Lock()
         self._aliases, _ = aliased_params(program)
         self._params = program.params
-        self._op = register_pipeline_op(program, self._run_eager)
+        self._op = register_pipeline_op(program, self._run_eager, str(backend))
 
     # ----------------------------------------------------------------- calling
     def _bind(self, args, kwargs) -> list:

@@ -52,12 +52,14 @@ def _schema_arg(p, mutated: set, alias_ids: dict) -> str:
     return f"Tensor {name}"
 
 
-def register_pipeline_op(tp: TypedPipeline, impl: Callable) -> Callable:
+def register_pipeline_op(tp: TypedPipeline, impl: Callable, variant: str = "") -> Callable:
     """Define ``qfuse::<name>_<hash>``; ``impl(inputs: dict) -> dict`` runs it eagerly.
 
-    Returns the op (``torch.ops.qfuse.<opname>``); the same program registers once.
+    Returns the op (``torch.ops.qfuse.<opname>``). The hash covers the program and
+    ``variant`` (the backend choice), so one program with one backend registers once
+    (a later callable of it replaces the implementation: they compute the same thing).
     """
-    digest = hashlib.sha256(json.dumps(pipeline_to_json(tp), sort_keys=True,
+    digest = hashlib.sha256(json.dumps([pipeline_to_json(tp), variant], sort_keys=True,
                                        default=str).encode()).hexdigest()[:10]
     opname = f"{tp.name}_{digest}"
     if opname in _REGISTERED:
