@@ -47,7 +47,7 @@ def bits(t: torch.Tensor) -> torch.Tensor:
 
 
 def compare(name: str, got: torch.Tensor, want: torch.Tensor, tolerant: bool = False,
-            nibbles: bool = False) -> dict:
+            nibbles: bool = False, signed_nibbles: bool = False) -> dict:
     if got.shape != want.shape or got.dtype != want.dtype:
         return {"ok": False, "why": f"{tuple(got.shape)}/{got.dtype} vs {tuple(want.shape)}/{want.dtype}"}
     if want.dtype.is_floating_point and want.element_size() > 1:
@@ -66,9 +66,15 @@ def compare(name: str, got: torch.Tensor, want: torch.Tensor, tolerant: bool = F
     if diff == 0 or not tolerant:
         return {"ok": diff == 0, "exact": diff == 0, "differing": diff}
     a, b = gb[mask].int(), wb[mask].int()
-    if nibbles:
-        step = (((a & 15) - (b & 15)).abs() <= 1) & (((a >> 4) - (b >> 4)).abs() <= 1)
-    else:
+    signed = got.dtype == torch.int8 or signed_nibbles
+    if nibbles:                      # two 4-bit codes per byte (int4: two's complement)
+        def nib(x, sh):
+            v = (x >> sh) & 15
+            return torch.where(v > 7, v - 16, v) if signed_nibbles else v
+        step = ((nib(a, 0) - nib(b, 0)).abs() <= 1) & ((nib(a, 4) - nib(b, 4)).abs() <= 1)
+    else:                            # int8 codes compare as signed values (-1 next to 0)
+        if signed:
+            a, b = torch.where(a > 127, a - 256, a), torch.where(b > 127, b - 256, b)
         step = (a - b).abs() == 1
     frac = diff / max(1, gb.numel())
     return {"ok": bool(step.all()) and frac <= 1e-4, "exact": False, "differing": diff,
@@ -120,8 +126,10 @@ def main(argv=None) -> int:
                 stages = {c.stage for c in qp.program.calls}
                 tolerant = bool(stages & {"norm", "silu", "gelu", "act_mul"})
                 packed = "pack" in stages
+                int4 = any(c.stage == "round" and c.options.get("dtype") == "int4"
+                           for c in qp.program.calls)
                 rec["outputs"] = {k: compare(k, got[k], want[k], tolerant,
-                                             packed and got[k].dtype == torch.uint8)
+                                             packed and got[k].dtype == torch.uint8, int4)
                                   for k in want}
                 rec["ok"] = all(o["ok"] for o in rec["outputs"].values())
             except Exception as e:                                   # record and go on

@@ -61,12 +61,18 @@ def validate_inputs(cp: CompiledPipeline, inputs: dict, *, need_contiguous: bool
             n = c.operands["x"].type.shape[-1].eval(syms)
             if n % 2:
                 raise InputError(f"pack needs an even last dim, got {n}", c.loc)
+    _check_scalars(cp, inputs)
+    return syms
+
+
+def _check_scalars(cp: CompiledPipeline, inputs: dict) -> None:
+    """Scalar arguments change per call even when the tensor signature does not."""
+    for c in cp.program.calls:
         if c.stage == "norm":
             eps = c.operands["eps"]
             val = inputs.get(eps.name)
-            if isinstance(val, (int, float)) and val < 0:
-                raise InputError(f"{eps.name}: eps must be >= 0, got {val}")
-    return syms
+            if isinstance(val, (int, float)) and (val < 0 or not math.isfinite(val)):
+                raise InputError(f"{eps.name}: eps must be finite and >= 0, got {val}")
 
 
 def _signature(inputs: dict) -> tuple:
@@ -99,11 +105,14 @@ class Executor:
         cp = self.cp
         if cp.backend == "reference":
             from ..backends.reference.interpreter import run_pipeline
+            validate_inputs(cp, inputs, need_contiguous=False)
             return self._write_back(run_pipeline(cp.program, inputs), inputs)
         key = _signature(inputs)
         fast = self._fast.get(key)
-        if fast is not None:
+        if fast is not None:                # this exact signature was validated before
+            _check_scalars(cp, inputs)
             return self._run_fast(fast, inputs)
+        validate_inputs(cp, inputs, need_contiguous=True)
         env = dict(inputs)
         bound = []
         on_cpu = all(v.device.type == "cpu" for v in inputs.values() if isinstance(v, torch.Tensor))

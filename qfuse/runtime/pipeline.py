@@ -30,7 +30,7 @@ from ..dialect.types import ScalarType
 from ..dialect.typed import TypedPipeline
 from ..errors import InputError, UnsupportedError
 from .artifact import CompiledPipeline
-from .executor import Executor, validate_inputs
+from .executor import Executor
 from .torch_op import aliased_params, register_pipeline_op
 
 __all__ = ["QuantPipeline", "quant_pipeline", "device_target"]
@@ -63,6 +63,7 @@ class QuantPipeline:
         self.allow_jit = allow_jit
         self._compiled: dict = dict(prebuilt or {})
         self._executors: dict = {}
+        self._by_device: dict = {}     # device -> Executor (the backend/target choice, memoised)
         self._lock = threading.Lock()
         self._aliases, _ = aliased_params(program)
         self._params = program.params
@@ -129,13 +130,14 @@ class QuantPipeline:
 
     def _run_eager(self, inputs: dict) -> dict:
         device = self._device(inputs)
-        backend = self.backend or ("triton" if device.type == "cuda" else "reference")
-        target = device_target(device) if backend == "triton" else "cpu:ref"
-        cp = self.compiled(backend, target)
-        validate_inputs(cp, inputs, need_contiguous=backend == "triton")
-        ex = self._executors.get((backend, target))
+        ex = self._by_device.get(device)
         if ex is None:
-            ex = self._executors[(backend, target)] = Executor(cp)
+            backend = self.backend or ("triton" if device.type == "cuda" else "reference")
+            target = device_target(device) if backend == "triton" else "cpu:ref"
+            ex = self._executors.get((backend, target))
+            if ex is None:
+                ex = self._executors[(backend, target)] = Executor(self.compiled(backend, target))
+            self._by_device[device] = ex
         return ex.run(inputs)
 
     # --------------------------------------------------------------- compiling

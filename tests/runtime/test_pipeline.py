@@ -91,7 +91,7 @@ def test_argument_binding_errors():
         add_rms_fp8(x, r)
     with pytest.raises(InputError, match="no parameter 'bias'"):
         add_rms_fp8(x, r, w, bias=w)
-    with pytest.raises(InputError, match="eps must be >= 0"):
+    with pytest.raises(InputError, match="eps must be finite and >= 0"):
         add_rms_fp8(x, r, w, -1.0)
 
 

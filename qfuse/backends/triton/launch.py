@@ -10,6 +10,8 @@ and grid rules, and launches: on CPU tensors in the Triton interpreter (bit exac
 """
 from __future__ import annotations
 
+import os
+
 from typing import Optional
 
 import torch
@@ -181,7 +183,8 @@ class TritonKernel:
         return run
 
     def _constexprs(self, cfg: TritonConfig, env: dict, interpret: bool) -> dict:
-        native = bool(cfg.native) and not interpret
+        native = (cfg.native if cfg.native is not None
+                  else os.environ.get("QFUSE_NATIVE_FP8") == "1") and not interpret
         cexpr = {"TILE": cfg.tile, "NATIVE": native}
         blocks = {name: eval_rule(rule, env) for name, rule in self.source.constexprs
                   if name not in ("BLOCK_M", "TILE", "NATIVE")}
