@@ -178,8 +178,13 @@ def test_cross_compile_native_fp8(P, name, target, needle):
     asm = k.compile(target, config=TritonConfig(native=True))
     text = asm["ptx"] if target.startswith("cuda") else asm["amdgcn"]
     assert needle in text
-    plain = k.compile(target)                  # the default: integer emulation
+    plain = k.compile(target, config=TritonConfig(native=False))   # the integer emulation
     assert needle not in (plain["ptx"] if target.startswith("cuda") else plain["amdgcn"])
+    # the default: hardware converts for one-row programs (wide rows), emulation otherwise
+    wide = k.compile(target, dims={"N": 8192})
+    assert needle in (wide["ptx"] if target.startswith("cuda") else wide["amdgcn"])
+    narrow = k.compile(target, dims={"N": 256})
+    assert needle not in (narrow["ptx"] if target.startswith("cuda") else narrow["amdgcn"])
     if target.startswith("cuda"):
         assert "fma.rn.f32" not in text            # enable_fp_fusion=False: no contraction
         assert asm["cubin"][:4] == b"\x7fELF"
