@@ -24,7 +24,7 @@ from os.path import basename
 from typing import Callable, Optional
 
 from ...dialect.types import Dim, ScalarType
-from ...dsl.typed import StageCall, TypedPipeline, Value
+from ...dialect.typed import StageCall, TypedPipeline, Value
 from ...errors import UnsupportedError
 from .kernel import dim_rule
 

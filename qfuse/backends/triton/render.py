@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ...dialect.types import ScalarType, TensorType
-from ...dsl.typed import TypedPipeline
+from ...dialect.typed import TypedPipeline
 from ...errors import UnsupportedError
 from . import stages_cache, stages_glue, stages_norm, stages_quant  # noqa: F401 (register)
 from .emit import STORAGE, Cols, Emitter, _ident

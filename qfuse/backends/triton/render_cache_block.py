@@ -20,7 +20,7 @@ and the re-quantised region of a block is one tile of ``next_pow2(BS) x next_pow
 from __future__ import annotations
 
 from ...dialect.types import dtype as qdtype
-from ...dsl.typed import TypedPipeline
+from ...dialect.typed import TypedPipeline
 from .emit import Emitter, _ident, f32_literal
 from .kernel import KernelSource, dim_rule
 from .stages_cache import block_size, cache_offset, slot_prologue

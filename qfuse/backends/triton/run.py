@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Optional, Sequence, Union
 
 from ...dialect.types import ScalarType
-from ...dsl.typed import ParamInfo, TypedPipeline
+from ...dialect.typed import ParamInfo, TypedPipeline
 from .kernel import TritonConfig
 from .launch import TritonKernel
 from .render import infer_space, render_kernel
