@@ -474,7 +474,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
            OptionSpec("scale_layout", "enum", ("default", "asm"), "default"),
            _DTYPE_MAX,
            OptionSpec("mode", "enum", ("rne", "trunc"), "trunc", "int8 cache rounding"),
-           OptionSpec("x", "int", (), None, "vector width of the key layout: 16 / element bytes")),
+           OptionSpec("vec", "int", (), None, "vector width X of the key and value_asm layouts: "
+                                                 "16 / element bytes")),
           ("x", "cache", "slots"), ("out", "scales_out?"), "scatter",
           "paged KV-cache write with slot_mapping (slot < 0 skips the token)",
           _infer_cache_write),
@@ -524,8 +525,8 @@ def resolve_options(st: Stage, args: dict, opts: dict) -> dict:
     if st.name == "cache_write":
         cache = args.get("cache")
         cdt = cache.dtype if isinstance(cache, TensorType) else None
-        if "x" not in out:
-            out["x"] = 16 // max(1, (cdt.bits // 8 if cdt else 1))
+        if "vec" not in out:
+            out["vec"] = 16 // max(1, (cdt.bits // 8 if cdt else 1))
         if "dtype_max" not in out:
             out["dtype_max"] = cdt.max if (cdt and cdt.max) else 0.0
     return out

@@ -66,14 +66,14 @@ def _legalize_op(op) -> None:
         if n is not None and n % 2:
             raise QfuseError(f"pack puts two 4-bit codes in a byte: N = {n} must be even", loc)
     else:
-        layout, vec = opts["layout"], opts["x"]
+        layout, vec = opts["layout"], opts["vec"]
         cache = operands["cache"]
         if layout in ("key", "value_asm"):
             last = _static_last(cache)
             if last is not None and last != vec:
                 raise QfuseError(f"the {layout} cache layout ends in the vector width x = {vec} "
                                  f"(16 bytes of the cache dtype), but the cache's last dim is "
-                                 f"{last}: pass x={last} or fix the cache shape", loc)
+                                 f"{last}: pass vec={last} or fix the cache shape", loc)
         d = _static_last(operands["x"])
         if layout == "key" and d is not None and d % vec:
             raise QfuseError(f"head size {d} is not a multiple of the key vector width x = {vec}",

@@ -113,14 +113,14 @@ def test_round_options_follow_scale_and_explicit_values():
     assert pipe.calls[1].options["dtype_max"] == 224.0                # same value: fine
 
 
-def test_cache_write_keyword_x_is_option_or_operand():
+def test_cache_write_keyword_x_is_the_operand_and_vec_the_option():
     src = ("def f(k: bf16[T, H, D], kc: bf16[B, H, DX, BS, X], sl: i64[T]):\n"
            "    c = cache_write(x=k, cache=kc, slots=sl)\n"
-           "    d = cache_write(k, kc, sl, x=4)\n"
+           "    d = cache_write(k, kc, sl, vec=4)\n"
            "    return c, d\n")
     (pipe,) = load_source(src).values()
-    assert pipe.calls[0].operands["x"].name == "k" and pipe.calls[0].options["x"] == 8
-    assert pipe.calls[1].options["x"] == 4
+    assert pipe.calls[0].operands["x"].name == "k" and pipe.calls[0].options["vec"] == 8
+    assert pipe.calls[1].options["vec"] == 4
 
 
 # ---------------------------------------------------------------- type errors

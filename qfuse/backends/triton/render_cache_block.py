@@ -56,7 +56,7 @@ def _bs_rule(call) -> str:
     if layout in ("key", "value"):
         return dim_rule(shape[3])
     if layout == "value_asm":
-        return f"({dim_rule(shape[2])} * {call.options['x']})"
+        return f"({dim_rule(shape[2])} * {call.options['vec']})"
     return dim_rule(shape[1])
 
 
@@ -135,9 +135,9 @@ def render_cache_block(tp: TypedPipeline) -> KernelSource:
         raise probe.unsupported(call, "a per_block cache write returns the cache and its scales")
     if call.options["layout"] in ("key", "value_asm"):
         probe.checks.append((f"{dim_rule(call.operands['cache'].type.shape[4])} == "
-                             f"{call.options['x']}", f"{call.operands['cache'].name}: the "
+                             f"{call.options['vec']}", f"{call.operands['cache'].name}: the "
                              f"{call.options['layout']} layout's last dim must be x="
-                             f"{call.options['x']}"))
+                             f"{call.options['vec']}"))
     cdt = call.operands["cache"].type.dtype.name
     dmax = call.options["dtype_max"] or qdtype(cdt).max
     name = _ident(tp.name)

@@ -23,7 +23,7 @@ from .stores import storage_value
 
 
 def cache_offset(em: Emitter, call, out, blk: str, h: str, off: str, d: str) -> str:
-    layout, xw = call.options["layout"], call.options["x"]
+    layout, xw = call.options["layout"], call.options["vec"]
     nm = em.out_names[out]
     s = [f"{nm}_s{k}" for k in range(out.type.rank - 1)]
     if layout == "key":          # [blk, h, d // X, off, d % X]
@@ -40,7 +40,7 @@ def block_size(em: Emitter, call) -> str:
     if layout in ("key", "value"):
         return em.dim(shape[3])
     if layout == "value_asm":
-        return f"({em.dim(shape[2])} * {call.options['x']})"
+        return f"({em.dim(shape[2])} * {call.options['vec']})"
     return em.dim(shape[1])
 
 
@@ -71,8 +71,8 @@ def s_cache_write(em: Emitter, call, v) -> None:
         raise em.unsupported(call, "quant=per_block needs the amax over all new tokens of a "
                                    "cache block: render it in the cache_block space")
     if layout in ("key", "value_asm"):
-        em.checks.append((f"{dim_rule(cache.type.shape[4])} == {o['x']}",
-                          f"{cache.name}: the {layout} layout's last dim must be x={o['x']}"))
+        em.checks.append((f"{dim_rule(cache.type.shape[4])} == {o['vec']}",
+                          f"{cache.name}: the {layout} layout's last dim must be vec={o['vec']}"))
     lead, cols, slot, ok, blk, off = slot_prologue(em, call)
     h = lead.names[1]
     xv = em.value_at(x, lead, cols)

@@ -60,7 +60,7 @@ def test_bf16_key_cache_default_x_and_rounding():
     (out,) = call_stage("cache_write", {"x": xs, "cache": cache, "slots": torch.tensor([6, 1]),
                                         "scales": None},
                         {"layout": "key", "quant": "none", "scale_layout": "default",
-                         "dtype_max": 0.0, "mode": "trunc", "x": 8})
+                         "dtype_max": 0.0, "mode": "trunc", "vec": 8})
     assert out.dtype == torch.bfloat16
     for t, slot in enumerate([6, 1]):
         for d in range(16):

@@ -116,7 +116,7 @@ def test_cache_kernel_contract(P):
     ks = render_kernel(P["kv"])
     assert ks.tensor("kc", "output").init == ("copy", "c")
     assert ks.tensor("ks", "output").init == ("copy", "s")
-    assert ks.checks == (("X == 16", "c: the key layout's last dim must be x=16"),)
+    assert ks.checks == (("X == 16", "c: the key layout's last dim must be vec=16"),)
     assert "slot_ok" in ks.text and "# cache_write(layout=key, quant=per_token)" in ks.text
 
 

@@ -3,9 +3,8 @@
 Each ``run_<stage>(*operands, **options)`` takes its operands by catalog name (``None``
 for an absent optional operand; scalar operands as Python numbers or 0-d tensors) and
 every option by catalog name, and returns the tuple of its present results in catalog
-order. One exception: ``cache_write``'s option ``x`` (the key-layout vector width)
-shares its name with the operand ``x``, so the Python keyword is ``vec_width``;
-:func:`call_stage` does that renaming.
+order. One rename: ``cache_write``'s option ``vec`` (the key-layout vector width) is
+the Python keyword ``vec_width``; :func:`call_stage` does that renaming.
 """
 from __future__ import annotations
 
@@ -32,7 +31,7 @@ HANDLERS: dict[str, Callable] = {
 }
 
 # (stage, catalog option name) -> Python keyword, where the two differ
-OPTION_KEYWORDS: dict[tuple, str] = {("cache_write", "x"): "vec_width"}
+OPTION_KEYWORDS: dict[tuple, str] = {("cache_write", "vec"): "vec_width"}
 
 
 def call_stage(stage: str, operands: dict, options: dict) -> tuple:

@@ -90,7 +90,7 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
                     vec_width: Optional[int] = None) -> tuple:
     """Write ``x [T, H, D]`` into ``cache`` at ``slot = slots[t]`` (``slot < 0`` skips the token;
     a slot given twice keeps the later token); ``blk = slot // BS``, ``off = slot % BS``.
-    ``vec_width`` is the catalog option ``x`` (the X of the key layout), checked if given.
+    ``vec_width`` is the catalog option ``vec`` (the X of the key layout), checked if given.
 
     * ``none``: copy (float x rounded RNE to a float cache dtype).
     * ``static``: ``q = round(x * (1 / scales[0]))``.
@@ -117,7 +117,7 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
         raise InputError(f"cache: {layout} cache of shape {tuple(cache.shape)} holds H={h}, "
                          f"D={d}; x has H={hx}, D={dx}")
     if vec_width is not None and xw is not None and vec_width != xw:
-        raise InputError(f"cache: {layout} cache vector width is {xw}, option x={vec_width}")
+        raise InputError(f"cache: {layout} cache vector width is {xw}, option vec={vec_width}")
     dev = cache.device
     s64 = slots.to(device=dev, dtype=torch.int64)
     if s64.shape != (t_,):
