@@ -11,7 +11,8 @@ def cmd_build(args) -> int:
     from .runtime.inputs import parse_shape_arg
     targets = args.target or ["cuda:sm_90"]
     report = build_bundle(args.files, targets, args.out, backend=args.backend,
-                          shapes=parse_shape_arg(args.shapes or ""), progress=not args.quiet)
+                          shapes=parse_shape_arg(args.shapes or ""), progress=not args.quiet,
+                          tuning=args.tuning)
     print(f"built {len(report.built)} pipeline(s) for {', '.join(targets)} into {args.out}")
     for name, msg in report.failed:
         print(f"FAILED {name}:\n{msg}", file=sys.stderr)
@@ -30,5 +31,6 @@ def register(sub) -> None:
     p.add_argument("--shapes", default="", help="sizes for the binaries' block constexprs, "
                                                 "e.g. N=7168 (others default to 64)")
     p.add_argument("-o", "--out", required=True, help="bundle directory")
+    p.add_argument("--tuning", help="autotune table (JSON from QuantPipeline.autotune) to ship")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_build)

@@ -39,7 +39,8 @@ def _progress():
 
 
 def build_bundle(files: Iterable[str], targets: list, out: str, *, backend: str = "triton",
-                 shapes: Optional[dict] = None, progress: bool = True) -> BuildReport:
+                 shapes: Optional[dict] = None, progress: bool = True,
+                 tuning: Optional[str] = None) -> BuildReport:
     """Build ``files`` for ``targets`` into directory ``out``; returns what built and failed."""
     from ..backends.base import parse_target
     from ..dsl import load_file
@@ -99,7 +100,11 @@ def build_bundle(files: Iterable[str], targets: list, out: str, *, backend: str 
     finally:
         if prog:
             prog.stop()
-    manifest = {"bundle_format": BUNDLE_FORMAT, "format": FORMAT_VERSION, "backend": backend,
+    if tuning:                          # autotune results (qfuse.runtime.autotune) to ship
+        from .autotune import TuningTable
+        with open(tuning) as f:
+            payload["autotune.json"] = TuningTable.loads(f.read()).dumps()
+    manifest = {"bundle_format": BUNDLE_FORMAT, "autotune": "autotune.json" if tuning else None, "format": FORMAT_VERSION, "backend": backend,
                 "targets": list(targets), "versions": _versions(), "shapes": shapes or {},
                 "pipelines": pipelines,
                 "failed": [{"pipeline": n, "error": m} for n, m in report.failed]}

@@ -120,4 +120,9 @@ def load(path, *, target: Optional[str] = None, verify: bool = True,
         prebuilt = {} if problems else {("triton", tgt): cp}
         pipes[name] = QuantPipeline(cp.program, backend="triton" if tgt != "cpu:ref" else None,
                                     prebuilt=prebuilt, allow_jit=bool(problems))
+    if manifest.get("autotune"):
+        from .autotune import TuningTable
+        table = TuningTable.loads((path / manifest["autotune"]).read_text())
+        for qp in pipes.values():
+            qp.use_tuning(table)
     return Bundle(path, manifest, pipes)

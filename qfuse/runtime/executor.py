@@ -93,6 +93,19 @@ class Executor:
         self.aliases = _aliases(cp)
         self._kernels = {}
         self._fast: dict = {}          # input signature -> [(step, BoundLaunch)]
+        self.tuning = None             # TuningTable (qfuse.runtime.autotune) or None
+        self.device_name = ""
+
+    def set_tuning(self, table, device_name: str) -> None:
+        """Launch with ``table``'s configs for ``device_name`` from now on."""
+        self.tuning, self.device_name = table, device_name
+        self._fast.clear()
+
+    def _config(self, step, dims: dict):
+        if self.tuning is None:
+            return None
+        from .autotune import shape_bucket
+        return self.tuning.config_for(step.name, shape_bucket(self.device_name, dims))
 
     def kernel(self, step):
         from ..backends.triton.launch import TritonKernel
@@ -126,9 +139,10 @@ class Executor:
                 alias = self.aliases.get(value_name)
                 if alias is not None:
                     outs[tensor_name] = inputs[alias]        # update the cache in place
-            kern.launch(ins, outs, dims, config, interpret)
+            cfg = config or self._config(step, dims)
+            kern.launch(ins, outs, dims, cfg, interpret)
             from ..backends.triton.fastpath import bind_launch
-            bound.append((step, bind_launch(kern, ins, outs, dims, config, interp)))
+            bound.append((step, bind_launch(kern, ins, outs, dims, cfg, interp)))
             for tensor_name, value_name in kern.source.outputs:
                 env[value_name] = outs[tensor_name]
         if config is None and interpret is None:

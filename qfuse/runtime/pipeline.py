@@ -38,6 +38,12 @@ __all__ = ["QuantPipeline", "quant_pipeline", "device_target"]
 BACKENDS = ("triton", "reference")
 
 
+def _device_name(device: Optional[torch.device] = None) -> str:
+    if device is not None and device.type == "cuda" or device is None and torch.cuda.is_available():
+        return torch.cuda.get_device_name(device)
+    return "cpu"
+
+
 def device_target(device: torch.device) -> str:
     """``cuda:sm_90`` / ``hip:gfx942`` for a GPU device, ``cpu:interp`` on the CPU."""
     if device.type == "cuda":
@@ -64,6 +70,7 @@ class QuantPipeline:
         self._compiled: dict = dict(prebuilt or {})
         self._executors: dict = {}
         self._by_device: dict = {}     # device -> Executor (the backend/target choice, memoised)
+        self._tuning = None            # (TuningTable, device name) to apply to executors
         self._lock = threading.Lock()
         self._aliases, _ = aliased_params(program)
         self._params = program.params
@@ -137,6 +144,14 @@ class QuantPipeline:
             ex = self._executors.get((backend, target))
             if ex is None:
                 ex = self._executors[(backend, target)] = Executor(self.compiled(backend, target))
+                if self._tuning is not None:
+                    ex.set_tuning(self._tuning[0], self._tuning[1] or _device_name(device))
+                elif backend == "triton":           # results of an earlier autotune run
+                    from .autotune import load_tuning
+                    name = _device_name(device)
+                    kept = load_tuning(ex.cp, name)
+                    if kept is not None:
+                        ex.set_tuning(kept, name)
             self._by_device[device] = ex
         return ex.run(inputs)
 
@@ -163,6 +178,19 @@ class QuantPipeline:
                                    f"load it with allow_jit=True where the compiler is installed)")
         from .compiler import cached_compile
         return cached_compile(self.program, backend, target)
+
+    def autotune(self, *args, candidates=None, timer=None, **kwargs):
+        """Time launch configs on these inputs (see :mod:`qfuse.runtime.autotune`); the
+        winners are used from now on and returned as a TuningTable (JSON: ``.dumps()``)."""
+        from .autotune import tune_pipeline
+        inputs = dict(zip([p.value.name for p in self._params], self._bind(args, kwargs)))
+        return tune_pipeline(self, inputs, candidates=candidates, timer=timer)
+
+    def use_tuning(self, table, device_name: Optional[str] = None) -> None:
+        """Launch with a TuningTable's configs (e.g. one shipped in a bundle)."""
+        self._tuning = (table, device_name)
+        for ex in self._executors.values():
+            ex.set_tuning(table, device_name or _device_name())
 
     def warmup(self, backend: str = "triton", target: str = "cpu:interp") -> CompiledPipeline:
         """Compile now (through the cache) instead of on the first call."""

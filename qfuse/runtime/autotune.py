@@ -1,0 +1,135 @@
+"""Autotuning of launch configurations (rows per program, warps), kept and shipped.
+
+A kernel's text does not depend on its launch configuration (block sizes are
+constexprs), so tuning only picks a :class:`TritonConfig` per kernel, device and shape
+bucket. ``tune_pipeline`` times every candidate on real inputs (``triton.testing.do_bench``
+on a GPU; any timer can be injected), scores a failing candidate ``inf``, and records the
+best in a :class:`TuningTable`. Tables are JSON: saved in the runtime cache
+(``<pipeline>.autotune.json``) and copied into bundles (``qfuse build --tuning FILE``), and
+an executor that has one launches with the tuned config for that bucket.
+
+Buckets: the row width is already a constexpr, so the bucket is the device name plus M
+rounded up to a power of two (1, 2, 4, ..., capped at 65536).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from typing import Callable, Iterable, Optional
+
+__all__ = ["CANDIDATES", "shape_bucket", "TuningTable", "tune_pipeline", "save_tuning",
+           "load_tuning"]
+
+
+def _candidates():
+    from ..backends.triton.kernel import TritonConfig
+    return [TritonConfig(block_m=bm, num_warps=w) for bm in (1, 2, 4, 8) for w in (4, 8, 16)]
+
+
+CANDIDATES = _candidates
+
+
+def shape_bucket(device_name: str, dims: dict) -> str:
+    rows = max([v for k, v in dims.items() if k in ("M", "T", "R")] or [1])
+    b = 1 << max(0, math.ceil(math.log2(max(1, rows))))
+    return f"{device_name}|M<={min(b, 65536)}"
+
+
+class TuningTable:
+    """``{kernel name: {bucket: {"config": {...}, "us": float}}}``."""
+
+    def __init__(self, entries: Optional[dict] = None):
+        self.entries = entries or {}
+
+    def config_for(self, kernel: str, bucket: str):
+        from ..backends.triton.kernel import TritonConfig
+        hit = self.entries.get(kernel, {}).get(bucket)
+        return TritonConfig(**hit["config"]) if hit else None
+
+    def record(self, kernel: str, bucket: str, config, us: float) -> None:
+        self.entries.setdefault(kernel, {})[bucket] = {"config": asdict(config), "us": us}
+
+    def merge(self, other: "TuningTable") -> "TuningTable":
+        for k, buckets in other.entries.items():
+            self.entries.setdefault(k, {}).update(buckets)
+        return self
+
+    def dumps(self) -> str:
+        return json.dumps(self.entries, indent=1, sort_keys=True)
+
+    @classmethod
+    def loads(cls, text: str) -> "TuningTable":
+        return cls(json.loads(text))
+
+
+def _cache_key(cp, device_name: str) -> str:
+    from .cache import cache_key
+    return cache_key("autotune", device_name, *[s.source.key for s in cp.steps if s.source])
+
+
+def save_tuning(cp, device_name: str, table: "TuningTable", cache=None) -> None:
+    """Keep ``table`` in the runtime cache (``<pipeline>.autotune.json``)."""
+    from .cache import KernelCache
+    (cache or KernelCache()).put(_cache_key(cp, device_name), f"{cp.name}.autotune",
+                                 {f"{cp.name}.autotune.json": table.dumps()})
+
+
+def load_tuning(cp, device_name: str, cache=None) -> Optional["TuningTable"]:
+    """The table kept for these kernels on this device, if any."""
+    from .cache import KernelCache
+    files = (cache or KernelCache()).get(_cache_key(cp, device_name), f"{cp.name}.autotune")
+    return TuningTable.loads(files[f"{cp.name}.autotune.json"].decode()) if files else None
+
+
+def _gpu_timer(fn: Callable) -> float:
+    import triton.testing
+    return float(triton.testing.do_bench(fn, warmup=10, rep=40))
+
+
+def tune_pipeline(qp, inputs: dict, *, candidates: Optional[Iterable] = None,
+                  timer: Optional[Callable] = None, device_name: Optional[str] = None
+                  ) -> TuningTable:
+    """Time every candidate config for every kernel of ``qp`` on ``inputs``; returns the
+    table of winners (also installed in ``qp``'s executor for this device)."""
+    import torch
+    from .executor import validate_inputs
+    device = qp._device(inputs)
+    target = "cpu:interp"
+    if device.type == "cuda":
+        from .pipeline import device_target
+        target = device_target(device)
+    cp = qp.compiled("triton", target)
+    validate_inputs(cp, inputs, need_contiguous=True)
+    from .executor import Executor
+    ex = qp._executors.get(("triton", target)) or Executor(cp)
+    qp._executors[("triton", target)] = ex
+    qp._by_device[device] = ex
+    name = device_name or (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
+    timer = timer or _gpu_timer
+    table = TuningTable()
+    env = dict(inputs)
+    for step in cp.steps:
+        kern = ex.kernel(step)
+        ins = {n: env[n] for n in step.inputs}
+        dims = kern.bind_dims(ins)
+        bucket = shape_bucket(name, dims)
+        best = (math.inf, None)
+        for cfg in (candidates or CANDIDATES()):
+            outs = kern.allocate_outputs(ins, dims)
+            try:
+                us = timer(lambda: kern.launch(ins, outs, dims, cfg)) * 1000.0
+            except Exception:              # a config that does not compile or run: inf
+                us = math.inf
+            if us < best[0]:
+                best = (us, cfg)
+        if best[1] is not None:
+            table.record(step.name, bucket, best[1], best[0])
+        outs = kern.allocate_outputs(ins, dims)
+        kern.launch(ins, outs, dims, best[1])
+        for tensor_name, value_name in kern.source.outputs:
+            env[value_name] = outs[tensor_name]
+    combined = TuningTable().merge(ex.tuning or TuningTable()).merge(table)   # new results win
+    ex.set_tuning(combined, name)
+    save_tuning(cp, name, combined)
+    return table

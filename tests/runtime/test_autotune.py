@@ -1,0 +1,92 @@
+"""Autotuning picks the fastest config per kernel and bucket, keeps it, ships it."""
+from __future__ import annotations
+
+import torch
+
+from qfuse import quant_pipeline
+from qfuse.backends.triton.kernel import TritonConfig
+from qfuse.runtime.autotune import TuningTable, shape_bucket
+
+CANDIDATES = [TritonConfig(block_m=bm, num_warps=4) for bm in (1, 2, 4)]
+
+
+def _fake_timer_factory(costs):
+    """A timer that runs the launch once (so failures surface) and charges a made-up cost."""
+    def timer(fn):
+        fn()
+        return costs.pop(0)
+    return timer
+
+
+@quant_pipeline(backend="triton")
+def tuned(x: bf16[M, N]):
+    s = scale(x, fp8_e4m3fn, per_token)
+    return round(x, s, fp8_e4m3fn), s
+
+
+def test_best_candidate_is_recorded_and_used():
+    x = torch.randn(6, 64).bfloat16()
+    table = tuned.autotune(x, candidates=CANDIDATES, timer=_fake_timer_factory([3.0, 1.0, 2.0]))
+    bucket = shape_bucket("cpu", {"M": 6, "N": 64})
+    (kernel,) = table.entries
+    assert table.config_for(kernel, bucket).block_m == 2
+    assert table.entries[kernel][bucket]["us"] == 1000.0
+    ex = next(iter(tuned._executors.values()))
+    assert ex._config(next(s for s in ex.cp.steps), {"M": 6, "N": 64}).block_m == 2
+    ref = quant_pipeline(backend="reference")(tuned.__wrapped__)
+    for a, b in zip(tuned(x), ref(x)):
+        assert torch.equal(a.view(torch.uint8) if a.element_size() == 1 else a,
+                           b.view(torch.uint8) if b.element_size() == 1 else b)
+
+
+def test_failing_candidates_score_inf():
+    def timer(fn):
+        raise RuntimeError("does not compile")
+    table = tuned.autotune(torch.randn(2, 64).bfloat16(), candidates=CANDIDATES, timer=timer)
+    assert table.entries == {}                   # nothing recorded: the default rule stays
+    q, s = tuned(torch.randn(2, 64).bfloat16())
+    assert q.shape == (2, 64)
+
+
+def test_table_json_round_trip_and_buckets():
+    t = TuningTable()
+    t.record("k", "H200|M<=4096", TritonConfig(block_m=4, num_warps=8), 12.5)
+    back = TuningTable.loads(t.dumps())
+    assert back.config_for("k", "H200|M<=4096") == TritonConfig(block_m=4, num_warps=8)
+    assert back.config_for("k", "H200|M<=1") is None
+    assert shape_bucket("H200", {"M": 3000, "N": 7168}) == "H200|M<=4096"
+    assert shape_bucket("H200", {"M": 1}) == "H200|M<=1"
+
+
+def test_bundle_ships_the_table(tmp_path):
+    from qfuse.runtime.build import build_bundle
+    from qfuse.runtime.bundle import load
+    qp_file = tmp_path / "p.qp"
+    qp_file.write_text("def p(x: bf16[M, N]):\n    s = scale(x, i8, per_token)\n"
+                       "    return round(x, s, i8), s\n")
+    t = TuningTable()
+    t.record("p__k0", "cpu|M<=4", TritonConfig(block_m=1, num_warps=4), 1.0)
+    (tmp_path / "t.json").write_text(t.dumps())
+    report = build_bundle([str(qp_file)], ["cuda:sm_90"], str(tmp_path / "b"), progress=False,
+                          tuning=str(tmp_path / "t.json"))
+    assert report.ok
+    pipes = load(tmp_path / "b")
+    q, s = pipes["p"](torch.randn(3, 32).bfloat16())
+    ex = next(iter(pipes["p"]._executors.values()))
+    assert ex.tuning.config_for("p__k0", "cpu|M<=4").block_m == 1
+
+
+def test_results_are_kept_in_the_runtime_cache():
+    x = torch.randn(5, 64).bfloat16()
+
+    @quant_pipeline(backend="triton")
+    def kept(x: bf16[M, N]):
+        s = scale(x, fp8_e4m3fn, per_token, zero=floor)
+        return round(x, s, fp8_e4m3fn), s
+
+    kept.autotune(x, candidates=CANDIDATES, timer=_fake_timer_factory([5.0, 4.0, 1.0]))
+    fresh = quant_pipeline(backend="triton")(kept.__wrapped__)   # a new callable, same kernels
+    fresh(x)
+    ex = next(iter(fresh._executors.values()))
+    assert ex.tuning is not None
+    assert ex._config(ex.cp.steps[0], {"M": 5, "N": 64}).block_m == 4
