@@ -108,9 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:            # every later argument belongs to benchmarks/bench.py
+        from .cli_bench import run_bench
+        return _guard(lambda: run_bench(argv[1:]))
     args = build_parser().parse_args(argv)
+    return _guard(lambda: args.fn(args))
+
+
+def _guard(fn) -> int:
     try:
-        return args.fn(args)
+        return fn()
+    except BrokenPipeError:              # `qfuse ir ... | head`: the reader left early
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except QfuseError as e:
         if os.environ.get("QFUSE_DEBUG") == "1":
             raise

@@ -47,3 +47,8 @@ def test_cache_commands(tmp_path, capsys):
     assert "entries:   0" in capsys.readouterr().out
     assert main(["cache", "clear", "--older-than", "7d", "--dir", str(tmp_path)]) == 0
     assert main(["cache", "clear", "--older-than", "soon", "--dir", str(tmp_path)]) == 1
+
+
+def test_bench_smoke_runs_from_the_cli(capsys):
+    assert main(["bench", "--cpu-smoke", "--bundle", "stub", "--pipelines", "per_token_fp8"]) == 0
+    assert "geomean speed-up over torch.compile" in capsys.readouterr().out
