@@ -28,7 +28,7 @@ from .stages import STAGES, StageError, resolve_options
 from .text import verify
 from .types import TensorType
 
-__all__ = ["build_module", "build_function", "param_attrs"]
+__all__ = ["build_module", "build_function", "function_shell", "param_attrs"]
 
 
 def build_module(pipelines: list, ctx: Optional[ir.Context] = None) -> ir.Module:
@@ -48,18 +48,7 @@ def build_module(pipelines: list, ctx: Optional[ir.Context] = None) -> ir.Module
 
 def build_function(tp, module: ir.Module) -> func.FuncOp:
     """Append ``func.func @<tp.name>`` to ``module`` (inside its Context; not verified)."""
-    with ir.InsertionPoint(module.body):
-        arg_types = [mlir_type(p.value.type) for p in tp.params]
-        res_types = [mlir_type(v.type) for v in tp.returns]
-        fn = func.FuncOp(tp.name, ir.FunctionType.get(arg_types, res_types), loc=location(tp.loc))
-    if tp.params:
-        fn.arg_attrs = ir.ArrayAttr.get([param_attrs(p) for p in tp.params])
-    names = list(tp.return_names) or [v.name for v in tp.returns]
-    if names:
-        fn.res_attrs = ir.ArrayAttr.get([ir.DictAttr.get({NAME_ATTR: ir.StringAttr.get(n)})
-                                         for n in names])
-    block = fn.add_entry_block(arg_locs=[location(p.value.loc) for p in tp.params])
-    env = {p.value: arg for p, arg in zip(tp.params, block.arguments)}
+    fn, block, env = function_shell(tp, module)
     with ir.InsertionPoint(block):
         for c in tp.consts:
             attr = literal_attr(c.value.type.dtype, c.literal)
@@ -71,6 +60,24 @@ def build_function(tp, module: ir.Module) -> func.FuncOp:
     return fn
 
 
+def function_shell(tp, module: ir.Module) -> tuple:
+    """An empty ``func.func @<tp.name>`` with the pipeline's signature, ``qf.name`` /
+    ``qf.dims`` / ``qf.default`` attributes and located block arguments.
+    Returns ``(func, entry block, {parameter Value: block argument})``."""
+    with ir.InsertionPoint(module.body):
+        arg_types = [mlir_type(p.value.type) for p in tp.params]
+        res_types = [mlir_type(v.type) for v in tp.returns]
+        fn = func.FuncOp(tp.name, ir.FunctionType.get(arg_types, res_types), loc=location(tp.loc))
+    if tp.params:
+        fn.arg_attrs = ir.ArrayAttr.get([param_attrs(p) for p in tp.params])
+    names = list(tp.return_names) or [v.name for v in tp.returns]
+    if names:
+        fn.res_attrs = ir.ArrayAttr.get([ir.DictAttr.get({NAME_ATTR: ir.StringAttr.get(n)})
+                                         for n in names])
+    block = fn.add_entry_block(arg_locs=[location(p.value.loc) for p in tp.params])
+    return fn, block, {p.value: arg for p, arg in zip(tp.params, block.arguments)}
+
+
 def param_attrs(p) -> ir.DictAttr:
     """Argument attributes of a ParamInfo: ``qf.name``, ``qf.dims``, ``qf.default``."""
     t = p.value.type
@@ -80,9 +87,6 @@ def param_attrs(p) -> ir.DictAttr:
     if p.default is not None:
         attrs[DEFAULT_ATTR] = default_attr(p.default)
     return ir.DictAttr.get(attrs)
-
-
-_param_attrs = param_attrs          # the name qfuse/passes/fuse.py imports
 
 
 def _lookup(env: dict, value, loc):

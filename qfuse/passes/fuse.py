@@ -32,26 +32,13 @@ def _kernel_pipeline(tp, k):
 
 
 def _build_main(tp, kernels, kernel_fns, module) -> None:
-    from ..dialect.builder import param_attrs
-    from ..dialect.encoding import NAME_ATTR, location, mlir_type
-    from ..dialect.mlir import func, ir
-    with ir.InsertionPoint(module.body):
-        fn = func.FuncOp(tp.name, ir.FunctionType.get([mlir_type(p.value.type) for p in tp.params],
-                                                      [mlir_type(v.type) for v in tp.returns]),
-                         loc=location(tp.loc))
-    if tp.params:
-        fn.arg_attrs = ir.ArrayAttr.get([param_attrs(p) for p in tp.params])
-    names = list(tp.return_names) or [v.name for v in tp.returns]
-    if names:
-        fn.res_attrs = ir.ArrayAttr.get([ir.DictAttr.get({NAME_ATTR: ir.StringAttr.get(n)})
-                                         for n in names])
-    block = fn.add_entry_block(arg_locs=[location(p.value.loc) for p in tp.params])
-    env = {p.value: arg for p, arg in zip(tp.params, block.arguments)}
+    from ..dialect.builder import function_shell
+    from ..dialect.encoding import literal_attr, location, mlir_type
+    from ..dialect.mlir import arith, func, ir
+    _, block, env = function_shell(tp, module)
     with ir.InsertionPoint(block):
         for c in tp.consts:
             if c.value in tp.returns:   # a literal returned as is
-                from ..dialect.encoding import literal_attr
-                from ..dialect.mlir import arith
                 env[c.value] = arith.ConstantOp(mlir_type(c.value.type),
                                                 literal_attr(c.value.type.dtype, c.literal)).result
         for k, kfn in zip(kernels, kernel_fns):

@@ -81,10 +81,6 @@ def _signature(inputs: dict) -> tuple:
                  else (k, type(v)) for k, v in inputs.items())
 
 
-def launch_outputs(kern) -> tuple:
-    return kern.source.outputs
-
-
 class Executor:
     """Launches the kernels of one compiled pipeline (Triton), or interprets its program."""
 
@@ -161,7 +157,7 @@ class Executor:
             else:
                 ins = {n: env[n] for n in step.inputs}
                 outs = launch.allocate(ins, device)
-                for tensor_name, value_name in launch_outputs(self.kernel(step)):
+                for tensor_name, value_name in self.kernel(step).source.outputs:
                     alias = self.aliases.get(value_name)
                     if alias is not None:
                         outs[tensor_name] = inputs[alias]

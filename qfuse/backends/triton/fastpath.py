@@ -73,13 +73,7 @@ def bind_launch(kern, inputs: dict, outputs: dict, dims: dict,
     ``outputs`` (the tensors of a first, fully checked launch)."""
     src, cfg = kern.source, config or TritonConfig()
     cexpr = kern._constexprs(cfg, dims, interpret)
-    runs = []
-    for fn, (_, rule) in zip(kern.fns, src.launches):
-        grid = [eval_rule(g, {**dims, **cexpr}) for g in rule]
-        if src.min_programs:
-            grid[0] = max(grid[0], src.min_programs)
-        if all(g > 0 for g in grid):
-            runs.append((fn, tuple(grid)))
+    runs = kern.runs(dims, cexpr)
     if not runs:
         return None
     shapes = kern.output_shapes(dims)

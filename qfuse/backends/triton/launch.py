@@ -158,13 +158,7 @@ class TritonKernel:
             want = getattr(torch, src.tensor(n, role).view)
             views[(role, n)] = t.view(want) if t.dtype != want else t
         cexpr = self._constexprs(cfg, env, interpret)
-        runs = []
-        for fn, (_, rule) in zip(self.fns, src.launches):
-            grid = [eval_rule(g, {**env, **cexpr}) for g in rule]
-            if src.min_programs:
-                grid[0] = max(grid[0], src.min_programs)
-            if all(g > 0 for g in grid):
-                runs.append((fn, tuple(grid)))
+        runs = self.runs(env, cexpr)
         if not runs:
             return None
         scalars = {s.name: s for s in src.scalars}
@@ -196,6 +190,17 @@ class TritonKernel:
                     fn[grid](*args, num_warps=cexpr["_warps"], num_stages=cfg.num_stages,
                              enable_fp_fusion=False)
         return run
+
+    def runs(self, env: dict, cexpr: dict) -> list:
+        """``[(jit fn, grid)]`` of the kernel's launches at these dims; empty grids dropped."""
+        src, runs = self.source, []
+        for fn, (_, rule) in zip(self.fns, src.launches):
+            grid = [eval_rule(g, {**env, **cexpr}) for g in rule]
+            if src.min_programs:
+                grid[0] = max(grid[0], src.min_programs)
+            if all(g > 0 for g in grid):
+                runs.append((fn, tuple(grid)))
+        return runs
 
     def _constexprs(self, cfg: TritonConfig, env: dict, interpret: bool) -> dict:
         cexpr = {"TILE": cfg.tile}
