@@ -217,7 +217,7 @@ def _clone(inputs: dict) -> dict:
     return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
 
-def _bench_case(name, m, n, fns, timer, device, seed) -> dict:
+def _bench_case(name, m, n, fns, timer, device, seed, tune=None) -> dict:
     """One pipeline x shape: check qfuse and compile against eager, then time each impl."""
     case = CASES[name]
     row = {"pipeline": name, "label": case.label, "shape": f"{m}x{n}", "M": m, "N": n}
@@ -229,6 +229,16 @@ def _bench_case(name, m, n, fns, timer, device, seed) -> dict:
     except Exception as e:
         row["error"] = "inputs/reference: " + _err(e)
         return row
+    if tune is not None and not isinstance(fns.get("qfuse"), Exception) \
+            and hasattr(fns.get("qfuse"), "autotune"):
+        try:                                     # pick launch configs on these inputs first
+            t0 = time.perf_counter()
+            table = fns["qfuse"].autotune(**_clone(inputs))
+            tune.merge(table)
+            row["tune_s"] = time.perf_counter() - t0
+            row["tuned"] = table.entries
+        except Exception as e:
+            row["tune_error"] = _err(e)
     for impl, fn in fns.items():
         r = row[impl] = {}
         if isinstance(fn, Exception):
@@ -252,9 +262,12 @@ def _bench_case(name, m, n, fns, timer, device, seed) -> dict:
 
 
 def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="inductor",
-        timer: "Timer | None" = None, log=print, seed: int = 0, checkpoint=None) -> dict:
+        timer: "Timer | None" = None, log=print, seed: int = 0, checkpoint=None,
+        tune=None) -> dict:
     """Measure everything; returns the JSON-able result (see README.md). With
-    ``checkpoint`` (a path), the partial result is written there after every row."""
+    ``checkpoint`` (a path), the partial result is written there after every row. With
+    ``tune`` (a ``TuningTable``), each qfuse pipeline is autotuned on each shape's inputs
+    before it is timed, and the winners are merged into ``tune``."""
     device = torch.device(device)
     names = list(names or CASES)
     unknown = [n for n in names if n not in CASES]
@@ -292,7 +305,7 @@ def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="
         if "compile" in impls:
             fns["compile"] = compiled.setdefault(name, _compile(ref, compile_backend))
         for m, n in shapes:
-            row = _bench_case(name, m, n, fns, timer, device, seed)
+            row = _bench_case(name, m, n, fns, timer, device, seed, tune)
             out["results"].append(row)
             derive(row, copy_gbps.get((m, n)), peak)
             log(format_row(row))
@@ -344,6 +357,8 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup-ms", type=float, default=25)
     ap.add_argument("--rep-ms", type=float, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tune", metavar="FILE", help="autotune each pipeline x shape before "
+                    "timing it; write the merged table to FILE (ship it: qfuse build --tuning)")
     a = ap.parse_args(argv)
     device = "cpu" if a.cpu_smoke else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
@@ -362,8 +377,17 @@ def main(argv=None) -> int:
     timer = Timer(torch.device(device), a.warmup_ms, a.rep_ms)
     path = a.out or (os.path.join(os.environ["OUT"], "bench_results.json")
                      if os.environ.get("OUT") else None)
+    tune = None
+    if a.tune:
+        from qfuse.runtime.autotune import TuningTable
+        tune = TuningTable()
     result = run(pipes, shapes, names, device, impls, backend, timer, seed=a.seed,
-                 checkpoint=path)
+                 checkpoint=path, tune=tune)
+    if tune is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(a.tune)), exist_ok=True)
+        with open(a.tune, "w") as f:
+            f.write(tune.dumps())
+        result["tuning_file"] = a.tune
     result["bundle"], result["bundle_error"] = a.bundle, bundle_error
     text = format_table(result)
     print("\n" + text, flush=True)

@@ -117,8 +117,9 @@ def tune_pipeline(qp, inputs: dict, *, candidates: Optional[Iterable] = None,
         best = (math.inf, None)
         for cfg in (candidates or CANDIDATES()):
             outs = kern.allocate_outputs(ins, dims)
-            try:
-                us = timer(lambda: kern.launch(ins, outs, dims, cfg)) * 1000.0
+            try:                           # bound once: the timer sees the kernel, not binding
+                run = kern.prepare(ins, outs, dims, cfg)
+                us = timer(run) * 1000.0 if run is not None else math.inf
             except Exception:              # a config that does not compile or run: inf
                 us = math.inf
             if us < best[0]:

@@ -76,9 +76,12 @@ def _check_scalars(cp: CompiledPipeline, inputs: dict) -> None:
 
 
 def _signature(inputs: dict) -> tuple:
-    """What a bound launch depends on: every tensor's shape, strides, dtype and device."""
-    return tuple((k, tuple(v.shape), v.stride(), v.dtype, v.device) if isinstance(v, torch.Tensor)
-                 else (k, type(v)) for k, v in inputs.items())
+    """What a bound launch depends on: every tensor's shape, strides, dtype, device and
+    16-byte alignment, and the properties Triton specialises integers on (== 1, % 16)."""
+    return tuple((k, v.shape, v.stride(), v.dtype, v.device, v.data_ptr() % 16 == 0)
+                 if isinstance(v, torch.Tensor) else
+                 (k, int, v == 1, v % 16 == 0) if isinstance(v, int) else (k, type(v))
+                 for k, v in inputs.items())
 
 
 class Executor:
@@ -138,7 +141,9 @@ class Executor:
             cfg = config or self._config(step, dims)
             kern.launch(ins, outs, dims, cfg, interpret)
             from ..backends.triton.fastpath import bind_launch
-            bound.append((step, bind_launch(kern, ins, outs, dims, cfg, interp)))
+            outmap = [(t, v, self.aliases.get(v)) for t, v in kern.source.outputs]
+            bound.append((step, bind_launch(kern, ins, outs, dims, cfg, interp), list(step.inputs),
+                          outmap))
             for tensor_name, value_name in kern.source.outputs:
                 env[value_name] = outs[tensor_name]
         if config is None and interpret is None:
@@ -148,21 +153,21 @@ class Executor:
     def _run_fast(self, bound: list, inputs: dict) -> dict:
         """A signature seen before: swap the new tensors into the bound launches."""
         env = dict(inputs)
-        device = next(v.device for v in inputs.values() if isinstance(v, torch.Tensor))
-        for step, launch in bound:
+        device = None
+        for step, launch, in_names, outmap in bound:
+            ins = {n: env[n] for n in in_names}
             if launch is None:           # an empty grid (M = 0): outputs are empty
                 kern = self.kernel(step)
-                ins = {n: env[n] for n in step.inputs}
                 outs = kern.allocate_outputs(ins, kern.bind_dims(ins))
             else:
-                ins = {n: env[n] for n in step.inputs}
+                if device is None:
+                    device = next(v.device for v in ins.values() if isinstance(v, torch.Tensor))
                 outs = launch.allocate(ins, device)
-                for tensor_name, value_name in self.kernel(step).source.outputs:
-                    alias = self.aliases.get(value_name)
+                for tensor_name, _, alias in outmap:
                     if alias is not None:
                         outs[tensor_name] = inputs[alias]
                 launch(ins, outs)
-            for tensor_name, value_name in self.kernel(step).source.outputs:
+            for tensor_name, value_name, _ in outmap:
                 env[value_name] = outs[tensor_name]
         return {ret: env[val] for ret, val in self.cp.returns}
 

@@ -74,6 +74,8 @@ class QuantPipeline:
         self._lock = threading.Lock()
         self._aliases, _ = aliased_params(program)
         self._params = program.params
+        self._names = [p.value.name for p in program.params]
+        self._return_names = program.return_names or [v.name for v in program.returns]
         self._op = register_pipeline_op(program, self._run_eager, str(backend))
 
     # ----------------------------------------------------------------- calling
@@ -106,6 +108,14 @@ class QuantPipeline:
     def __call__(self, *args, _as_dict: bool = False, **kwargs):
         bound = self._bind(args, kwargs)
         self._check_devices(bound)
+        if not torch.compiler.is_compiling():
+            # eager (and CUDA-graph capture): run directly; the custom op is for Dynamo, and
+            # its dispatch would cost more host time than a large kernel takes
+            outs = self._run_eager(dict(zip(self._names, bound)))
+            if _as_dict:
+                return {rn: outs[rn] for rn in self._return_names}
+            vals = [outs[rn] for rn in self._return_names]
+            return vals[0] if len(vals) == 1 else tuple(vals)
         results = self._op(*bound)
         results = [] if results is None else \
             list(results) if isinstance(results, (tuple, list)) else [results]

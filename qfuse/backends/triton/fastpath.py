@@ -7,6 +7,16 @@ is made once per input signature (shapes, strides, dtypes, device) and keeps the
 argument list with the tensor and scalar slots marked; a call only swaps in the new
 tensors and scalars and launches. The caller guarantees the signature is the same
 (the executor keys its table on it), so nothing needs checking again.
+
+After its first launch (through ``JITFunction``, which compiles or finds the binary and
+returns the ``CompiledKernel``) a BoundLaunch calls the compiled kernel's launcher
+directly: ``kernel.run(grid, stream, function, metadata, hooks, *args)``, the call that
+``JITFunction.run`` ends with (triton 3.6 .. 3.9). That skips Triton's per-call argument
+specialisation and cache lookup (measured on the H200 with triton 3.6: 19.5 us per launch
+through the jit, 7.8 us direct) and the dtype views (the launcher only reads
+``data_ptr()``; the binary was specialised on the first launch's dtypes, which the
+signature fixes, and on 16-byte pointer alignment, which the executor's key includes).
+Launch hooks (profilers) set in ``triton.knobs`` send every call through the jit.
 """
 from __future__ import annotations
 
@@ -20,11 +30,43 @@ from .kernel import TritonConfig, eval_rule
 __all__ = ["BoundLaunch", "bind_launch"]
 
 
+def _hook_active(hook) -> bool:
+    """A launch hook that would do something: not None and, for triton's ``HookChain``
+    (3.6+: the knob is a chain, never None), with hooks added."""
+    return hook is not None and bool(getattr(hook, "calls", True))
+
+
+def _runtime_knobs():
+    try:
+        from triton import knobs
+    except ImportError:                     # pragma: no cover (triton < 3.4)
+        return None
+    return knobs.runtime
+
+
+_KNOBS = []
+
+
+def _hooks_set() -> bool:
+    if not _KNOBS:
+        _KNOBS.append(_runtime_knobs())
+    rt = _KNOBS[0]
+    return rt is None or _hook_active(rt.launch_enter_hook) or _hook_active(rt.launch_exit_hook)
+
+
+def _direct(kernels: list):
+    """``[(CompiledKernel, grid)]`` when every kernel exposes the launcher call, else None."""
+    try:
+        return [(k, (g + (1, 1))[:3], k.function, k.packed_metadata, k.run) for k, g in kernels]
+    except Exception:                       # noqa: BLE001 (another triton layout: keep the jit)
+        return None
+
+
 class BoundLaunch:
     """Launches of one kernel for one signature; ``__call__(inputs, outputs)`` runs them."""
 
     __slots__ = ("runs", "args", "slots", "scalar_slots", "workspace", "ws_size", "opts",
-                 "out_specs", "interpret")
+                 "out_specs", "interpret", "direct", "device_index")
 
     def __init__(self, runs, args, slots, scalar_slots, workspace, ws_size, opts, out_specs,
                  interpret=False):
@@ -32,6 +74,8 @@ class BoundLaunch:
         self.runs, self.args, self.slots = runs, args, slots
         self.scalar_slots, self.workspace, self.ws_size = scalar_slots, workspace, ws_size
         self.opts, self.out_specs = opts, out_specs
+        self.direct = None                  # [(kernel, grid3, function, metadata, run)]
+        self.device_index = None
 
     def allocate(self, inputs: dict, device) -> dict:
         """Fresh outputs of this signature's shapes (filled where the kernel expects it)."""
@@ -47,6 +91,8 @@ class BoundLaunch:
         return outs
 
     def __call__(self, inputs: dict, outputs: dict) -> None:
+        if self.direct is not None:
+            return self._call_direct(inputs, outputs)
         args = list(self.args)
         for i, io, name, view in self.slots:
             t = inputs[name] if io == "input" else outputs[name]
@@ -62,8 +108,36 @@ class BoundLaunch:
                 with interpreting(fn) as k:
                     k[grid](*args)
             return
-        for fn, grid in self.runs:
-            fn[grid](*args, **self.opts)
+        kernels = [(fn[grid](*args, **self.opts), grid) for fn, grid in self.runs]
+        if all(k is not None for k, _ in kernels) and not _hooks_set():
+            self.direct = _direct(kernels)
+            self.device_index = _driver().get_current_device()
+
+    def _call_direct(self, inputs: dict, outputs: dict) -> None:
+        drv = _driver()
+        device = drv.get_current_device()
+        if device != self.device_index or _hooks_set():   # the binary was loaded elsewhere
+            self.direct = None
+            return self(inputs, outputs)
+        args = list(self.args)
+        for i, io, name, _ in self.slots:
+            args[i] = inputs[name] if io == "input" else outputs[name]
+        for i, name, is_float in self.scalar_slots:
+            v = inputs[name]
+            args[i] = float(v) if is_float else int(v)
+        for i in self.workspace:
+            args[i] = torch.zeros(self.ws_size, dtype=torch.int32, device=args[self.slots[0][0]].device)
+        stream = drv.get_current_stream(device)
+        for _, (g0, g1, g2), function, metadata, run in self.direct:
+            run(g0, g1, g2, stream, function, metadata, None, None, None, *args)
+
+
+def _driver():
+    if len(_KNOBS) < 2:
+        _hooks_set()
+        from triton.runtime import driver
+        _KNOBS.append(driver)
+    return _KNOBS[1].active
 
 
 def bind_launch(kern, inputs: dict, outputs: dict, dims: dict,

@@ -143,13 +143,12 @@ class TritonConfig:
     ``block_m``: rows per program in row space (a power of two >= 1); None picks one per
     launch so that a program holds about 4096 elements (16384 in the interpreter, where
     the cost is per program) of its widest row block. ``num_warps`` and ``num_stages`` go
-    to the Triton launch (``num_warps`` None: about 16 elements per thread, 4..16 warps).
-    ``native``: the NATIVE constexpr: True uses the hardware fp8 converts on the GPU
-    (``cvt.rn.satfinite.e4m3x2.f32``, ``v_cvt_pk_fp8_f32``), False the integer emulation
-    (bit exact everywhere, a few integer ops per element). Default False: on an H200 with
-    triton 3.6 the hardware path gave wrong codes in some generated kernels (rows 2 mod 4,
-    odd columns of a fused rmsnorm + fp8 with N=333; zeros in a value-layout cache write)
-    while minimal kernels with the same shapes were right; the emulation was exact in all.
+    to the Triton launch (``num_warps`` None: about 32 elements per thread, 4..16 warps; in
+    benchmarks/probes/kernel_probe.py on the H200, a per-token fp8 row of 8192 took 120 us
+    with 4 warps, 124 with 8 and 138 with 16). ``native``: the NATIVE constexpr: True uses
+    the hardware fp8 converts on the GPU (``cvt.rn.satfinite.e4m3x2.f32``,
+    ``v_cvt_pk_fp8_f32``), False the integer emulation (bit exact everywhere, a few integer
+    ops per element); None: see ``launch.native_fp8``.
     The interpreter always emulates. ``tile``: the tile edge of per_128x128 (format-fixed).
     """
     block_m: Optional[int] = None
@@ -165,7 +164,7 @@ class TritonConfig:
     def warps(self, elements: int) -> int:
         if self.num_warps is not None:
             return self.num_warps
-        return max(4, min(16, np2(elements // (32 * 16))))
+        return max(4, min(16, np2(elements // (32 * 32))))
 
     def rows_per_program(self, widest_block: int, interpret: bool) -> int:
         if self.block_m is not None:

@@ -61,12 +61,12 @@ def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q") -> R
         v = em.let("v", f"{x} * {em.helper('qf_e8m0_inv_scale')}({s})")
         return codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"])
     if o["recip"] == "div":
-        v = em.let("v", f"{div}({x}, {s})")
+        v = em.let("v", f"{em.helper('qf_div_codes')}({x}, {s})")
     else:
         v = em.let("v", f"{x} * {div}(1.0, {s})")
+    v = em.let("v", f"tl.where({s} == 0.0, 0.0, {v})")      # a zero scale gives code 0
     q = codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"])
-    dt = "tl.uint8" if q.kind == "u8" else "tl.int8"
-    return Reg(em.let(hint, f"tl.where({s} == 0.0, 0, {q.var}).to({dt})"), q.kind)
+    return Reg(em.let(hint, q.var), q.kind)
 
 
 def _need_natural(em: Emitter, call, cols: Cols) -> None:

@@ -76,6 +76,21 @@ def k_divsqrt(a_ptr, b_ptr, q_ptr, r_ptr, N: tl.constexpr):
 
 
 @triton.jit
+def k_divcodes(a_ptr, b_ptr, q_ptr, N: tl.constexpr, PER_ROW: tl.constexpr):
+    """qf_div_codes(a, b) with b one scalar per row (PER_ROW: b[row], else b[row, 0] as a
+    [1, 1] block, the shape a per-token scale has) over a row of a."""
+    row = tl.program_id(0)
+    o = row * N + tl.arange(0, N)
+    a = tl.load(a_ptr + o)
+    if PER_ROW:
+        q = qf_div_codes(a, tl.load(b_ptr + row))
+    else:
+        b2 = tl.load(b_ptr + row + tl.arange(0, 1)[:, None])
+        q = tl.reshape(qf_div_codes(a[None, :], b2), (N,))
+    tl.store(q_ptr + o, q)
+
+
+@triton.jit
 def k_amax(x_ptr, y_ptr, N: tl.constexpr):
     row = tl.program_id(0)
     v = tl.load(x_ptr + row * N + tl.arange(0, N))
@@ -94,8 +109,8 @@ def launch(kernel, grid, device, *args, **constexprs):
     """Run `kernel` interpreted (device 'interp', CPU tensors) or natively (a CUDA GPU)."""
     if device == "interp":
         interpret(kernel)[grid](*args, **constexprs)
-    else:
-        kernel[grid](*args, **constexprs)
+    else:                                   # as generated kernels launch: no contraction
+        kernel[grid](*args, **constexprs, enable_fp_fusion=False)
         torch.cuda.synchronize()
 
 

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qf_triton_testlib import (DEVICES, E2M1_GRID, SPECIALS, bits_of, e2m1_oracle, e8m0_edge_values,
-                               e8m0_oracle, f32, fp8_magnitudes, fp8_oracle, int_oracle, k_amax, k_divsqrt,
+from qf_triton_testlib import (COLS, DEVICES, E2M1_GRID, SPECIALS, bits_of, e2m1_oracle, e8m0_edge_values,
+                               e8m0_oracle, f32, fp8_magnitudes, fp8_oracle, int_oracle, k_amax, k_divcodes, k_divsqrt,
                                k_e2m1, k_e8m0, k_e8m0_apply, k_fp8, k_int, k_pack, k_round16, launch,
                                run_rows, same_f32, with_neighbours)
 from qfuse.backends.triton import numerics as qn
@@ -50,6 +50,19 @@ def test_fp8_edges_and_random(device, native, fnuz, dmax, sat):
     x = np.concatenate([fp8_edge_values(fnuz), random_f32(3000, -14, 10)])
     (got,) = run_rows(k_fp8, device, [x], [torch.uint8], IS_FNUZ=fnuz, DMAX=dmax, SAT=sat, NATIVE=native)
     assert_codes(got.numpy(), fp8_oracle(x, fnuz, dmax, sat), x, f"fp8 fnuz={fnuz} sat={sat}")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dmax,sat", [(448.0, True), (300.0, True), (448.0, False)])
+def test_fp8_native_every_high_half(dmax, sat):
+    """The hardware convert path (NATIVE=True: cvt.rn.satfinite on sm_89+) on every fp32
+    upper half (sign, exponent, 7 mantissa bits: all fp8 rounding boundaries, ties, NaN,
+    inf, subnormals) with low halves 0, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF."""
+    hi = np.arange(2 ** 16, dtype=np.uint64) << 16
+    x = f32((hi[:, None] + np.array([0, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF], dtype=np.uint64)).ravel())
+    (got,) = run_rows(k_fp8, "cuda", [x], [torch.uint8], IS_FNUZ=False, DMAX=dmax, SAT=sat,
+                      NATIVE=True)
+    assert_codes(got.numpy(), fp8_oracle(x, False, dmax, sat), x, f"native fp8 sat={sat}")
 
 
 @pytest.mark.parametrize("fnuz", [False, True])
@@ -209,6 +222,68 @@ def test_div_sqrt_correctly_rounded(device):
         want_q, want_r = a / b, np.sqrt(a)
     assert not same_f32(q.numpy(), want_q).any()
     assert not same_f32(r.numpy(), want_r).any()
+
+
+def divisor_rows(rows):
+    """One divisor per row: random normals, then the edges qf_div_codes guards against."""
+    b = random_f32(rows, -120, 120)
+    b[:16] = f32([0, 0x80000000, 1, 0x807FFFFF, 0x00800000, 0x80800000, 0x7F7FFFFF, 0x7F800000,
+                  0xFF800000, 0x7FC00000, 0x02800000, 0x7E800000, 0x7E7FFFFF, 0x3F800000,
+                  0x3F7FFFFF, 0x3F800001])
+    return b
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("per_row", [True, False])
+def test_div_codes_correctly_rounded(device, per_row):
+    """qf_div_codes (reciprocal, multiply, one fma correction) gives a / b bit for bit when
+    the quotient is normal; below 2^-126 it may differ only in magnitude bits of a signed
+    zero-or-subnormal (which every code format rounds to a signed zero); an overflow of the
+    first product gives +-inf where a / b is above 2^127 (every code format saturates)."""
+    rows = 48
+    b_rows = divisor_rows(rows)
+    a = np.concatenate([random_f32(rows * COLS - 4000, -60, 60), SPECIALS,
+                        f32(RNG.integers(0, 2 ** 32, 4000 - len(SPECIALS)))])
+    dev = "cpu" if device == "interp" else device
+    at = torch.from_numpy(a).to(dev)
+    bt = torch.from_numpy(b_rows).to(dev)
+    q = torch.empty_like(at)
+    launch(k_divcodes, (rows,), device, at, bt, q, N=COLS, PER_ROW=per_row)
+    got = q.cpu().numpy()
+    with np.errstate(all="ignore"):
+        want = a / np.repeat(b_rows, COLS)
+    bad = same_f32(got, want)
+    tiny = np.abs(want) < 2.0 ** -126
+    bad &= ~(tiny & (np.abs(got) < 2.0 ** -126) & (np.signbit(got) == np.signbit(want)))
+    huge = np.abs(want) > 2.0 ** 127
+    bad &= ~(huge & np.isinf(got) & (np.signbit(got) == np.signbit(want)))
+    i = np.nonzero(bad)[0][:4]
+    assert not bad.any(), [(a[k], np.repeat(b_rows, COLS)[k], got[k], want[k]) for k in i]
+    normal = ~tiny & ~huge & np.isfinite(want)
+    assert normal.sum() > 0.5 * len(a)          # the test exercises the fast path
+
+
+def check_div_codes(a, b, got):
+    with np.errstate(all="ignore"):
+        want = a / b
+    bad = same_f32(got, want)
+    bad &= ~((np.abs(want) < 2.0 ** -126) & (np.abs(got) < 2.0 ** -126)
+             & (np.signbit(got) == np.signbit(want)))
+    bad &= ~((np.abs(want) > 2.0 ** 127) & np.isinf(got) & (np.signbit(got) == np.signbit(want)))
+    return bad
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 2 ** 32 - 1), min_size=1, max_size=COLS), st.integers(0, 2 ** 32 - 1))
+def test_div_codes_random_bit_patterns(patterns, b_bits):
+    a = np.zeros(COLS, dtype=np.float32)
+    a[:len(patterns)] = f32(patterns)
+    b = f32([b_bits])
+    q = torch.empty(COLS, dtype=torch.float32)
+    launch(k_divcodes, (1,), "interp", torch.from_numpy(a), torch.from_numpy(b), q, N=COLS,
+           PER_ROW=True)
+    bad = check_div_codes(a, b[0], q.numpy())
+    assert not bad.any(), (a[bad][:3], b, q.numpy()[bad][:3])
 
 
 @pytest.mark.parametrize("device", DEVICES)
