@@ -91,7 +91,7 @@ class Executor:
         self.cp = cp
         self.aliases = _aliases(cp)
         self._kernels = {}
-        self._fast: dict = {}          # input signature -> [(step, BoundLaunch)]
+        self._fast: dict = {}          # input signature -> [(step, BoundLaunch, inputs, outputs)]
         self.tuning = None             # TuningTable (qfuse.runtime.autotune) or None
         self.device_name = ""
 

@@ -88,6 +88,16 @@ def _interpreting(x):
 
 
 @constexpr_function
+def _fma_is_exact(x):
+    """False only in an interpreter whose tl.fma rounds twice (triton < 3.8's numpy
+    multiply-then-add); compiled code and newer interpreters have a one-rounding fma."""
+    if not _interpreting(x):
+        return True
+    from triton.runtime import interpreter
+    return hasattr(getattr(interpreter, "_interpreter", None), "fma_fp32")
+
+
+@constexpr_function
 def _rank(x):
     """Number of dims of a tensor (0 for a scalar)."""
     return len(getattr(x, "shape", ()) or ())
@@ -104,36 +114,35 @@ def qf_div(a, b):
 def qf_div_codes(a, b):
     """a / b for a quotient that only feeds a code conversion (fp8, int, E2M1), with b the
     same for many lanes (a per-tensor, per-row or per-group scale). Correctly rounded, like
-    qf_div, without a `div.rn.f32` per element (on an H200 that halves the speed of a
-    per-token fp8 kernel):
+    qf_div, where it matters, without a `div.rn.f32` per element (on an H200 that halves
+    the speed of a per-token fp8 kernel):
 
-        y = RN(1 / b);  q0 = RN(a * y);  r = fma(-q0, b, a) (exact);  q = RN(q0 + r * y)
+        y = RN(1 / b);  q0 = RN(a * y);  r = fma(q0, -b, a) (exact);  q = RN(q0 + r * y)
 
     Markstein's theorem: y within half an ulp of 1/b and q0 within one ulp of a/b give
     q = RN(a/b), barring underflow and overflow. Guards: a program whose b are not all in
-    [2^-126, 2^126] (so y and b are normal) takes `div.rn` instead; |a| < 2^-100 is scaled
-    by 2^64 first (so the residual r stays normal) and the quotient by 2^-64 after (exact
-    while it is normal); lanes with a = 0, or q0 = +-inf or NaN, keep q0 (= a/b there, the
-    sign of zero included). Left: a quotient below 2^-126 (every code format rounds it to a
-    signed zero either way; the sign is right) or one that overflows only in q0 (every
-    format saturates or overflows it the same way). Tested against numpy's division.
+    [2^-64, 2^126] takes `div.rn` instead (so y is normal, and an r that underflows, which
+    needs |a| < 2^-100, belongs to a quotient below 2^-36: every code format rounds it to
+    a signed zero, and q keeps q0's sign); lanes where q is NaN (a = +-inf or NaN, or q0
+    overflowed) or q0 is zero keep q0 (= a/b there, the sign of zero included; an
+    overflow in q0 alone is saturated or overflowed the same way by every format). An
+    interpreter without a one-rounding fma (triton 3.6) divides instead. Tested against
+    numpy's division (tests/backends/triton/test_triton_numerics.py).
     """
     ab = tl.abs(b)
-    bad = ((ab < 1.1754943508222875e-38) | (ab > 8.507059173023462e37)).to(tl.int32)
+    bad = ((ab < 5.421010862427522e-20) | (ab > 8.507059173023462e37)).to(tl.int32)
     if _rank(bad) > 0:
         bad = tl.max(bad, axis=None)
-    if bad != 0:
+    if not _fma_is_exact(a):
+        q = tl.math.div_rn(a, b)
+    elif bad != 0:
         q = tl.math.div_rn(a, b)
     else:
-        small = tl.abs(a) < 7.888609052210118e-31                  # 2^-100: r would underflow
-        a2 = tl.where(small, a * 1.8446744073709552e19, a)          # * 2^64, exact
         y = tl.math.div_rn(1.0, b)
-        q0 = a2 * y
-        r = tl.fma(0.0 - q0, b, a2)
-        q1 = tl.fma(r, y, q0)
-        keep = (a2 == 0.0) | (q0 != q0) | (tl.abs(q0) > 3.4028234663852886e38)
-        q = tl.where(keep, q0, q1)
-        q = tl.where(small, q * 5.421010862427522e-20, q)           # * 2^-64
+        nb = 0.0 - b
+        q0 = a * y
+        q1 = tl.fma(tl.fma(q0, nb, a), y, q0)
+        q = tl.where((q1 != q1) | (q0 == 0.0), q0, q1)
     return q
 
 
