@@ -217,8 +217,15 @@ class TritonKernel:
         cexpr["BLOCK_M"] = cfg.rows_per_program(widest, interpret)
         cexpr["NATIVE"] = not interpret and native_fp8(cfg, cexpr["BLOCK_M"], hip)
         cexpr.update(blocks)
-        cexpr["_warps"] = cfg.warps(widest * (cfg.tile if "TILE" in dict(self.source.constexprs)
-                                              else cexpr["BLOCK_M"]))
+        elements = widest * (cfg.tile if "TILE" in dict(self.source.constexprs) else cexpr["BLOCK_M"])
+        cexpr["_warps"] = cfg.warps(elements)
+        if cfg.num_warps is None and not interpret and elements >= 4096:
+            # fewer programs than a GPU has SMs (decode sizes): each program's latency is
+            # the kernel's, so give it the most warps (the autotuner's pick at M <= 16 for
+            # 6 of 8 pipelines on the H200, docs/runs/run4/bench_tuned_partial.json)
+            programs = eval_rule(self.source.grid[0], {**env, **cexpr})
+            if programs < 128:
+                cexpr["_warps"] = 16
         return cexpr
 
     @staticmethod

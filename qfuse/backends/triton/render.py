@@ -69,25 +69,31 @@ def _domain(em: Emitter, tp: TypedPipeline) -> tuple:
     return doms[0]
 
 
-def _setup_rows(em: Emitter, dom: tuple) -> None:
+def _setup_rows(em: Emitter, dom: tuple, first_fastest: bool = False) -> None:
     n_rows = " * ".join(em.dim(d) for d in dom) or "1"
     em.emit("pid = tl.program_id(0)")
     em.emit("row = pid.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
     em.emit(f"n_rows = {n_rows}")
     em.emit("rmask = row < n_rows")
-    _lead_from_row(em, dom, "row", "rmask")
+    _lead_from_row(em, dom, "row", "rmask", first_fastest)
 
 
-def _lead_from_row(em: Emitter, dom: tuple, row: str, mask: str) -> None:
-    names, below = [], []
-    for j in range(len(dom) - 1, -1, -1):
+def _lead_from_row(em: Emitter, dom: tuple, row: str, mask: str,
+                   first_fastest: bool = False) -> None:
+    """Leading indices of ``row``: the last dim varies fastest (row-major), or with
+    ``first_fastest`` the first dim does (a KV-cache scatter: a program then takes
+    consecutive tokens of one head, whose cache chunks of X bytes sit side by side in a
+    block, so the writes fill whole sectors instead of half of each)."""
+    order = list(range(len(dom))) if first_fastest else list(range(len(dom) - 1, -1, -1))
+    names, below = {}, []
+    for k, j in enumerate(order):
         div = " * ".join(below)
         idx = f"{row} // ({div})" if div else row
-        if j > 0:
+        if k < len(order) - 1:
             idx = f"({idx}) % {em.dim(dom[j])}" if div else f"{row} % {em.dim(dom[j])}"
-        names.append(em.let(f"i_{_ident(str(dom[j]))}", idx) if len(dom) > 1 else row)
+        names[j] = em.let(f"i_{_ident(str(dom[j]))}", idx) if len(dom) > 1 else row
         below.append(em.dim(dom[j]))
-    em.domain_lead = em.make_lead(tuple(reversed(names)), mask)
+    em.domain_lead = em.make_lead(tuple(names[j] for j in range(len(dom))), mask)
 
 
 def _setup_tile(em: Emitter, tp: TypedPipeline) -> tuple:
@@ -153,7 +159,7 @@ def render_kernel(kernel: TypedPipeline, space: Optional[str] = None,
     else:
         dom = (_domain(em, kernel) if space == "row" else
                tuple(kernel.calls[-1].operands["x"].type.shape[:-1]))
-        _setup_rows(em, dom)
+        _setup_rows(em, dom, any(c.stage == "cache_write" for c in kernel.calls))
         rows = " * ".join(dim_rule(d) for d in dom) or "1"
         grid = (f"cdiv({rows}, BLOCK_M)",)
     if space == "tensor_amax":

@@ -47,7 +47,7 @@ def _new_emitter(tp, call, rows: bool):
     em.base_block(x.type.shape[2])                     # BLOCK_0 = D in every phase
     em.extra_constexprs.append(("BLOCK_BS", f"np2({_bs_rule(call)})"))
     if rows:
-        _setup_rows(em, tuple(x.type.shape[:2]))
+        _setup_rows(em, tuple(x.type.shape[:2]), first_fastest=True)
     return em
 
 
