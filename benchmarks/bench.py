@@ -263,7 +263,7 @@ def _bench_case(name, m, n, fns, timer, device, seed, tune=None) -> dict:
 
 def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="inductor",
         timer: "Timer | None" = None, log=print, seed: int = 0, checkpoint=None,
-        tune=None) -> dict:
+        tune=None, tune_path=None) -> dict:
     """Measure everything; returns the JSON-able result (see README.md). With
     ``checkpoint`` (a path), the partial result is written there after every row. With
     ``tune`` (a ``TuningTable``), each qfuse pipeline is autotuned on each shape's inputs
@@ -311,6 +311,8 @@ def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="
             log(format_row(row))
             if checkpoint:
                 write_json(out, checkpoint)
+            if tune is not None and tune_path:      # the table so far (a run may be cut off)
+                _write_text(tune_path, tune.dumps())
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     sp = [r["speedup_vs_compile"] for r in out["results"] if r.get("speedup_vs_compile")]
@@ -326,6 +328,13 @@ def _return_names(name, ref_out) -> list:
     known = {"add_rmsnorm_per_token_fp8": ["q", "s", "h"], "mxfp4_even": ["p", "s"],
              "rmsnorm_mxfp4_shuffle": ["q", "ss"], "kv_key_per_token_fp8": ["kc", "ks"]}
     return known.get(name, ["q", "s"][:len(ref_out)])
+
+
+def _write_text(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
 
 
 def write_json(result: dict, path: str) -> None:
@@ -382,11 +391,9 @@ def main(argv=None) -> int:
         from qfuse.runtime.autotune import TuningTable
         tune = TuningTable()
     result = run(pipes, shapes, names, device, impls, backend, timer, seed=a.seed,
-                 checkpoint=path, tune=tune)
+                 checkpoint=path, tune=tune, tune_path=a.tune)
     if tune is not None:
-        os.makedirs(os.path.dirname(os.path.abspath(a.tune)), exist_ok=True)
-        with open(a.tune, "w") as f:
-            f.write(tune.dumps())
+        _write_text(a.tune, tune.dumps())
         result["tuning_file"] = a.tune
     result["bundle"], result["bundle_error"] = a.bundle, bundle_error
     text = format_table(result)

@@ -168,3 +168,36 @@ def test_refs_compile_without_graph_breaks():
         got = torch.compile(fn, dynamic=False, fullgraph=True, backend="eager")(
             **bench._clone(inputs))
         assert summarize_check(compare_outputs(got, fn(**bench._clone(inputs)))) == "exact"
+
+
+def test_tune_runs_autotune_per_shape_and_writes_the_table(tmp_path):
+    """``--tune``: each qfuse callable's ``autotune`` runs on the case's inputs before it is
+    timed; the merged table is written after every row (a cut-off run keeps what it has)."""
+    from qfuse.runtime.autotune import TuningTable
+    from qfuse.backends.triton.kernel import TritonConfig
+    calls = []
+
+    class Tunable:
+        def __init__(self, fn, name):
+            self.fn, self.name = fn, name
+
+        def __call__(self, **kw):
+            return self.fn(**kw)
+
+        def autotune(self, **kw):
+            calls.append((self.name, tuple(kw[next(iter(kw))].shape)))
+            t = TuningTable()
+            t.record(f"{self.name}__k0", f"cpu|M<={kw[next(iter(kw))].shape[0]}",
+                     TritonConfig(block_m=2, num_warps=4), 1.5)
+            return t
+
+    pipes = {"per_token_fp8": Tunable(torch_refs.REFS["per_token_fp8"], "per_token_fp8")}
+    table, path = TuningTable(), tmp_path / "tuning.json"
+    res = bench.run(pipes, [(4, 256), (8, 256)], names=["per_token_fp8"], device="cpu",
+                    impls=("qfuse",), timer=bench.Timer(torch.device("cpu"), cpu_reps=1),
+                    log=lambda *a: None, tune=table, tune_path=str(path))
+    assert calls == [("per_token_fp8", (4, 256)), ("per_token_fp8", (8, 256))]
+    assert all("tuned" in r and r["tune_s"] >= 0 for r in res["results"])
+    saved = TuningTable.loads(path.read_text())
+    assert saved.config_for("per_token_fp8__k0", "cpu|M<=8") == TritonConfig(block_m=2, num_warps=4)
+    assert set(saved.entries["per_token_fp8__k0"]) == {"cpu|M<=4", "cpu|M<=8"}
