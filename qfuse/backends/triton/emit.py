@@ -97,7 +97,7 @@ COMMENT_OPTIONS = {"scale": ("dtype", "granularity"), "round": ("dtype", "granul
                    "cast": ("dtype",), "rope": ("style",), "act_mul": ("act",),
                    "gelu": ("approx",), "gather": ("packed_ids",)}
 RESERVED = {"pid", "pid_m", "pid_n", "row", "rmask", "n_rows", "tl", "triton", "ws_ptr",
-            "BLOCK_M", "TILE", "NATIVE", "and", "or", "not", "in", "is", "if", "for", "def",
+            "BLOCK_M", "TILE", "NATIVE", "pid_c", "and", "or", "not", "in", "is", "if", "for", "def",
             "return", "range", "lambda", "None", "True", "False", "float"}
 
 
@@ -122,6 +122,7 @@ class Emitter:
         self.base_min: dict = {}        # base name -> smallest allowed value
         self.base_dim: dict = {}        # base name -> Dim
         self.natural_cols: dict = {}
+        self.col_split = False          # natural columns start at pid_c * block (row space)
         self.producer = {r: c for c in tp.calls for r in c.results}
         self.params = {p.value: p for p in tp.params}
         self.consts = {c.value: c.literal for c in tp.consts}
@@ -238,7 +239,10 @@ class Emitter:
         self.note_block(block)
         key = (block.text, width)
         if key not in self.natural_cols:
-            c = self.let("cols", f"tl.arange(0, {block.text})[None, :]")
+            if self.col_split:           # program pid_c owns columns [pid_c * B, (pid_c + 1) * B)
+                c = self.let("cols", f"(pid_c * ({block.text}) + tl.arange(0, {block.text}))[None, :]")
+            else:
+                c = self.let("cols", f"tl.arange(0, {block.text})[None, :]")
             m = self.let("cmask", f"{c} < {self.dim(width)}")
             self.natural_cols[key] = Cols(c, m, f"nat[{block.text}|{self.dim(width)}]", block)
         return self.natural_cols[key]

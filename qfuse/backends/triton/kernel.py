@@ -119,6 +119,7 @@ class KernelSource:
     checks: tuple = ()              # (rule, message): launch-time shape checks
     outputs: tuple = ()             # (output tensor name, pipeline value name), return order
     phases: tuple = ()              # (fn name, grid) run in order; () = ((name, grid),)
+    col_split: int = 0              # > 0: BLOCK_0 may shrink to this (a column chunk per program)
 
     @property
     def launches(self) -> tuple:
@@ -148,7 +149,11 @@ class TritonConfig:
     with 4 warps, 124 with 8 and 138 with 16). ``native``: the NATIVE constexpr: True uses
     the hardware fp8 converts on the GPU (``cvt.rn.satfinite.e4m3x2.f32``,
     ``v_cvt_pk_fp8_f32``), False the integer emulation (bit exact everywhere, a few integer
-    ops per element); None: see ``launch.native_fp8``.
+    ops per element); None: see ``launch.native_fp8``. ``col_chunks``: split each row's
+    columns over this many programs (a power of two; kernels without a row-wide reduction
+    only, ``KernelSource.col_split``); None: on a GPU, when a grid has fewer than 128
+    programs, enough chunks of at least 1024 columns to give it about 256 (decode sizes:
+    more programs in flight); 1 in the interpreter.
     The interpreter always emulates. ``tile``: the tile edge of per_128x128 (format-fixed).
     """
     block_m: Optional[int] = None
@@ -156,10 +161,14 @@ class TritonConfig:
     native: Optional[bool] = None
     num_stages: int = 1
     tile: int = 128
+    col_chunks: Optional[int] = None
 
     def __post_init__(self):
         if self.block_m is not None and (self.block_m < 1 or self.block_m & (self.block_m - 1)):
             raise ValueError(f"block_m must be a power of two >= 1, got {self.block_m}")
+        if self.col_chunks is not None and (self.col_chunks < 1 or
+                                            self.col_chunks & (self.col_chunks - 1)):
+            raise ValueError(f"col_chunks must be a power of two >= 1, got {self.col_chunks}")
 
     def warps(self, elements: int) -> int:
         if self.num_warps is not None:

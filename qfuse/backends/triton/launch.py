@@ -18,7 +18,7 @@ import torch
 
 from ...dialect.types import dtype as qdtype
 from ...errors import InputError
-from .kernel import KernelSource, TritonConfig, eval_rule
+from .kernel import KernelSource, TritonConfig, eval_rule, np2
 from .loader import interpreting, load_module
 
 __all__ = ["TritonKernel"]
@@ -215,7 +215,17 @@ class TritonKernel:
                   if name not in ("BLOCK_M", "TILE", "NATIVE")}
         widest = max([v for k, v in blocks.items() if k.startswith("BLOCK")], default=1)
         cexpr["BLOCK_M"] = cfg.rows_per_program(widest, interpret)
+        if cfg.block_m is None and not interpret and cexpr["BLOCK_M"] > 1 \
+                and self.source.space != "tile":
+            # a small grid (decode sizes): fewer rows per program, about 256 programs
+            programs = eval_rule(self.source.grid[0], {**env, **blocks, **cexpr})
+            if programs < 128:
+                cexpr["BLOCK_M"] = max(1, cexpr["BLOCK_M"] // np2(-(-256 // max(1, programs))))
         cexpr["NATIVE"] = not interpret and native_fp8(cfg, cexpr["BLOCK_M"], hip)
+        chunks = self._col_chunks(cfg, env, {**blocks, **cexpr}, interpret)
+        if chunks > 1:                  # BLOCK_0 is the only base of a splittable kernel
+            blocks["BLOCK_0"] = max(blocks["BLOCK_0"] // chunks, self.source.col_split)
+            widest = max([v for k, v in blocks.items() if k.startswith("BLOCK")], default=1)
         cexpr.update(blocks)
         elements = widest * (cfg.tile if "TILE" in dict(self.source.constexprs) else cexpr["BLOCK_M"])
         cexpr["_warps"] = cfg.warps(elements)
@@ -227,6 +237,20 @@ class TritonKernel:
             if programs < 128:
                 cexpr["_warps"] = 16
         return cexpr
+
+    def _col_chunks(self, cfg: TritonConfig, env: dict, cexpr: dict, interpret: bool) -> int:
+        """Programs per row (see ``TritonConfig.col_chunks``); 1 unless the kernel allows it."""
+        if not self.source.col_split:
+            return 1
+        if cfg.col_chunks is not None:
+            return cfg.col_chunks
+        if interpret:
+            return 1
+        programs = eval_rule(self.source.grid[0], {**env, **cexpr})
+        if programs >= 128:
+            return 1
+        most = max(1, cexpr["BLOCK_0"] // max(1024, self.source.col_split))
+        return min(most, np2(-(-256 // max(1, programs))))
 
     @staticmethod
     def _scalar(spec, inputs):

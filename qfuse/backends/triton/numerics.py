@@ -257,7 +257,7 @@ def qf_int_codes(v, RNE: tl.constexpr, LO: tl.constexpr, HI: tl.constexpr):
     x = tl.minimum(tl.maximum(x, LO * 1.0), HI * 1.0)
     if RNE:
         x = (x + 12582912.0) - 12582912.0
-    return x.to(tl.int32).to(tl.int8)
+    return x.to(tl.int8)                  # in range: truncation toward zero (cvt.rzi.s8.f32)
 
 
 @triton.jit

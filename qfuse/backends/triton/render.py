@@ -72,6 +72,8 @@ def _domain(em: Emitter, tp: TypedPipeline) -> tuple:
 def _setup_rows(em: Emitter, dom: tuple, first_fastest: bool = False) -> None:
     n_rows = " * ".join(em.dim(d) for d in dom) or "1"
     em.emit("pid = tl.program_id(0)")
+    if em.col_split:
+        em.emit("pid_c = tl.program_id(1)")
     em.emit("row = pid.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
     em.emit(f"n_rows = {n_rows}")
     em.emit("rmask = row < n_rows")
@@ -150,29 +152,57 @@ def render_kernel(kernel: TypedPipeline, space: Optional[str] = None,
     if space == "cache_block":
         from .render_cache_block import render_cache_block
         return render_cache_block(kernel)
+    split = space == "row" and column_split_ok(kernel)
+    em = _render_body(kernel, space, split)
+    if split and len(em.bases) != 1:     # columns of several widths: whole rows
+        split, em = False, _render_body(kernel, space, False)
+    grid, min_programs, workspace = em.grid, 0, 0
+    col_split = 0
+    if split:
+        col_split = em.base_min["BLOCK_0"]
+        grid = grid + (f"cdiv({dim_rule(em.base_dim['BLOCK_0'])}, BLOCK_0)",)
+    if space == "tensor_amax":
+        min_programs, workspace = 1, 2
+    return _assemble(em, kernel, space, grid, min_programs, workspace, col_split=col_split)
+
+
+def column_split_ok(tp: TypedPipeline) -> bool:
+    """Whether a row-space kernel may split its columns across programs: no stage reduces
+    over a whole row (norm statistics, a per-token scale, a KV-cache row with its scale).
+    Group scales (per_1xK, mx) reduce within groups, which a split keeps whole (a chunk is
+    at least the group size); every other stage addresses columns arithmetically."""
+    for c in tp.calls:
+        if c.stage in ("norm", "cache_write"):
+            return False
+        if c.stage == "scale" and c.operands.get("static") is None and \
+                c.options.get("granularity") in ("per_token", "per_tensor"):
+            return False
+    return True
+
+
+def _render_body(kernel: TypedPipeline, space: str, split: bool) -> Emitter:
     em = Emitter(kernel, space)
     em.bm = "TILE" if space == "tile" else "BLOCK_M"
     em.tile_cols, em.tile_ids = None, None
-    grid, min_programs, workspace = None, 0, 0
+    em.col_split = split
     if space == "tile":
-        dom, grid = _setup_tile(em, kernel)
+        dom, em.grid = _setup_tile(em, kernel)
     else:
         dom = (_domain(em, kernel) if space == "row" else
                tuple(kernel.calls[-1].operands["x"].type.shape[:-1]))
         _setup_rows(em, dom, any(c.stage == "cache_write" for c in kernel.calls))
         rows = " * ".join(dim_rule(d) for d in dom) or "1"
-        grid = (f"cdiv({rows}, BLOCK_M)",)
+        em.grid = (f"cdiv({rows}, BLOCK_M)",)
     if space == "tensor_amax":
         _tensor_amax(em, kernel)
-        min_programs, workspace = 1, 2
     else:
         for v in dict.fromkeys(kernel.returns):
             store_output(em, v)
-    return _assemble(em, kernel, space, grid, min_programs, workspace)
+    return em
 
 
 def _assemble(em: Emitter, tp: TypedPipeline, space, grid, min_programs, workspace,
-              phases=None):
+              phases=None, col_split: int = 0):
     """KernelSource of one or more kernel functions (``phases``: [(fn name, emitter, grid)],
     all with the same signature; the launcher runs them in order)."""
     phases = phases or [(_ident(tp.name), em, grid)]
@@ -229,7 +259,7 @@ def _assemble(em: Emitter, tp: TypedPipeline, space, grid, min_programs, workspa
                         min_programs=min_programs, workspace=str(workspace or ""),
                         checks=tuple(c for e in ems for c in e.checks), outputs=tuple(outs),
                         phases=tuple((f, tuple(g)) for f, _, g in phases) if len(phases) > 1
-                        else ())
+                        else (), col_split=col_split)
 
 
 def _sym(s: str):

@@ -64,9 +64,21 @@ def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q") -> R
         v = em.let("v", f"{em.helper('qf_div_codes')}({x}, {s})")
     else:
         v = em.let("v", f"{x} * {div}(1.0, {s})")
-    v = em.let("v", f"tl.where({s} == 0.0, 0.0, {v})")      # a zero scale gives code 0
+    if _scale_may_be_zero(em, call.operands["s"]):
+        v = em.let("v", f"tl.where({s} == 0.0, 0.0, {v})")  # a zero scale gives code 0
     q = codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"])
     return Reg(em.let(hint, q.var), q.kind)
+
+
+def _scale_may_be_zero(em: Emitter, s) -> bool:
+    """False when ``s`` comes from a ``scale`` stage whose zero policy excludes 0
+    (``one``: an all-zero group gets scale 1; ``floor`` with amax_floor > 0); a static or
+    ``zero``-policy scale may be 0, and the codes are then 0."""
+    for c in em.tp.calls:
+        if c.stage == "scale" and s in c.results and c.operands.get("static") is None:
+            zero = c.options.get("zero")
+            return not (zero == "one" or (zero == "floor" and c.options.get("amax_floor", 0) > 0))
+    return True
 
 
 def _need_natural(em: Emitter, call, cols: Cols) -> None:

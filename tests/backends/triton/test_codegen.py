@@ -89,7 +89,7 @@ def test_kernel_source_contract(P):
                          ("shuffle_0_ptr", "output")]
     assert ("dim_M", "dim") in roles and ("BLOCK_M", "constexpr") in roles
     assert dict(ks.constexprs)["BLOCK_0"] == "max(np2(N), 32)"     # mx groups of 32
-    assert ks.grid == ("cdiv(M, BLOCK_M)",)
+    assert ks.grid == ("cdiv(M, BLOCK_M)", "cdiv(N, BLOCK_0)") and ks.col_split == 32
     out = ks.tensor("shuffle_0", "output")
     assert out.init == ("fill", 0) and out.contiguous and out.shape == ("round_up(M, 256)",
                                                                        "round_up(cdiv(N, 32), 8)")
@@ -209,3 +209,23 @@ def test_no_fma_contraction(P):
 def test_cross_compile_every_space(P, name, target):
     asm = TritonKernel(render_kernel(P[name])).compile(target, dims={"N": 256, "D": 128})
     assert ("cubin" in asm) if target.startswith("cuda") else ("hsaco" in asm)
+
+
+def test_zero_scale_select_only_where_a_scale_can_be_zero():
+    """round's `where(s == 0, 0, v)` is emitted for static and zero-policy scales only; a
+    per-token scale with zero=one is never 0 (an all-zero row gets scale 1)."""
+    src = load_source(textwrap.dedent('''
+    def tok(x: bf16[M, N]):
+        s = scale(x, fp8_e4m3fn, per_token)
+        return round(x, s, fp8_e4m3fn), s
+
+    def tok_zero(x: bf16[M, N]):
+        s = scale(x, fp8_e4m3fn, per_token, zero=zero)
+        return round(x, s, fp8_e4m3fn), s
+
+    def static(x: bf16[M, N], s: f32[1]):
+        return round(x, s, fp8_e4m3fn, granularity=per_tensor)
+    '''), "zero_sel.qp")
+    text = {n: render_kernel(src[n]).text for n in src}
+    assert "== 0.0, 0.0," not in text["tok"]
+    assert "== 0.0, 0.0," in text["tok_zero"] and "== 0.0, 0.0," in text["static"]
