@@ -257,7 +257,9 @@ def qf_int_codes(v, RNE: tl.constexpr, LO: tl.constexpr, HI: tl.constexpr):
     x = tl.minimum(tl.maximum(x, LO * 1.0), HI * 1.0)
     if RNE:
         x = (x + 12582912.0) - 12582912.0
-    return x.to(tl.int8)                  # in range: truncation toward zero (cvt.rzi.s8.f32)
+    # via int32: a direct .to(tl.int8) measured 5 % slower in the smooth + int8 pipeline
+    # on the H200 (docs/runs/run6 vs run5)
+    return x.to(tl.int32).to(tl.int8)
 
 
 @triton.jit
