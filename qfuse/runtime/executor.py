@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 
 from ..backends.reference.interpreter import bind_inputs
-from ..dialect.types import ScalarType, TensorType
+from ..dialect.types import ScalarType
 from ..errors import InputError
 from .artifact import CompiledPipeline
 

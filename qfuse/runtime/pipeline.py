@@ -22,7 +22,7 @@ runtime argument. The call goes through a torch custom op, so pipelines work ins
 from __future__ import annotations
 
 import threading
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 

@@ -5,7 +5,6 @@ import glob
 import os
 
 import pytest
-import torch
 
 from test_kernels_helpers import assert_bitwise, split
 from qfuse.backends.triton import TritonConfig, run_pipeline
