@@ -9,7 +9,8 @@ best in a :class:`TuningTable`. Tables are JSON: saved in the runtime cache
 an executor that has one launches with the tuned config for that bucket.
 
 Buckets: the row width is already a constexpr, so the bucket is the device name plus M
-rounded up to a power of two (1, 2, 4, ..., capped at 65536).
+rounded up to a power of two (1, 2, 4, ..., capped at 65536). Candidates: rows per
+program x warps, plus column splits for kernels without a row-wide reduction.
 """
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ __all__ = ["CANDIDATES", "shape_bucket", "TuningTable", "tune_pipeline", "save_t
 def _candidates():
     from ..backends.triton.kernel import TritonConfig
     return [TritonConfig(block_m=bm, num_warps=w) for bm in (1, 2, 4, 8) for w in (4, 8, 16)]
+
+
+def _split_candidates():
+    """Extra candidates for kernels that may split their columns (KernelSource.col_split)."""
+    from ..backends.triton.kernel import TritonConfig
+    return [TritonConfig(block_m=1, num_warps=w, col_chunks=c) for c in (2, 4, 8) for w in (4, 8)]
 
 
 CANDIDATES = _candidates
@@ -115,7 +122,10 @@ def tune_pipeline(qp, inputs: dict, *, candidates: Optional[Iterable] = None,
         dims = kern.bind_dims(ins)
         bucket = shape_bucket(name, dims)
         best = (math.inf, None)
-        for cfg in (candidates or CANDIDATES()):
+        cands = list(candidates or CANDIDATES())
+        if candidates is None and kern.source.col_split:
+            cands += _split_candidates()
+        for cfg in cands:
             outs = kern.allocate_outputs(ins, dims)
             try:                           # bound once: the timer sees the kernel, not binding
                 run = kern.prepare(ins, outs, dims, cfg)

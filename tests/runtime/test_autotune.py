@@ -90,3 +90,24 @@ def test_results_are_kept_in_the_runtime_cache():
     ex = next(iter(fresh._executors.values()))
     assert ex.tuning is not None
     assert ex._config(ex.cp.steps[0], {"M": 5, "N": 64}).block_m == 4
+
+
+@quant_pipeline(backend="triton")
+def tuned_static(x: bf16[M, N], s: f32[1]):
+    return round(x, s, fp8_e4m3fn, granularity=per_tensor)
+
+
+def test_splittable_kernels_also_try_column_chunks():
+    """A kernel without a row-wide reduction gets the column-split candidates too, and the
+    winner (here the last candidate, 8 chunks of 8 warps) is recorded and runs exactly."""
+    from qfuse.runtime.autotune import CANDIDATES, _split_candidates
+    n = len(CANDIDATES()) + len(_split_candidates())
+    costs = [5.0] * (n - 1) + [1.0]
+    x, s = torch.randn(3, 256).bfloat16(), torch.tensor([0.05])
+    table = tuned_static.autotune(x, s, timer=_fake_timer_factory(costs))
+    assert costs == []                               # every candidate was timed
+    (kernel,) = table.entries
+    cfg = table.config_for(kernel, shape_bucket("cpu", {"M": 3}))
+    assert cfg == TritonConfig(block_m=1, num_warps=8, col_chunks=8)
+    ref = quant_pipeline(backend="reference")(tuned_static.__wrapped__)
+    assert torch.equal(tuned_static(x, s).view(torch.uint8), ref(x, s).view(torch.uint8))
