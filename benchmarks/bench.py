@@ -265,11 +265,7 @@ def _write_text(path: str, text: str) -> None:
 
 
 def write_json(result: dict, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1, default=str)
-    os.replace(tmp, path)
+    _write_text(path, json.dumps(result, indent=1, default=str))
 
 
 class _Unloadable:

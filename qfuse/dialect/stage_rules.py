@@ -231,14 +231,19 @@ def infer_flatten(args, opts):
     return [("out", TensorType(x.dtype, (x.shape[0], mul_dim(x.shape[1], x.shape[2]))))]
 
 
+def _index_vector(t, what: str, dim: str, operand: str) -> None:
+    """An index operand: a 1-D i32/i64 tensor (e.g. rope positions [T])."""
+    if t.dtype.name not in ("i32", "i64") or t.rank != 1:
+        raise StageError(f"{what} must be i32/i64 [{dim}], got {t}", operand)
+
+
 def infer_rope(args, opts):
     x = _tensor(args, "x", floats_only=True)
     cos, sin = _tensor(args, "cos", floats_only=True), _tensor(args, "sin", floats_only=True)
     pos = _tensor(args, "pos")
     if x.rank != 3:
         raise StageError(f"rope takes x [T, H, D], got {x}", "x")
-    if pos.dtype.name not in ("i32", "i64") or pos.rank != 1:
-        raise StageError(f"rope positions must be i32/i64 [T], got {pos}", "pos")
+    _index_vector(pos, "rope positions", "T", "pos")
     _same_dim(x.shape[0], pos.shape[0], "positions length must equal tokens of x", "pos")
     half = div_dim(x.shape[2], 2)
     for nm, t in (("cos", cos), ("sin", sin)):
@@ -252,8 +257,7 @@ def infer_rope(args, opts):
 def infer_gather(args, opts):
     x = _tensor(args, "x")
     idx = _tensor(args, "idx")
-    if idx.dtype.name not in ("i32", "i64") or idx.rank != 1:
-        raise StageError(f"gather indices must be i32/i64 [R], got {idx}", "idx")
+    _index_vector(idx, "gather indices", "R", "idx")
     return [("out", TensorType(x.dtype, (idx.shape[0],) + x.shape[1:]))]
 
 
@@ -269,8 +273,7 @@ def infer_cache_write(args, opts):
     slots = _tensor(args, "slots")
     if x.rank != 3:
         raise StageError(f"cache_write takes x [T, H, D], got {x}", "x")
-    if slots.dtype.name not in ("i32", "i64") or slots.rank != 1:
-        raise StageError(f"slot_mapping must be i32/i64 [T], got {slots}", "slots")
+    _index_vector(slots, "slot_mapping", "T", "slots")
     _same_dim(x.shape[0], slots.shape[0], "slot_mapping length must equal tokens of x", "slots")
     _cache_block_dims(opts["layout"], cache, x)
     quant, scales = opts["quant"], args.get("scales")

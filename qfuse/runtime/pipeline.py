@@ -108,27 +108,22 @@ class QuantPipeline:
     def __call__(self, *args, _as_dict: bool = False, **kwargs):
         bound = self._bind(args, kwargs)
         self._check_devices(bound)
+        inputs = dict(zip(self._names, bound))
         if not torch.compiler.is_compiling():
             # eager (and CUDA-graph capture): run directly; the custom op is for Dynamo, and
             # its dispatch would cost more host time than a large kernel takes
-            outs = self._run_eager(dict(zip(self._names, bound)))
-            if _as_dict:
-                return {rn: outs[rn] for rn in self._return_names}
-            vals = [outs[rn] for rn in self._return_names]
-            return vals[0] if len(vals) == 1 else tuple(vals)
-        results = self._op(*bound)
-        results = [] if results is None else \
-            list(results) if isinstance(results, (tuple, list)) else [results]
-        inputs = dict(zip([p.value.name for p in self._params], bound))
-        it = iter(results)
-        names = self.program.return_names or [v.name for v in self.program.returns]
-        outs = {}
-        for rn, v in zip(names, self.program.returns):
-            alias = self._aliases.get(v.name)
-            outs[rn] = inputs[alias] if alias is not None else next(it)
+            outs = self._run_eager(inputs)
+        else:
+            results = self._op(*bound)
+            it = iter([] if results is None else
+                      results if isinstance(results, (tuple, list)) else [results])
+            outs = {}
+            for rn, v in zip(self._return_names, self.program.returns):
+                alias = self._aliases.get(v.name)
+                outs[rn] = inputs[alias] if alias is not None else next(it)
         if _as_dict:
-            return outs
-        vals = list(outs.values())
+            return {rn: outs[rn] for rn in self._return_names}
+        vals = [outs[rn] for rn in self._return_names]
         return vals[0] if len(vals) == 1 else tuple(vals)
 
     def _check_devices(self, bound: list) -> None:

@@ -20,6 +20,7 @@ Launch hooks (profilers) set in ``triton.knobs`` send every call through the jit
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
@@ -36,6 +37,7 @@ def _hook_active(hook) -> bool:
     return hook is not None and bool(getattr(hook, "calls", True))
 
 
+@functools.lru_cache(maxsize=None)
 def _runtime_knobs():
     try:
         from triton import knobs
@@ -44,20 +46,25 @@ def _runtime_knobs():
     return knobs.runtime
 
 
-_KNOBS = []
-
-
 def _hooks_set() -> bool:
-    if not _KNOBS:
-        _KNOBS.append(_runtime_knobs())
-    rt = _KNOBS[0]
+    rt = _runtime_knobs()
     return rt is None or _hook_active(rt.launch_enter_hook) or _hook_active(rt.launch_exit_hook)
+
+
+@functools.lru_cache(maxsize=None)
+def _driver_module():
+    from triton.runtime import driver
+    return driver
+
+
+def _driver():
+    return _driver_module().active
 
 
 def _direct(kernels: list):
     """``[(CompiledKernel, grid)]`` when every kernel exposes the launcher call, else None."""
     try:
-        return [(k, (g + (1, 1))[:3], k.function, k.packed_metadata, k.run) for k, g in kernels]
+        return [((g + (1, 1))[:3], k.function, k.packed_metadata, k.run) for k, g in kernels]
     except Exception:                       # noqa: BLE001 (another triton layout: keep the jit)
         return None
 
@@ -74,7 +81,7 @@ class BoundLaunch:
         self.runs, self.args, self.slots = runs, args, slots
         self.scalar_slots, self.workspace, self.ws_size = scalar_slots, workspace, ws_size
         self.opts, self.out_specs = opts, out_specs
-        self.direct = None                  # [(kernel, grid3, function, metadata, run)]
+        self.direct = None                  # [(grid3, function, metadata, launcher)]
         self.device_index = None
 
     def allocate(self, inputs: dict, device) -> dict:
@@ -90,18 +97,25 @@ class BoundLaunch:
                 outs[name] = torch.empty(shape, dtype=dt, device=device)
         return outs
 
-    def __call__(self, inputs: dict, outputs: dict) -> None:
-        if self.direct is not None:
-            return self._call_direct(inputs, outputs)
+    def _args(self, inputs: dict, outputs: dict, views: bool) -> list:
+        """The argument list with this call's tensors and scalars (and a zeroed workspace);
+        ``views``: tensors reinterpreted as the kernel's storage dtypes (the jit checks
+        them; the launcher only reads ``data_ptr()``)."""
         args = list(self.args)
         for i, io, name, view in self.slots:
             t = inputs[name] if io == "input" else outputs[name]
-            args[i] = t if t.dtype == view else t.view(view)
+            args[i] = t.view(view) if views and t.dtype != view else t
         for i, name, is_float in self.scalar_slots:
             v = inputs[name]
             args[i] = float(v) if is_float else int(v)
         for i in self.workspace:
             args[i] = torch.zeros(self.ws_size, dtype=torch.int32, device=args[self.slots[0][0]].device)
+        return args
+
+    def __call__(self, inputs: dict, outputs: dict) -> None:
+        if self.direct is not None:
+            return self._call_direct(inputs, outputs)
+        args = self._args(inputs, outputs, views=True)
         if self.interpret:
             from .loader import interpreting
             for fn, grid in self.runs:
@@ -119,25 +133,10 @@ class BoundLaunch:
         if device != self.device_index or _hooks_set():   # the binary was loaded elsewhere
             self.direct = None
             return self(inputs, outputs)
-        args = list(self.args)
-        for i, io, name, _ in self.slots:
-            args[i] = inputs[name] if io == "input" else outputs[name]
-        for i, name, is_float in self.scalar_slots:
-            v = inputs[name]
-            args[i] = float(v) if is_float else int(v)
-        for i in self.workspace:
-            args[i] = torch.zeros(self.ws_size, dtype=torch.int32, device=args[self.slots[0][0]].device)
+        args = self._args(inputs, outputs, views=False)
         stream = drv.get_current_stream(device)
-        for _, (g0, g1, g2), function, metadata, run in self.direct:
+        for (g0, g1, g2), function, metadata, run in self.direct:
             run(g0, g1, g2, stream, function, metadata, None, None, None, *args)
-
-
-def _driver():
-    if len(_KNOBS) < 2:
-        _hooks_set()
-        from triton.runtime import driver
-        _KNOBS.append(driver)
-    return _KNOBS[1].active
 
 
 def bind_launch(kern, inputs: dict, outputs: dict, dims: dict,

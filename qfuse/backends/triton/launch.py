@@ -51,6 +51,15 @@ def native_fp8(cfg: TritonConfig, block_m: int, hip: Optional[bool] = None) -> b
     return not hip or block_m == 1
 
 
+SMALL_GRID = 128          # fewer row programs than this (about an H200's 132 SMs): decode sizes
+TARGET_PROGRAMS = 256     # what the small-grid rules aim for
+
+
+def _spread(programs: int) -> int:
+    """The power-of-two factor that takes ``programs`` to about TARGET_PROGRAMS."""
+    return np2(-(-TARGET_PROGRAMS // max(1, programs)))
+
+
 class TritonKernel:
     """A rendered kernel, loaded lazily. ``source`` is a :class:`KernelSource`."""
 
@@ -215,42 +224,44 @@ class TritonKernel:
                   if name not in ("BLOCK_M", "TILE", "NATIVE")}
         widest = max([v for k, v in blocks.items() if k.startswith("BLOCK")], default=1)
         cexpr["BLOCK_M"] = cfg.rows_per_program(widest, interpret)
-        if cfg.block_m is None and not interpret and cexpr["BLOCK_M"] > 1 \
-                and self.source.space != "tile":
+        # programs along the rows (None in the interpreter, where launch shapes stay put)
+        programs = None if interpret else self._row_programs(env, {**blocks, **cexpr})
+        if cfg.block_m is None and programs is not None and programs < SMALL_GRID \
+                and cexpr["BLOCK_M"] > 1 and self.source.space != "tile":
             # a small grid (decode sizes): fewer rows per program, about 256 programs
-            programs = eval_rule(self.source.grid[0], {**env, **blocks, **cexpr})
-            if programs < 128:
-                cexpr["BLOCK_M"] = max(1, cexpr["BLOCK_M"] // np2(-(-256 // max(1, programs))))
+            cexpr["BLOCK_M"] = max(1, cexpr["BLOCK_M"] // _spread(programs))
+            programs = self._row_programs(env, {**blocks, **cexpr})
         cexpr["NATIVE"] = not interpret and native_fp8(cfg, cexpr["BLOCK_M"], hip)
-        chunks = self._col_chunks(cfg, env, {**blocks, **cexpr}, interpret)
+        chunks = self._col_chunks(cfg, blocks.get("BLOCK_0", 1), programs)
         if chunks > 1:                  # BLOCK_0 is the only base of a splittable kernel
             blocks["BLOCK_0"] = max(blocks["BLOCK_0"] // chunks, self.source.col_split)
             widest = max([v for k, v in blocks.items() if k.startswith("BLOCK")], default=1)
         cexpr.update(blocks)
         elements = widest * (cfg.tile if "TILE" in dict(self.source.constexprs) else cexpr["BLOCK_M"])
         cexpr["_warps"] = cfg.warps(elements)
-        if cfg.num_warps is None and not interpret and elements >= 4096:
+        if cfg.num_warps is None and programs is not None and programs < SMALL_GRID \
+                and elements >= 4096:
             # fewer programs than a GPU has SMs (decode sizes): each program's latency is
             # the kernel's, so give it the most warps (the autotuner's pick at M <= 16 for
             # 6 of 8 pipelines on the H200, docs/runs/run4/bench_tuned_partial.json)
-            programs = eval_rule(self.source.grid[0], {**env, **cexpr})
-            if programs < 128:
-                cexpr["_warps"] = 16
+            cexpr["_warps"] = 16
         return cexpr
 
-    def _col_chunks(self, cfg: TritonConfig, env: dict, cexpr: dict, interpret: bool) -> int:
-        """Programs per row (see ``TritonConfig.col_chunks``); 1 unless the kernel allows it."""
+    def _row_programs(self, env: dict, cexpr: dict) -> int:
+        """Programs along grid axis 0 (the rows) at these dims and constexprs."""
+        return eval_rule(self.source.grid[0], {**env, **cexpr})
+
+    def _col_chunks(self, cfg: TritonConfig, block: int, programs: Optional[int]) -> int:
+        """Programs per row (see ``TritonConfig.col_chunks``); 1 unless the kernel allows it.
+        ``block``: BLOCK_0 for whole rows; ``programs``: along the rows (None: interpreter)."""
         if not self.source.col_split:
             return 1
         if cfg.col_chunks is not None:
             return cfg.col_chunks
-        if interpret:
+        if programs is None or programs >= SMALL_GRID:
             return 1
-        programs = eval_rule(self.source.grid[0], {**env, **cexpr})
-        if programs >= 128:
-            return 1
-        most = max(1, cexpr["BLOCK_0"] // max(1024, self.source.col_split))
-        return min(most, np2(-(-256 // max(1, programs))))
+        most = max(1, block // max(1024, self.source.col_split))
+        return min(most, _spread(programs))
 
     @staticmethod
     def _scalar(spec, inputs):

@@ -48,6 +48,16 @@ def _pow2(k):
     return 2.0 ** int(k)
 
 
+def _target_arch(_semantic) -> str:
+    """The compile target's arch string (``sm90``, ``gfx942``); "" in the interpreter."""
+    return "" if _semantic is None else str(getattr(_semantic.builder.options, "arch", "") or "")
+
+
+def _nv_sm89(arch: str):
+    """True/False for NVIDIA targets (hardware e4m3 converts from sm_89), None otherwise."""
+    return int(arch[2:]) >= 89 if arch.startswith("sm") and arch[2:].isdigit() else None
+
+
 def _fp8_native(is_fnuz, _semantic=None):
     """Whether this compile target converts fp32 -> e4m3 (fnuz) in hardware with a lowering
     we trust: NVIDIA sm_89+ (OCP), gfx94x (fnuz), gfx950 (OCP, triton >= 3.7; 3.6 emulates
@@ -56,11 +66,11 @@ def _fp8_native(is_fnuz, _semantic=None):
     the code generator then passes `_semantic`, and the jit hasher skips it."""
     if _semantic is None:
         return tl.constexpr(False)
-    arch = str(getattr(_semantic.builder.options, "arch", "") or "")
+    arch = _target_arch(_semantic)
     if getattr(is_fnuz, "value", is_fnuz):
         return tl.constexpr(arch.startswith("gfx94"))
-    if arch.startswith("sm") and arch[2:].isdigit():
-        return tl.constexpr(int(arch[2:]) >= 89)
+    if _nv_sm89(arch) is not None:
+        return tl.constexpr(_nv_sm89(arch))
     major, minor = (int(p) for p in triton.__version__.split(".")[:2])
     return tl.constexpr(arch == "gfx950" and (major, minor) >= (3, 7))
 
@@ -71,10 +81,7 @@ setattr(_fp8_native, "__triton_builtin__", True)
 def _nv_satfinite(_semantic=None):
     """Whether ``.to(tl.float8e4nv)`` is NVIDIA's ``cvt.rn.satfinite.e4m3x2.f32`` (sm_89+):
     RNE, |v| beyond 448 and inf -> +-448, NaN -> 0x7F. Not in the interpreter."""
-    if _semantic is None:
-        return tl.constexpr(False)
-    arch = str(getattr(_semantic.builder.options, "arch", "") or "")
-    return tl.constexpr(arch.startswith("sm") and arch[2:].isdigit() and int(arch[2:]) >= 89)
+    return tl.constexpr(bool(_nv_sm89(_target_arch(_semantic))))
 
 
 setattr(_nv_satfinite, "__triton_builtin__", True)

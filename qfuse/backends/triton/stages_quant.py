@@ -74,11 +74,11 @@ def _scale_may_be_zero(em: Emitter, s) -> bool:
     """False when ``s`` comes from a ``scale`` stage whose zero policy excludes 0
     (``one``: an all-zero group gets scale 1; ``floor`` with amax_floor > 0); a static or
     ``zero``-policy scale may be 0, and the codes are then 0."""
-    for c in em.tp.calls:
-        if c.stage == "scale" and s in c.results and c.operands.get("static") is None:
-            zero = c.options.get("zero")
-            return not (zero == "one" or (zero == "floor" and c.options.get("amax_floor", 0) > 0))
-    return True
+    c = em.producer.get(s)
+    if c is None or c.stage != "scale" or c.operands.get("static") is not None:
+        return True
+    zero = c.options.get("zero")
+    return not (zero == "one" or (zero == "floor" and c.options.get("amax_floor", 0) > 0))
 
 
 def _need_natural(em: Emitter, call, cols: Cols) -> None:
