@@ -21,9 +21,11 @@ from triton.runtime.jit import constexpr_function
 
 __all__ = [
     "QF_E8M0_ROUNDUP", "QF_E8M0_EVEN", "QF_E8M0_RNE_LEGACY", "QF_E8M0_FLOOR", "QF_E8M0_CEIL",
-    "qf_div", "qf_div_codes", "qf_sqrt", "qf_amax", "qf_fp8_bits", "qf_int_codes", "qf_e2m1_codes",
-    "qf_e8m0_bytes", "qf_e8m0_scale", "qf_e8m0_inv_scale", "qf_round_bf16", "qf_to_bf16", "qf_round_f16",
-    "qf_pack_nibbles",
+    "qf_div", "qf_div_codes", "qf_div_bounded", "qf_scale_fast_ok", "qf_sqrt", "qf_amax",
+    "qf_fp8_bits", "qf_fp8_bits_finite", "qf_fp8_prepare", "qf_int_codes", "qf_int_prepare",
+    "qf_int_codes_bounded",
+    "qf_e2m1_codes", "qf_e8m0_bytes", "qf_e8m0_scale", "qf_e8m0_inv_scale", "qf_round_bf16",
+    "qf_to_bf16", "qf_round_f16", "qf_pack_nibbles",
 ]
 
 # E8M0 scale modes (the MODE constexpr of qf_e8m0_bytes).
@@ -154,6 +156,40 @@ def qf_div_codes(a, b):
 
 
 @triton.jit
+def qf_scale_fast_ok(s, NEED_FMA: tl.constexpr):
+    """1 (a program-wide scalar) when every |s| lies in [2^-64, 2^126], else 0: no zero,
+    subnormal, huge, inf or NaN scale, so 1/s is a normal number and Markstein's step
+    cannot underflow. With NEED_FMA, also 0 in an interpreter whose fma rounds twice.
+    The generated ``round`` takes its fast path (qf_div_bounded, qf_*_finite, no zero
+    select) under this condition and the general formulas otherwise; both give the same
+    bits where the condition holds."""
+    a = tl.abs(s)
+    ok = ((a >= 5.421010862427522e-20) & (a <= 8.507059173023462e37)).to(tl.int32)
+    if _rank(ok) > 0:
+        ok = tl.min(ok, axis=None)
+    if NEED_FMA and not _fma_is_exact(s):
+        ok = ok * 0
+    return ok
+
+
+@triton.jit
+def qf_div_bounded(a, b):
+    """RN(a / b) where b is a scale of these very values (b = RN(amax / D) with every
+    |a| <= amax, as ``round(x, scale(x))``) and qf_scale_fast_ok(b, True) holds: then a is
+    finite (amax is, since b is) and |a / b| <= D (1 + 2^-24), so Markstein's step
+
+        y = RN(1 / b);  q0 = RN(a * y);  q = RN(q0 + fma(q0, -b, a) * y)
+
+    is never NaN and needs none of qf_div_codes' lane fixes; only the sign of a zero
+    quotient (the correction turns -0 into +0) is taken back from q0 with one bit merge."""
+    y = tl.math.div_rn(1.0, b)
+    q0 = a * y
+    q1 = tl.fma(tl.fma(q0, 0.0 - b, a), y, q0)
+    bits = (q1.to(tl.uint32, bitcast=True) & 0x7FFFFFFF) | (q0.to(tl.uint32, bitcast=True) & 0x80000000)
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
 def qf_sqrt(x):
     """sqrt(x), correctly rounded fp32 (`sqrt.rn.f32`), not the approximate `tl.sqrt`."""
     return tl.math.sqrt_rn(x)
@@ -256,12 +292,50 @@ def qf_fp8_bits(v, IS_FNUZ: tl.constexpr, DTYPE_MAX: tl.constexpr, SAT: tl.const
 
 # ---------------------------------------------------------------- integer / fp4 codes
 @triton.jit
+def qf_fp8_bits_finite(v, IS_FNUZ: tl.constexpr, DTYPE_MAX: tl.constexpr, SAT: tl.constexpr,
+                       NATIVE: tl.constexpr):
+    """qf_fp8_bits for a v without negative NaNs (a quotient of qf_div_bounded, x * RN(1/s)
+    with s a scale of x under qf_scale_fast_ok, or anything through qf_fp8_prepare): the
+    hardware-convert path drops the NaN sign fix (two instructions per element); every
+    other path is qf_fp8_bits."""
+    if NATIVE and SAT and not IS_FNUZ and _nv_satfinite():
+        x = v
+        if DTYPE_MAX < 448.0:
+            x = tl.where(x > DTYPE_MAX, DTYPE_MAX, tl.where(x < 0.0 - DTYPE_MAX, 0.0 - DTYPE_MAX, x))
+        return x.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
+    return qf_fp8_bits(v, IS_FNUZ, DTYPE_MAX, SAT, NATIVE)
+
+
+@triton.jit
+def qf_fp8_prepare(v):
+    """NaN lanes made positive (every fp8 format has one NaN code, whatever the sign), so
+    that qf_fp8_bits_finite(qf_fp8_prepare(v)) == qf_fp8_bits(v)."""
+    return tl.where(v != v, tl.abs(v), v)
+
+
+@triton.jit
 def qf_int_codes(v, RNE: tl.constexpr, LO: tl.constexpr, HI: tl.constexpr):
     """fp32 v -> int8 code: NaN -> 0; c = min(max(v, LO), HI) (LO, HI integers, so
     clamping before rounding is the same as after); RNE: c = (c + 1.5*2^23) - 1.5*2^23,
     else truncation toward zero (the int conversion)."""
+    return qf_int_codes_bounded(qf_int_prepare(v, LO, HI), RNE)
+
+
+@triton.jit
+def qf_int_prepare(v, LO: tl.constexpr, HI: tl.constexpr):
+    """NaN -> 0, then clamped to [LO, HI]: the part of qf_int_codes that a bounded
+    quotient (qf_int_codes_bounded) does not need."""
     x = tl.where(v == v, v, 0.0)
-    x = tl.minimum(tl.maximum(x, LO * 1.0), HI * 1.0)
+    return tl.minimum(tl.maximum(x, LO * 1.0), HI * 1.0)
+
+
+@triton.jit
+def qf_int_codes_bounded(v, RNE: tl.constexpr):
+    """qf_int_codes for a v that is not NaN and whose rounding lies in the code range (a
+    quotient by a scale of these values whose dtype_max fits the range, under
+    qf_scale_fast_ok: |v| <= D (1 + 2^-22) rounds or truncates to at most D, or anything
+    through qf_int_prepare): no NaN select and no clamp."""
+    x = v
     if RNE:
         x = (x + 12582912.0) - 12582912.0
     # via int32: a direct .to(tl.int8) measured 5 % slower in the smooth + int8 pipeline

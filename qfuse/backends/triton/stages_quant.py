@@ -38,13 +38,19 @@ def int_bounds(target: str, dtype_max: float, sat: bool) -> tuple:
     return lo, hi
 
 
-def codes(em: Emitter, v: str, target: str, dtype_max: float, mode: str, sat: bool) -> Reg:
-    """fp32 ``v`` -> codes of ``target`` (u8 for fp8 / E2M1, i8 for int8 / int4)."""
+def codes(em: Emitter, v: str, target: str, dtype_max: float, mode: str, sat: bool,
+          bounded: bool = False) -> Reg:
+    """fp32 ``v`` -> codes of ``target`` (u8 for fp8 / E2M1, i8 for int8 / int4).
+    ``bounded``: v is never NaN and rounds into the code range (see _bounded_by_own_scale)."""
     if target.startswith("fp8"):
         fnuz = target == "fp8_e4m3fnuz"
-        return Reg(em.let("q", f"{em.helper('qf_fp8_bits')}({v}, {fnuz}, "
+        fn = "qf_fp8_bits_finite" if bounded else "qf_fp8_bits"
+        return Reg(em.let("q", f"{em.helper(fn)}({v}, {fnuz}, "
                                f"{f32_literal(dtype_max)}, {bool(sat)}, NATIVE)"), "u8")
     if target in ("i8", "int4"):
+        if bounded:
+            return Reg(em.let("q", f"{em.helper('qf_int_codes_bounded')}({v}, {mode == 'rne'})"),
+                       "i8")
         lo, hi = int_bounds(target, dtype_max, sat)
         return Reg(em.let("q", f"{em.helper('qf_int_codes')}({v}, {mode == 'rne'}, {lo}, {hi})"),
                    "i8")
@@ -54,20 +60,87 @@ def codes(em: Emitter, v: str, target: str, dtype_max: float, mode: str, sat: bo
 
 
 def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q") -> Reg:
-    """The ``round`` formula on registers x and s (already broadcast to each other)."""
+    """The ``round`` formula on registers x and s (already broadcast to each other).
+
+    Where the general formula spends instructions per element on cases a program can rule
+    out at once (a zero scale; NaN lanes and out-of-range quotients when ``s`` is a scale of
+    this very ``x``), the quotient is computed under ``if qf_scale_fast_ok(s)`` (every
+    scale of the program normal and in range) without them, and by the general formula
+    otherwise, then made safe for the shared conversion (qf_*_prepare). Both give the
+    codes of the general formula (docs/semantics.md, "fast paths"). The branch yields fp32
+    quotients, not codes: bytes out of an ``if`` are unpacked to a register each."""
     o = call.options
-    div = em.helper("qf_div")
     if mx:
         v = em.let("v", f"{x} * {em.helper('qf_e8m0_inv_scale')}({s})")
         return codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"])
-    if o["recip"] == "div":
+    may_zero = _scale_may_be_zero(em, call.operands["s"])
+    bounded = _bounded_by_own_scale(em, call)
+    if may_zero or bounded:
+        v = em.tmp("v")
+        need_fma = bounded and o["recip"] == "div"
+        ok = em.let("fast", f"{em.helper('qf_scale_fast_ok')}({s}, {need_fma})")
+        em.emit(f"if {ok}:")
+        em.indent += 1
+        if o["recip"] == "div":
+            fast = em.let("v", f"{em.helper('qf_div_bounded' if bounded else 'qf_div_codes')}"
+                               f"({x}, {s})")
+        else:
+            fast = em.let("v", f"{x} * {em.helper('qf_div')}(1.0, {s})")
+        em.emit(f"{v} = {fast}")
+        em.indent -= 1
+        em.emit("else:")
+        em.indent += 1
+        # the condition is program-wide, so a barrier here is safe; it keeps ptxas from
+        # merging both paths into one predicated stream that runs the general checks
+        em.emit("tl.debug_barrier()")
+        slow = _general_quotient(em, call, x, s, may_zero)
+        em.emit(f"{v} = {_prepare(em, slow, o) if bounded else slow}")
+        em.indent -= 1
+    else:
+        v = _general_quotient(em, call, x, s, False)
+    q = codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"], bounded)
+    return Reg(em.let(hint, q.var), q.kind)
+
+
+def _general_quotient(em: Emitter, call, x: str, s: str, may_zero: bool) -> str:
+    """``x / s`` (``recip=div``, correctly rounded) or ``x * RN(1/s)``, and 0 where s == 0
+    when the scale may be zero (a zero scale gives code 0)."""
+    if call.options["recip"] == "div":
         v = em.let("v", f"{em.helper('qf_div_codes')}({x}, {s})")
     else:
-        v = em.let("v", f"{x} * {div}(1.0, {s})")
-    if _scale_may_be_zero(em, call.operands["s"]):
-        v = em.let("v", f"tl.where({s} == 0.0, 0.0, {v})")  # a zero scale gives code 0
-    q = codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"])
-    return Reg(em.let(hint, q.var), q.kind)
+        v = em.let("v", f"{x} * {em.helper('qf_div')}(1.0, {s})")
+    if may_zero:
+        v = em.let("v", f"tl.where({s} == 0.0, 0.0, {v})")
+    return v
+
+
+def _prepare(em: Emitter, v: str, o: dict) -> str:
+    """A general quotient made fit for the bounded conversion of ``codes``."""
+    if o["dtype"].startswith("fp8"):
+        return f"{em.helper('qf_fp8_prepare')}({v})"
+    lo, hi = int_bounds(o["dtype"], o["dtype_max"], o["sat"])
+    return f"{em.helper('qf_int_prepare')}({v}, {lo}, {hi})"
+
+
+def _bounded_by_own_scale(em: Emitter, call) -> bool:
+    """Whether ``round(x, s)``'s quotient is bounded by construction: ``s`` is this
+    kernel's dynamic ``scale(x)`` of the same value and granularity (so every |x| is at
+    most the amax behind its s, and |x / s| <= dtype_max (1 + 2^-24)), and that dtype_max
+    fits the target's codes: at most the fp8 format max, or the int code range."""
+    o = call.options
+    c = em.producer.get(call.operands["s"])
+    if c is None or c.stage != "scale" or c.operands.get("static") is not None:
+        return False
+    if c.operands["x"] is not call.operands["x"] or \
+            c.options["granularity"] != o["granularity"] or o["granularity"] == "mx":
+        return False
+    d = float(c.options["dtype_max"])
+    if o["dtype"] in ("fp8_e4m3fn", "fp8_e4m3fnuz"):
+        return d <= (448.0 if o["dtype"] == "fp8_e4m3fn" else 240.0)
+    if o["dtype"] in ("i8", "int4"):
+        lo, hi = int_bounds(o["dtype"], o["dtype_max"], o["sat"])
+        return d <= min(hi, -lo)
+    return False
 
 
 def _scale_may_be_zero(em: Emitter, s) -> bool:

@@ -91,6 +91,26 @@ def k_divcodes(a_ptr, b_ptr, q_ptr, N: tl.constexpr, PER_ROW: tl.constexpr):
 
 
 @triton.jit
+def k_div_bounded(a_ptr, b_ptr, q_ptr, ok_ptr, N: tl.constexpr, D: tl.constexpr):
+    """Per row: b = RN(max|a| / D) (1 for an all-zero row), ok = qf_scale_fast_ok(b, True)
+    stored per row, and q = qf_div_bounded(a, b) where ok (the fast path of round(x,
+    scale(x))), a / b by qf_div_codes elsewhere."""
+    row = tl.program_id(0)
+    o = row * N + tl.arange(0, N)
+    a = tl.load(a_ptr + o)[None, :]
+    b = qf_div(tl.max(tl.abs(a), axis=1, keep_dims=True), D)
+    b = tl.where(b == 0.0, 1.0, b)
+    ok = qf_scale_fast_ok(b, True)
+    if ok:
+        q = qf_div_bounded(a, b)
+    else:
+        q = qf_div_codes(a, b)
+    tl.store(b_ptr + row + tl.arange(0, 1)[:, None], b)
+    tl.store(ok_ptr + row, ok)
+    tl.store(q_ptr + o[None, :], q)
+
+
+@triton.jit
 def k_amax(x_ptr, y_ptr, N: tl.constexpr):
     row = tl.program_id(0)
     v = tl.load(x_ptr + row * N + tl.arange(0, N))

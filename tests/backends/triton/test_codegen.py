@@ -70,7 +70,10 @@ def test_readable_and_located(P):
                    "# scale(dtype=fp8_e4m3fn, granularity=per_token, zero=one) -> s @ "
                    "codegen_test.qp:4:9", "# round(", "# output s: f32[M, 1]",
                    "@triton.jit\ndef rms_fp8(",
-                   "from qfuse.backends.triton.numerics import qf_div, qf_div_codes, qf_fp8_bits, qf_sqrt"):
+                   "from qfuse.backends.triton.numerics import qf_div, qf_div_bounded, qf_div_codes, "
+                   "qf_fp8_bits_finite, qf_fp8_prepare, qf_scale_fast_ok, qf_sqrt",
+                   # round(y, scale(y)): the bounded fast path, and the general one behind it
+                   "if fast_", "qf_div_bounded(y_", "tl.debug_barrier()"):
         assert needle in t, needle
     compile(t, "rms_fp8.py", "exec")
     assert max(len(line) for line in t.splitlines()) < 160

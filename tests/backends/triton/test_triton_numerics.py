@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qf_triton_testlib import (COLS, DEVICES, E2M1_GRID, SPECIALS, bits_of, e2m1_oracle, e8m0_edge_values,
-                               e8m0_oracle, f32, fp8_magnitudes, fp8_oracle, int_oracle, k_amax, k_divcodes, k_divsqrt,
+                               e8m0_oracle, f32, fp8_magnitudes, fp8_oracle, int_oracle, k_amax, k_div_bounded, k_divcodes, k_divsqrt,
                                k_e2m1, k_e8m0, k_e8m0_apply, k_fp8, k_int, k_pack, k_round16, launch,
                                run_rows, same_f32, with_neighbours)
 from qfuse.backends.triton import numerics as qn
@@ -282,6 +282,45 @@ def test_div_codes_random_bit_patterns(patterns, b_bits):
            PER_ROW=True)
     bad = check_div_codes(a, b[0], q.numpy())
     assert not bad.any(), (a[bad][:3], b, q.numpy()[bad][:3])
+
+
+def bounded_rows(rows):
+    """Rows whose scale max|a| / D spans the fast range [2^-64, 2^126] and its edges: each
+    row is random mantissas times a per-row power of two, some rows all zero or padded
+    with zeros and negative zeros, one row at the fp32 max."""
+    exps = RNG.integers(-50, 120, rows)
+    exps[:8] = [-150, -80, -58, -57, 0, 118, 120, 127]
+    a = (RNG.standard_normal((rows, COLS)) * np.exp2(exps.astype(np.float64))[:, None]).astype(np.float32)
+    a[8] = 0.0
+    a[9, ::2] = -0.0
+    a[10] = f32([0x7F7FFFFF, 0xFF7FFFFF] * (COLS // 2))
+    return a
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dmax", [448.0, 127.0, 6.0])
+def test_div_bounded_is_the_quotient(device, dmax):
+    """qf_div_bounded (Markstein without lane fixes, sign merged back) equals numpy's a / b
+    bit for bit, zeros' signs included, on every row where qf_scale_fast_ok admits the
+    scale b = RN(max|a| / D); rows outside the range take the general path."""
+    rows = 40
+    a = bounded_rows(rows)
+    dev = "cpu" if device == "interp" else device
+    at = torch.from_numpy(a.reshape(-1)).to(dev)
+    b, q = torch.empty(rows, device=dev), torch.empty_like(at)
+    ok = torch.empty(rows, dtype=torch.int32, device=dev)
+    launch(k_div_bounded, (rows,), device, at, b, q, ok, N=COLS, D=dmax)
+    b, ok, got = b.cpu().numpy(), ok.cpu().numpy().astype(bool), q.cpu().numpy().reshape(rows, COLS)
+    with np.errstate(all="ignore"):
+        want_b = (np.abs(a).max(axis=1) / np.float32(dmax)).astype(np.float32)
+    want_b = np.where(want_b == 0, np.float32(1), want_b)
+    assert not same_f32(b, want_b).any()
+    in_range = (np.abs(want_b) >= 2.0 ** -64) & (np.abs(want_b) <= 2.0 ** 126)
+    assert (ok == in_range).all() and in_range.sum() >= rows - 6 and (~in_range).sum() >= 2
+    want = a / want_b[:, None]
+    bad = same_f32(got[ok], want[ok])
+    assert not bad.any(), (a[ok][bad][:3], got[ok][bad][:3], want[ok][bad][:3])
+    assert np.abs(want[ok]).max() <= dmax * (1 + 2.0 ** -23)
 
 
 @pytest.mark.parametrize("device", DEVICES)
