@@ -316,11 +316,22 @@ def test_div_bounded_is_the_quotient(device, dmax):
     want_b = np.where(want_b == 0, np.float32(1), want_b)
     assert not same_f32(b, want_b).any()
     in_range = (np.abs(want_b) >= 2.0 ** -64) & (np.abs(want_b) <= 2.0 ** 126)
-    assert (ok == in_range).all() and in_range.sum() >= rows - 6 and (~in_range).sum() >= 2
+    assert in_range.sum() >= rows - 6 and (~in_range).sum() >= 2
+    # an interpreter whose fma rounds twice (triton < 3.8) never takes the fast path
+    assert (ok == (in_range & (device != "interp" or interpreter_fma_exact()))).all()
     want = a / want_b[:, None]
     bad = same_f32(got[ok], want[ok])
     assert not bad.any(), (a[ok][bad][:3], got[ok][bad][:3], want[ok][bad][:3])
-    assert np.abs(want[ok]).max() <= dmax * (1 + 2.0 ** -23)
+    assert np.abs(want[in_range]).max() <= dmax * (1 + 2.0 ** -23)
+    slow = np.repeat(~ok, COLS)
+    assert not check_div_codes(a.reshape(-1)[slow], np.repeat(want_b, COLS)[slow],
+                               got.reshape(-1)[slow]).any()
+
+
+def interpreter_fma_exact() -> bool:
+    """Whether this triton's interpreter has a one-rounding fma (numerics._fma_is_exact)."""
+    from triton.runtime import interpreter
+    return hasattr(getattr(interpreter, "_interpreter", None), "fma_fp32")
 
 
 @pytest.mark.parametrize("device", DEVICES)
