@@ -3,7 +3,7 @@
 A kernel's text does not depend on its launch configuration (block sizes are
 constexprs), so tuning only picks a :class:`TritonConfig` per kernel, device and shape
 bucket. ``tune_pipeline`` times every candidate on real inputs (``triton.testing.do_bench``
-on a GPU; any timer can be injected), scores a failing candidate ``inf``, and records the
+on a GPU, CUDA-graph replays for decode sizes; any timer can be injected), scores a failing candidate ``inf``, and records the
 best in a :class:`TuningTable`. Tables are JSON: saved in the runtime cache
 (``<pipeline>.autotune.json``) and copied into bundles (``qfuse build --tuning FILE``), and
 an executor that has one launches with the tuned config for that bucket.
@@ -23,22 +23,34 @@ __all__ = ["CANDIDATES", "shape_bucket", "TuningTable", "tune_pipeline", "save_t
            "load_tuning"]
 
 
-def _candidates():
+def _candidates(rows: int = 1 << 20):
+    """Rows per program x warps; at most ``rows // 8`` rows per program (so a decode-size
+    grid keeps at least 8 programs along the rows)."""
     from ..backends.triton.kernel import TritonConfig
-    return [TritonConfig(block_m=bm, num_warps=w) for bm in (1, 2, 4, 8) for w in (4, 8, 16)]
+    return [TritonConfig(block_m=bm, num_warps=w) for bm in (1, 2, 4, 8)
+            if bm == 1 or bm <= rows // 8 for w in (4, 8, 16)]
 
 
-def _split_candidates():
-    """Extra candidates for kernels that may split their columns (KernelSource.col_split)."""
+def _split_candidates(rows: int = 1 << 20):
+    """Extra candidates for kernels that may split their columns (KernelSource.col_split);
+    16 warps too on decode-size grids, where a program's latency is the kernel's."""
     from ..backends.triton.kernel import TritonConfig
-    return [TritonConfig(block_m=1, num_warps=w, col_chunks=c) for c in (2, 4, 8) for w in (4, 8)]
+    warps = (4, 8, 16) if rows <= GRAPH_ROWS else (4, 8)
+    return [TritonConfig(block_m=1, num_warps=w, col_chunks=c) for c in (2, 4, 8) for w in warps]
+
+
+GRAPH_ROWS = 64          # at most this many rows: time CUDA-graph replays, not launches
 
 
 CANDIDATES = _candidates
 
 
+def _rows(dims: dict) -> int:
+    return max([v for k, v in dims.items() if k in ("M", "T", "R")] or [1])
+
+
 def shape_bucket(device_name: str, dims: dict) -> str:
-    rows = max([v for k, v in dims.items() if k in ("M", "T", "R")] or [1])
+    rows = _rows(dims)
     b = 1 << max(0, math.ceil(math.log2(max(1, rows))))
     return f"{device_name}|M<={min(b, 65536)}"
 
@@ -89,9 +101,34 @@ def load_tuning(cp, device_name: str, cache=None) -> Optional["TuningTable"]:
     return TuningTable.loads(files[f"{cp.name}.autotune.json"].decode()) if files else None
 
 
-def _gpu_timer(fn: Callable) -> float:
+def _gpu_timer(fn: Callable, rows: int = 1 << 20) -> float:
+    """Milliseconds per call: ``do_bench``'s median (L2 flushed between calls) or, for
+    decode-size grids (``rows <= GRAPH_ROWS``), where a launch from Python costs more than
+    the kernel, the median replay of a CUDA graph of 20 calls."""
     import triton.testing
-    return float(triton.testing.do_bench(fn, warmup=10, rep=40))
+    if rows > GRAPH_ROWS:
+        return float(triton.testing.do_bench(fn, warmup=10, rep=40))
+    import statistics
+
+    import torch
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()                                # compiled and warm before the capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(20):
+            fn()
+    times = []
+    for _ in range(30):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        graph.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) / 20)
+    return statistics.median(times)
 
 
 def tune_pipeline(qp, inputs: dict, *, candidates: Optional[Iterable] = None,
@@ -122,14 +159,16 @@ def tune_pipeline(qp, inputs: dict, *, candidates: Optional[Iterable] = None,
         dims = kern.bind_dims(ins)
         bucket = shape_bucket(name, dims)
         best = (math.inf, None)
-        cands = list(candidates or CANDIDATES())
+        rows = _rows(dims)
+        cands = list(candidates or CANDIDATES(rows))
         if candidates is None and kern.source.col_split:
-            cands += _split_candidates()
+            cands += _split_candidates(rows)
         for cfg in cands:
             outs = kern.allocate_outputs(ins, dims)
             try:                           # bound once: the timer sees the kernel, not binding
                 run = kern.prepare(ins, outs, dims, cfg)
-                us = timer(run) * 1000.0 if run is not None else math.inf
+                us = (timer(run, rows) if timer is _gpu_timer else timer(run)) * 1000.0 \
+                    if run is not None else math.inf
             except Exception:              # a config that does not compile or run: inf
                 us = math.inf
             if us < best[0]:

@@ -73,7 +73,7 @@ class BoundLaunch:
     """Launches of one kernel for one signature; ``__call__(inputs, outputs)`` runs them."""
 
     __slots__ = ("runs", "args", "slots", "scalar_slots", "workspace", "ws_size", "opts",
-                 "out_specs", "interpret", "direct", "device_index")
+                 "out_specs", "interpret", "direct", "device_index", "ws_pool")
 
     def __init__(self, runs, args, slots, scalar_slots, workspace, ws_size, opts, out_specs,
                  interpret=False):
@@ -83,6 +83,7 @@ class BoundLaunch:
         self.opts, self.out_specs = opts, out_specs
         self.direct = None                  # [(grid3, function, metadata, launcher)]
         self.device_index = None
+        self.ws_pool = None                 # WorkspacePool (self-resetting kernels)
 
     def allocate(self, inputs: dict, device) -> dict:
         """Fresh outputs of this signature's shapes (filled where the kernel expects it)."""
@@ -97,10 +98,10 @@ class BoundLaunch:
                 outs[name] = torch.empty(shape, dtype=dt, device=device)
         return outs
 
-    def _args(self, inputs: dict, outputs: dict, views: bool) -> list:
-        """The argument list with this call's tensors and scalars (and a zeroed workspace);
-        ``views``: tensors reinterpreted as the kernel's storage dtypes (the jit checks
-        them; the launcher only reads ``data_ptr()``)."""
+    def _args(self, inputs: dict, outputs: dict, views: bool, stream=None) -> list:
+        """The argument list with this call's tensors and scalars (and the zeroed workspace
+        of ``stream``, see workspace.py); ``views``: tensors reinterpreted as the kernel's
+        storage dtypes (the jit checks them; the launcher only reads ``data_ptr()``)."""
         args = list(self.args)
         for i, io, name, view in self.slots:
             t = inputs[name] if io == "input" else outputs[name]
@@ -108,14 +109,22 @@ class BoundLaunch:
         for i, name, is_float in self.scalar_slots:
             v = inputs[name]
             args[i] = float(v) if is_float else int(v)
-        for i in self.workspace:
-            args[i] = torch.zeros(self.ws_size, dtype=torch.int32, device=args[self.slots[0][0]].device)
+        if self.workspace:
+            if self.ws_pool is None:
+                from .workspace import WorkspacePool
+                self.ws_pool = WorkspacePool(self.ws_size, args[self.slots[0][0]].device)
+            ws = self.ws_pool.get(stream)
+            for i in self.workspace:
+                args[i] = ws
         return args
 
     def __call__(self, inputs: dict, outputs: dict) -> None:
         if self.direct is not None:
             return self._call_direct(inputs, outputs)
-        args = self._args(inputs, outputs, views=True)
+        stream = None
+        if self.workspace and not self.interpret:
+            stream = torch.cuda.current_stream(args_device(self, inputs, outputs)).cuda_stream
+        args = self._args(inputs, outputs, views=True, stream=stream)
         if self.interpret:
             from .loader import interpreting
             for fn, grid in self.runs:
@@ -133,10 +142,16 @@ class BoundLaunch:
         if device != self.device_index or _hooks_set():   # the binary was loaded elsewhere
             self.direct = None
             return self(inputs, outputs)
-        args = self._args(inputs, outputs, views=False)
         stream = drv.get_current_stream(device)
+        args = self._args(inputs, outputs, views=False, stream=stream)
         for (g0, g1, g2), function, metadata, run in self.direct:
             run(g0, g1, g2, stream, function, metadata, None, None, None, *args)
+
+
+def args_device(launch: BoundLaunch, inputs: dict, outputs: dict) -> torch.device:
+    """The device of a launch's first tensor argument."""
+    _, io, name, _ = launch.slots[0]
+    return (inputs if io == "input" else outputs)[name].device
 
 
 def bind_launch(kern, inputs: dict, outputs: dict, dims: dict,

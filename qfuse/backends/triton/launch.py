@@ -181,7 +181,7 @@ class TritonKernel:
         for a in src.args:
             if a.role in ("input", "output"):
                 args.append(views[(a.role, a.ref)])
-            elif a.role == "workspace":
+            elif a.role == "workspace":     # zeroed once: the kernel leaves it zeroed
                 args.append(torch.zeros(eval_rule(src.workspace, env), dtype=torch.int32,
                                         device=device))
             elif a.role == "dim":
@@ -192,11 +192,8 @@ class TritonKernel:
                 args.append(self._scalar(scalars[a.ref], inputs))
             else:
                 args.append(cexpr[a.ref])
-        ws = [i for i, a in enumerate(src.args) if a.role == "workspace"]
 
         def run():
-            for i in ws:                    # the workspace starts at zero on every launch
-                args[i].zero_()
             for fn, grid in runs:
                 if interpret:
                     with interpreting(fn) as k:

@@ -6,7 +6,8 @@ Spaces (one iteration space per kernel):
   whole rows in registers (``BLOCK_<k> = max(next_pow2(width), smallest group)``).
 * ``tensor_amax``: the input of a dynamic ``scale(per_tensor)`` evaluated in row space;
   each program atomically maxes its |v| bits into an int32 workspace, and the last
-  program to arrive (an atomic counter) turns the amax into the scale and stores it. The
+  program to arrive (an atomic counter) turns the amax into the scale, stores it and
+  zeroes the workspace again (so a workspace is cleared once, when allocated). The
   kernel's only output is the scale, so the next (row) kernel takes it as a plain f32[1]
   input: no side channel between kernels, and the zero policy is applied once.
 * ``tile``: programs over 128x128 tiles (``per_128x128``).
@@ -138,6 +139,10 @@ def _tensor_amax(em: Emitter, tp: TypedPipeline) -> None:
     amax = em.let("amax", "tl.atomic_max(ws_ptr, 0).to(tl.float32, bitcast=True)")
     s = scale_from_amax(em, call, amax)
     em.emit(f"tl.store({em.out_names[call.results[0]]}_ptr, {s})")
+    # every other program is done with the workspace: leave it zeroed for the next launch
+    # (the launcher keeps one per stream instead of clearing it before every launch)
+    em.emit("tl.atomic_xchg(ws_ptr, 0)")
+    em.emit("tl.atomic_xchg(ws_ptr + 1, 0)")
     em.indent -= 1
 
 
