@@ -319,6 +319,11 @@ def main(argv=None) -> int:
         _write_text(a.tune, tune.dumps())
         result["tuning_file"] = a.tune
     result["bundle"], result["bundle_error"] = a.bundle, bundle_error
+    shipped = getattr(pipes, "manifest", {}).get("autotune") if not a.cpu_smoke else None
+    result["launch_configs"] = (f"the bundle's autotune table ({shipped}) where it has the "
+                                "kernel and M bucket, else the default rule" if shipped
+                                else "the default rule (TritonConfig)")
+    print(f"launch configs: {result['launch_configs']}", flush=True)
     text = format_table(result)
     print("\n" + text, flush=True)
     if path:

@@ -141,8 +141,11 @@ def _tensor_amax(em: Emitter, tp: TypedPipeline) -> None:
     em.emit(f"tl.store({em.out_names[call.results[0]]}_ptr, {s})")
     # every other program is done with the workspace: leave it zeroed for the next launch
     # (the launcher keeps one per stream instead of clearing it before every launch)
-    em.emit("tl.atomic_xchg(ws_ptr, 0)")
-    em.emit("tl.atomic_xchg(ws_ptr + 1, 0)")
+    # (plain stores, after a barrier so that no thread's store can pass the atomic read
+    # above; the branch is uniform: `arrived` is one value per program)
+    em.emit("tl.debug_barrier()")
+    em.emit("tl.store(ws_ptr, 0)")
+    em.emit("tl.store(ws_ptr + 1, 0)")
     em.indent -= 1
 
 

@@ -1,5 +1,6 @@
 """The same pipelines compiled for the GPU (NATIVE=True: hardware fp8 converts, no FMA
 contraction) vs the reference on CPU. Skipped without a CUDA device."""
+import numpy as np
 import pytest
 import torch
 
@@ -119,3 +120,50 @@ def test_gpu_direct_launch():
     for outs in results:
         for k in first:
             assert torch.equal(outs[k].view(torch.uint8), first[k].view(torch.uint8)), k
+
+
+def test_gpu_amax_workspace_streams_and_graphs():
+    """The tensor_amax kernel leaves its workspace zeroed, so a bound launch reuses one per
+    stream and one per CUDA-graph capture (workspace.py): eager calls on two streams and a
+    graph replayed on new data all give amax / 448, and every workspace ends zeroed."""
+    from qfuse.backends.triton.fastpath import bind_launch
+    from qfuse.backends.triton.launch import TritonKernel
+    from qfuse.backends.triton.render import render_kernel
+    (k0, space), _ = split(F.P["per_tensor_dyn"])
+    kern = TritonKernel(render_kernel(k0, space))
+    x = edge_rows(300, 1000, specials=False).cuda()
+    dims = kern.bind_dims({"x": x})
+    first = kern.launch({"x": x}, kern.allocate_outputs({"x": x}, dims), dims)
+    bl = bind_launch(kern, {"x": x}, first, dims)
+    (name,) = first
+
+    def want(t):         # numpy's fp32 division (torch's CUDA scalar division multiplies)
+        amax = np.float32(t.float().abs().max().item())
+        return torch.tensor([amax / np.float32(448.0)], device=t.device)
+
+    def call(t):
+        outs = bl.allocate({"x": t}, t.device)
+        bl({"x": t}, outs)
+        return outs[name]
+
+    for k in range(4):                          # jit, then the direct launcher
+        t = x * (k + 1)
+        assert torch.equal(call(t), want(t)), k
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        t = x * 0.5
+        got = call(t)
+    side.synchronize()
+    assert torch.equal(got, want(t))
+    static_x = x.clone()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        static_s = call(static_x)
+    for mag in (3.0, 0.25, 7.0):
+        static_x.copy_(x * mag)
+        g.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(static_s, want(static_x)), mag
+    pool = bl.ws_pool
+    assert pool is not None and pool.used == 3 and len(pool.by_stream) == 2
+    assert int(pool.buffer.abs().sum()) == 0
