@@ -39,17 +39,6 @@ def _split_candidates(rows: int = 1 << 20):
     return [TritonConfig(block_m=1, num_warps=w, col_chunks=c) for c in (2, 4, 8) for w in warps]
 
 
-def _loop_candidates(rows: int, device):
-    """Row-loop launches (TritonConfig.programs: 2 to 8 programs per SM) for large M."""
-    from ..backends.triton.kernel import TritonConfig
-    if rows <= GRAPH_ROWS:
-        return []
-    import torch
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
-    return [TritonConfig(block_m=1, num_warps=w, programs=k * sms) for w in (4, 8)
-            for k in (2, 4, 8)]
-
-
 GRAPH_ROWS = 64          # at most this many rows: time CUDA-graph replays, not launches
 
 
@@ -174,8 +163,6 @@ def tune_pipeline(qp, inputs: dict, *, candidates: Optional[Iterable] = None,
         cands = list(candidates or CANDIDATES(rows))
         if candidates is None and kern.source.col_split:
             cands += _split_candidates(rows)
-        if candidates is None and kern.source.row_loop and device.type == "cuda":
-            cands += _loop_candidates(rows, device)
         for cfg in cands:
             outs = kern.allocate_outputs(ins, dims)
             try:                           # bound once: the timer sees the kernel, not binding

@@ -120,7 +120,6 @@ class KernelSource:
     outputs: tuple = ()             # (output tensor name, pipeline value name), return order
     phases: tuple = ()              # (fn name, grid) run in order; () = ((name, grid),)
     col_split: int = 0              # > 0: BLOCK_0 may shrink to this (a column chunk per program)
-    row_loop: bool = False          # programs loop over row blocks (TritonConfig.programs caps them)
 
     @property
     def launches(self) -> tuple:
@@ -156,10 +155,6 @@ class TritonConfig:
     programs, enough chunks of at least 1024 columns to give it about 256 (decode sizes:
     more programs in flight); 1 in the interpreter.
     The interpreter always emulates. ``tile``: the tile edge of per_128x128 (format-fixed).
-    ``programs``: row-space kernels loop over their row blocks (``KernelSource.row_loop``),
-    so the grid may have fewer programs than blocks: at most this many along the rows, each
-    taking every ``programs``-th block with its row-invariant values (norm weights, smooth
-    scales, static scales) loaded once; None: one program per row block.
     """
     block_m: Optional[int] = None
     num_warps: Optional[int] = None
@@ -167,11 +162,8 @@ class TritonConfig:
     num_stages: int = 1
     tile: int = 128
     col_chunks: Optional[int] = None
-    programs: Optional[int] = None
 
     def __post_init__(self):
-        if self.programs is not None and self.programs < 1:
-            raise ValueError(f"programs must be >= 1, got {self.programs}")
         if self.block_m is not None and (self.block_m < 1 or self.block_m & (self.block_m - 1)):
             raise ValueError(f"block_m must be a power of two >= 1, got {self.block_m}")
         if self.col_chunks is not None and (self.col_chunks < 1 or

@@ -210,8 +210,6 @@ class TritonKernel:
             grid = [eval_rule(g, {**env, **cexpr}) for g in rule]
             if src.min_programs:
                 grid[0] = max(grid[0], src.min_programs)
-            if src.row_loop and cexpr.get("_programs"):   # programs loop over row blocks
-                grid[0] = min(grid[0], cexpr["_programs"])
             if all(g > 0 for g in grid):
                 runs.append((fn, tuple(grid)))
         return runs
@@ -220,7 +218,7 @@ class TritonKernel:
                     hip: Optional[bool] = None) -> dict:
         cexpr = {"TILE": cfg.tile}
         blocks = {name: eval_rule(rule, env) for name, rule in self.source.constexprs
-                  if name not in ("BLOCK_M", "TILE", "NATIVE", "ROW_LOOP")}
+                  if name not in ("BLOCK_M", "TILE", "NATIVE")}
         widest = max([v for k, v in blocks.items() if k.startswith("BLOCK")], default=1)
         cexpr["BLOCK_M"] = cfg.rows_per_program(widest, interpret)
         # programs along the rows (None in the interpreter, where launch shapes stay put)
@@ -238,8 +236,6 @@ class TritonKernel:
         cexpr.update(blocks)
         elements = widest * (cfg.tile if "TILE" in dict(self.source.constexprs) else cexpr["BLOCK_M"])
         cexpr["_warps"] = cfg.warps(elements)
-        cexpr["_programs"] = cfg.programs
-        cexpr["ROW_LOOP"] = bool(cfg.programs)
         if cfg.num_warps is None and programs is not None and programs < SMALL_GRID \
                 and elements >= 4096:
             # fewer programs than a GPU has SMs (decode sizes): each program's latency is

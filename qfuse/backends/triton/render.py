@@ -22,7 +22,6 @@ from ...dialect.typed import TypedPipeline
 from ...errors import UnsupportedError
 from . import stages_cache, stages_glue, stages_norm, stages_quant  # noqa: F401 (register)
 from .emit import STORAGE, Cols, Emitter, _ident
-from .row_loop import ROW_LOOP_MARK, loop_over_rows
 from .kernel import (SPACES, KernelArg, KernelSource, ScalarSpec, TensorSpec, TritonConfig,
                      dim_rule)
 from .stages_quant import scale_from_amax
@@ -71,20 +70,13 @@ def _domain(em: Emitter, tp: TypedPipeline) -> tuple:
     return doms[0]
 
 
-def _setup_rows(em: Emitter, dom: tuple, first_fastest: bool = False,
-                loop: bool = False) -> None:
-    """Row indices of this program; with ``loop``, of each row block the program takes
-    (the body goes under ``for pid_r in ...`` later, see row_loop.py)."""
+def _setup_rows(em: Emitter, dom: tuple, first_fastest: bool = False) -> None:
     n_rows = " * ".join(em.dim(d) for d in dom) or "1"
     em.emit("pid = tl.program_id(0)")
     if em.col_split:
         em.emit("pid_c = tl.program_id(1)")
+    em.emit("row = pid.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
     em.emit(f"n_rows = {n_rows}")
-    if loop:
-        em.emit(ROW_LOOP_MARK)
-    # (tl.cast: the interpreter's loop index is a Python int, without .to)
-    em.emit(f"row = {'tl.cast(pid_r, tl.int64)' if loop else 'pid.to(tl.int64)'} * BLOCK_M + "
-            "tl.arange(0, BLOCK_M)[:, None]")
     em.emit("rmask = row < n_rows")
     _lead_from_row(em, dom, "row", "rmask", first_fastest)
 
@@ -206,8 +198,7 @@ def _render_body(kernel: TypedPipeline, space: str, split: bool) -> Emitter:
     else:
         dom = (_domain(em, kernel) if space == "row" else
                tuple(kernel.calls[-1].operands["x"].type.shape[:-1]))
-        em.row_loop = space == "row"
-        _setup_rows(em, dom, any(c.stage == "cache_write" for c in kernel.calls), em.row_loop)
+        _setup_rows(em, dom, any(c.stage == "cache_write" for c in kernel.calls))
         rows = " * ".join(dim_rule(d) for d in dom) or "1"
         em.grid = (f"cdiv({rows}, BLOCK_M)",)
     if space == "tensor_amax":
@@ -215,18 +206,7 @@ def _render_body(kernel: TypedPipeline, space: str, split: bool) -> Emitter:
     else:
         for v in dict.fromkeys(kernel.returns):
             store_output(em, v)
-    if getattr(em, "row_loop", False):
-        em.lines = loop_over_rows(em.lines, _read_only_pointers(em, kernel))
     return em
-
-
-def _read_only_pointers(em: Emitter, tp: TypedPipeline) -> set:
-    """Pointer arguments of tensors this kernel only reads (not a KV cache it updates):
-    loads through them may move out of the row loop."""
-    written = {c.operands[k] for c in tp.calls if c.stage == "cache_write"
-               for k in ("cache", "scales") if c.operands.get(k) is not None}
-    return {f"{em.names[p.value]}_ptr" for p in tp.params
-            if isinstance(p.value.type, TensorType) and p.value not in written}
 
 
 def _assemble(em: Emitter, tp: TypedPipeline, space, grid, min_programs, workspace,
@@ -279,8 +259,6 @@ def _assemble(em: Emitter, tp: TypedPipeline, space, grid, min_programs, workspa
             if cexpr.setdefault(name, rule) != rule:
                 raise AssertionError(f"phases disagree on {name}: {cexpr[name]} vs {rule}")
     cexpr["NATIVE"] = "NATIVE"
-    if getattr(em, "row_loop", False):
-        cexpr["ROW_LOOP"] = "ROW_LOOP"
     args += [KernelArg(n, "constexpr", n, sig="constexpr") for n in cexpr]
     text = _module_text(tp, space, args, phases)
     return KernelSource(name=phases[0][0], space=space, text=text, args=tuple(args),
@@ -289,7 +267,7 @@ def _assemble(em: Emitter, tp: TypedPipeline, space, grid, min_programs, workspa
                         min_programs=min_programs, workspace=str(workspace or ""),
                         checks=tuple(c for e in ems for c in e.checks), outputs=tuple(outs),
                         phases=tuple((f, tuple(g)) for f, _, g in phases) if len(phases) > 1
-                        else (), col_split=col_split, row_loop=getattr(em, "row_loop", False))
+                        else (), col_split=col_split)
 
 
 def _sym(s: str):
