@@ -103,14 +103,16 @@ def compile_pipeline(tp: TypedPipeline, backend: str = "triton", target: str = "
     fused = run_passes(build_module([tp]), "default")
     calls, returns = _schedule(fused, tp.name)
     steps = []
+    facts: dict = {}                     # what earlier kernels computed (render.scale_fact)
     for fn, ins, outs in calls:
         attrs = fn.operation.attributes
         space = ir.StringAttr(attrs["qf.space"]).value
         kprog = read_function(fn)
         source = None
         if backend == "triton":
-            from ..backends.triton.render import render_kernel
-            source = render_kernel(kprog, space)
+            from ..backends.triton.render import render_kernel, scale_fact
+            source = render_kernel(kprog, space, scale_facts=facts)
+            facts.update(scale_fact(kprog, space))
         steps.append(KernelStep(ir.StringAttr(attrs["sym_name"]).value, space,
                                 ir.StringAttr(attrs["qf.reason"]).value, ins, outs, source, kprog))
     return CompiledPipeline(tp.name, tp, backend, target, print_module(fused), steps, returns,

@@ -173,20 +173,24 @@ def qf_scale_fast_ok(s, NEED_FMA: tl.constexpr):
 
 
 @triton.jit
-def qf_div_bounded(a, b):
+def qf_div_bounded(a, b, SIGNED_ZERO: tl.constexpr):
     """RN(a / b) where b is a scale of these very values (b = RN(amax / D) with every
     |a| <= amax, as ``round(x, scale(x))``) and qf_scale_fast_ok(b, True) holds: then a is
     finite (amax is, since b is) and |a / b| <= D (1 + 2^-24), so Markstein's step
 
         y = RN(1 / b);  q0 = RN(a * y);  q = RN(q0 + fma(q0, -b, a) * y)
 
-    is never NaN and needs none of qf_div_codes' lane fixes; only the sign of a zero
-    quotient (the correction turns -0 into +0) is taken back from q0 with one bit merge."""
+    is never NaN and needs none of qf_div_codes' lane fixes; with SIGNED_ZERO (a format
+    with -0: fp8 e4m3fn) the sign of a zero quotient (the correction turns -0 into +0) is
+    taken back from q0 with one bit merge; int codes and e4m3fnuz have one zero."""
     y = tl.math.div_rn(1.0, b)
     q0 = a * y
     q1 = tl.fma(tl.fma(q0, 0.0 - b, a), y, q0)
-    bits = (q1.to(tl.uint32, bitcast=True) & 0x7FFFFFFF) | (q0.to(tl.uint32, bitcast=True) & 0x80000000)
-    return bits.to(tl.float32, bitcast=True)
+    if SIGNED_ZERO:
+        bits = (q1.to(tl.uint32, bitcast=True) & 0x7FFFFFFF) | \
+            (q0.to(tl.uint32, bitcast=True) & 0x80000000)
+        q1 = bits.to(tl.float32, bitcast=True)
+    return q1
 
 
 @triton.jit

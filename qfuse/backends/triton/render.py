@@ -27,7 +27,7 @@ from .kernel import (SPACES, KernelArg, KernelSource, ScalarSpec, TensorSpec, Tr
 from .stages_quant import scale_from_amax
 from .stores import store_output
 
-__all__ = ["render_kernel", "infer_space"]
+__all__ = ["render_kernel", "infer_space", "scale_fact"]
 
 
 def infer_space(tp: TypedPipeline) -> str:
@@ -132,11 +132,13 @@ def _tensor_amax(em: Emitter, tp: TypedPipeline) -> None:
     em.emit("")
     em.stage_comment(call, ": grid-wide amax, then the last program stores the scale")
     part = em.let("part", f"{em.lib('qft_amax_bits_all')}({xv}, rmask & {cols.mask})")
-    em.emit(f"tl.atomic_max(ws_ptr, {part})")
-    done = em.let("arrived", "tl.atomic_add(ws_ptr + 1, 1)")
+    # the counter's acq_rel add releases this program's max and, in the last program,
+    # acquires every other's, so the max itself and the final read can be relaxed
+    em.emit(f"tl.atomic_max(ws_ptr, {part}, sem=\"relaxed\")")
+    done = em.let("arrived", "tl.atomic_add(ws_ptr + 1, 1, sem=\"acq_rel\")")
     em.emit(f"if {done} == tl.num_programs(0) - 1:")
     em.indent += 1
-    amax = em.let("amax", "tl.atomic_max(ws_ptr, 0).to(tl.float32, bitcast=True)")
+    amax = em.let("amax", "tl.atomic_max(ws_ptr, 0, sem=\"relaxed\").to(tl.float32, bitcast=True)")
     s = scale_from_amax(em, call, amax)
     em.emit(f"tl.store({em.out_names[call.results[0]]}_ptr, {s})")
     # every other program is done with the workspace: leave it zeroed for the next launch
@@ -150,9 +152,11 @@ def _tensor_amax(em: Emitter, tp: TypedPipeline) -> None:
 
 
 def render_kernel(kernel: TypedPipeline, space: Optional[str] = None,
-                  config: Optional[TritonConfig] = None) -> KernelSource:
+                  config: Optional[TritonConfig] = None,
+                  scale_facts: Optional[dict] = None) -> KernelSource:
     """Render ``kernel`` (params = inputs, returns = outputs) in ``space`` (inferred when
-    None). The text does not depend on ``config`` (block sizes are constexprs)."""
+    None). The text does not depend on ``config`` (block sizes are constexprs).
+    ``scale_facts``: what earlier kernels of the pipeline computed, see scale_fact."""
     space = space or infer_space(kernel)
     if space not in SPACES:
         raise UnsupportedError(f"triton backend: unknown iteration space {space!r} "
@@ -161,9 +165,10 @@ def render_kernel(kernel: TypedPipeline, space: Optional[str] = None,
         from .render_cache_block import render_cache_block
         return render_cache_block(kernel)
     split = space == "row" and column_split_ok(kernel)
-    em = _render_body(kernel, space, split)
+    facts = dict(scale_facts or {})
+    em = _render_body(kernel, space, split, facts)
     if split and len(em.bases) != 1:     # columns of several widths: whole rows
-        split, em = False, _render_body(kernel, space, False)
+        split, em = False, _render_body(kernel, space, False, facts)
     grid, min_programs, workspace = em.grid, 0, 0
     col_split = 0
     if split:
@@ -188,8 +193,25 @@ def column_split_ok(tp: TypedPipeline) -> bool:
     return True
 
 
-def _render_body(kernel: TypedPipeline, space: str, split: bool) -> Emitter:
+def scale_fact(kernel: TypedPipeline, space: str) -> dict:
+    """``{scale value name: (x name, granularity, dtype_max)}`` for a ``tensor_amax``
+    kernel whose scale is taken over a kernel parameter x (a pipeline input, read from
+    memory): a later kernel's ``round(x, s)`` of that same input is then bounded by
+    construction (stages_quant._bounded_by_own_scale). Empty for any other kernel."""
+    if space != "tensor_amax" or not kernel.calls:
+        return {}
+    c = kernel.calls[-1]
+    x = c.operands["x"]
+    if c.stage != "scale" or c.operands.get("static") is not None or \
+            x not in {p.value for p in kernel.params}:
+        return {}
+    return {c.results[0].name: (x.name, c.options["granularity"], float(c.options["dtype_max"]))}
+
+
+def _render_body(kernel: TypedPipeline, space: str, split: bool,
+                 facts: Optional[dict] = None) -> Emitter:
     em = Emitter(kernel, space)
+    em.scale_facts = facts or {}
     em.bm = "TILE" if space == "tile" else "BLOCK_M"
     em.tile_cols, em.tile_ids = None, None
     em.col_split = split

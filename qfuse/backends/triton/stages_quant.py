@@ -81,9 +81,11 @@ def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q") -> R
         ok = em.let("fast", f"{em.helper('qf_scale_fast_ok')}({s}, {need_fma})")
         em.emit(f"if {ok}:")
         em.indent += 1
-        if o["recip"] == "div":
-            fast = em.let("v", f"{em.helper('qf_div_bounded' if bounded else 'qf_div_codes')}"
-                               f"({x}, {s})")
+        if o["recip"] == "div" and bounded:
+            signed_zero = o["dtype"] == "fp8_e4m3fn"      # the one code format with -0
+            fast = em.let("v", f"{em.helper('qf_div_bounded')}({x}, {s}, {signed_zero})")
+        elif o["recip"] == "div":
+            fast = em.let("v", f"{em.helper('qf_div_codes')}({x}, {s})")
         else:
             fast = em.let("v", f"{x} * {em.helper('qf_div')}(1.0, {s})")
         em.emit(f"{v} = {fast}")
@@ -124,17 +126,25 @@ def _prepare(em: Emitter, v: str, o: dict) -> str:
 
 def _bounded_by_own_scale(em: Emitter, call) -> bool:
     """Whether ``round(x, s)``'s quotient is bounded by construction: ``s`` is this
-    kernel's dynamic ``scale(x)`` of the same value and granularity (so every |x| is at
-    most the amax behind its s, and |x / s| <= dtype_max (1 + 2^-24)), and that dtype_max
-    fits the target's codes: at most the fp8 format max, or the int code range."""
+    kernel's dynamic ``scale(x)`` of the same value and granularity, or an earlier
+    kernel's per-tensor scale of the same pipeline input x (``em.scale_facts``, from
+    render.scale_fact), so every |x| is at most the amax behind its s and |x / s| <=
+    dtype_max (1 + 2^-24); and that dtype_max fits the target's codes: at most the fp8
+    format max, or the int code range."""
     o = call.options
-    c = em.producer.get(call.operands["s"])
-    if c is None or c.stage != "scale" or c.operands.get("static") is not None:
+    x, s = call.operands["x"], call.operands["s"]
+    c = em.producer.get(s)
+    if c is None:             # s from an earlier kernel: its scale of the same input x?
+        fact = getattr(em, "scale_facts", {}).get(s.name) if em.is_memory(s) else None
+        if fact is None or not em.is_memory(x) or (x.name, o["granularity"]) != fact[:2]:
+            return False
+        d = fact[2]
+    elif c.stage != "scale" or c.operands.get("static") is not None or \
+            c.operands["x"] is not x or c.options["granularity"] != o["granularity"] or \
+            o["granularity"] == "mx":
         return False
-    if c.operands["x"] is not call.operands["x"] or \
-            c.options["granularity"] != o["granularity"] or o["granularity"] == "mx":
-        return False
-    d = float(c.options["dtype_max"])
+    else:
+        d = float(c.options["dtype_max"])
     if o["dtype"] in ("fp8_e4m3fn", "fp8_e4m3fnuz"):
         return d <= (448.0 if o["dtype"] == "fp8_e4m3fn" else 240.0)
     if o["dtype"] in ("i8", "int4"):

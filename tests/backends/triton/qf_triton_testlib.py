@@ -102,7 +102,7 @@ def k_div_bounded(a_ptr, b_ptr, q_ptr, ok_ptr, N: tl.constexpr, D: tl.constexpr)
     b = tl.where(b == 0.0, 1.0, b)
     ok = qf_scale_fast_ok(b, True)
     if ok:
-        q = qf_div_bounded(a, b)
+        q = qf_div_bounded(a, b, True)
     else:
         q = qf_div_codes(a, b)
     tl.store(b_ptr + row + tl.arange(0, 1)[:, None], b)

@@ -153,6 +153,21 @@ def test_per_tensor_dynamic_two_kernels(m, n):
     assert_bitwise(*run_both(tp, {"x": x}, kernels=kernels, block_m=4))
 
 
+def test_per_tensor_quantise_kernel_knows_its_scale():
+    """The amax kernel's scale of the input x bounds the next kernel's x / s (the bounded
+    fast path, render.scale_fact); a recomputed norm output gets no such fact (two
+    kernels may sum a row in different orders), and neither does a user's static scale."""
+    from qfuse.backends.triton.run import compiled
+    from qfuse.backends.triton.render import scale_fact
+    for name, bounded in (("per_tensor_dyn", True), ("per_tensor_dyn_one", False)):
+        facts, texts = {}, []
+        for tp, space in split(P[name]):
+            texts.append(compiled(tp, space, facts).source.text)
+            facts.update(scale_fact(tp, space))
+        assert ("qf_div_bounded" in texts[1]) == bounded, name
+    assert not scale_fact(split(P["static_fp8"])[0][0], "row")
+
+
 def test_per_tensor_dynamic_nan_and_zero():
     tp = P["per_tensor_dyn"]
     kernels = split(tp)
