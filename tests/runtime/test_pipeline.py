@@ -145,3 +145,22 @@ def test_repeated_calls_take_the_bound_fast_path_and_stay_exact():
         assert_norm_match(mx(x, w), ref(x, w))
         ex_calls.append(len(next(iter(mx._executors.values()))._fast))
     assert ex_calls == [1, 1, 1]
+
+
+def test_seen_signature_path_still_checks_what_can_change():
+    """After a signature is bound, all-positional calls skip binding (_call_seen); a new
+    dtype, shape, scalar-as-tensor or bad eps still takes the checked path."""
+    qp = quant_pipeline(backend="triton")(add_rms_fp8.__wrapped__)
+    x, res, w = _inputs(m=3, n=64)
+    first = qp(x, res, w, 1e-6)
+    ex = next(iter(qp._executors.values()))
+    assert qp._call_seen((x, res, w, 1e-6)) is not None           # the seen path is taken
+    assert_norm_match(qp(x, res, w, 1e-6), first)
+    assert_norm_match(qp(x, res, w, torch.tensor(1e-6)), first)   # a 0-d tensor eps binds
+    with pytest.raises(InputError, match="eps must be finite"):
+        qp(x, res, w, -1.0)
+    with pytest.raises(InputError, match="x"):
+        qp(x.float(), res, w, 1e-6)
+    with pytest.raises(InputError, match="res"):
+        qp(x, res[:, :32], w, 1e-6)
+    assert len(ex._fast) == 1
