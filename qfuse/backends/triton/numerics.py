@@ -13,11 +13,13 @@ triton 3.6 .. 3.9. Rules followed (shared/spec/probe-triton.md):
 * exponents are computed on int32, never through a float -> uint8 wrap-around.
 
 Trace-time Python helpers (`_f32_bits`, `_interpreting`, ...) are `constexpr_function`s
-(triton.runtime.jit, present in 3.6 .. 3.9), callable from jit code and the interpreter.
+(triton.runtime.jit, present in 3.6 .. 3.9), callable from jit code and the interpreter;
+they live in numerics_trace.py. This module has the arithmetic (division, sqrt, amax,
+bf16/f16 rounding); the code conversions (fp8, int, E2M1, E8M0, packing) are in
+numerics_codes.py and re-exported here.
 """
 import triton
 import triton.language as tl
-from triton.runtime.jit import constexpr_function
 
 __all__ = [
     "QF_E8M0_ROUNDUP", "QF_E8M0_EVEN", "QF_E8M0_RNE_LEGACY", "QF_E8M0_FLOOR", "QF_E8M0_CEIL",
@@ -28,88 +30,12 @@ __all__ = [
     "qf_to_bf16", "qf_round_f16", "qf_pack_nibbles",
 ]
 
-# E8M0 scale modes (the MODE constexpr of qf_e8m0_bytes).
-QF_E8M0_ROUNDUP = 0
-QF_E8M0_EVEN = 1
-QF_E8M0_RNE_LEGACY = 2
-QF_E8M0_FLOOR = 3
-QF_E8M0_CEIL = 4
-
-
-# ---------------------------------------------------------------- trace-time constants
-@constexpr_function
-def _f32_bits(x):
-    """uint32 pattern of float32(x), RNE (Python's struct packing)."""
-    import struct  # local: the jit dependency hasher rejects global non-jit callables
-    return struct.unpack("<I", struct.pack("<f", float(x)))[0]
-
-
-@constexpr_function
-def _pow2(k):
-    """2.0 ** k as a float."""
-    return 2.0 ** int(k)
-
-
-def _target_arch(_semantic) -> str:
-    """The compile target's arch string (``sm90``, ``gfx942``); "" in the interpreter."""
-    return "" if _semantic is None else str(getattr(_semantic.builder.options, "arch", "") or "")
-
-
-def _nv_sm89(arch: str):
-    """True/False for NVIDIA targets (hardware e4m3 converts from sm_89), None otherwise."""
-    return int(arch[2:]) >= 89 if arch.startswith("sm") and arch[2:].isdigit() else None
-
-
-def _fp8_native(is_fnuz, _semantic=None):
-    """Whether this compile target converts fp32 -> e4m3 (fnuz) in hardware with a lowering
-    we trust: NVIDIA sm_89+ (OCP), gfx94x (fnuz), gfx950 (OCP, triton >= 3.7; 3.6 emulates
-    it in software). Elsewhere, and in the interpreter (no `_semantic`), False.
-    Marked a builtin by hand (not @tl.core.builtin, which refuses the interpreter's call):
-    the code generator then passes `_semantic`, and the jit hasher skips it."""
-    if _semantic is None:
-        return tl.constexpr(False)
-    arch = _target_arch(_semantic)
-    if getattr(is_fnuz, "value", is_fnuz):
-        return tl.constexpr(arch.startswith("gfx94"))
-    if _nv_sm89(arch) is not None:
-        return tl.constexpr(_nv_sm89(arch))
-    major, minor = (int(p) for p in triton.__version__.split(".")[:2])
-    return tl.constexpr(arch == "gfx950" and (major, minor) >= (3, 7))
-
-
-setattr(_fp8_native, "__triton_builtin__", True)
-
-
-def _nv_satfinite(_semantic=None):
-    """Whether ``.to(tl.float8e4nv)`` is NVIDIA's ``cvt.rn.satfinite.e4m3x2.f32`` (sm_89+):
-    RNE, |v| beyond 448 and inf -> +-448, NaN -> 0x7F. Not in the interpreter."""
-    return tl.constexpr(bool(_nv_sm89(_target_arch(_semantic))))
-
-
-setattr(_nv_satfinite, "__triton_builtin__", True)
-
-
-@constexpr_function
-def _interpreting(x):
-    """True when `x` is an interpreter tensor (numpy handle), False when tracing to IR."""
-    from triton.runtime.interpreter import TensorHandle
-    return isinstance(getattr(x, "handle", None), TensorHandle)
-
-
-@constexpr_function
-def _fma_is_exact(x):
-    """False only in an interpreter whose tl.fma rounds twice (triton < 3.8's numpy
-    multiply-then-add); compiled code and newer interpreters have a one-rounding fma."""
-    if not _interpreting(x):
-        return True
-    from triton.runtime import interpreter
-    return hasattr(getattr(interpreter, "_interpreter", None), "fma_fp32")
-
-
-@constexpr_function
-def _rank(x):
-    """Number of dims of a tensor (0 for a scalar)."""
-    return len(getattr(x, "shape", ()) or ())
+from .numerics_codes import (QF_E8M0_CEIL, QF_E8M0_EVEN, QF_E8M0_FLOOR,  # noqa: F401
+                             QF_E8M0_RNE_LEGACY, QF_E8M0_ROUNDUP, qf_e2m1_codes, qf_e8m0_bytes,
+                             qf_e8m0_inv_scale, qf_e8m0_scale, qf_fp8_bits, qf_fp8_bits_finite,
+                             qf_fp8_prepare, qf_int_codes, qf_int_codes_bounded, qf_int_prepare,
+                             qf_pack_nibbles)
+from .numerics_trace import _fma_is_exact, _interpreting, _rank  # noqa: F401
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -216,225 +142,6 @@ def qf_amax(v, axis):
         return (m | (nan * 0x7FC00000)).to(tl.float32, bitcast=True)
     else:
         return tl.reduce(tl.abs(v), axis, _qf_max_nan)
-
-
-# ---------------------------------------------------------------- fp8 e4m3fn / e4m3fnuz
-@triton.jit
-def _qf_fp8_emulated(a, IS_FNUZ: tl.constexpr):
-    """Magnitude code of a (|v| bits, NaN-free part used) by RNE to e4m3 with subnormals.
-
-    normal (|v| >= 2^MINE): r = (a + 0x7FFFF + (a>>20 & 1)) & 0xFFF00000,
-        code = (r >> 20) - ((127 - BIAS) << 3)  (carry into the exponent kept);
-    subnormal: code = bits(|v| + 2^(MINE-3+23)) - bits(2^(MINE-3+23))
-        (the fp32 add rounds |v| to a multiple of the quantum 2^(MINE-3), RNE).
-    e4m3fn: BIAS 7, MINE -6; e4m3fnuz: BIAS 8, MINE -7. Codes > max mean overflow.
-    """
-    BIAS: tl.constexpr = 8 if IS_FNUZ else 7
-    MAGIC: tl.constexpr = 8192.0 if IS_FNUZ else 16384.0
-    MAGIC_BITS: tl.constexpr = _f32_bits(MAGIC)
-    MIN_NORMAL_BITS: tl.constexpr = (120 if IS_FNUZ else 121) << 23  # 2^-7 / 2^-6
-    r = (a + 0x7FFFF + ((a >> 20) & 1)) & 0xFFF00000
-    norm = (r >> 20) - ((127 - BIAS) << 3)
-    sub = (a.to(tl.float32, bitcast=True) + MAGIC).to(tl.uint32, bitcast=True) - MAGIC_BITS
-    return tl.where(a < MIN_NORMAL_BITS, sub, norm)
-
-
-@triton.jit
-def qf_fp8_bits(v, IS_FNUZ: tl.constexpr, DTYPE_MAX: tl.constexpr, SAT: tl.constexpr,
-                NATIVE: tl.constexpr):
-    """fp32 v -> fp8 e4m3fn (IS_FNUZ=False) or e4m3fnuz byte, as uint8.
-
-    SAT: |v| := min(|v|, DTYPE_MAX) (inf too; NaN stays NaN), then RNE with subnormals.
-    NaN -> 0x7F (e4m3fn, whatever its sign) or 0x80 (e4m3fnuz). Without SAT, inf and
-    |v| > 464 (e4m3fn; 464 ties to 448) or |v| >= 248 (e4m3fnuz) -> 0x7F | sign / 0x80.
-    Zero: e4m3fn keeps the sign (-tiny -> 0x80); e4m3fnuz has no -0 (-tiny -> 0x00).
-    NATIVE=False: integer emulation (r = RNE by the carry add, see _qf_fp8_emulated).
-    NATIVE=True: where the target has a hardware convert (`.to(tl.float8e4nv|float8e4b8)`:
-    sm_89+ cvt.rn.satfinite.e4m3x2.f32, gfx94x v_cvt_pk_fp8_f32 (fnuz), gfx950
-    v_cvt_scalef32_pk_fp8_f32 (OCP, triton >= 3.7)) it converts the clamped value and keeps
-    only the magnitude bits; NaN, overflow and sign are set here. Elsewhere (interpreter,
-    whose fp8 cast is wrong; fnuz on NVIDIA, OCP on gfx942, Triton's software casts) it
-    falls back to the emulation, so NATIVE=True is always exact.
-    """
-    tl.static_assert(DTYPE_MAX <= (240.0 if IS_FNUZ else 448.0), "DTYPE_MAX above the format max")
-    FMT_MAX_BITS: tl.constexpr = _f32_bits(240.0 if IS_FNUZ else 448.0)
-    # largest |v| bits that round to <= the format max: 464 ties to 448 (even), 248 to 256
-    OVF_BITS: tl.constexpr = (_f32_bits(248.0) - 1) if IS_FNUZ else _f32_bits(464.0)
-    MAX_CODE: tl.constexpr = 0x7F if IS_FNUZ else 0x7E
-    bits = v.to(tl.uint32, bitcast=True)
-    sign = bits >> 31
-    a = bits & 0x7FFFFFFF
-    is_nan = a > 0x7F800000
-    if SAT:
-        a = tl.minimum(a, _f32_bits(DTYPE_MAX))
-        ovf = a != a  # all False: DTYPE_MAX <= the format max
-    else:
-        ovf = (a > OVF_BITS) & (a <= 0x7F800000)
-    if NATIVE and SAT and not IS_FNUZ and _nv_satfinite():
-        # the convert saturates (inf too) and rounds to nearest even; NaN -> +NaN -> 0x7F
-        x = v
-        if DTYPE_MAX < 448.0:
-            x = tl.where(x > DTYPE_MAX, DTYPE_MAX, tl.where(x < 0.0 - DTYPE_MAX, 0.0 - DTYPE_MAX, x))
-        x = tl.where(x != x, tl.abs(x), x)
-        return x.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
-    if NATIVE and _fp8_native(IS_FNUZ):
-        x = (tl.minimum(a, FMT_MAX_BITS) | (sign << 31)).to(tl.float32, bitcast=True)
-        if IS_FNUZ:
-            hw = x.to(tl.float8e4b8)
-        else:
-            hw = x.to(tl.float8e4nv)
-        mag = hw.to(tl.uint8, bitcast=True).to(tl.uint32) & 0x7F
-    else:
-        mag = _qf_fp8_emulated(a, IS_FNUZ)
-        ovf = ovf | ((mag > MAX_CODE) & (a <= 0x7F800000))
-    if IS_FNUZ:
-        code = tl.where(is_nan | ovf, 0x80, tl.where(mag == 0, 0, mag | (sign << 7)))
-    else:
-        code = tl.where(is_nan, 0x7F, tl.where(ovf, 0x7F, mag) | (sign << 7))
-    return code.to(tl.uint8)
-
-
-# ---------------------------------------------------------------- integer / fp4 codes
-@triton.jit
-def qf_fp8_bits_finite(v, IS_FNUZ: tl.constexpr, DTYPE_MAX: tl.constexpr, SAT: tl.constexpr,
-                       NATIVE: tl.constexpr):
-    """qf_fp8_bits for a v without negative NaNs (a quotient of qf_div_bounded, x * RN(1/s)
-    with s a scale of x under qf_scale_fast_ok, or anything through qf_fp8_prepare): the
-    hardware-convert path drops the NaN sign fix (two instructions per element); every
-    other path is qf_fp8_bits."""
-    if NATIVE and SAT and not IS_FNUZ and _nv_satfinite():
-        x = v
-        if DTYPE_MAX < 448.0:
-            x = tl.where(x > DTYPE_MAX, DTYPE_MAX, tl.where(x < 0.0 - DTYPE_MAX, 0.0 - DTYPE_MAX, x))
-        return x.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
-    return qf_fp8_bits(v, IS_FNUZ, DTYPE_MAX, SAT, NATIVE)
-
-
-@triton.jit
-def qf_fp8_prepare(v):
-    """NaN lanes made positive (every fp8 format has one NaN code, whatever the sign), so
-    that qf_fp8_bits_finite(qf_fp8_prepare(v)) == qf_fp8_bits(v)."""
-    return tl.where(v != v, tl.abs(v), v)
-
-
-@triton.jit
-def qf_int_codes(v, RNE: tl.constexpr, LO: tl.constexpr, HI: tl.constexpr):
-    """fp32 v -> int8 code: NaN -> 0; c = min(max(v, LO), HI) (LO, HI integers, so
-    clamping before rounding is the same as after); RNE: c = (c + 1.5*2^23) - 1.5*2^23,
-    else truncation toward zero (the int conversion)."""
-    return qf_int_codes_bounded(qf_int_prepare(v, LO, HI), RNE)
-
-
-@triton.jit
-def qf_int_prepare(v, LO: tl.constexpr, HI: tl.constexpr):
-    """NaN -> 0, then clamped to [LO, HI]: the part of qf_int_codes that a bounded
-    quotient (qf_int_codes_bounded) does not need."""
-    x = tl.where(v == v, v, 0.0)
-    return tl.minimum(tl.maximum(x, LO * 1.0), HI * 1.0)
-
-
-@triton.jit
-def qf_int_codes_bounded(v, RNE: tl.constexpr):
-    """qf_int_codes for a v that is not NaN and whose rounding lies in the code range (a
-    quotient by a scale of these values whose dtype_max fits the range, under
-    qf_scale_fast_ok: |v| <= D (1 + 2^-22) rounds or truncates to at most D, or anything
-    through qf_int_prepare): no NaN select and no clamp."""
-    x = v
-    if RNE:
-        x = (x + 12582912.0) - 12582912.0
-    # via int32: a direct .to(tl.int8) measured 5 % slower in the smooth + int8 pipeline
-    # on the H200 (docs/runs/run6 vs run5)
-    return x.to(tl.int32).to(tl.int8)
-
-
-@triton.jit
-def qf_e2m1_codes(v):
-    """fp32 v -> E2M1 code (uint8, 0..15): sign bit 3 (from the bits: -0.1 -> 0x8) |
-    index of RNE(|v|) on {0, .5, 1, 1.5, 2, 3, 4, 6}, saturating at 6; NaN -> 0x7.
-
-    a = min(bits(|v|), bits(6.0)).
-    |v| >= 1: r = (a + 0x1FFFFF + (a>>22 & 1)) & 0xFFC00000, code = (r >> 22) - 252.
-    |v| < 1:  code = bits(|v| + 2^22) - bits(2^22)  (fp32 add: RNE to multiples of 0.5).
-    """
-    bits = v.to(tl.uint32, bitcast=True)
-    a = tl.minimum(bits & 0x7FFFFFFF, 0x40C00000)
-    r = (a + 0x1FFFFF + ((a >> 22) & 1)) & 0xFFC00000
-    norm = (r >> 22) - 252
-    sub = (a.to(tl.float32, bitcast=True) + 4194304.0).to(tl.uint32, bitcast=True) - 0x4A800000
-    code = tl.where(a < 0x3F800000, sub, norm) | ((bits >> 31) << 3)
-    code = tl.where((bits & 0x7FFFFFFF) > 0x7F800000, 7, code)
-    return code.to(tl.uint8)
-
-
-@triton.jit
-def qf_pack_nibbles(codes, R: tl.constexpr, N: tl.constexpr):
-    """[R, N] 4-bit codes -> [R, N/2] uint8: byte[j] = nib(q[2j]) | nib(q[2j+1]) << 4,
-    nib(q) = q & 0xF (E2M1 code, or the int4 two's-complement nibble)."""
-    tl.static_assert(N % 2 == 0, "qf_pack_nibbles needs an even last dim")
-    c = codes.to(tl.int32) & 0xF
-    lo, hi = tl.split(tl.reshape(c, (R, N // 2, 2)))
-    return (lo | (hi << 4)).to(tl.uint8)
-
-
-# ---------------------------------------------------------------- E8M0 (MX scales)
-@triton.jit
-def qf_e8m0_bytes(amax, MODE: tl.constexpr, MAX_POS: tl.constexpr, EMAX: tl.constexpr):
-    """amax (fp32, >= 0 or NaN) -> E8M0 byte b (uint8); NaN -> 255 in every mode.
-
-    clampb(e) = clamp(e, -127, 127) + 127, computed as clamp(E - EMAX, 0, 254) with
-    E = log2 term + 127 on int32 (inf -> 254).
-    0 roundup: q = a / MAX_POS (correctly rounded); b = expfield(q) + (mant(q) != 0 and
-        expfield(q) < 255)  (q inf/NaN -> 255).
-    1 even: R = (bits(a) + 0x200000) & 0xFF800000; b = clampb(floor(log2 R) - EMAX).
-    2 rne_legacy: v = a * 2^-EMAX (fp32 multiply); b = expfield(v) + 1 if bit22 and
-        (bit21 or bits20..0 or expfield > 0); expfield 255 (inf/NaN) -> 255.
-    3 floor: b = clampb(floor(log2 a) - EMAX); 4 ceil: clampb(ceil(log2 a) - EMAX).
-    a = 0 gives 0 (and a subnormal a gives 0 in floor/ceil/even since EMAX >= 1).
-    """
-    tl.static_assert(EMAX >= 1, "EMAX must be >= 1")
-    bits = amax.to(tl.uint32, bitcast=True) & 0x7FFFFFFF
-    is_nan = bits > 0x7F800000
-    if MODE == 0:
-        q = qf_div(bits.to(tl.float32, bitcast=True), MAX_POS * 1.0).to(tl.uint32, bitcast=True)
-        qe = (q >> 23).to(tl.int32)
-        up = ((q & 0x7FFFFF) != 0) & (qe < 255)
-        b = qe + up.to(tl.int32)
-    elif MODE == 2:
-        w = (bits.to(tl.float32, bitcast=True) * _pow2(0 - EMAX)).to(tl.uint32, bitcast=True)
-        e = (w >> 23).to(tl.int32)
-        g = (w & 0x400000) != 0
-        up = g & (((w & 0x3FFFFF) != 0) | (e > 0)) & (e < 255)
-        b = e + up.to(tl.int32)
-    else:
-        f = bits
-        if MODE == 1:
-            f = (bits + 0x200000) & 0xFF800000
-        E = (f >> 23).to(tl.int32)
-        if MODE == 4:
-            E = E + ((f & 0x7FFFFF) != 0).to(tl.int32)
-        E = tl.where((f >> 23) >= 255, 1000, E)  # log2(inf) = inf (NaN is fixed below)
-        b = tl.minimum(tl.maximum(E - EMAX, 0), 254)
-    b = tl.where(is_nan, 255, b)
-    return b.to(tl.uint8)
-
-
-@triton.jit
-def qf_e8m0_scale(b):
-    """E8M0 byte -> fp32 2^(b-127): bits b << 23 for 1 <= b <= 254; b = 0 is the
-    subnormal 2^-127 (0x00400000); b = 255 is NaN (0x7FC00000)."""
-    u = b.to(tl.uint32)
-    s = tl.where(u == 0, 0x400000, tl.where(u == 255, 0x7FC00000, u << 23))
-    return s.to(tl.float32, bitcast=True)
-
-
-@triton.jit
-def qf_e8m0_inv_scale(b):
-    """E8M0 byte -> fp32 2^(127-b), the exact inverse of qf_e8m0_scale: bits (254-b) << 23
-    for b <= 253; b = 254 is 2^-127 (0x00400000); b = 255 is NaN. x * it == x / scale
-    bit for bit (both are the correctly rounded x * 2^(127-b))."""
-    u = b.to(tl.uint32)
-    s = tl.where(u == 254, 0x400000, tl.where(u == 255, 0x7FC00000, (254 - tl.minimum(u, 254)) << 23))
-    return s.to(tl.float32, bitcast=True)
 
 
 # ---------------------------------------------------------------- bf16 / f16
