@@ -186,10 +186,9 @@ class Executor:
             else:
                 if device is None:
                     device = next(v.device for v in ins.values() if isinstance(v, torch.Tensor))
-                outs = launch.allocate(ins, device)
-                for tensor_name, _, alias in outmap:
-                    if alias is not None:
-                        outs[tensor_name] = inputs[alias]
+                aliased = {t: inputs[a] for t, _, a in outmap if a is not None}
+                outs = launch.allocate(ins, device, skip=aliased)
+                outs.update(aliased)             # the caller's cache, updated in place
                 launch(ins, outs)
             for tensor_name, value_name, _ in outmap:
                 env[value_name] = outs[tensor_name]

@@ -117,6 +117,34 @@ def test_cache_write_updates_the_cache_in_place():
     assert int((cache != 0).sum()) == 2 * 2 * 16 - int((k[[0, 2]] == 0).sum())
 
 
+def test_bound_cache_write_does_not_copy_the_cache(monkeypatch):
+    """Seen-signature calls of a KV write update the caller's cache in place without first
+    cloning it (a clone of a whole cache per call used to be thrown away)."""
+    @quant_pipeline(backend="triton")
+    def kv(k: bf16[T, H, D], cache: fp8_e4m3fn[B, H, D, BS], scales: f32[H, S], slots: i64[T]):
+        c, s = cache_write(k, cache, slots, layout=value, quant=per_token, scales=scales)
+        return c, s
+
+    cache = torch.zeros(2, 2, 16, 4, dtype=torch.float8_e4m3fn)
+    scales = torch.zeros(2, 8)
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        k = torch.randn(3, 2, 16, generator=g).bfloat16()
+        if seed == 2:
+            clones = []
+            real = torch.Tensor.clone
+            monkeypatch.setattr(torch.Tensor, "clone",
+                                lambda self, *a, **kw: clones.append(1) or real(self, *a, **kw))
+        out, s = kv(k, cache, scales, torch.tensor([5, 0, 2]))
+        assert out is cache and s is scales
+    assert clones == []
+    ref = quant_pipeline(backend="reference")(kv.__wrapped__)
+    cache2, scales2 = torch.zeros_like(cache), torch.zeros_like(scales)
+    ref(k, cache2, scales2, torch.tensor([5, 0, 2]))
+    assert torch.equal(cache.view(torch.uint8), cache2.view(torch.uint8))
+    assert torch.equal(scales, scales2)
+
+
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(QfuseError, match="backend='cuda'"):
         quant_pipeline(backend="cuda")(add_rms_fp8.__wrapped__)

@@ -85,10 +85,14 @@ class BoundLaunch:
         self.device_index = None
         self.ws_pool = None                 # WorkspacePool (self-resetting kernels)
 
-    def allocate(self, inputs: dict, device) -> dict:
-        """Fresh outputs of this signature's shapes (filled where the kernel expects it)."""
+    def allocate(self, inputs: dict, device, skip=()) -> dict:
+        """Fresh outputs of this signature's shapes (filled where the kernel expects it);
+        ``skip``: outputs the caller supplies itself (a KV cache updated in place), which
+        would otherwise start as a copy of the whole cache."""
         outs = {}
         for name, shape, dt, init in self.out_specs:
+            if name in skip:
+                continue
             if init is not None and init[0] == "fill":
                 outs[name] = torch.full(shape, int(init[1]), dtype=torch.uint8,
                                         device=device).view(dt)
