@@ -201,3 +201,16 @@ def test_tune_runs_autotune_per_shape_and_writes_the_table(tmp_path):
     saved = TuningTable.loads(path.read_text())
     assert saved.config_for("per_token_fp8__k0", "cpu|M<=8") == TritonConfig(block_m=2, num_warps=4)
     assert set(saved.entries["per_token_fp8__k0"]) == {"cpu|M<=4", "cpu|M<=8"}
+
+
+def test_sass_probe_counts_a_vectorised_kernel():
+    """benchmarks/probes/sass_hotpath.py cross-compiles a generated kernel for sm_90 and
+    reads registers, instructions and memory widths from Triton's own disassembler."""
+    import importlib.util
+    path = os.path.join(ROOT, "benchmarks", "probes", "sass_hotpath.py")
+    spec = importlib.util.spec_from_file_location("sass_hotpath", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    (row,) = mod.main(["--pipelines", "per_token_fp8", "--dims", "M=64,N=1024"])
+    assert row["regs"] > 0 and 0 < row["hot"] < row["sass"]
+    assert row["memory"].get("LDG.E.128") and row["memory"].get("STG.E.128")
