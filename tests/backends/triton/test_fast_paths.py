@@ -1,0 +1,79 @@
+"""The round fast paths (docs/semantics.md, "fast paths") against the reference: rows whose
+scales fall inside, at the edges of and outside the range qf_scale_fast_ok admits, so that
+programs take both paths, must give the reference's bits. Property-based over row
+magnitudes, shapes and pipelines (every bounded form: division and reciprocal, fp8 OCP and
+fnuz, int8 truncation and RNE, group and per-tensor scales, and a static scale that may be
+zero)."""
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from test_kernels_helpers import assert_bitwise, pipes, run_both, split
+
+P = pipes("""
+def per_token_fp8(x: bf16[M, N]):
+    s = scale(x, fp8_e4m3fn, per_token)
+    return round(x, s, fp8_e4m3fn), s
+
+def per_token_fnuz(x: f16[M, N]):
+    s = scale(x, fp8_e4m3fnuz, per_token, dtype_max=224)
+    return round(x, s, fp8_e4m3fnuz), s
+
+def per_token_i8(x: bf16[M, N], ss: f32[N]):
+    h = smooth(x, ss)
+    s = scale(h, i8, per_token)
+    return round(h, s, i8), s
+
+def rcp_rne_i8(x: bf16[M, N]):
+    s = scale(x, i8, per_token)
+    return round(x, s, i8, mode=rne, recip=mul_rcp), s
+
+def group32_fp8(x: bf16[M, N]):
+    s = scale(x, fp8_e4m3fn, per_1x32, zero=floor)
+    return round(x, s, fp8_e4m3fn, recip=mul_rcp), s
+
+def per_tensor_fp8(x: bf16[M, N]):
+    s = scale(x, fp8_e4m3fn, per_tensor)
+    return round(x, s, fp8_e4m3fn), s
+
+def static_fp8(x: bf16[M, N], s: f32[1]):
+    return round(x, s, fp8_e4m3fn, granularity=per_tensor)
+""", "fast_paths.qp")
+
+# powers of two for a row's magnitude: the fast range of a scale amax / 448 is about
+# 2^-55 .. 2^135 in amax; these straddle both ends, the subnormals and the overflow
+EXPONENTS = [-149, -140, -127, -70, -57, -56, -55, -54, -20, 0, 7, 60, 118, 119, 120, 126, 127]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(name=st.sampled_from(sorted(P)), m=st.integers(1, 6), n=st.integers(1, 80),
+       exps=st.lists(st.sampled_from(EXPONENTS), min_size=6, max_size=6),
+       seed=st.integers(0, 2 ** 16), zero_scale=st.booleans())
+def test_fast_and_general_paths_give_the_reference_bits(name, m, n, exps, seed, zero_scale):
+    tp = P[name]
+    if name == "group32_fp8":
+        n = 32 * (1 + n // 32)
+    g = torch.Generator().manual_seed(seed)
+    mags = torch.tensor([2.0 ** e for e in exps[:m]], dtype=torch.float64)[:, None]
+    x = (torch.randn(m, n, generator=g, dtype=torch.float64) * mags)
+    dt = tp.params[0].value.type.dtype.torch_dtype()
+    inputs = {"x": x.to(dt)}
+    if name == "per_token_i8":
+        inputs["ss"] = torch.rand(n, generator=g) + 0.5
+    if name == "static_fp8":
+        inputs["s"] = torch.tensor([0.0 if zero_scale else 2.0 ** exps[0]])
+    kernels = split(tp) if name == "per_tensor_fp8" else None
+    assert_bitwise(*run_both(tp, inputs, kernels=kernels))
+
+
+@pytest.mark.parametrize("name", ["per_token_fp8", "per_token_i8", "rcp_rne_i8",
+                                  "group32_fp8", "per_tensor_fp8", "static_fp8"])
+def test_each_pipeline_has_a_fast_path(name):
+    """Every pipeline above is rendered with the fast-path branch (the test is about it)."""
+    from qfuse.backends.triton.render import render_kernel, scale_fact
+    facts, texts = {}, []
+    for tp, space in split(P[name]):
+        texts.append(render_kernel(tp, space, scale_facts=facts).text)
+        facts.update(scale_fact(tp, space))
+    assert any("qf_scale_fast_ok(" in t for t in texts)
