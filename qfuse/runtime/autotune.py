@@ -3,10 +3,11 @@
 A kernel's text does not depend on its launch configuration (block sizes are
 constexprs), so tuning only picks a :class:`TritonConfig` per kernel, device and shape
 bucket. ``tune_pipeline`` times every candidate on real inputs (``triton.testing.do_bench``
-on a GPU, CUDA-graph replays for decode sizes; any timer can be injected), scores a failing candidate ``inf``, and records the
-best in a :class:`TuningTable`. Tables are JSON: saved in the runtime cache
-(``<pipeline>.autotune.json``) and copied into bundles (``qfuse build --tuning FILE``), and
-an executor that has one launches with the tuned config for that bucket.
+on a GPU, CUDA-graph replays for decode sizes; any timer can be injected), scores a
+failing candidate ``inf``, and records the best in a :class:`TuningTable`. Tables are
+JSON: saved in the runtime cache (``<pipeline>.autotune.json``) and copied into bundles
+(``qfuse build --tuning FILE``), and an executor that has one launches with the tuned
+config for that bucket.
 
 Buckets: the row width is already a constexpr, so the bucket is the device name plus M
 rounded up to a power of two (1, 2, 4, ..., capped at 65536). Candidates: rows per
@@ -150,7 +151,6 @@ def tune_pipeline(qp, inputs: dict, *, candidates: Optional[Iterable] = None,
     qp._executors[("triton", target)] = ex
     qp._by_device[device] = ex
     name = device_name or (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
-    timer = timer or _gpu_timer
     table = TuningTable()
     env = dict(inputs)
     for step in cp.steps:
@@ -167,8 +167,10 @@ def tune_pipeline(qp, inputs: dict, *, candidates: Optional[Iterable] = None,
             outs = kern.allocate_outputs(ins, dims)
             try:                           # bound once: the timer sees the kernel, not binding
                 run = kern.prepare(ins, outs, dims, cfg)
-                us = (timer(run, rows) if timer is _gpu_timer else timer(run)) * 1000.0 \
-                    if run is not None else math.inf
+                if run is None:            # an empty grid: nothing to time
+                    us = math.inf
+                else:
+                    us = (timer(run) if timer is not None else _gpu_timer(run, rows)) * 1000.0
             except Exception:              # a config that does not compile or run: inf
                 us = math.inf
             if us < best[0]:

@@ -114,10 +114,7 @@ class QuantPipeline:
         if not kwargs and len(args) == self._nargs and not torch.compiler.is_compiling():
             outs = self._call_seen(args)     # a signature this device's executor has bound
             if outs is not None:
-                if _as_dict:
-                    return {rn: outs[rn] for rn in self._return_names}
-                vals = [outs[rn] for rn in self._return_names]
-                return vals[0] if len(vals) == 1 else tuple(vals)
+                return self._returns(outs, _as_dict)
         bound = self._bind(args, kwargs)
         self._check_devices(bound)
         inputs = dict(zip(self._names, bound))
@@ -133,7 +130,11 @@ class QuantPipeline:
             for rn, v in zip(self._return_names, self.program.returns):
                 alias = self._aliases.get(v.name)
                 outs[rn] = inputs[alias] if alias is not None else next(it)
-        if _as_dict:
+        return self._returns(outs, _as_dict)
+
+    def _returns(self, outs: dict, as_dict: bool):
+        """The call's result from outputs by return name: a dict, one tensor or a tuple."""
+        if as_dict:
             return {rn: outs[rn] for rn in self._return_names}
         vals = [outs[rn] for rn in self._return_names]
         return vals[0] if len(vals) == 1 else tuple(vals)

@@ -56,7 +56,7 @@ def qf_div_codes(a, b):
 
     Markstein's theorem: y within half an ulp of 1/b and q0 within one ulp of a/b give
     q = RN(a/b), barring underflow and overflow. Guards: a program whose b are not all in
-    [2^-64, 2^126] takes `div.rn` instead (so y is normal, and an r that underflows, which
+    [2^-64, 2^126] (qf_scale_fast_ok) takes `div.rn` instead (so y is normal, and an r that underflows, which
     needs |a| < 2^-100, belongs to a quotient below 2^-36: every code format rounds it to
     a signed zero, and q keeps q0's sign); lanes where q is NaN (a = +-inf or NaN, or q0
     overflowed) or q0 is zero keep q0 (= a/b there, the sign of zero included; an
@@ -64,13 +64,7 @@ def qf_div_codes(a, b):
     interpreter without a one-rounding fma (triton 3.6) divides instead. Tested against
     numpy's division (tests/backends/triton/test_triton_numerics.py).
     """
-    ab = tl.abs(b)
-    bad = ((ab < 5.421010862427522e-20) | (ab > 8.507059173023462e37)).to(tl.int32)
-    if _rank(bad) > 0:
-        bad = tl.max(bad, axis=None)
-    if not _fma_is_exact(a):
-        q = tl.math.div_rn(a, b)
-    elif bad != 0:
+    if qf_scale_fast_ok(b, True) == 0:
         q = tl.math.div_rn(a, b)
     else:
         y = tl.math.div_rn(1.0, b)

@@ -51,20 +51,28 @@ EXPONENTS = [-149, -140, -127, -70, -57, -56, -55, -54, -20, 0, 7, 60, 118, 119,
        exps=st.lists(st.sampled_from(EXPONENTS), min_size=6, max_size=6),
        seed=st.integers(0, 2 ** 16), zero_scale=st.booleans())
 def test_fast_and_general_paths_give_the_reference_bits(name, m, n, exps, seed, zero_scale):
+    inputs = case_inputs(name, m, n, exps, seed, zero_scale)
+    kernels = split(P[name]) if name == "per_tensor_fp8" else None
+    assert_bitwise(*run_both(P[name], inputs, kernels=kernels))
+
+
+def case_inputs(name, m, n, exps, seed, zero_scale, nan=False) -> dict:
+    """Rows of randn times 2^exps[row] (group pipelines: N rounded up to the group), a
+    smooth scale in [0.5, 1.5), a static scale 2^exps[0] or 0; ``nan``: x[0, 0] is NaN."""
     tp = P[name]
     if name == "group32_fp8":
         n = 32 * (1 + n // 32)
     g = torch.Generator().manual_seed(seed)
     mags = torch.tensor([2.0 ** e for e in exps[:m]], dtype=torch.float64)[:, None]
-    x = (torch.randn(m, n, generator=g, dtype=torch.float64) * mags)
-    dt = tp.params[0].value.type.dtype.torch_dtype()
-    inputs = {"x": x.to(dt)}
+    x = torch.randn(m, n, generator=g, dtype=torch.float64) * mags
+    if nan:
+        x[0, 0] = float("nan")
+    inputs = {"x": x.to(tp.params[0].value.type.dtype.torch_dtype())}
     if name == "per_token_i8":
         inputs["ss"] = torch.rand(n, generator=g) + 0.5
     if name == "static_fp8":
         inputs["s"] = torch.tensor([0.0 if zero_scale else 2.0 ** exps[0]])
-    kernels = split(tp) if name == "per_tensor_fp8" else None
-    assert_bitwise(*run_both(tp, inputs, kernels=kernels))
+    return inputs
 
 
 @pytest.mark.parametrize("name", ["per_token_fp8", "per_token_i8", "rcp_rne_i8",
@@ -91,17 +99,7 @@ def test_fast_paths_on_the_gpu(name, m, n, exps, seed, zero_scale):
     from qfuse.backends.reference import run_pipeline as ref_run
     from qfuse.backends.triton import TritonConfig, run_pipeline
     tp = P[name]
-    if name == "group32_fp8":
-        n = 32 * (1 + n // 32)
-    g = torch.Generator().manual_seed(seed)
-    mags = torch.tensor([2.0 ** e for e in exps[:m]], dtype=torch.float64)[:, None]
-    x = torch.randn(m, n, generator=g, dtype=torch.float64) * mags
-    x[0, 0] = float("nan") if zero_scale else x[0, 0]
-    inputs = {"x": x.to(tp.params[0].value.type.dtype.torch_dtype())}
-    if name == "per_token_i8":
-        inputs["ss"] = torch.rand(n, generator=g) + 0.5
-    if name == "static_fp8":
-        inputs["s"] = torch.tensor([0.0 if zero_scale else 2.0 ** exps[0]])
+    inputs = case_inputs(name, m, n, exps, seed, zero_scale, nan=zero_scale)
     kernels = split(tp) if name == "per_tensor_fp8" else None
     dev = {k: v.cuda() for k, v in inputs.items()}
     got = run_pipeline(tp, dev, kernels=kernels, config=TritonConfig(native=True),
