@@ -74,13 +74,14 @@ def hot_path(sass: str) -> tuple:
     return count, ops
 
 
-def analyse(kern, dims: dict, keep: str = "") -> list:
-    """One dict per launch of ``kern`` (a TritonKernel) at ``dims``."""
+def analyse(kern, dims: dict, keep: str = "", config: dict = None) -> list:
+    """One dict per launch of ``kern`` (a TritonKernel) at ``dims``, with the launch
+    configuration ``config`` (TritonConfig fields; default: the default rule)."""
     from qfuse.backends.triton.compile import compile_kernel
     from qfuse.backends.triton.kernel import TritonConfig
     src = kern.source
     env = {s: dims.get(s, 4096) for s in src.symbols}
-    cexpr = kern._constexprs(TritonConfig(), env, interpret=False, hip=False)
+    cexpr = kern._constexprs(TritonConfig(**(config or {})), env, interpret=False, hip=False)
     sig = {a.name: a.sig for a in src.args if a.role != "constexpr"}
     consts = {a.name: cexpr[a.ref] for a in src.args if a.role == "constexpr"}
     rows = []
@@ -122,18 +123,20 @@ def main(argv=None):
     ap.add_argument("--pipelines", default="")
     ap.add_argument("--dims", default="M=16384,N=8192,T=16384,H=64,D=128")
     ap.add_argument("--keep", default="", help="directory for the cubins and SASS")
+    ap.add_argument("--config", default="", help="launch config, e.g. num_warps=4,col_chunks=8")
     a = ap.parse_args(argv)
     from qfuse.backends.triton.launch import TritonKernel
     from qfuse.dsl import load_file
     from qfuse.runtime.pipeline import QuantPipeline
     dims = {k: int(v) for k, v in (kv.split("=") for kv in a.dims.split(",") if kv)}
+    config = {k: int(v) for k, v in (kv.split("=") for kv in a.config.split(",") if kv)}
     pipes = load_file(a.qp)
     names = [n for n in a.pipelines.split(",") if n] or list(pipes)
     out = []
     for name in names:
         cp = QuantPipeline(pipes[name]).compiled("triton", "cuda:sm_90")
         for step in cp.steps:
-            for row in analyse(TritonKernel(step.source), dims, a.keep):
+            for row in analyse(TritonKernel(step.source), dims, a.keep, config):
                 out.append(row)
                 print(f"{row['kernel']:32s} warps {row['warps']:2d} BM {row['block_m']} "
                       f"regs {row['regs']} sass {row['sass']} hot {row['hot']} "

@@ -151,10 +151,30 @@ class Emitter:
         self.domain_lead: Optional[Lead] = None
         self.checks: list = []
         self.extra_constexprs: list = []
+        self.fork_at: Optional[tuple] = None    # see fork_tail
 
     # ------------------------------------------------------------------ text
     def emit(self, text: str) -> None:
         self.lines.append(("    " * self.indent + text) if text else "")
+
+    def fork_tail(self, else_at: int) -> bool:
+        """Mark the ``if``/``else`` just emitted (its ``else:`` line at ``else_at``, both
+        branches assigning the same names) so that close_fork copies the rest of this output
+        section into each branch: the branch results then die inside the branches instead
+        of living in a register each across the join. False if a fork is already open."""
+        if self.fork_at is not None:
+            return False
+        self.fork_at = (else_at, len(self.lines))
+        return True
+
+    def close_fork(self) -> None:
+        """End of an output section: move the lines after an open fork into both branches."""
+        if self.fork_at is None:
+            return
+        else_at, end = self.fork_at
+        tail = ["    " + ln if ln else "" for ln in self.lines[end:]]
+        self.lines = self.lines[:else_at] + tail + self.lines[else_at:end] + tail
+        self.fork_at = None
 
     def comment(self, text: str) -> None:
         self.emit("# " + text)

@@ -6,7 +6,7 @@ kernels import; the rules of numerics.py's docstring apply.
 import triton
 import triton.language as tl
 
-from .numerics_trace import _f32_bits, _fp8_native, _nv_satfinite, _pow2
+from .numerics_trace import _f32_bits, _fp8_native, _nv_satfinite, _pow2, _rank
 
 # E8M0 scale modes (the MODE constexpr of qf_e8m0_bytes).
 QF_E8M0_ROUNDUP = 0
@@ -165,13 +165,63 @@ def qf_e2m1_codes(v):
 
 
 @triton.jit
-def qf_pack_nibbles(codes, R: tl.constexpr, N: tl.constexpr):
+def qf_e8m0_pow2_ok(b, amax):
+    """1 (a program-wide scalar) when every group's E8M0 byte b lies in [27, 230] (scales
+    2^-100 .. 2^103) or its amax is 0 (an all-zero group, or masked padding: b = 0 there),
+    the cases qf_e2m1_codes_pow2 handles; else 0 (a NaN or inf group amax gives 255 / 254,
+    an all-tiny group a byte below 27)."""
+    u = b.to(tl.int32)
+    ok = (((u >= 27) & (u <= 230)) | (amax == 0.0)).to(tl.int32)
+    if _rank(ok) > 0:
+        ok = tl.min(ok, axis=None)
+    return ok
+
+
+@triton.jit
+def qf_e2m1_codes_pow2(x, b):
+    """qf_e2m1_codes(x * qf_e8m0_inv_scale(b)) as int32, without the multiply, the
+    subnormal branch or the NaN select, for finite x and 27 <= b <= 230, or x = +-0 and any
+    b (qf_e8m0_pow2_ok; b the E8M0 scale of x's own group, so a NaN or inf x cannot reach
+    it). Bytes below 27 are taken as 27 (all-zero groups: code 0 | sign either way). With
+    k = b - 127 and everything scaled by 2^k (exact, so RNE commutes with it):
+
+        a = min(|x|, 6 * 2^k)                     (saturation; bits: ((b + 2) << 23) | 0x400000)
+        C = 2^22 * max(2^floor(log2 a), 2^k)      (ulp(C) = the E2M1 quantum at a: 2^k / 2,
+                                                   2^k, 2 * 2^k below 2, 4, 8 * 2^k)
+        t = RN(a + C) = C + r                     (one fma, C * 2^22 exact; r on the E2M1 grid)
+        d = bits(t) - bits(2^(22 + k)) = j << 23 | m    (j = log2(C / 2^(22+k)) in 0..2,
+                                                   m = r / ulp(C) <= 4)
+        code = m + 2 j | sign(x) << 3
+
+    (m = r * 2 codes 0, .5, 1, 1.5, 2 for j = 0; m + 2 codes 2, 3, 4 for j = 1; m + 4 codes
+    4, 6 for j = 2.) |x| below 2^k * 2^-26 gives code 0 whether or not the fma flushes a
+    subnormal a. Tested against a numpy oracle on every bf16 pattern
+    (tests/backends/triton/test_e2m1_pow2.py)."""
+    u = tl.maximum(b.to(tl.int32), 27)
+    bits = x.to(tl.int32, bitcast=True)
+    # a float min of |x| (the abs is an operand modifier on the GPU), not an integer one:
+    # an integer abs would be shared with the amax's and kept in registers
+    a = tl.minimum(tl.abs(x), ((((u + 2) << 23) | 0x400000)).to(tl.float32, bitcast=True))
+    c = tl.maximum(a.to(tl.int32, bitcast=True) & 0x7F800000, u << 23)
+    t = tl.fma(c.to(tl.float32, bitcast=True), 4194304.0, a)
+    d = t.to(tl.int32, bitcast=True) - ((u + 22) << 23)
+    return ((d & 0xFF) + (d >> 22)) | ((bits >> 28) & 8)
+
+
+@triton.jit
+def qf_pack_nibbles(codes, R: tl.constexpr, N: tl.constexpr, MASK: tl.constexpr = True):
     """[R, N] 4-bit codes -> [R, N/2] uint8: byte[j] = nib(q[2j]) | nib(q[2j+1]) << 4,
-    nib(q) = q & 0xF (E2M1 code, or the int4 two's-complement nibble)."""
+    nib(q) = q & 0xF (E2M1 code, or the int4 two's-complement nibble). MASK=False: the
+    codes are already 0..15 (E2M1), so lo + (hi << 4) needs no mask."""
     tl.static_assert(N % 2 == 0, "qf_pack_nibbles needs an even last dim")
-    c = codes.to(tl.int32) & 0xF
-    lo, hi = tl.split(tl.reshape(c, (R, N // 2, 2)))
-    return (lo | (hi << 4)).to(tl.uint8)
+    c = codes.to(tl.int32)
+    if MASK:
+        lo, hi = tl.split(tl.reshape(c & 0xF, (R, N // 2, 2)))
+        b = lo | (hi << 4)
+    else:                       # disjoint bits: an add, one LEA / IMAD per byte
+        lo, hi = tl.split(tl.reshape(c, (R, N // 2, 2)))
+        b = lo + hi * 16
+    return b.to(tl.uint8)
 
 
 # ---------------------------------------------------------------- E8M0 (MX scales)

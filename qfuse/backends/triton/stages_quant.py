@@ -8,6 +8,8 @@ program: the scale is a scalar). Formulas: docs/semantics.md, reference ``quant.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from .emit import GROUPS, RENDER, ROW, Cols, Emitter, Reg, f32_literal
 
 __all__ = ["scale_from_amax", "codes"]
@@ -59,7 +61,8 @@ def codes(em: Emitter, v: str, target: str, dtype_max: float, mode: str, sat: bo
     raise AssertionError(target)
 
 
-def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q") -> Reg:
+def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q",
+              mx_amax: Optional[str] = None) -> Reg:
     """The ``round`` formula on registers x and s (already broadcast to each other).
 
     Where the general formula spends instructions per element on cases a program can rule
@@ -71,6 +74,8 @@ def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q") -> R
     quotients, not codes: bytes out of an ``if`` are unpacked to a register each."""
     o = call.options
     if mx:
+        if o["dtype"] == "fp4_e2m1" and mx_amax is not None:
+            return _e2m1_pow2(em, x, s, mx_amax, hint)
         v = em.let("v", f"{x} * {em.helper('qf_e8m0_inv_scale')}({s})")
         return codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"])
     may_zero = _scale_may_be_zero(em, call.operands["s"])
@@ -102,6 +107,40 @@ def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q") -> R
         v = _general_quotient(em, call, x, s, False)
     q = codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"], bounded)
     return Reg(em.let(hint, q.var), q.kind)
+
+
+def _e2m1_pow2(em: Emitter, x: str, s: str, amax: str, hint: str) -> Reg:
+    """E2M1 codes of x under its own E8M0 scale bytes s (``amax``: the [rows, groups] amax
+    behind them): where qf_e8m0_pow2_ok holds for the whole program, straight from x's bits
+    (qf_e2m1_codes_pow2: no multiply, no subnormal branch, no NaN select); otherwise the
+    general x * 2^-k and qf_e2m1_codes. Both yield int32 codes, and the rest of the output
+    section (pack, store) is copied into each branch (docs/semantics.md, "fast paths")."""
+    q = em.tmp(hint)
+    ok = em.let("fast", f"{em.helper('qf_e8m0_pow2_ok')}({s}, {amax}[:, :, None])")
+    em.emit(f"if {ok}:")
+    em.indent += 1
+    em.emit(f"{q} = {em.helper('qf_e2m1_codes_pow2')}({x}, {s})")
+    em.indent -= 1
+    else_at = len(em.lines)
+    em.emit("else:")
+    em.indent += 1
+    em.emit("tl.debug_barrier()")
+    v = em.let("v", f"{x} * {em.helper('qf_e8m0_inv_scale')}({s})")
+    em.emit(f"{q} = {em.helper('qf_e2m1_codes')}({v}).to(tl.int32)")
+    em.indent -= 1
+    em.fork_tail(else_at)       # pack and store in each branch: no 32 codes across a join
+    return Reg(q, "u8")
+
+
+def _own_mx_amax(em: Emitter, call, lead) -> Optional[str]:
+    """The group amax register behind ``round(x, s, mx)``'s s when s is this kernel's
+    ``scale(x, mx)`` of the same x (so a NaN or inf x has a NaN or inf group amax, and its
+    byte is out of the fast range); else None."""
+    c = em.producer.get(call.operands["s"])
+    if c is None or c.stage != "scale" or c.operands.get("static") is not None or \
+            c.operands["x"] is not call.operands["x"] or c.options["granularity"] != "mx":
+        return None
+    return em.memo.get(("mx_amax", id(c), lead.key))
 
 
 def _general_quotient(em: Emitter, call, x: str, s: str, may_zero: bool) -> str:
@@ -206,6 +245,7 @@ def r_scale(em: Emitter, call, which, lead, cols) -> Reg:
     em.stage_comment(call, f": amax over groups of {k}")
     amax = em.let("amax", f"{em.lib('qft_group_amax')}({xv}, {xc.mask}, {em.bm}, {xb.text}, {k})")
     if gran == "mx":
+        em.memo[("mx_amax", id(call), lead.key)] = amax      # for round's E2M1 fast path
         max_pos, emax = _MX_CONST[o["dtype"]]
         b = f"{em.helper('qf_e8m0_bytes')}({amax}, {_E8M0[o['e8m0']]}, {max_pos}, {emax})"
         return Reg(em.let("e8m0", b), "u8")
@@ -234,7 +274,8 @@ def r_round(em: Emitter, call, which, lead, cols) -> Reg:
         em.stage_comment(call, f": groups of {k}")
         g = em.lib("qft_to_groups")
         x3 = em.let("x3", f"{g}({xv}, {em.bm}, {cols.block.text}, {k})")
-        q3 = _quantise(em, call, x3, f"{sv.var}[:, :, None]", gran == "mx")
+        amax = _own_mx_amax(em, call, lead) if gran == "mx" else None
+        q3 = _quantise(em, call, x3, f"{sv.var}[:, :, None]", gran == "mx", mx_amax=amax)
         return Reg(em.let(call.results[0].name,
                           f"tl.reshape({q3.var}, ({em.bm}, {cols.block.text}))"), q3.kind)
     xv = em.f32(em.value_at(x, lead, cols))
@@ -250,8 +291,9 @@ def r_pack(em: Emitter, call, which, lead, cols) -> Reg:
     qv = em.value_at(q, lead, em.natural(qb, q.type.shape[-1]))
     em.stage_comment(call, ": byte[j] = nib(q[2j]) | nib(q[2j+1]) << 4")
     full = f"tl.broadcast_to({qv.var}, ({em.bm}, {qb.text}))"
-    return Reg(em.let(call.results[0].name,
-                      f"{em.helper('qf_pack_nibbles')}({full}, {em.bm}, {qb.text})"), "u8")
+    mask = q.type.dtype.name != "fp4_e2m1"      # E2M1 codes are 0..15, int4 ones signed
+    return Reg(em.let(call.results[0].name, f"{em.helper('qf_pack_nibbles')}({full}, "
+                                            f"{em.bm}, {qb.text}, {mask})"), "u8")
 
 
 RENDER.update({"scale": r_scale, "round": r_round, "pack": r_pack})

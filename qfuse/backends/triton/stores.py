@@ -53,6 +53,11 @@ def _scalar_store(em: Emitter, v, reg: Reg) -> None:
 
 
 def store_output(em: Emitter, v) -> None:
+    _store_output(em, v)
+    em.close_fork()
+
+
+def _store_output(em: Emitter, v) -> None:
     call = em.producer.get(v)
     lead = em.domain_lead
     em.emit("")

@@ -37,6 +37,22 @@ def k_e2m1(x_ptr, y_ptr, N: tl.constexpr):
 
 
 @triton.jit
+def k_e2m1_pow2(x_ptr, b_ptr, y_ptr, N: tl.constexpr):
+    """y = qf_e2m1_codes_pow2(x, b) (int32 codes), elementwise."""
+    o = tl.program_id(0) * N + tl.arange(0, N)
+    tl.store(y_ptr + o, qf_e2m1_codes_pow2(tl.load(x_ptr + o), tl.load(b_ptr + o)))
+
+
+@triton.jit
+def k_e8m0_pow2_ok(b_ptr, a_ptr, y_ptr, N: tl.constexpr):
+    """y[row] = qf_e8m0_pow2_ok over the row's N bytes and amaxes, as [N, 1] groups (a
+    program-wide scalar, like the generated kernels' [BLOCK_M, groups, 1] bytes)."""
+    o = tl.program_id(0) * N + tl.arange(0, N)
+    ok = qf_e8m0_pow2_ok(tl.load(b_ptr + o)[:, None], tl.load(a_ptr + o)[:, None])
+    tl.store(y_ptr + tl.program_id(0), ok)
+
+
+@triton.jit
 def k_e8m0(x_ptr, y_ptr, N: tl.constexpr, MODE: tl.constexpr, MAX_POS: tl.constexpr,
            EMAX: tl.constexpr):
     o = tl.program_id(0) * N + tl.arange(0, N)

@@ -39,11 +39,27 @@ def per_tensor_fp8(x: bf16[M, N]):
 
 def static_fp8(x: bf16[M, N], s: f32[1]):
     return round(x, s, fp8_e4m3fn, granularity=per_tensor)
+
+def mxfp4_even(x: bf16[M, N]):
+    s = scale(x, fp4_e2m1, mx, e8m0=even)
+    return pack(round(x, s, fp4_e2m1)), s
+
+def mxfp4_roundup_codes(x: bf16[M, N]):
+    s = scale(x, fp4_e2m1, mx)
+    return round(x, s, fp4_e2m1), s
+
+def smooth_mxfp4(x: bf16[M, N], ss: f32[N]):
+    h = smooth(x, ss)                               # fp32 values, rounded exactly
+    s = scale(h, fp4_e2m1, mx, e8m0=floor)
+    return pack(round(h, s, fp4_e2m1)), s
 """, "fast_paths.qp")
+MX = ("mxfp4_even", "mxfp4_roundup_codes", "smooth_mxfp4")
 
 # powers of two for a row's magnitude: the fast range of a scale amax / 448 is about
 # 2^-55 .. 2^135 in amax; these straddle both ends, the subnormals and the overflow
-EXPONENTS = [-149, -140, -127, -70, -57, -56, -55, -54, -20, 0, 7, 60, 118, 119, 120, 126, 127]
+# (the E2M1 fast range, E8M0 bytes 27 .. 230, is an amax of about 2^-98 .. 2^106)
+EXPONENTS = [-149, -140, -127, -101, -99, -97, -70, -57, -56, -55, -54, -20, 0, 7, 60, 103,
+             105, 107, 118, 119, 120, 126, 127]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -62,13 +78,15 @@ def case_inputs(name, m, n, exps, seed, zero_scale, nan=False) -> dict:
     tp = P[name]
     if name == "group32_fp8":
         n = 32 * (1 + n // 32)
+    elif name in MX:
+        n = 2 * (1 + n // 2)                # packed pairs (groups of 32 may be partial)
     g = torch.Generator().manual_seed(seed)
     mags = torch.tensor([2.0 ** e for e in exps[:m]], dtype=torch.float64)[:, None]
     x = torch.randn(m, n, generator=g, dtype=torch.float64) * mags
     if nan:
         x[0, 0] = float("nan")
     inputs = {"x": x.to(tp.params[0].value.type.dtype.torch_dtype())}
-    if name == "per_token_i8":
+    if name in ("per_token_i8", "smooth_mxfp4"):
         inputs["ss"] = torch.rand(n, generator=g) + 0.5
     if name == "static_fp8":
         inputs["s"] = torch.tensor([0.0 if zero_scale else 2.0 ** exps[0]])
@@ -76,15 +94,21 @@ def case_inputs(name, m, n, exps, seed, zero_scale, nan=False) -> dict:
 
 
 @pytest.mark.parametrize("name", ["per_token_fp8", "per_token_i8", "rcp_rne_i8",
-                                  "group32_fp8", "per_tensor_fp8", "static_fp8"])
+                                  "group32_fp8", "per_tensor_fp8", "static_fp8", *MX])
 def test_each_pipeline_has_a_fast_path(name):
-    """Every pipeline above is rendered with the fast-path branch (the test is about it)."""
+    """Every pipeline above is rendered with the fast-path branch (the test is about it);
+    the E2M1 one has the pack and store in each branch."""
     from qfuse.backends.triton.render import render_kernel, scale_fact
     facts, texts = {}, []
     for tp, space in split(P[name]):
         texts.append(render_kernel(tp, space, scale_facts=facts).text)
         facts.update(scale_fact(tp, space))
-    assert any("qf_scale_fast_ok(" in t for t in texts)
+    guard = "qf_e8m0_pow2_ok(" if name in MX else "qf_scale_fast_ok("
+    assert any(guard in t for t in texts)
+    if name in MX:
+        (text,) = texts
+        q = P[name].return_names[0]
+        assert text.count(f"tl.store({q}_ptr") == 2 and "qf_e2m1_codes_pow2(" in text
 
 
 @pytest.mark.gpu
