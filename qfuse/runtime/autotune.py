@@ -36,8 +36,10 @@ def _split_candidates(rows: int = 1 << 20):
     """Extra candidates for kernels that may split their columns (KernelSource.col_split);
     16 warps too on decode-size grids, where a program's latency is the kernel's."""
     from ..backends.triton.kernel import TritonConfig
-    warps = (4, 8, 16) if rows <= GRAPH_ROWS else (4, 8)
-    return [TritonConfig(block_m=1, num_warps=w, col_chunks=c) for c in (2, 4, 8) for w in warps]
+    small = rows <= GRAPH_ROWS
+    warps = (4, 8, 16) if small else (4, 8)
+    chunks = (2, 4, 8, 16) if small else (2, 4, 8)     # 16: more programs than SMs at M = 16
+    return [TritonConfig(block_m=1, num_warps=w, col_chunks=c) for c in chunks for w in warps]
 
 
 GRAPH_ROWS = 64          # at most this many rows: time CUDA-graph replays, not launches

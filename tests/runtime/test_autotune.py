@@ -99,7 +99,7 @@ def tuned_static(x: bf16[M, N], s: f32[1]):
 
 def test_splittable_kernels_also_try_column_chunks():
     """A kernel without a row-wide reduction gets the column-split candidates too, and the
-    winner (here the last candidate, 8 chunks of 16 warps) is recorded and runs exactly."""
+    winner (here the last candidate, 16 chunks of 16 warps) is recorded and runs exactly."""
     from qfuse.runtime.autotune import CANDIDATES, _split_candidates
     n = len(CANDIDATES(3)) + len(_split_candidates(3))
     costs = [5.0] * (n - 1) + [1.0]
@@ -108,16 +108,18 @@ def test_splittable_kernels_also_try_column_chunks():
     assert costs == []                               # every candidate was timed
     (kernel,) = table.entries
     cfg = table.config_for(kernel, shape_bucket("cpu", {"M": 3}))
-    assert cfg == TritonConfig(block_m=1, num_warps=16, col_chunks=8)
+    assert cfg == TritonConfig(block_m=1, num_warps=16, col_chunks=16)
     ref = quant_pipeline(backend="reference")(tuned_static.__wrapped__)
     assert torch.equal(tuned_static(x, s).view(torch.uint8), ref(x, s).view(torch.uint8))
 
 
 def test_candidates_follow_the_grid():
     """Decode sizes: one row per program (>= 8 programs along the rows) and 16-warp splits;
-    large M: up to 8 rows per program, splits of 4 or 8 warps."""
+    large M: up to 8 rows per program, splits of 4 or 8 warps into at most 8 chunks."""
     from qfuse.runtime.autotune import CANDIDATES, _split_candidates
     assert {c.block_m for c in CANDIDATES(16)} == {1, 2}
     assert {c.block_m for c in CANDIDATES(4096)} == {1, 2, 4, 8}
     assert {c.num_warps for c in _split_candidates(16)} == {4, 8, 16}
     assert {c.num_warps for c in _split_candidates(4096)} == {4, 8}
+    assert {c.col_chunks for c in _split_candidates(16)} == {2, 4, 8, 16}
+    assert {c.col_chunks for c in _split_candidates(4096)} == {2, 4, 8}
