@@ -23,7 +23,7 @@ import triton.language as tl
 
 __all__ = [
     "QF_E8M0_ROUNDUP", "QF_E8M0_EVEN", "QF_E8M0_RNE_LEGACY", "QF_E8M0_FLOOR", "QF_E8M0_CEIL",
-    "qf_div", "qf_div_codes", "qf_div_bounded", "qf_scale_fast_ok", "qf_sqrt", "qf_amax",
+    "qf_div", "qf_div_codes", "qf_silu", "qf_div_bounded", "qf_scale_fast_ok", "qf_sqrt", "qf_amax",
     "qf_fp8_bits", "qf_fp8_bits_finite", "qf_fp8_prepare", "qf_int_codes", "qf_int_prepare",
     "qf_int_codes_bounded",
     "qf_e2m1_codes", "qf_e8m0_bytes", "qf_e8m0_scale", "qf_e8m0_inv_scale", "qf_round_bf16",
@@ -36,7 +36,7 @@ from .numerics_codes import (QF_E8M0_CEIL, QF_E8M0_EVEN, QF_E8M0_FLOOR,  # noqa:
                              qf_e8m0_inv_scale, qf_e8m0_scale, qf_fp8_bits, qf_fp8_bits_finite,
                              qf_fp8_prepare, qf_int_codes, qf_int_codes_bounded, qf_int_prepare,
                              qf_pack_nibbles)
-from .numerics_trace import _fma_is_exact, _interpreting, _rank  # noqa: F401
+from .numerics_trace import _fma_is_exact, _interpreting, _nv_target, _rank  # noqa: F401
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -94,24 +94,41 @@ def qf_scale_fast_ok(s, NEED_FMA: tl.constexpr):
 
 
 @triton.jit
-def qf_div_bounded(a, b, SIGNED_ZERO: tl.constexpr):
+def qf_div_bounded(a, b):
     """RN(a / b) where b is a scale of these very values (b = RN(amax / D) with every
     |a| <= amax, as ``round(x, scale(x))``) and qf_scale_fast_ok(b, True) holds: then a is
     finite (amax is, since b is) and |a / b| <= D (1 + 2^-24), so Markstein's step
 
-        y = RN(1 / b);  q0 = RN(a * y);  q = RN(q0 + fma(q0, -b, a) * y)
+        y = RN(1 / b);  q0 = RN(a * y);  u = fma(q0, b, -a) (= -r, exact);  q = fma(u, -y, q0)
 
-    is never NaN and needs none of qf_div_codes' lane fixes; with SIGNED_ZERO (a format
-    with -0: fp8 e4m3fn) the sign of a zero quotient (the correction turns -0 into +0) is
-    taken back from q0 with one bit merge; int codes and e4m3fnuz have one zero."""
+    is never NaN and needs none of qf_div_codes' lane fixes. Written with u = -r (not
+    r = fma(q0, -b, a), q = fma(r, y, q0), whose sum +0 + -0 turns a -0 quotient into +0),
+    a zero quotient keeps q0's sign: a = -0 gives u = +0 and q = -0 + -0. Both negations
+    are operand modifiers of the two FFMAs on the GPU."""
     y = tl.math.div_rn(1.0, b)
     q0 = a * y
-    q1 = tl.fma(tl.fma(q0, 0.0 - b, a), y, q0)
-    if SIGNED_ZERO:
-        bits = (q1.to(tl.uint32, bitcast=True) & 0x7FFFFFFF) | \
-            (q0.to(tl.uint32, bitcast=True) & 0x80000000)
-        q1 = bits.to(tl.float32, bitcast=True)
-    return q1
+    u = tl.fma(q0, b, a * -1.0)
+    return tl.fma(u, y * -1.0, q0)
+
+
+@triton.jit
+def qf_silu(x):
+    """silu(x) = x / (1 + exp(-x)) to a few ulp (docs/semantics.md), in sigmoid's stable
+    form: t = exp(-|x|) in [0, 1], d = 1 + t in [1, 2], silu = (x < 0 ? x * t : x) / d.
+    With d bounded, NVIDIA needs no range scaling: `ex2.approx.ftz` and `rcp.approx.ftz`
+    (<= 2 ulp each; an exp below 2^-126 flushes to 0, so |silu(x)| < 2^-126, i.e. x below
+    about -87, gives -0 there); elsewhere tl.exp and an approximate division.
+    x = +-inf gives +inf / NaN, as the formula; NaN stays NaN."""
+    if _nv_target():
+        t = tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=r,r",
+                                      [tl.abs(x) * -1.4426950408889634], dtype=tl.float32,
+                                      is_pure=True, pack=1)
+        r = tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=r,r", [1.0 + t],
+                                      dtype=tl.float32, is_pure=True, pack=1)
+        return tl.where(x < 0.0, x * t, x) * r
+    else:
+        t = tl.exp(0.0 - tl.abs(x))
+        return tl.fdiv(tl.where(x < 0.0, x * t, x), 1.0 + t)
 
 
 @triton.jit

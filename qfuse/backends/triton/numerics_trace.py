@@ -60,6 +60,15 @@ def _nv_satfinite(_semantic=None):
 setattr(_nv_satfinite, "__triton_builtin__", True)
 
 
+def _nv_target(_semantic=None):
+    """Whether the compile target is NVIDIA (PTX inline asm allowed). Not in the
+    interpreter, not on AMD."""
+    return tl.constexpr(_target_arch(_semantic).startswith("sm"))
+
+
+setattr(_nv_target, "__triton_builtin__", True)
+
+
 @constexpr_function
 def _interpreting(x):
     """True when `x` is an interpreter tensor (numpy handle), False when tracing to IR."""

@@ -45,7 +45,8 @@ def _binary(op):
 
 
 def _silu(em: Emitter, x: str, hint: str) -> str:
-    return em.let(hint, f"{em.helper('qf_div')}({x}, 1.0 + tl.exp(-{x}))")
+    """silu(x) = x / (1 + exp(-x)), to a few ulp (numerics.qf_silu)."""
+    return em.let(hint, f"{em.helper('qf_silu')}({x})")
 
 
 def _gelu(em: Emitter, x: str, approx: str, hint: str) -> str:

@@ -87,8 +87,7 @@ def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q",
         em.emit(f"if {ok}:")
         em.indent += 1
         if o["recip"] == "div" and bounded:
-            signed_zero = o["dtype"] == "fp8_e4m3fn"      # the one code format with -0
-            fast = em.let("v", f"{em.helper('qf_div_bounded')}({x}, {s}, {signed_zero})")
+            fast = em.let("v", f"{em.helper('qf_div_bounded')}({x}, {s})")
         elif o["recip"] == "div":
             fast = em.let("v", f"{em.helper('qf_div_codes')}({x}, {s})")
         else:

@@ -53,6 +53,12 @@ def k_e8m0_pow2_ok(b_ptr, a_ptr, y_ptr, N: tl.constexpr):
 
 
 @triton.jit
+def k_silu(x_ptr, y_ptr, N: tl.constexpr):
+    o = tl.program_id(0) * N + tl.arange(0, N)
+    tl.store(y_ptr + o, qf_silu(tl.load(x_ptr + o)))
+
+
+@triton.jit
 def k_e8m0(x_ptr, y_ptr, N: tl.constexpr, MODE: tl.constexpr, MAX_POS: tl.constexpr,
            EMAX: tl.constexpr):
     o = tl.program_id(0) * N + tl.arange(0, N)
@@ -118,7 +124,7 @@ def k_div_bounded(a_ptr, b_ptr, q_ptr, ok_ptr, N: tl.constexpr, D: tl.constexpr)
     b = tl.where(b == 0.0, 1.0, b)
     ok = qf_scale_fast_ok(b, True)
     if ok:
-        q = qf_div_bounded(a, b, True)
+        q = qf_div_bounded(a, b)
     else:
         q = qf_div_codes(a, b)
     tl.store(b_ptr + row + tl.arange(0, 1)[:, None], b)

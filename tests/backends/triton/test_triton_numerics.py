@@ -300,7 +300,7 @@ def bounded_rows(rows):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dmax", [448.0, 127.0, 6.0])
 def test_div_bounded_is_the_quotient(device, dmax):
-    """qf_div_bounded (Markstein without lane fixes, sign merged back) equals numpy's a / b
+    """qf_div_bounded (Markstein without lane fixes, zero signs kept) equals numpy's a / b
     bit for bit, zeros' signs included, on every row where qf_scale_fast_ok admits the
     scale b = RN(max|a| / D); rows outside the range take the general path."""
     rows = 40
