@@ -1,6 +1,7 @@
 """Cross-compilation (no GPU) of kernels built from the qf_* helpers, and the same kernels
 in the interpreter: sm_90 (PTX + cubin), gfx942 (fnuz), gfx950 (OCP), checked on the asm."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from qf_triton_testlib import DEVICES, launch
+from qf_triton_testlib import DEVICES, k_e2m1_pow2, k_silu, launch
 from qf_triton_xkernels import k_mxfp4, k_rmsnorm_fp8, mxfp4_reference, rmsnorm_fp8_reference
 from qfuse.backends.triton import numerics as qn
 from qfuse.backends.triton.compile import compile_kernel, parse_target, triton_version
@@ -145,6 +146,23 @@ def test_mxfp4_compiles_everywhere(target):
         assert "fp8" not in code.lower() and "e4m3" not in code  # pure integer E2M1 / E8M0
         has_div = "div.rn.f32" in code or "v_div_fixup_f32" in code
         assert has_div == (mode == qn.QF_E8M0_ROUNDUP)  # roundup divides by max_pos
+
+
+@pytest.mark.parametrize("target", ["cuda:sm_90", "hip:gfx942", "hip:gfx950"])
+def test_silu_and_e2m1_fast_path_compile_everywhere(target):
+    """qf_silu takes PTX inline asm (ex2/rcp.approx.ftz) on NVIDIA only; AMD compiles the
+    portable form (v_exp_f32, v_rcp_f32); the E2M1 fast path is one fma and integer work."""
+    silu = compile_kernel(k_silu, {"x_ptr": "*fp32", "y_ptr": "*fp32"}, dict(N=256), target)
+    e2m1 = compile_kernel(k_e2m1_pow2, {"x_ptr": "*fp32", "b_ptr": "*u8", "y_ptr": "*i32"},
+                          dict(N=256), target)
+    if target.startswith("cuda"):
+        assert "ex2.approx.ftz.f32" in silu["ptx"] and "rcp.approx.ftz.f32" in silu["ptx"]
+        assert "div.rn" not in silu["ptx"] and "div.full" not in silu["ptx"]
+        assert "fma.rn.f32" in e2m1["ptx"] and "mul.f32" not in e2m1["ptx"]
+    else:
+        assert "v_exp_f32" in silu["amdgcn"] and "v_rcp_f32" in silu["amdgcn"]
+        assert re.search(r"v_fma\w*_f32", e2m1["amdgcn"])          # v_fma / fmac / fmamk
+        assert "v_mul_f32" not in e2m1["amdgcn"]
 
 
 def test_kernels_decorated_under_triton_interpret():
