@@ -93,6 +93,26 @@ def _signature(inputs: dict) -> tuple:
     return tuple(sig)
 
 
+def _plan(bound: list, returns: list, env: dict) -> tuple:
+    """``(steps, single)`` for Executor._run_fast from the bound launches of a first call
+    (``env``: its values by name, to find each launch's device). ``single``: for one
+    launched kernel without aliased outputs, ``(launch, device, [(return name, from the
+    outputs?, tensor or input name)])``, else None."""
+    steps = []
+    for step, launch, in_names, outmap in bound:
+        device = next((env[n].device for n in in_names if isinstance(env[n], torch.Tensor)),
+                      None)
+        steps.append((step, launch, in_names, device,
+                      [(t, a) for t, _, a in outmap if a is not None],
+                      [(t, v) for t, v, _ in outmap]))
+    single = None
+    if len(steps) == 1 and steps[0][1] is not None and not steps[0][4]:
+        _, launch, _, device, _, assigns = steps[0]
+        made = {v: t for t, v in assigns}
+        single = (launch, device, [(ret, val in made, made.get(val, val)) for ret, val in returns])
+    return steps, single
+
+
 class Executor:
     """Launches the kernels of one compiled pipeline (Triton), or interprets its program."""
 
@@ -156,7 +176,7 @@ class Executor:
             for tensor_name, value_name in kern.source.outputs:
                 env[value_name] = outs[tensor_name]
         if config is None and interpret is None:
-            self._fast[key] = bound
+            self._fast[key] = _plan(bound, cp.returns, env)
         return {ret: env[val] for ret, val in cp.returns}
 
     def run_seen(self, inputs: dict):
@@ -170,23 +190,27 @@ class Executor:
         _check_scalars(self.cp, inputs, self._eps)
         return self._run_fast(fast, inputs)
 
-    def _run_fast(self, bound: list, inputs: dict) -> dict:
-        """A signature seen before: swap the new tensors into the bound launches."""
+    def _run_fast(self, plan: tuple, inputs: dict) -> dict:
+        """A signature seen before: swap the new tensors into the bound launches (``plan``
+        from _plan: everything that does not change between calls is precomputed)."""
+        steps, single = plan
+        if single is not None:           # one kernel, no cache, launched: the common case
+            launch, device, rets = single
+            outs = launch.allocate(inputs, device)
+            launch(inputs, outs)
+            return {ret: (outs if from_out else inputs)[name] for ret, from_out, name in rets}
         env = dict(inputs)
-        device = None
-        for step, launch, in_names, outmap in bound:
+        for step, launch, in_names, device, aliased, assigns in steps:
             ins = {n: env[n] for n in in_names}
             if launch is None:           # an empty grid (M = 0): outputs are empty
                 kern = self.kernel(step)
                 outs = kern.allocate_outputs(ins, kern.bind_dims(ins))
             else:
-                if device is None:
-                    device = next(v.device for v in ins.values() if isinstance(v, torch.Tensor))
-                aliased = {t: inputs[a] for t, _, a in outmap if a is not None}
-                outs = launch.allocate(ins, device, skip=aliased)
-                outs.update(aliased)             # the caller's cache, updated in place
+                cache = {t: inputs[a] for t, a in aliased}
+                outs = launch.allocate(ins, device, skip=cache)
+                outs.update(cache)               # the caller's cache, updated in place
                 launch(ins, outs)
-            for tensor_name, value_name, _ in outmap:
+            for tensor_name, value_name in assigns:
                 env[value_name] = outs[tensor_name]
         return {ret: env[val] for ret, val in self.cp.returns}
 
