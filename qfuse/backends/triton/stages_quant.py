@@ -128,7 +128,7 @@ def _e2m1_pow2(em: Emitter, x: str, s: str, amax: str, hint: str) -> Reg:
     em.emit(f"{q} = {em.helper('qf_e2m1_codes')}({v}).to(tl.int32)")
     em.indent -= 1
     em.fork_tail(else_at)       # pack and store in each branch: no 32 codes across a join
-    return Reg(q, "u8")
+    return Reg(q, "i32")        # codes 0..15 in int32 (a store converts them to bytes)
 
 
 def _own_mx_amax(em: Emitter, call, lead) -> Optional[str]:

@@ -48,12 +48,17 @@ def mxfp4_roundup_codes(x: bf16[M, N]):
     s = scale(x, fp4_e2m1, mx)
     return round(x, s, fp4_e2m1), s
 
+def mxfp4_codes_and_pack(x: bf16[M, N]):
+    s = scale(x, fp4_e2m1, mx, e8m0=ceil)
+    q = round(x, s, fp4_e2m1)
+    return q, s, pack(q)                            # the codes cross the fork to the pack
+
 def smooth_mxfp4(x: bf16[M, N], ss: f32[N]):
     h = smooth(x, ss)                               # fp32 values, rounded exactly
     s = scale(h, fp4_e2m1, mx, e8m0=floor)
     return pack(round(h, s, fp4_e2m1)), s
 """, "fast_paths.qp")
-MX = ("mxfp4_even", "mxfp4_roundup_codes", "smooth_mxfp4")
+MX = ("mxfp4_even", "mxfp4_roundup_codes", "mxfp4_codes_and_pack", "smooth_mxfp4")
 
 # powers of two for a row's magnitude: the fast range of a scale amax / 448 is about
 # 2^-55 .. 2^135 in amax; these straddle both ends, the subnormals and the overflow
