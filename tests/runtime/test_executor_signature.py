@@ -22,3 +22,31 @@ def test_launch_hooks_detection():
             self.calls = calls
     assert not _hook_active(None) and not _hook_active(Chain([]))
     assert _hook_active(Chain([print])) and _hook_active(print)
+
+
+def test_seen_call_plans():
+    """A single kernel without cache outputs gets the direct plan (returns mapped from its
+    outputs); two kernels (dynamic per-tensor) and a KV write (an aliased cache) take the
+    step-by-step one; both give the checked path's results on later calls."""
+    from qfuse.dsl import load_file
+    from qfuse.runtime.pipeline import QuantPipeline
+    from pathlib import Path
+    pipes = load_file(str(Path(__file__).resolve().parents[2] / "benchmarks" / "pipelines.qp"))
+    cases = {"per_token_fp8": True, "per_tensor_fp8": False, "kv_key_per_token_fp8": False}
+    from benchmarks.cases import CASES
+    for name, single in cases.items():
+        qp = QuantPipeline(pipes[name], backend="triton")
+        ref = QuantPipeline(pipes[name], backend="reference")
+        inputs = CASES[name].inputs(2, 256, torch.device("cpu"), seed=0)
+        for call in range(3):
+            got = qp(*[v.clone() for v in inputs.values()])
+            want = ref(*[v.clone() for v in inputs.values()])
+            for g, w in zip(got, want):
+                assert torch.equal(g.view(torch.uint8) if g.element_size() == 1 else g,
+                                   w.view(torch.uint8) if w.element_size() == 1 else w), (name, call)
+        (ex,) = qp._executors.values()
+        ((_, direct),) = ex._fast.values()
+        assert (direct is not None) == single, name
+        if single:
+            launch, device, rets = direct
+            assert device == torch.device("cpu") and all(from_out for _, from_out, _ in rets)
