@@ -30,8 +30,12 @@ def test_seen_call_plans():
     step-by-step one; both give the checked path's results on later calls."""
     from qfuse.dsl import load_file
     from qfuse.runtime.pipeline import QuantPipeline
+    import sys
     from pathlib import Path
-    pipes = load_file(str(Path(__file__).resolve().parents[2] / "benchmarks" / "pipelines.qp"))
+    root = Path(__file__).resolve().parents[2]
+    if str(root) not in sys.path:                    # benchmarks/ is not a package install
+        sys.path.insert(0, str(root))
+    pipes = load_file(str(root / "benchmarks" / "pipelines.qp"))
     cases = {"per_token_fp8": True, "per_tensor_fp8": False, "kv_key_per_token_fp8": False}
     from benchmarks.cases import CASES
     for name, single in cases.items():
