@@ -120,7 +120,7 @@ class Executor:
         self.cp = cp
         self.aliases = _aliases(cp)
         self._kernels = {}
-        self._fast: dict = {}          # input signature -> [(step, BoundLaunch, inputs, outputs)]
+        self._fast: dict = {}          # input signature -> _plan(...) of its bound launches
         self.tuning = None             # TuningTable (qfuse.runtime.autotune) or None
         self.device_name = ""
         self._eps = _eps_names(cp)

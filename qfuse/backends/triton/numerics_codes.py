@@ -70,11 +70,7 @@ def qf_fp8_bits(v, IS_FNUZ: tl.constexpr, DTYPE_MAX: tl.constexpr, SAT: tl.const
         ovf = (a > OVF_BITS) & (a <= 0x7F800000)
     if NATIVE and SAT and not IS_FNUZ and _nv_satfinite():
         # the convert saturates (inf too) and rounds to nearest even; NaN -> +NaN -> 0x7F
-        x = v
-        if DTYPE_MAX < 448.0:
-            x = tl.where(x > DTYPE_MAX, DTYPE_MAX, tl.where(x < 0.0 - DTYPE_MAX, 0.0 - DTYPE_MAX, x))
-        x = tl.where(x != x, tl.abs(x), x)
-        return x.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
+        return _qf_fp8_satfinite(qf_fp8_prepare(v), DTYPE_MAX)
     if NATIVE and _fp8_native(IS_FNUZ):
         x = (tl.minimum(a, FMT_MAX_BITS) | (sign << 31)).to(tl.float32, bitcast=True)
         if IS_FNUZ:
@@ -100,11 +96,17 @@ def qf_fp8_bits_finite(v, IS_FNUZ: tl.constexpr, DTYPE_MAX: tl.constexpr, SAT: t
     hardware-convert path drops the NaN sign fix (two instructions per element); every
     other path is qf_fp8_bits."""
     if NATIVE and SAT and not IS_FNUZ and _nv_satfinite():
-        x = v
-        if DTYPE_MAX < 448.0:
-            x = tl.where(x > DTYPE_MAX, DTYPE_MAX, tl.where(x < 0.0 - DTYPE_MAX, 0.0 - DTYPE_MAX, x))
-        return x.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
+        return _qf_fp8_satfinite(v, DTYPE_MAX)
     return qf_fp8_bits(v, IS_FNUZ, DTYPE_MAX, SAT, NATIVE)
+
+
+@triton.jit
+def _qf_fp8_satfinite(x, DTYPE_MAX: tl.constexpr):
+    """x (no negative NaN) clamped to +-DTYPE_MAX (below the format max), then NVIDIA's
+    `cvt.rn.satfinite.e4m3x2.f32` (RNE, inf -> +-448, NaN -> 0x7F), as the byte."""
+    if DTYPE_MAX < 448.0:
+        x = tl.where(x > DTYPE_MAX, DTYPE_MAX, tl.where(x < 0.0 - DTYPE_MAX, 0.0 - DTYPE_MAX, x))
+    return x.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
 
 
 @triton.jit

@@ -81,27 +81,21 @@ def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q",
     may_zero = _scale_may_be_zero(em, call.operands["s"])
     bounded = _bounded_by_own_scale(em, call)
     if may_zero or bounded:
-        v = em.tmp("v")
         need_fma = bounded and o["recip"] == "div"
         ok = em.let("fast", f"{em.helper('qf_scale_fast_ok')}({s}, {need_fma})")
-        em.emit(f"if {ok}:")
-        em.indent += 1
-        if o["recip"] == "div" and bounded:
-            fast = em.let("v", f"{em.helper('qf_div_bounded')}({x}, {s})")
-        elif o["recip"] == "div":
-            fast = em.let("v", f"{em.helper('qf_div_codes')}({x}, {s})")
-        else:
-            fast = em.let("v", f"{x} * {em.helper('qf_div')}(1.0, {s})")
-        em.emit(f"{v} = {fast}")
-        em.indent -= 1
-        em.emit("else:")
-        em.indent += 1
-        # the condition is program-wide, so a barrier here is safe; it keeps ptxas from
-        # merging both paths into one predicated stream that runs the general checks
-        em.emit("tl.debug_barrier()")
-        slow = _general_quotient(em, call, x, s, may_zero)
-        em.emit(f"{v} = {_prepare(em, slow, o) if bounded else slow}")
-        em.indent -= 1
+
+        def fast() -> str:
+            if o["recip"] == "div" and bounded:
+                return f"{em.helper('qf_div_bounded')}({x}, {s})"
+            if o["recip"] == "div":
+                return f"{em.helper('qf_div_codes')}({x}, {s})"
+            return f"{x} * {em.helper('qf_div')}(1.0, {s})"
+
+        def general() -> str:
+            slow = _general_quotient(em, call, x, s, may_zero)
+            return _prepare(em, slow, o) if bounded else slow
+
+        v, _ = _fast_or_general(em, ok, fast, general, "v")
     else:
         v = _general_quotient(em, call, x, s, False)
     q = codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"], bounded)
@@ -114,32 +108,54 @@ def _e2m1_pow2(em: Emitter, x: str, s: str, amax: str, hint: str) -> Reg:
     (qf_e2m1_codes_pow2: no multiply, no subnormal branch, no NaN select); otherwise the
     general x * 2^-k and qf_e2m1_codes. Both yield int32 codes, and the rest of the output
     section (pack, store) is copied into each branch (docs/semantics.md, "fast paths")."""
-    q = em.tmp(hint)
     ok = em.let("fast", f"{em.helper('qf_e8m0_pow2_ok')}({s}, {amax}[:, :, None])")
+
+    def general() -> str:
+        v = em.let("v", f"{x} * {em.helper('qf_e8m0_inv_scale')}({s})")
+        return f"{em.helper('qf_e2m1_codes')}({v}).to(tl.int32)"
+
+    q, else_at = _fast_or_general(
+        em, ok, lambda: f"{em.helper('qf_e2m1_codes_pow2')}({x}, {s})", general, hint)
+    em.fork_tail(else_at)       # pack and store in each branch: no 32 codes across a join
+    return Reg(q, "i32")        # codes 0..15 in int32 (a store converts them to bytes)
+
+
+def _fast_or_general(em: Emitter, ok: str, fast, general, hint: str) -> tuple:
+    """Emit ``if ok: r = fast() else: tl.debug_barrier(); r = general()`` (``fast`` and
+    ``general`` emit their own lines and return r's expression); ``(r, index of the else
+    line)``. ``ok`` is program-wide, so the barrier is safe; it keeps ptxas from merging
+    both paths into one predicated stream that runs the general checks."""
+    r = em.tmp(hint)
     em.emit(f"if {ok}:")
     em.indent += 1
-    em.emit(f"{q} = {em.helper('qf_e2m1_codes_pow2')}({x}, {s})")
+    em.emit(f"{r} = {fast()}")
     em.indent -= 1
     else_at = len(em.lines)
     em.emit("else:")
     em.indent += 1
     em.emit("tl.debug_barrier()")
-    v = em.let("v", f"{x} * {em.helper('qf_e8m0_inv_scale')}({s})")
-    em.emit(f"{q} = {em.helper('qf_e2m1_codes')}({v}).to(tl.int32)")
+    em.emit(f"{r} = {general()}")
     em.indent -= 1
-    em.fork_tail(else_at)       # pack and store in each branch: no 32 codes across a join
-    return Reg(q, "i32")        # codes 0..15 in int32 (a store converts them to bytes)
+    return r, else_at
+
+
+def _own_scale(em: Emitter, call):
+    """The ``scale`` call behind ``round(x, s)``'s s when it is this kernel's dynamic
+    ``scale(x)`` of the same x and granularity; else None."""
+    c = em.producer.get(call.operands["s"])
+    if c is None or c.stage != "scale" or c.operands.get("static") is not None or \
+            c.operands["x"] is not call.operands["x"] or \
+            c.options["granularity"] != call.options["granularity"]:
+        return None
+    return c
 
 
 def _own_mx_amax(em: Emitter, call, lead) -> Optional[str]:
     """The group amax register behind ``round(x, s, mx)``'s s when s is this kernel's
     ``scale(x, mx)`` of the same x (so a NaN or inf x has a NaN or inf group amax, and its
     byte is out of the fast range); else None."""
-    c = em.producer.get(call.operands["s"])
-    if c is None or c.stage != "scale" or c.operands.get("static") is not None or \
-            c.operands["x"] is not call.operands["x"] or c.options["granularity"] != "mx":
-        return None
-    return em.memo.get(("mx_amax", id(c), lead.key))
+    c = _own_scale(em, call)
+    return None if c is None else em.memo.get(("mx_amax", id(c), lead.key))
 
 
 def _general_quotient(em: Emitter, call, x: str, s: str, may_zero: bool) -> str:
@@ -171,17 +187,15 @@ def _bounded_by_own_scale(em: Emitter, call) -> bool:
     format max, or the int code range."""
     o = call.options
     x, s = call.operands["x"], call.operands["s"]
-    c = em.producer.get(s)
-    if c is None:             # s from an earlier kernel: its scale of the same input x?
+    if em.producer.get(s) is None:  # s from an earlier kernel: its scale of the same input x?
         fact = getattr(em, "scale_facts", {}).get(s.name) if em.is_memory(s) else None
         if fact is None or not em.is_memory(x) or (x.name, o["granularity"]) != fact[:2]:
             return False
         d = fact[2]
-    elif c.stage != "scale" or c.operands.get("static") is not None or \
-            c.operands["x"] is not x or c.options["granularity"] != o["granularity"] or \
-            o["granularity"] == "mx":
-        return False
     else:
+        c = _own_scale(em, call)
+        if c is None or o["granularity"] == "mx":
+            return False
         d = float(c.options["dtype_max"])
     if o["dtype"] in ("fp8_e4m3fn", "fp8_e4m3fnuz"):
         return d <= (448.0 if o["dtype"] == "fp8_e4m3fn" else 240.0)
