@@ -25,6 +25,16 @@ def _norm_input(em: Emitter, call, lead: Lead, cols) -> tuple:
     return em.memo_get(("norm_u", id(call), lead.key, cols.key), make)
 
 
+def _exact_squares(em: Emitter, call) -> bool:
+    """Whether the norm input is a bf16 / f16 kernel input as loaded (masked lanes 0), or
+    the bf16 / f16 rounding of two such inputs' sum: its squares are exact in fp32."""
+    x, r = call.operands["x"], call.operands.get("residual")
+    narrow = ("bf16", "f16")
+    if x not in em.params or x.type.dtype.name not in narrow:
+        return False
+    return r is None or (r in em.params and call.options["residual_sum"] == "rounded")
+
+
 def _stats(em: Emitter, call, lead: Lead) -> tuple:
     """``(mean or None, inv)`` per row, [BLOCK_M, 1] each."""
     def make():
@@ -39,7 +49,11 @@ def _stats(em: Emitter, call, lead: Lead) -> tuple:
         kind = call.options["kind"]
         em.comment(f"{kind} norm statistics over the row ({em.where_(call)})")
         if kind == "rms":
-            ms = em.let("ms", f"{div}({ssum}({u} * {u}, {cols.mask}, 1), {n})")
+            if _exact_squares(em, call):
+                sq = f"{em.lib('qft_sum_sq_exact')}({u})"
+            else:
+                sq = f"{ssum}({u} * {u}, {cols.mask}, 1)"
+            ms = em.let("ms", f"{div}({sq}, {n})")
             inv = em.let("inv", f"{div}(1.0, {sqrt}({ms} + {eps}))")
             return None, inv
         mean = em.let("mean", f"{div}({ssum}({u}, {cols.mask}, 1), {n})")
