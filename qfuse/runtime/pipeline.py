@@ -78,6 +78,7 @@ class QuantPipeline:
         self._return_names = program.return_names or [v.name for v in program.returns]
         self._op = register_pipeline_op(program, self._run_eager, str(backend))
         self._nargs = len(self._names)
+        self._name_defaults = [(p.value.name, p.default) for p in program.params]
         self._scalar_slots = [i for i, p in enumerate(self._params)
                               if isinstance(p.value.type, ScalarType)]
         self._first_tensor = next((i for i, p in enumerate(self._params)
@@ -111,10 +112,12 @@ class QuantPipeline:
         return out
 
     def __call__(self, *args, _as_dict: bool = False, **kwargs):
-        if not kwargs and len(args) == self._nargs and not torch.compiler.is_compiling():
-            outs = self._call_seen(args)     # a signature this device's executor has bound
-            if outs is not None:
-                return self._returns(outs, _as_dict)
+        if not torch.compiler.is_compiling():
+            pos = args if not kwargs else None if args else self._from_keywords(kwargs)
+            if pos is not None and len(pos) == self._nargs:
+                outs = self._call_seen(pos)  # a signature this device's executor has bound
+                if outs is not None:
+                    return self._returns(outs, _as_dict)
         bound = self._bind(args, kwargs)
         self._check_devices(bound)
         inputs = dict(zip(self._names, bound))
@@ -138,6 +141,20 @@ class QuantPipeline:
             return {rn: outs[rn] for rn in self._return_names}
         vals = [outs[rn] for rn in self._return_names]
         return vals[0] if len(vals) == 1 else tuple(vals)
+
+    def _from_keywords(self, kwargs: dict):
+        """All-keyword arguments in parameter order, defaults filled in; None when a name
+        is unknown or a parameter without default is missing (``_bind`` then says which)."""
+        out, used = [], 0
+        for n, d in self._name_defaults:
+            if n in kwargs:
+                out.append(kwargs[n])
+                used += 1
+            elif d is None:
+                return None
+            else:
+                out.append(d)
+        return tuple(out) if used == len(kwargs) else None
 
     def _call_seen(self, args: tuple):
         """The eager call of all-positional arguments whose signature was validated and

@@ -192,3 +192,23 @@ def test_seen_signature_path_still_checks_what_can_change():
     with pytest.raises(InputError, match="res"):
         qp(x, res[:, :32], w, 1e-6)
     assert len(ex._fast) == 1
+
+
+def test_keyword_calls_take_the_seen_path_with_defaults_filled():
+    """All-keyword calls map onto the positional seen path (eps from its default); an
+    unknown or missing name still gets the binding error."""
+    qp = quant_pipeline(backend="triton")(add_rms_fp8.__wrapped__)
+    x, res, w = _inputs(m=3, n=64)
+    first = qp(x, res, w, 1e-6)
+    assert qp._from_keywords({"x": x, "res": res, "w": w}) == (x, res, w, 1e-6)
+    seen = []
+    real = qp._call_seen
+    qp._call_seen = lambda args: seen.append(args) or real(args)
+    assert_norm_match(qp(w=w, x=x, res=res), first)
+    assert_norm_match(qp(x=x, res=res, w=w, eps=1e-6), first)
+    assert len(seen) == 2 and all(a[0] is x and a[3] == 1e-6 for a in seen)
+    with pytest.raises(InputError, match="no parameter 'bias'"):
+        qp(x=x, res=res, w=w, bias=w)
+    with pytest.raises(InputError, match="missing argument w"):
+        qp(x=x, res=res)
+    assert len(seen) == 2
