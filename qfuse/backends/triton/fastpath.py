@@ -86,9 +86,9 @@ class BoundLaunch:
         self.ws_pool = None                 # WorkspacePool (self-resetting kernels)
 
     def allocate(self, inputs: dict, device, skip=()) -> dict:
-        """Fresh outputs of this signature's shapes (filled where the kernel expects it);
-        ``skip``: outputs the caller supplies itself (a KV cache updated in place), which
-        would otherwise start as a copy of the whole cache."""
+        """Fresh outputs of this signature's shapes (a scatter target starts as a copy of
+        its input); ``skip``: outputs the caller supplies itself (a KV cache updated in
+        place), which would otherwise start as a copy of the whole cache."""
         outs = {}
         for name, shape, strides, dt, init in self.out_specs:
             if name in skip:
@@ -96,9 +96,6 @@ class BoundLaunch:
             if init is None:
                 # empty_strided: about half the Python cost of torch.empty(shape_tuple)
                 outs[name] = torch.empty_strided(shape, strides, dtype=dt, device=device)
-            elif init[0] == "fill":
-                outs[name] = torch.full(shape, int(init[1]), dtype=torch.uint8,
-                                        device=device).view(dt)
             else:                                              # "copy"
                 outs[name] = inputs[init[1]].clone()
         return outs

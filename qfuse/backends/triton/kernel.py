@@ -85,7 +85,7 @@ class TensorSpec:
     dtype the tensor is reinterpreted as before binding (bf16 -> int16 bits, fp8 ->
     uint8 codes); ``init`` says how the launcher prepares an output before the kernel runs:
     ``("copy", input_name)`` (scatter targets: the kernel updates a copy of that input, or
-    the input itself when the caller passes the same tensor) or ``("fill", byte)``.
+    the input itself when the caller passes the same tensor).
     """
     name: str
     role: str                       # "input" | "output"

@@ -2,8 +2,8 @@
 
 ``launch(inputs, outputs, dims, config, interpret)`` checks the tensors against the
 kernel's declared dtypes and symbolic shapes (an :class:`InputError` names the tensor),
-reinterprets storage (bf16 as int16 bits, fp8 as uint8 codes), prepares outputs (copy of
-the input cache for scatters, the pad byte for shuffled scales), evaluates the constexpr
+reinterprets storage (bf16 as int16 bits, fp8 as uint8 codes), prepares outputs (a copy of
+the input cache for scatters), evaluates the constexpr
 and grid rules, and launches: on CPU tensors in the Triton interpreter (bit exact: the
 ``NATIVE`` constexpr is False), on GPU tensors through the normal jit with
 ``enable_fp_fusion=False`` (no FMA contraction). An empty grid is skipped.
@@ -274,9 +274,7 @@ class TritonKernel:
         if spec.init is None:
             return
         kind, arg = spec.init
-        if kind == "fill":
-            t.view(torch.uint8).fill_(int(arg))
-        elif kind == "copy":
+        if kind == "copy":
             src = inputs[arg]
             if src.data_ptr() != t.data_ptr():
                 t.copy_(src)

@@ -300,8 +300,8 @@ def _sym(s: str):
 def _init_of(em: Emitter, call, v) -> tuple:
     if call is None:
         return None, False
-    if call.stage == "shuffle":
-        return ("fill", int(call.options.get("pad", 0))), True
+    if call.stage == "shuffle":                 # the kernel writes its pad bytes too
+        return None, True
     if call.stage == "cache_write":
         src = call.operands["cache" if v is call.results[0] else "scales"]
         if src not in em.params:

@@ -94,7 +94,7 @@ def test_kernel_source_contract(P):
     assert dict(ks.constexprs)["BLOCK_0"] == "max(np2(N), 32)"     # mx groups of 32
     assert ks.grid == ("cdiv(M, BLOCK_M)", "cdiv(N, BLOCK_0)") and ks.col_split == 32
     out = ks.tensor("shuffle_0", "output")
-    assert out.init == ("fill", 0) and out.contiguous and out.shape == ("round_up(M, 256)",
+    assert out.init is None and out.contiguous and out.shape == ("round_up(M, 256)",
                                                                        "round_up(cdiv(N, 32), 8)")
     assert ks.outputs == (("pack_0", "pack_0"), ("shuffle_0", "shuffle_0"))
     assert ks.tensor("x").view == "int16"

@@ -90,6 +90,35 @@ def test_mxfp4_shuffle_padding_byte():
     assert got[sh].shape == (256, 8) and int((got[sh] == 127).sum()) >= 256 * 8 - m * 3
 
 
+@pytest.mark.parametrize("m,n,chunks,block_m", [(37, 96, 2, 1), (1, 224, 8, 1),
+                                                (300, 256, 2, 4), (64, 256, 1, 8)])
+def test_shuffle_pad_bytes_from_every_grid(m, n, chunks, block_m):
+    """The kernel writes every pad byte itself, shared out over however many programs
+    the grid has (column chunks, rows per program): rows past M within and beyond their
+    32-row block, columns past S, and nothing else (the buffer starts as garbage)."""
+    from qfuse.backends.triton import TritonConfig, run_pipeline
+    from qfuse.backends.triton.fastpath import BoundLaunch
+    tp = P["mxfp4_shuffle_pad"]
+    x = mx_rows(m, n).to(torch.bfloat16)
+    real = BoundLaunch.allocate
+
+    def garbage(self, inputs, device, skip=()):
+        outs = real(self, inputs, device, skip)
+        for t in outs.values():
+            t.view(torch.uint8).fill_(0xA5)
+        return outs
+    BoundLaunch.allocate = garbage
+    try:
+        got = run_pipeline(tp, {"x": x}, config=TritonConfig(col_chunks=chunks,
+                                                             block_m=block_m), interpret=True)
+    finally:
+        BoundLaunch.allocate = real
+    ref = run_both(tp, {"x": x})[1]
+    assert_bitwise(got, ref)
+    sh = tp.return_names[1]
+    assert not (got[sh].view(torch.uint8) == 0xA5).any()
+
+
 def _shuffle_positions(m, g, sn):
     from qfuse.backends.reference.numerics import shuffle_index
     r = torch.arange(m).reshape(m, 1)
