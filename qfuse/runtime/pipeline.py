@@ -157,9 +157,10 @@ class QuantPipeline:
         return tuple(out) if used == len(kwargs) else None
 
     def _call_seen(self, args: tuple):
-        """The eager call of all-positional arguments whose signature was validated and
-        bound before (Executor.run_seen), skipping binding and the device checks (the
-        signature fixes every tensor's device); None when that is not the case."""
+        """The eager call of arguments in parameter order (as given, or from keywords by
+        ``_from_keywords``) whose signature was validated and bound before
+        (Executor.run_seen), skipping binding and the device checks (the signature fixes
+        every tensor's device); None when that is not the case."""
         first = self._first_tensor
         if first is None or not isinstance(args[first], torch.Tensor):
             return None
