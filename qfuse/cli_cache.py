@@ -27,20 +27,33 @@ def _human(n: int) -> str:
     return str(n)
 
 
+def _info(cache) -> None:
+    entries = cache.entries()
+    damaged = [e for e in entries if e.problem]
+    print(f"cache dir: {cache.root}" + ("" if cache.root.is_dir() or not cache.root.exists()
+                                        else " (not a directory: nothing is cached)"))
+    print(f"entries:   {len(entries)}" + (f" ({len(damaged)} damaged: rebuilt on next use, "
+                                            f"or `qfuse cache clear`)" if damaged else ""))
+    print(f"size:      {_human(sum(e.bytes for e in entries))}")
+
+
+def _ls(cache) -> None:
+    now = time.time()
+    for e in cache.entries():
+        if e.problem:
+            print(f"{e.key_dir[:16]}  {e.name:40s} DAMAGED: {e.problem}")
+            continue
+        print(f"{e.key_dir[:16]}  {e.name:40s} {e.files:3d} files  {_human(e.bytes):>10s}  "
+              f"{(now - e.mtime) / 3600:7.1f} h old")
+
+
 def cmd_cache(args) -> int:
     from .runtime.cache import KernelCache
     cache = KernelCache(args.dir)
     if args.action == "info":
-        entries = cache.entries()
-        print(f"cache dir: {cache.root}")
-        print(f"entries:   {len(entries)}")
-        print(f"size:      {_human(sum(e.bytes for e in entries))}")
+        _info(cache)
     elif args.action == "ls":
-        now = time.time()
-        for e in cache.entries():
-            age = now - e.mtime
-            print(f"{e.key_dir[:16]}  {e.name:40s} {e.files:3d} files  {_human(e.bytes):>10s}  "
-                  f"{age / 3600:7.1f} h old")
+        _ls(cache)
     else:
         older = parse_age(args.older_than) if args.older_than else None
         n = cache.clear(older)

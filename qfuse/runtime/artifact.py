@@ -4,41 +4,87 @@
 and one ``KernelStep`` per kernel in launch order: the rendered Triton source with its
 launch rules, and the names of the values it reads and writes. Loading and running it
 needs torch and triton only (no lark, no MLIR bindings).
+
+:meth:`CompiledPipeline.loads` is the one reader of the stored form (cache entries and
+bundles): the JSON is checked against :func:`artifact_schema` (kernel sources against the
+fields of ``KernelSource`` itself) before anything is built from it, so damage raises
+:class:`~qfuse.runtime.schema.SchemaError` naming the place, never a raw ``KeyError``.
+Kernel and pipeline names must be Python identifiers: a kernel name becomes a function
+and a module name, and must not carry a path (``../x``) into the module directory.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from ..dialect.typed import TypedPipeline
-from .program_json import pipeline_from_json, pipeline_to_json
+from .program_json import PROGRAM, pipeline_from_json, pipeline_to_json
+from .schema import IDENT, ListOf, MapOf, Obj, Opt, SchemaError, TupleOf, check, dataclass_spec, \
+    load_json
 
-__all__ = ["KernelStep", "CompiledPipeline", "FORMAT_VERSION"]
+__all__ = ["KernelStep", "CompiledPipeline", "FORMAT_VERSION", "artifact_schema"]
 
 FORMAT_VERSION = 1
+
+
+@functools.lru_cache(maxsize=1)
+def artifact_schema() -> Obj:
+    """The schema of :meth:`CompiledPipeline.to_json` (built on first use: it reads the
+    kernel dataclasses, whose module imports the Triton backend)."""
+    from ..backends.triton.kernel import KernelArg, KernelSource, ScalarSpec, TensorSpec
+    source = dataclass_spec(KernelSource, {
+        "name": IDENT,
+        "args": ListOf(dataclass_spec(KernelArg)),
+        "tensors": ListOf(dataclass_spec(TensorSpec)),
+        "scalars": ListOf(dataclass_spec(ScalarSpec)),
+        "phases": ListOf(TupleOf(IDENT, ListOf(str))),     # (kernel function, grid rules)
+    })
+    step = Obj({"name": IDENT, "space": str, "reason": str, "inputs": ListOf(str),
+                "outputs": ListOf(str), "source": Opt(source), "program": Opt(PROGRAM)})
+    return Obj({"format": int, "name": IDENT, "backend": str, "target": str,
+                "program": PROGRAM, "returns": ListOf(TupleOf(str, str)),
+                "steps": ListOf(step)},
+               {"versions": MapOf(str), "fused_ir": str})
 
 
 def _source_to_json(src) -> dict:
     return dataclasses.asdict(src)
 
 
+def _tup(x):
+    return tuple(_tup(i) for i in x) if isinstance(x, list) else x
+
+
+def _dataclass_from_json(cls, d: dict, nested: Optional[dict] = None):
+    """``cls`` from checked JSON: lists become tuples, keys ``cls`` lacks are dropped."""
+    nested = nested or {}
+    kw = {}
+    for f in dataclasses.fields(cls):
+        if f.name in d:
+            v = d[f.name]
+            kw[f.name] = (tuple(_dataclass_from_json(nested[f.name], i) for i in v)
+                          if f.name in nested else _tup(v))
+    return cls(**kw)
+
+
 def _source_from_json(d: dict):
     from ..backends.triton.kernel import KernelArg, KernelSource, ScalarSpec, TensorSpec
+    return _dataclass_from_json(KernelSource, d, {"args": KernelArg, "tensors": TensorSpec,
+                                                  "scalars": ScalarSpec})
 
-    def tup(x):
-        return tuple(tup(i) for i in x) if isinstance(x, list) else x
-    nested = {"args": KernelArg, "tensors": TensorSpec, "scalars": ScalarSpec}
-    kw = {}
-    for f in dataclasses.fields(KernelSource):
-        if f.name not in d:
-            continue
-        v = d[f.name]
-        if f.name in nested:
-            v = tuple(nested[f.name](**{k: tup(x) for k, x in item.items()}) for item in v)
-        kw[f.name] = tup(v)
-    return KernelSource(**kw)
+
+def _check_names(j: dict, what: str) -> None:
+    """The names a schema cannot relate: the program is the pipeline's, each kernel the
+    step's (the launcher looks the kernel function up by the step's source name)."""
+    if j["program"]["name"] != j["name"]:
+        raise SchemaError(f"{what}: pipeline {j['name']} holds the program of "
+                          f"{j['program']['name']}")
+    for s in j["steps"]:
+        if s["source"] is not None and s["source"]["name"] != s["name"]:
+            raise SchemaError(f"{what}: step {s['name']} holds kernel {s['source']['name']}")
 
 
 @dataclass
@@ -83,9 +129,24 @@ class CompiledPipeline:
         return json.dumps(self.to_json(), sort_keys=True, indent=1)
 
     @classmethod
-    def from_json(cls, j: dict) -> "CompiledPipeline":
-        if j.get("format") != FORMAT_VERSION:
-            raise ValueError(f"compiled pipeline format {j.get('format')} != {FORMAT_VERSION}")
+    def loads(cls, raw: bytes, what: str, name: Optional[str] = None) -> "CompiledPipeline":
+        """Read the stored form (``raw`` JSON bytes; ``what`` names it in errors). With
+        ``name``, the pipeline must be that one: an entry stored under another name is
+        refused, not used."""
+        cp = cls.from_json(load_json(raw, Obj({"format": int}), what), what)
+        if name is not None and cp.name != name:
+            raise SchemaError(f"{what}: holds pipeline {cp.name!r}, expected {name!r}")
+        return cp
+
+    @classmethod
+    def from_json(cls, j: Any, what: str = "compiled pipeline") -> "CompiledPipeline":
+        """Build from the JSON of :meth:`to_json`; raises :class:`SchemaError` on damage
+        or another format."""
+        if not isinstance(j, dict) or j.get("format") != FORMAT_VERSION:
+            got = j.get("format") if isinstance(j, dict) else type(j).__name__
+            raise SchemaError(f"{what}: format {got!r:.40}, this qfuse reads {FORMAT_VERSION}")
+        check(j, artifact_schema(), f"{what}: $")
+        _check_names(j, what)
         steps = [KernelStep(s["name"], s["space"], s["reason"], list(s["inputs"]),
                             list(s["outputs"]),
                             _source_from_json(s["source"]) if s["source"] else None,

@@ -50,6 +50,7 @@ def build_bundle(files: Iterable[str], targets: list, out: str, *, backend: str 
                          f"backend is planned; use --backend triton")
     for t in targets:
         parse_target(t)
+    table = _read_tuning_file(tuning) if tuning else None     # bad input fails before work
     report = BuildReport()
     jobs = []
     seen: dict = {}
@@ -100,16 +101,34 @@ def build_bundle(files: Iterable[str], targets: list, out: str, *, backend: str 
     finally:
         if prog:
             prog.stop()
-    if tuning:                          # autotune results (qfuse.runtime.autotune) to ship
-        from .autotune import TuningTable
-        with open(tuning) as f:
-            payload["autotune.json"] = TuningTable.loads(f.read()).dumps()
-    manifest = {"bundle_format": BUNDLE_FORMAT, "autotune": "autotune.json" if tuning else None, "format": FORMAT_VERSION, "backend": backend,
+    if table is not None:               # autotune results (qfuse.runtime.autotune) to ship
+        payload["autotune.json"] = table.dumps()
+    manifest = {"bundle_format": BUNDLE_FORMAT, "autotune": "autotune.json" if tuning else None,
+                "format": FORMAT_VERSION, "backend": backend,
                 "targets": list(targets), "versions": _versions(), "shapes": shapes or {},
                 "pipelines": pipelines,
                 "failed": [{"pipeline": n, "error": m} for n, m in report.failed]}
-    write_bundle_files(Path(out), manifest, payload)
+    try:
+        write_bundle_files(Path(out), manifest, payload)
+    except OSError as e:
+        raise QfuseError(f"cannot write the bundle to {out}: {e.strerror or e}; choose a "
+                         f"writable directory with -o") from None
     return report
+
+
+def _read_tuning_file(path: str):
+    """The tuning table to ship, checked like the one a bundle loads."""
+    from .bundle import read_tuning
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise QfuseError(f"cannot read --tuning {path}: {e.strerror or e}") from None
+    try:
+        return read_tuning(raw, path)
+    except QfuseError as e:
+        raise QfuseError(f"--tuning {path} is not a tuning table ({e}); write it with "
+                         f"QuantPipeline.autotune(...).dumps()") from None
 
 
 def _entry(cp, source_file: str) -> dict:

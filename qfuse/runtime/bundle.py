@@ -5,30 +5,59 @@ compiled pipeline: checked program, fused IR, Triton kernel sources with launch 
 ``<name>.mlir`` (fused IR, for reading) and ``kernels/<kernel>.py`` (the sources), plus
 ``binaries/<target>/<kernel>.<ext>`` when the build was given shapes to specialise
 (cubin/ptx for CUDA, hsaco/amdgcn for HIP: proof that the kernel compiles for that
-target, and artefacts for AOT consumers). The manifest records the format, the qfuse,
-Triton and MLIR versions of the builder, the targets, each pipeline's signature and the
-sha256 of every file.
+target, and artefacts for AOT consumers), and ``autotune.json`` when a tuning table was
+shipped. The manifest records the format, the qfuse, Triton and MLIR versions of the
+builder, the targets, each pipeline's signature and the sha256 of every file.
 
 Loading needs torch and triton only: no lark, no MLIR bindings. Kernels launch through
 the local Triton's JIT from the bundled source, so a GPU box whose Triton differs from
 the builder's (3.6 vs 3.9) still runs them. A bundle of another qfuse format/version,
 or one without the caller's target, is refused with :class:`BundleError`; the caller can
 then fall back to JIT compilation (``load(..., fallback="jit")`` does that per pipeline).
+
+What loading verifies (anything else is a :class:`BundleError` saying what and how to
+fix it, never a raw exception): the manifest against :data:`MANIFEST_SCHEMA` (``targets`` is a
+list, every path a plain relative path), every file the loader reads (each compiled
+pipeline and ``autotune.json``) against its sha256 in the manifest (with ``verify=True``,
+the default) and against its schema, every path confined to the bundle directory (no
+``..``, no absolute path, no symbolic link out), and each pipeline's artifact holding
+that pipeline. A bundle is code: its kernels are Python/Triton source that is imported
+and run. Checksums detect damage, not malice; load bundles from trusted sources only.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
 from typing import Optional
 
+from ..backends.files import UnsafePathError, atomic_write, confine, is_safe_relpath
 from ..errors import QfuseError
 from .artifact import FORMAT_VERSION, CompiledPipeline
+from .schema import (IDENT, SHA256, ListOf, MapOf, Obj, Opt, SchemaError, Where, check,
+                     dataclass_spec, load_json)
 
-__all__ = ["BundleError", "Bundle", "load", "write_bundle_files", "MANIFEST", "BUNDLE_FORMAT"]
+__all__ = ["BundleError", "Bundle", "load", "write_bundle_files", "read_tuning", "MANIFEST",
+           "BUNDLE_FORMAT", "MANIFEST_SCHEMA"]
 
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = 1
+
+RELPATH = Where(str, is_safe_relpath, "a relative path inside the bundle (no '..', not absolute)")
+_KERNEL = Obj({"name": IDENT, "source": RELPATH}, {"space": str, "reason": str})
+_PIPELINE = Obj({"artifact": RELPATH},
+                {"kernels": ListOf(_KERNEL), "binaries": MapOf(MapOf(ListOf(RELPATH))),
+                 "signature": ListOf(Obj({"name": IDENT, "type": str})),
+                 "returns": ListOf(str), "source_file": str})
+# enough to tell which qfuse wrote the bundle: checked before the rest, whose shape
+# another format may change
+_HEADER = Obj({"bundle_format": int, "format": int, "versions": Obj({"qfuse": str})})
+MANIFEST_SCHEMA = Obj({**_HEADER.required, "targets": ListOf(str),
+                       "pipelines": MapOf(_PIPELINE, key=IDENT),
+                       "files": MapOf(SHA256, key=RELPATH)},
+                      {"autotune": Opt(RELPATH), "backend": str, "shapes": MapOf(int),
+                       "failed": ListOf(Obj({"pipeline": str, "error": str}))})
 
 
 class BundleError(QfuseError):
@@ -39,18 +68,44 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _rebuild(path) -> str:
+    return f"rebuild the bundle (qfuse build ... -o {path})"
+
+
+@functools.lru_cache(maxsize=1)
+def _tuning_schema() -> MapOf:
+    """``TuningTable.entries``: {kernel: {bucket: {"config": TritonConfig fields, "us"}}}.
+    The config is splatted into ``TritonConfig``, so unknown keys are refused."""
+    from ..backends.triton.kernel import TritonConfig
+    return MapOf(MapOf(Obj({"config": dataclass_spec(TritonConfig, closed=True),
+                            "us": float})))
+
+
+def read_tuning(raw: bytes, what: str):
+    """A :class:`~qfuse.runtime.autotune.TuningTable` from JSON bytes, checked (raises
+    :class:`SchemaError` naming ``what``)."""
+    from .autotune import TuningTable
+    return TuningTable(load_json(raw, _tuning_schema(), what))
+
+
 def write_bundle_files(out: Path, manifest: dict, files: dict) -> None:
-    """Write ``files`` ({relative path: bytes|str}) and the manifest (last) under ``out``."""
+    """Write ``files`` ({relative path: bytes|str}) and the manifest (last) under ``out``.
+
+    The manifest is checked against :data:`MANIFEST_SCHEMA` first, so a bundle this
+    writes is one :func:`load` accepts. Raises ``OSError`` when ``out`` cannot be written.
+    """
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sums = {}
     for rel, data in sorted(files.items()):
         raw = data.encode() if isinstance(data, str) else bytes(data)
-        p = out / rel
+        p = confine(out, rel, "bundle file")
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(raw)
+        atomic_write(p, raw)
         sums[rel] = _sha(raw)
     manifest = dict(manifest, files=sums)
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    check(manifest, MANIFEST_SCHEMA, MANIFEST)
+    atomic_write(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
 def _local_target(target: Optional[str]) -> str:
@@ -77,6 +132,80 @@ class Bundle(dict):
             raise AttributeError(name) from None
 
 
+def _read_manifest(root: Path) -> dict:
+    """The manifest's JSON, its header checked (the rest is checked by :func:`load`)."""
+    p = root / MANIFEST
+    if not p.is_file() and not p.is_dir():
+        raise BundleError(f"{root} is not a qfuse bundle (no {MANIFEST}); build one with "
+                          f"`qfuse build FILE.qp --target ... -o {root}`")
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise BundleError(f"cannot read {p}: {e.strerror or e}; {_rebuild(root)}") from None
+    try:
+        return load_json(raw, _HEADER, str(p))
+    except SchemaError as e:
+        raise BundleError(f"{e}: the manifest is damaged; {_rebuild(root)}") from None
+
+
+def _version_problems(manifest: dict) -> list:
+    """Why this qfuse cannot read the bundle's kernels ([] when it can)."""
+    from .compiler import QFUSE_VERSION
+    problems = []
+    if manifest["bundle_format"] != BUNDLE_FORMAT or manifest["format"] != FORMAT_VERSION:
+        problems.append(f"it has format {manifest['bundle_format']}/{manifest['format']}, "
+                        f"this qfuse reads {BUNDLE_FORMAT}/{FORMAT_VERSION}")
+    built_by = manifest["versions"]["qfuse"]
+    if built_by != QFUSE_VERSION:
+        problems.append(f"it was built by qfuse {built_by}, this is qfuse {QFUSE_VERSION}")
+    return problems
+
+
+def _check_manifest(root: Path, manifest: dict, problems: list) -> None:
+    """The whole manifest against :data:`MANIFEST_SCHEMA`; a failure is reported as the
+    version difference when there is one (the likely cause), else as damage."""
+    try:
+        check(manifest, MANIFEST_SCHEMA, f"{root / MANIFEST}: $")
+    except SchemaError as e:
+        cause = "; ".join(problems) if problems else "the manifest is damaged"
+        raise BundleError(f"cannot use bundle {root}: {cause} ({e}); {_rebuild(root)}") \
+            from None
+
+
+class _BundleFiles:
+    """Reads the bundle's files: each path confined to the bundle, listed in the
+    manifest and (with ``verify``) matching its sha256."""
+
+    def __init__(self, root: Path, manifest: dict, verify: bool):
+        self.root, self.sums, self.verify = root, manifest["files"], verify
+
+    def read(self, rel: str, what: str) -> bytes:
+        try:
+            p = confine(self.root, rel, what)
+        except UnsafePathError as e:
+            raise BundleError(f"{e}; the bundle is damaged or not from a trusted source") from None
+        if self.verify and rel not in self.sums:
+            raise BundleError(f"{what} {rel} has no checksum in the manifest; "
+                              f"{_rebuild(self.root)}")
+        try:
+            raw = p.read_bytes()
+        except OSError as e:
+            raise BundleError(f"cannot read {what} {p}: {e.strerror or e}; the bundle is "
+                              f"incomplete or damaged; {_rebuild(self.root)}") from None
+        if self.verify and _sha(raw) != self.sums[rel]:
+            raise BundleError(f"{p} does not match its checksum in the manifest (damaged or "
+                              f"edited); {_rebuild(self.root)}")
+        return raw
+
+    def json(self, rel: str, what: str, parse):
+        """``parse(raw, name of the file)``, its SchemaError turned into a BundleError."""
+        raw = self.read(rel, what)
+        try:
+            return parse(raw, str(self.root / rel))
+        except SchemaError as e:
+            raise BundleError(f"{e}; {_rebuild(self.root)}") from None
+
+
 def load(path, *, target: Optional[str] = None, verify: bool = True,
          fallback: Optional[str] = None) -> Bundle:
     """Load a bundle built by ``qfuse build``; returns the pipelines as callables.
@@ -84,45 +213,34 @@ def load(path, *, target: Optional[str] = None, verify: bool = True,
     ``target`` defaults to the local GPU (``cuda:sm_90``, ``hip:gfx942``) or ``cpu:interp``
     (Triton's interpreter, which runs any bundle's sources). ``fallback="jit"`` compiles a
     pipeline locally (needs the compiler extras) instead of refusing a mismatched bundle.
+    ``verify=False`` skips the checksums (the schema and path checks stay).
     """
-    from .pipeline import QuantPipeline
-    path = Path(path)
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise BundleError(f"{path} is not a qfuse bundle (no {MANIFEST}); build one with "
-                          f"`qfuse build FILE.qp --target ... -o {path}`") from None
-    except json.JSONDecodeError as e:
-        raise BundleError(f"{path / MANIFEST} is damaged ({e}); rebuild the bundle") from None
-    problems = []
-    if manifest.get("bundle_format") != BUNDLE_FORMAT or manifest.get("format") != FORMAT_VERSION:
-        problems.append(f"it has format {manifest.get('bundle_format')}/{manifest.get('format')}, "
-                        f"this qfuse reads {BUNDLE_FORMAT}/{FORMAT_VERSION}")
-    from .compiler import QFUSE_VERSION
-    built_by = manifest.get("versions", {}).get("qfuse")
-    if built_by != QFUSE_VERSION:
-        problems.append(f"it was built by qfuse {built_by}, this is qfuse {QFUSE_VERSION}")
+    root = Path(path)
+    manifest = _read_manifest(root)
+    problems = _version_problems(manifest)
+    _check_manifest(root, manifest, problems)
     tgt = _local_target(target)
-    targets = manifest.get("targets", [])
-    if tgt != "cpu:interp" and tgt not in targets:
-        problems.append(f"it has no kernels for {tgt} (it was built for {', '.join(targets)}); "
-                        f"rebuild with --target {tgt}")
+    if tgt != "cpu:interp" and tgt not in manifest["targets"]:
+        problems.append(f"it has no kernels for {tgt} (it was built for "
+                        f"{', '.join(manifest['targets'])}); rebuild with --target {tgt}")
     if problems and fallback != "jit":
-        raise BundleError(f"cannot use bundle {path}: " + "; ".join(problems) +
+        raise BundleError(f"cannot use bundle {root}: " + "; ".join(problems) +
                           " (or load it with fallback='jit' where the compiler is installed)")
-    pipes = {}
-    for name, entry in manifest.get("pipelines", {}).items():
-        raw = (path / entry["artifact"]).read_bytes()
-        if verify and manifest["files"].get(entry["artifact"]) != _sha(raw):
-            raise BundleError(f"{path / entry['artifact']} does not match its checksum in the "
-                              f"manifest (damaged or edited); rebuild the bundle")
-        cp = CompiledPipeline.from_json(json.loads(raw))
-        prebuilt = {} if problems else {("triton", tgt): cp}
-        pipes[name] = QuantPipeline(cp.program, backend="triton" if tgt != "cpu:ref" else None,
-                                    prebuilt=prebuilt, allow_jit=bool(problems))
+    files = _BundleFiles(root, manifest, verify)
+    pipes = {name: _pipeline(files, name, entry["artifact"], tgt, bool(problems))
+             for name, entry in manifest["pipelines"].items()}
     if manifest.get("autotune"):
-        from .autotune import TuningTable
-        table = TuningTable.loads((path / manifest["autotune"]).read_text())
+        table = files.json(manifest["autotune"], "tuning table", read_tuning)
         for qp in pipes.values():
             qp.use_tuning(table)
-    return Bundle(path, manifest, pipes)
+    return Bundle(root, manifest, pipes)
+
+
+def _pipeline(files: _BundleFiles, name: str, artifact: str, tgt: str, jit: bool):
+    """The callable of pipeline ``name``: its bundled kernels, or (``jit``) compiled here."""
+    from .pipeline import QuantPipeline
+    cp = files.json(artifact, f"pipeline {name}",
+                    lambda raw, what: CompiledPipeline.loads(raw, what, name))
+    prebuilt = {} if jit else {("triton", tgt): cp}
+    return QuantPipeline(cp.program, backend="triton" if tgt != "cpu:ref" else None,
+                         prebuilt=prebuilt, allow_jit=jit)
