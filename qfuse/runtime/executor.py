@@ -17,6 +17,7 @@ from ..backends.reference.interpreter import bind_inputs
 from ..dialect.types import ScalarType
 from ..errors import InputError
 from .artifact import CompiledPipeline
+from .index_check import IndexChecks, check_requirements, index_policy
 
 __all__ = ["Executor", "validate_inputs"]
 
@@ -45,37 +46,32 @@ def validate_inputs(cp: CompiledPipeline, inputs: dict, *, need_contiguous: bool
             if need_contiguous and v.dim() and v.shape[-1] > 1 and v.stride(-1) != 1:
                 raise InputError(f"{p.value.name}: the last dim must be contiguous "
                                  f"(stride {v.stride(-1)}); rows may be strided, use .contiguous()")
-        elif isinstance(p.value.type, ScalarType) and isinstance(v, float) and not math.isfinite(v):
-            raise InputError(f"{p.value.name}: must be finite, got {v}")
     if len(devices) > 1:
         (d0, n0), (d1, n1) = list(devices.items())[:2]
         raise InputError(f"inputs are on different devices: {n0} on {d0}, {n1} on {d1}")
     _, syms = bind_inputs(cp.program, inputs)
-    for c in cp.program.calls:
-        if c.stage in ("scale", "round") and c.options.get("granularity") == "mx":
-            n = c.operands["x"].type.shape[-1].eval(syms)
-            if n % 32:
-                raise InputError(f"{c.operands['x'].name}: mx quantisation needs N % 32 == 0, got "
-                                 f"N = {n}", c.loc)
-        if c.stage == "pack":
-            n = c.operands["x"].type.shape[-1].eval(syms)
-            if n % 2:
-                raise InputError(f"pack needs an even last dim, got {n}", c.loc)
-    _check_scalars(cp, inputs)
+    check_requirements(cp.program, syms)
+    _check_scalars(_scalar_rules(cp), inputs)
     return syms
 
 
-def _eps_names(cp: CompiledPipeline) -> list:
-    """The norms' eps parameters: the scalars a call can get wrong once its tensor
-    signature has been checked."""
-    return [c.operands["eps"].name for c in cp.program.calls if c.stage == "norm"]
+def _scalar_rules(cp: CompiledPipeline) -> list:
+    """``(name, is eps)`` of every float scalar parameter: the arguments a call can get
+    wrong once its tensor signature has been checked (the signature fixes only their type)."""
+    eps = {c.operands["eps"].name for c in cp.program.calls if c.stage == "norm"}
+    return [(p.value.name, p.value.name in eps) for p in cp.program.params
+            if isinstance(p.value.type, ScalarType) and p.value.type.dtype.is_float]
 
 
-def _check_scalars(cp: CompiledPipeline, inputs: dict, eps_names=None) -> None:
-    """Scalar arguments change per call even when the tensor signature does not."""
-    for name in _eps_names(cp) if eps_names is None else eps_names:
+def _check_scalars(rules: list, inputs: dict) -> None:
+    """Every float scalar finite; a norm's eps also >= 0 (``rules`` from _scalar_rules)."""
+    for name, is_eps in rules:
         val = inputs.get(name)
-        if isinstance(val, (int, float)) and (val < 0 or not math.isfinite(val)):
+        if not isinstance(val, (int, float)):
+            continue
+        if not math.isfinite(val):
+            raise InputError(f"{name}: must be finite, got {val}")
+        if is_eps and val < 0:
             raise InputError(f"{name}: eps must be finite and >= 0, got {val}")
 
 
@@ -116,14 +112,17 @@ def _plan(bound: list, returns: list, env: dict) -> tuple:
 class Executor:
     """Launches the kernels of one compiled pipeline (Triton), or interprets its program."""
 
-    def __init__(self, cp: CompiledPipeline):
+    def __init__(self, cp: CompiledPipeline, index_check: Optional[str] = None):
         self.cp = cp
         self.aliases = _aliases(cp)
         self._kernels = {}
         self._fast: dict = {}          # input signature -> _plan(...) of its bound launches
         self.tuning = None             # TuningTable (qfuse.runtime.autotune) or None
         self.device_name = ""
-        self._eps = _eps_names(cp)
+        self._scalars = _scalar_rules(cp)
+        strict = index_policy(index_check) == "raise"
+        self._index_checks = IndexChecks(cp.program) if strict else None
+        self._syms: dict = {}          # input signature -> bound dims (for index checks)
 
     def set_tuning(self, table, device_name: str) -> None:
         """Launch with ``table``'s configs for ``device_name`` from now on."""
@@ -147,13 +146,17 @@ class Executor:
         cp = self.cp
         if cp.backend == "reference":
             from ..backends.reference.interpreter import run_pipeline
-            validate_inputs(cp, inputs, need_contiguous=False)
+            syms = validate_inputs(cp, inputs, need_contiguous=False)
+            if self._index_checks:
+                self._index_checks.run(inputs, syms)
             return self._write_back(run_pipeline(cp.program, inputs), inputs)
         seen = self.run_seen(inputs)        # this exact signature was validated before
         if seen is not None:
             return seen
         key = _signature(inputs)
-        validate_inputs(cp, inputs, need_contiguous=True)
+        syms = validate_inputs(cp, inputs, need_contiguous=True)
+        if self._index_checks:
+            self._index_checks.run(inputs, syms)
         env = dict(inputs)
         bound = []
         on_cpu = all(v.device.type == "cpu" for v in inputs.values() if isinstance(v, torch.Tensor))
@@ -177,6 +180,7 @@ class Executor:
                 env[value_name] = outs[tensor_name]
         if config is None and interpret is None:
             self._fast[key] = _plan(bound, cp.returns, env)
+            self._syms[key] = syms
         return {ret: env[val] for ret, val in cp.returns}
 
     def run_seen(self, inputs: dict):
@@ -184,10 +188,13 @@ class Executor:
         caller then takes the checked path)."""
         if self.cp.backend == "reference":
             return None
-        fast = self._fast.get(_signature(inputs))
+        key = _signature(inputs)
+        fast = self._fast.get(key)
         if fast is None:
             return None
-        _check_scalars(self.cp, inputs, self._eps)
+        _check_scalars(self._scalars, inputs)
+        if self._index_checks:
+            self._index_checks.run(inputs, self._syms[key])
         return self._run_fast(fast, inputs)
 
     def _run_fast(self, plan: tuple, inputs: dict) -> dict:

@@ -59,10 +59,13 @@ class QuantPipeline:
     """A compiled-on-demand pipeline. ``prebuilt`` maps target -> CompiledPipeline (bundles)."""
 
     def __init__(self, program: TypedPipeline, backend: Optional[str] = None, *,
-                 prebuilt: Optional[dict] = None, allow_jit: bool = True):
+                 prebuilt: Optional[dict] = None, allow_jit: bool = True,
+                 index_check: Optional[str] = None):
         if backend is not None and backend not in BACKENDS:
             raise UnsupportedError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)} "
                                    f"(rocdl is planned)")
+        from .index_check import index_policy
+        self.index_check = index_policy(index_check)     # see qfuse.runtime.index_check
         self.program = program
         self.name = program.name
         self.backend = backend
@@ -194,7 +197,8 @@ class QuantPipeline:
             target = device_target(device) if backend == "triton" else "cpu:ref"
             ex = self._executors.get((backend, target))
             if ex is None:
-                ex = self._executors[(backend, target)] = Executor(self.compiled(backend, target))
+                ex = self._executors[(backend, target)] = Executor(self.compiled(backend, target),
+                                                                   self.index_check)
                 if self._tuning is not None:
                     ex.set_tuning(self._tuning[0], self._tuning[1] or _device_name(device))
                 elif backend == "triton":           # results of an earlier autotune run
@@ -270,11 +274,13 @@ class QuantPipeline:
         return f"<qfuse pipeline {self.name}({sig})>"
 
 
-def quant_pipeline(fn=None, *, backend: Optional[str] = None):
-    """Decorator: parse the function's source as a qfuse pipeline (bare or with kwargs)."""
+def quant_pipeline(fn=None, *, backend: Optional[str] = None, index_check: Optional[str] = None):
+    """Decorator: parse the function's source as a qfuse pipeline (bare or with kwargs).
+    ``index_check``: ``defined`` (default) or ``raise``, see qfuse.runtime.index_check."""
     def wrap(f) -> QuantPipeline:
         from ..dsl import check_pipeline, parse_function
-        qp = QuantPipeline(check_pipeline(parse_function(f)), backend=backend)
+        qp = QuantPipeline(check_pipeline(parse_function(f)), backend=backend,
+                           index_check=index_check)
         qp.__doc__ = f.__doc__
         qp.__wrapped__ = f
         return qp

@@ -150,6 +150,7 @@ class Emitter:
         self.rmask: Optional[str] = None
         self.domain_lead: Optional[Lead] = None
         self.checks: list = []
+        self.claims: dict = {}          # id(cache_write call) -> slot_claims.ClaimRegion
         self.extra_constexprs: list = []
         self.fork_at: Optional[tuple] = None    # see fork_tail
 

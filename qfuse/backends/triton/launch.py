@@ -281,12 +281,15 @@ class TritonKernel:
 
     # ------------------------------------------------------------------ cross-compile
     def compile(self, target: str, dims: Optional[dict] = None,
-                config: Optional[TritonConfig] = None, phase: int = 0) -> dict:
+                config: Optional[TritonConfig] = None, phase: Optional[int] = None) -> dict:
         """Cross-compile for ``target`` (``cuda:sm_90``, ``hip:gfx942``, ``hip:gfx950``) with
         the block constexprs for ``dims`` (default: every symbol 4096). Returns
-        ``{stage: asm}`` of kernel function number ``phase`` (see ``source.launches``)."""
+        ``{stage: asm}`` of kernel function number ``phase`` (see ``source.launches``;
+        default: the one the kernel is named after, e.g. not a cache write's slot claims)."""
         from .compile import compile_kernel
         src, cfg = self.source, config or TritonConfig()
+        if phase is None:
+            phase = [name for name, _ in src.launches].index(src.name)
         env = {s: 4096 for s in src.symbols}
         env.update(dims or {})
         cexpr = self._constexprs(cfg, env, interpret=False, hip=target.startswith("hip"))

@@ -24,6 +24,7 @@ from . import stages_cache, stages_glue, stages_norm, stages_quant  # noqa: F401
 from .emit import STORAGE, Cols, Emitter, _ident
 from .kernel import (SPACES, KernelArg, KernelSource, ScalarSpec, TensorSpec, TritonConfig,
                      dim_rule)
+from .slot_claims import claim_regions, emit_claim_phase, finish_claims
 from .stages_quant import scale_from_amax
 from .stores import store_output
 
@@ -176,7 +177,28 @@ def render_kernel(kernel: TypedPipeline, space: Optional[str] = None,
         grid = grid + (f"cdiv({dim_rule(em.base_dim['BLOCK_0'])}, BLOCK_0)",)
     if space == "tensor_amax":
         min_programs, workspace = 1, 2
+    if em.claims:                    # cache writes: their slot claims launch first
+        return _with_claims(em, kernel, space, grid, col_split)
     return _assemble(em, kernel, space, grid, min_programs, workspace, col_split=col_split)
+
+
+def _cache_writes(kernel: TypedPipeline) -> list:
+    return [c for c in kernel.calls if c.stage == "cache_write"]
+
+
+def _with_claims(em: Emitter, kernel: TypedPipeline, space: str, grid: tuple,
+                 col_split: int):
+    """A row kernel with cache writes as two launches: the slot claims, then the kernel."""
+    calls = _cache_writes(kernel)
+    claim = Emitter(kernel, space)
+    claim.bm = em.bm
+    regions, ws = claim_regions(claim, calls)
+    tokens = calls[0].operands["x"].type.shape[0]
+    emit_claim_phase(claim, list(regions.values()), claim.dim(tokens))
+    name = _ident(kernel.name)
+    phases = [(f"{name}_claim", claim, (f"cdiv({dim_rule(tokens)}, BLOCK_M)",)),
+              (name, em, grid)]
+    return _assemble(em, kernel, space, grid, 0, ws, phases, col_split=col_split, primary=1)
 
 
 def column_split_ok(tp: TypedPipeline) -> bool:
@@ -226,15 +248,21 @@ def _render_body(kernel: TypedPipeline, space: str, split: bool,
     if space == "tensor_amax":
         _tensor_amax(em, kernel)
     else:
+        writes = _cache_writes(kernel)
+        if writes and space != "row":
+            raise em.unsupported(writes[0], f"a cache write in the {space} space")
+        em.claims, _ = claim_regions(em, writes)
         for v in dict.fromkeys(kernel.returns):
             store_output(em, v)
+        finish_claims(em, list(em.claims.values()))
     return em
 
 
 def _assemble(em: Emitter, tp: TypedPipeline, space, grid, min_programs, workspace,
-              phases=None, col_split: int = 0):
+              phases=None, col_split: int = 0, primary: int = 0):
     """KernelSource of one or more kernel functions (``phases``: [(fn name, emitter, grid)],
-    all with the same signature; the launcher runs them in order)."""
+    all with the same signature; the launcher runs them in order). Phase ``primary`` names
+    the kernel and gives the grid its launch heuristics look at."""
     phases = phases or [(_ident(tp.name), em, grid)]
     ems = [e for _, e, _ in phases]
     args, tensors, scalars, strides = [], [], [], []
@@ -283,9 +311,9 @@ def _assemble(em: Emitter, tp: TypedPipeline, space, grid, min_programs, workspa
     cexpr["NATIVE"] = "NATIVE"
     args += [KernelArg(n, "constexpr", n, sig="constexpr") for n in cexpr]
     text = _module_text(tp, space, args, phases)
-    return KernelSource(name=phases[0][0], space=space, text=text, args=tuple(args),
+    return KernelSource(name=phases[primary][0], space=space, text=text, args=tuple(args),
                         tensors=tuple(tensors), scalars=tuple(scalars), symbols=tuple(symbols),
-                        constexprs=tuple(cexpr.items()), grid=tuple(phases[0][2]),
+                        constexprs=tuple(cexpr.items()), grid=tuple(phases[primary][2]),
                         min_programs=min_programs, workspace=str(workspace or ""),
                         checks=tuple(c for e in ems for c in e.checks), outputs=tuple(outs),
                         phases=tuple((f, tuple(g)) for f, _, g in phases) if len(phases) > 1

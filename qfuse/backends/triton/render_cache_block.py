@@ -3,7 +3,7 @@
 A block's scale needs the amax over *all* of its new tokens before any token is written,
 and growing the scale re-quantises the codes already in the block. So (docs/semantics.md):
 
-1. ``<k>_amax`` (rows = (t, h)): each row with a valid slot atomically maxes its |x| bits
+1. ``<k>_amax`` (rows = (t, h)): each row that won its slot atomically maxes its |x| bits
    into ``ws[blk * H + h]`` and ``BS - off`` into ``ws[NB * H + blk]`` (so the block's first
    written offset is ``BS - max``; 0 means untouched);
 2. ``<k>_scale`` (one program per (blk, h)): ``new = max(1e-6, amax) / dtype_max``; with
@@ -12,10 +12,12 @@ and growing the scale re-quantises the codes already in the block. So (docs/sema
    ``old``; ``first == 0`` takes ``new``. Touched scales are stored;
 3. ``<k>_write`` (rows): ``q = round(x * (1 / scale[blk, h]))`` at the layout address.
 
-The producers of x (norm, rope, casts, ...) are recomputed in kernels 1 and 3 (reading x
-twice is cheaper than a round trip through memory). Differences from the reference:
-two new tokens with the same slot are a race here (the reference keeps the later one),
-and the re-quantised region of a block is one tile of ``next_pow2(BS) x next_pow2(D)``.
+Before them, ``<k>_claim`` decides which token wins a slot given twice (the later one,
+``slot_claims.py``); phases 1 and 3 take only winners, so an overwritten token counts in
+no amax. Phase 3 zeroes the words phase 1 set, so the workspace is clean for the next
+call without a memset. The producers of x (norm, rope, casts, ...) are recomputed in
+kernels 1 and 3 (reading x twice is cheaper than a round trip through memory). The
+re-quantised region of a block is one tile of ``next_pow2(BS) x next_pow2(D)``.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from ...dialect.types import dtype as qdtype
 from ...dialect.typed import TypedPipeline
 from .emit import Emitter, _ident, f32_literal
 from .kernel import KernelSource, dim_rule
+from .slot_claims import claim_regions, emit_claim_phase, finish_claims
 from .stages_cache import block_size, cache_offset, slot_prologue
 from .stages_quant import codes
 from .stores import storage_value
@@ -115,6 +118,12 @@ def _phase_write(em: Emitter, call, dmax: float, cdt: str) -> None:
     x = call.operands["x"]
     lead, cols, slot, ok, blk, off = slot_prologue(em, call)
     h = lead.names[1]
+    heads = em.dim(x.type.shape[1])
+    nb = em.dim(call.operands["cache"].type.shape[0])
+    em.comment("phase 2 has read this block's words: zero them for the next call (every word "
+               "phase 1 set belongs to a written row)")
+    em.emit(f"tl.store(ws_ptr + {blk} * {heads} + {h}, 0, mask={ok})")
+    em.emit(f"tl.store(ws_ptr + {nb} * {heads} + {blk}, 0, mask={ok})")
     xv = em.f32(em.value_at(x, lead, cols))
     sc = em.let("scale", f"tl.load({_scale_addr(em, call, blk, h)}, mask={ok}, other=1.0)")
     inv = em.let("inv", f"{em.helper('qf_div')}(1.0, {sc})")
@@ -144,13 +153,21 @@ def render_cache_block(tp: TypedPipeline) -> KernelSource:
     x = call.operands["x"]
     rows = f"cdiv({dim_rule(x.type.shape[0])} * {dim_rule(x.type.shape[1])}, BLOCK_M)"
     pairs = f"{dim_rule(call.operands['cache'].type.shape[0])} * {dim_rule(x.type.shape[1])}"
-    e1, e2, e3 = (_new_emitter(tp, call, r) for r in (True, False, True))
+    e0, e1, e2, e3 = (_new_emitter(tp, call, r) for r in (False, True, False, True))
+    nb_r, h_r = dim_rule(call.operands["cache"].type.shape[0]), dim_rule(x.type.shape[1])
+    block_words = (f"{e0.dim(call.operands['cache'].type.shape[0])} * "
+                   f"({e0.dim(x.type.shape[1])} + 1)", f"{nb_r} * ({h_r} + 1)")
+    regions = {}
+    for e in (e0, e1, e3):
+        regions, ws = claim_regions(e, [call], block_words)
+        e.claims = regions
+    emit_claim_phase(e0, list(regions.values()), e0.dim(x.type.shape[0]))
     _phase_amax(e1, call)
     _phase_scale(e2, call, dmax, cdt)
     _phase_write(e3, call, dmax, cdt)
+    finish_claims(e3, list(regions.values()))
     e1.checks += probe.checks
-    phases = [(f"{name}_amax", e1, (rows,)), (f"{name}_scale", e2, (pairs,)),
-              (f"{name}_write", e3, (rows,))]
-    ws = (f"{dim_rule(call.operands['cache'].type.shape[0])} * "
-          f"({dim_rule(x.type.shape[1])} + 1)")
-    return _assemble(e1, tp, "cache_block", (rows,), 0, ws, phases)
+    tokens = f"cdiv({dim_rule(x.type.shape[0])}, BLOCK_M)"
+    phases = [(f"{name}_claim", e0, (tokens,)), (f"{name}_amax", e1, (rows,)),
+              (f"{name}_scale", e2, (pairs,)), (f"{name}_write", e3, (rows,))]
+    return _assemble(e1, tp, "cache_block", (rows,), 0, ws, phases, primary=1)

@@ -3,7 +3,8 @@
 Each program row is one ``(t, h)`` of ``x [T, H, D]``; ``slot = slots[t]``, ``blk = slot //
 BS``, ``off = slot % BS``; the D columns go to the layout's address (strides of the
 output cache, last dim contiguous). ``slot < 0`` (padding) and slots past the cache are
-skipped. The launcher initialises the output cache (and scales) from the input ones (or
+skipped, and of two tokens with one slot only the later is written (its claim, decided
+by a launch before this one: ``slot_claims.py``). The launcher initialises the output cache (and scales) from the input ones (or
 the caller passes the same tensors to update them in place).
 
 quant: ``none`` (copy, float x rounded RNE to a float cache), ``static``
@@ -17,6 +18,7 @@ from __future__ import annotations
 from ...dialect.types import dtype as qdtype
 from .emit import STORE, Emitter, f32_literal
 from .kernel import dim_rule
+from .slot_claims import claimed
 from .stages_glue import round_float
 from .stages_quant import codes
 from .stores import storage_value
@@ -55,6 +57,10 @@ def slot_prologue(em: Emitter, call) -> tuple:
     bs = block_size(em, call)
     n_slots = f"{em.dim(cache.type.shape[0])} * {bs}"
     ok = em.let("slot_ok", f"rmask & ({slot} >= 0) & ({slot} < {n_slots})")
+    region = em.claims.get(id(call))
+    if region is None:
+        raise em.unsupported(call, "a cache write needs its slot claims (slot_claims.py)")
+    ok = claimed(em, region, slot, ok, lead.names[0])
     blk = em.let("blk", f"{slot} // {bs}")
     off = em.let("off", f"{slot} % {bs}")
     return lead, cols, slot, ok, blk, off

@@ -147,11 +147,15 @@ def r_rope(em: Emitter, call, which, lead, cols) -> Reg:
         partner = em.let("partner", f"tl.where({first}, {c} + 1, {c} - 1)")
     rot = em.let("in_rot", f"{c} < 2 * {rh}")
     rmask = em.and_mask(cols.mask, rot)
-    pl = em.let("pos", f"{p.var}.to(tl.int64)")
-    cs_lead = Lead((pl,), lead.mask, f"({pl}|{lead.mask})")
+    # a position outside the table [0, P) reads nothing and rotates by NaN (the reference's
+    # defined result, docs/semantics.md "Indices from data")
+    pl, pos_ok, cs_mask = _index_lead(em, p, em.dim(cos.type.shape[0]), lead, "pos")
+    cs_lead = Lead((pl,), cs_mask, f"({pl}|{cs_mask})")
     icols = Cols(i, rmask, f"rope_i[{cols.key}]")
-    cs = em.f32(em.value_at(cos, cs_lead, icols))
-    sn = em.f32(em.value_at(sin, cs_lead, icols))
+    cs = em.let("cos_p", f"tl.where({pos_ok}, {em.f32(em.value_at(cos, cs_lead, icols))}, "
+                         f"float(\"nan\"))")
+    sn = em.let("sin_p", f"tl.where({pos_ok}, {em.f32(em.value_at(sin, cs_lead, icols))}, "
+                         f"float(\"nan\"))")
     xc = em.f32(em.value_at(x, lead, cols))
     xp = em.f32(em.value_at(x, lead, Cols(partner, rmask, f"rope_p[{cols.key}]")))
     a = em.let("xc_cos", f"{xc} * {cs}")

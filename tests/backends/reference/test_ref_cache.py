@@ -68,13 +68,17 @@ def test_bf16_key_cache_default_x_and_rounding():
                 xs[t, 0, d].to(torch.bfloat16).item()
 
 
-def test_duplicate_slot_keeps_later_token_and_range_check():
+def test_duplicate_slot_keeps_later_token_and_slots_past_the_cache_are_skipped():
     xs = torch.tensor([[[1.0]], [[2.0]], [[3.0]]])
     cache = torch.zeros(1, 4, 1, 1)
     (out,) = run_cache_write(xs, cache, torch.tensor([2, 2, 0]), layout="flash")
     assert out.reshape(-1).tolist() == [3.0, 0.0, 2.0, 0.0]
-    with pytest.raises(InputError, match="outside the cache"):
-        run_cache_write(xs, cache, torch.tensor([0, 4, -1]), layout="flash")
+    # a slot past the cache is skipped like padding (index_check=raise reports it)
+    (out,) = run_cache_write(xs, cache, torch.tensor([0, 4, -1]), layout="flash")
+    assert out.reshape(-1).tolist() == [1.0, 0.0, 0.0, 0.0]
+    # ... and a token skipped so loses nothing: the duplicate of slot 1 past it still wins
+    (out,) = run_cache_write(xs, cache, torch.tensor([1, 1, 99]), layout="flash")
+    assert out.reshape(-1).tolist() == [0.0, 2.0, 0.0, 0.0]
     with pytest.raises(InputError, match=r"must have shape \(1, 1\)"):
         run_cache_write(xs, cache.to(torch.int8), torch.tensor([0, 1, 2]), torch.ones(1, 2),
                         layout="flash",

@@ -120,9 +120,17 @@ def test_rope_against_loops(style):
                 want[t, h, j1] = x1 * c - x2 * s
                 want[t, h, j2] = x2 * c + x1 * s
     np.testing.assert_array_equal(o.numpy(), want)
-    with pytest.raises(ValueError, match="positions"):
-        run_rope(torch.from_numpy(x), torch.from_numpy(cos), torch.from_numpy(sin),
-                 torch.tensor([0, 6, 1]), style=style)
+    # positions outside the table [0, P) rotate by NaN; the pass-through dims keep x
+    bad = torch.tensor([5, 6, -1])
+    (o2,) = run_rope(torch.from_numpy(x), torch.from_numpy(cos), torch.from_numpy(sin), bad,
+                     style=style)
+    rotated = slice(0, 2 * cos.shape[1])
+    assert torch.equal(o2[0], o[0])
+    assert o2[1:, :, rotated].isnan().all()
+    assert torch.equal(o2[1:, :, 2 * cos.shape[1]:], torch.from_numpy(x[1:, :, 2 * cos.shape[1]:]))
+    with pytest.raises(ValueError, match="sin table"):
+        run_rope(torch.from_numpy(x), torch.from_numpy(cos), torch.from_numpy(sin[:, :1]), bad,
+                 style=style)
 
 
 def test_gather_negative_and_out_of_range():

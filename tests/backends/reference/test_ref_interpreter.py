@@ -124,8 +124,8 @@ def test_stage_errors_are_located():
     o, = call(calls, "rope", ["o"], x=x, cos=cos, sin=cos, pos=pos)
     tp = TypedPipeline("r", [ParamInfo(x), ParamInfo(cos), ParamInfo(pos)], [], calls, [o], LOC)
     with pytest.raises(InputError) as e:
-        run_pipeline(tp, {"x": torch.ones(2, 1, 4), "cos": torch.ones(3, 2),
-                          "pos": torch.tensor([0, 3])})
+        run_pipeline(tp, {"x": torch.ones(2, 1, 2), "cos": torch.ones(3, 2),
+                          "pos": torch.tensor([0, 1])})     # rotary dim 4 > head dim 2
     assert e.value.loc == calls[0].loc and "rope" in e.value.message
 
 

@@ -60,8 +60,11 @@ def test_per_block_asm_scales(layout):
     assert_bitwise(*run_both(tp, inputs))
 
 
-def test_per_block_three_kernels():
+def test_per_block_claims_then_three_kernels():
     ks = render_kernel(block_pipe("key", "fp8_e4m3fn", "default"))
-    assert [n for n, _ in ks.launches] == ["cw_amax", "cw_scale", "cw_write"]
-    assert ks.launches[1][1] == ("B * H",) and ks.workspace == "B * (H + 1)"
+    assert [n for n, _ in ks.launches] == ["cw_claim", "cw_amax", "cw_scale", "cw_write"]
+    assert ks.name == "cw_amax" and ks.grid == ks.launches[1][1]
+    assert ks.launches[2][1] == ("B * H",)
+    # the block words B * (H + 1), then the claim words of B * BS slots (int64, + 2)
+    assert ks.workspace == "2 * (((B * (H + 1)) + 1) // 2 + (B * BS) + 2)"
     assert "tl.atomic_max(ws_ptr" in ks.text and "qft_code_to_f32" in ks.text

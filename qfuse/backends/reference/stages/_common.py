@@ -59,3 +59,15 @@ def zero_rows(out: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     mask = valid.reshape((-1,) + (1,) * (b.dim() - 1))
     b = torch.where(mask, b, torch.zeros((), dtype=b.dtype, device=b.device))
     return from_byte_view(b, out.dtype)
+
+
+def abs_amax(t: torch.Tensor, dim, keepdim: bool = False) -> torch.Tensor:
+    """``max |t|`` over ``dim`` (an int or a tuple); 0 where that extent is empty, as for an
+    all-zero range (torch refuses to reduce an empty dim)."""
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    a = t.abs()
+    if any(a.shape[d] == 0 for d in dims):
+        shape = [1 if (k in dims or k - a.dim() in dims) else n for k, n in enumerate(a.shape)]
+        z = torch.zeros(shape, dtype=a.dtype, device=a.device)
+        return z if keepdim else z.squeeze(dims)
+    return a.amax(dim=dims, keepdim=keepdim)

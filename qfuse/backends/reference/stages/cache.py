@@ -18,7 +18,7 @@ import torch
 
 from ....errors import InputError
 from ..numerics import quantize, round_to_float
-from ._common import FLOAT_TORCH, byte_view, f32, scalar_f32
+from ._common import FLOAT_TORCH, abs_amax, byte_view, f32, scalar_f32
 
 __all__ = ["run_cache_write", "to_logical", "from_logical", "cache_dims"]
 
@@ -71,10 +71,11 @@ def from_logical(logical: torch.Tensor, layout: str, x: Optional[int]) -> torch.
     return logical.contiguous()
 
 
-def _kept_tokens(slots: torch.Tensor) -> torch.Tensor:
-    """Indices of tokens that are written: ``slot >= 0``, and for a repeated slot the later token."""
+def _kept_tokens(slots: torch.Tensor, capacity: int) -> torch.Tensor:
+    """Indices of tokens that are written: ``0 <= slot < capacity``, and for a repeated slot
+    the later token."""
     t = torch.arange(slots.shape[0], device=slots.device)
-    valid = slots >= 0
+    valid = (slots >= 0) & (slots < capacity)
     if not bool(valid.any()):
         return t[valid]
     uniq, inv = torch.unique(slots[valid], return_inverse=True)
@@ -88,8 +89,11 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
                     quant: str = "none", scale_layout: str = "default",
                     dtype_max: Optional[float] = None, mode: str = "trunc",
                     vec_width: Optional[int] = None) -> tuple:
-    """Write ``x [T, H, D]`` into ``cache`` at ``slot = slots[t]`` (``slot < 0`` skips the token;
-    a slot given twice keeps the later token); ``blk = slot // BS``, ``off = slot % BS``.
+    """Write ``x [T, H, D]`` into ``cache`` at ``slot = slots[t]``; ``blk = slot // BS``,
+    ``off = slot % BS``. A slot outside ``[0, NB * BS)`` skips the token (a negative slot is
+    padding; one past the cache is a caller's error that ``index_check`` can report), and a
+    slot given twice keeps the later token: only written tokens count anywhere (scales and
+    block amax included).
     ``vec_width`` is the catalog option ``vec`` (the X of the key layout), checked if given.
 
     * ``none``: copy (float x rounded RNE to a float cache dtype).
@@ -122,11 +126,8 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
     s64 = slots.to(device=dev, dtype=torch.int64)
     if s64.shape != (t_,):
         raise InputError(f"slots: expected shape ({t_},), got {tuple(slots.shape)}")
-    keep = _kept_tokens(s64)
+    keep = _kept_tokens(s64, nb * bs)
     slot = s64[keep]
-    if slot.numel() and int(slot.max()) >= nb * bs:
-        raise InputError(f"slots: slot {int(slot.max())} is outside the cache "
-                         f"({nb} blocks x {bs} = {nb * bs} slots)")
     blk, off = slot // bs, slot % bs
     xk = x.to(dev)[keep]
     logical = to_logical(byte_view(cache), layout)
@@ -172,7 +173,7 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
             if slot.numel() and int(slot.max()) >= sc.shape[1]:
                 raise InputError(f"scales: slot {int(slot.max())} is outside the per-token "
                                  f"scales of shape {tuple(scales.shape)}")
-            s = x32.abs().amax(dim=-1) / dm                         # [Tk, H]
+            s = abs_amax(x32, -1) / dm                         # [Tk, H]
             inv = one / torch.maximum(s, scalar_f32(1e-12, dev))
             logical[blk, off] = q(x32 * inv[..., None])
             sc[:, slot] = s.transpose(0, 1)
@@ -186,7 +187,7 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
                 sel = blk == b
                 xb = x32[sel]                                       # [n, H, D]
                 off_first = int(off[sel].min())
-                new = torch.maximum(xb.abs().amax(dim=(0, 2)), scalar_f32(1e-6, dev)) / dm
+                new = torch.maximum(abs_amax(xb, (0, 2)), scalar_f32(1e-6, dev)) / dm
                 if off_first > 0:
                     old = sc[:, b]
                     grow = old < new

@@ -101,24 +101,34 @@ def run_flatten(x: torch.Tensor) -> tuple:
     return (x.reshape(m, a * b).contiguous(),)
 
 
+def _table_rows(table: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """``table[pos[t]]`` per token, a row of NaN where ``pos[t]`` is outside ``[0, P)``."""
+    p = pos.to(device=table.device, dtype=torch.int64)
+    n = table.shape[0]
+    ok = (p >= 0) & (p < n)
+    rows = table[p.clamp(0, max(n - 1, 0))] if n else \
+        torch.zeros((p.shape[0], table.shape[1]), dtype=table.dtype, device=table.device)
+    return torch.where(ok[:, None], rows, torch.full((), float("nan"), device=table.device))
+
+
 def run_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pos: torch.Tensor, *,
              style: str = "neox") -> tuple:
     """Rotary embedding of ``x [T, H, D]``; rotary dim ``R = 2 * cos.shape[1]``, the rest of D
     passes through. neox pairs ``(i, i + R/2)``, gptj ``(2i, 2i+1)``; with ``c = cos[pos[t], i]``,
     ``s = sin[pos[t], i]``: ``o1 = x1*c - x2*s``, ``o2 = x2*c + x1*s`` (each product rounded).
-    Positions must lie in ``[0, P)``."""
+    A position outside the table ``[0, P)`` rotates by NaN: that token's rotated dims are
+    NaN (the pass-through dims keep x)."""
     x32 = f32(x)
     dev = x32.device
     half = cos.shape[1]
     r = 2 * half
     if r > x32.shape[-1]:
         raise ValueError(f"rope rotary dim {r} exceeds head dim {x32.shape[-1]}")
-    p = pos.to(device=dev, dtype=torch.int64)
-    if p.numel() and (int(p.min()) < 0 or int(p.max()) >= cos.shape[0]):
-        raise ValueError(f"rope positions must lie in [0, {cos.shape[0]}), got "
-                         f"[{int(p.min())}, {int(p.max())}]")
-    c = f32(cos.to(dev))[p][:, None, :]
-    s = f32(sin.to(dev))[p][:, None, :]
+    if tuple(sin.shape) != tuple(cos.shape):
+        raise ValueError(f"rope sin table {tuple(sin.shape)} must have the shape of the cos "
+                         f"table {tuple(cos.shape)}")
+    c = _table_rows(f32(cos.to(dev)), pos)[:, None, :]
+    s = _table_rows(f32(sin.to(dev)), pos)[:, None, :]
     out = x32.clone()
     if style == "neox":
         i1, i2 = slice(0, half), slice(half, r)

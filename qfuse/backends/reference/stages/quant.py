@@ -13,7 +13,7 @@ import torch
 
 from ....dialect.stages import GROUP_SIZES, default_dtype_max
 from ..numerics import e8m0_byte, e8m0_to_f32, quantize
-from ._common import f32, scalar_f32
+from ._common import abs_amax, f32, scalar_f32
 
 __all__ = ["run_scale", "run_round", "group_amax", "expand_scale", "scale_shape"]
 
@@ -40,7 +40,8 @@ def scale_shape(x_shape: tuple, granularity: str) -> tuple:
 
 
 def group_amax(x32: torch.Tensor, granularity: str) -> torch.Tensor:
-    """``amax(G) = max |v|`` per group, shaped like the scale; NaN if any element is NaN.
+    """``amax(G) = max |v|`` per group, shaped like the scale; NaN if any element is NaN;
+    0 for an empty group (N = 0).
 
     Partial groups are padded with zeros, which never change a maximum of magnitudes."""
     a = x32.abs()
@@ -49,7 +50,7 @@ def group_amax(x32: torch.Tensor, granularity: str) -> torch.Tensor:
             return torch.zeros(1, dtype=torch.float32, device=a.device)
         return a.amax().reshape(1)
     if granularity == "per_token":
-        return a.amax(dim=-1, keepdim=True)
+        return abs_amax(a, -1, keepdim=True)
     if granularity in GROUP_SIZES:
         k = GROUP_SIZES[granularity]
         n = a.shape[-1]
