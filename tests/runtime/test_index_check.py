@@ -43,9 +43,19 @@ def clone(inputs):
     return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
 
-def run_both(tp, inputs, **kw):
-    outs = [QuantPipeline(tp, backend=b, **kw)(**clone(inputs), _as_dict=True) for b in BACKENDS]
-    return outs
+# the Triton side runs in the interpreter, and on the GPU where there is one
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def to(inputs, device):
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+
+def run_both(tp, inputs, device="cpu", **kw):
+    """``(reference on the CPU, Triton on device)`` results, on the CPU."""
+    ref = QuantPipeline(tp, backend="reference", **kw)(**clone(inputs), _as_dict=True)
+    tri = QuantPipeline(tp, backend="triton", **kw)(**to(clone(inputs), device), _as_dict=True)
+    return ref, {k: v.cpu() for k, v in tri.items()}
 
 
 def assert_same(outs):
@@ -164,10 +174,11 @@ def test_an_empty_row_quantises_like_a_zero_row_on_both_backends():
 
 
 # ------------------------------------------------------------ data indices: RoPE
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("pos", [[0, 6, 2, -1], [2 ** 40, -(2 ** 40), 5, 0], [6, 6, 6, 6]])
-def test_rope_positions_outside_the_table_rotate_by_nan_on_both_backends(pos):
+def test_rope_positions_outside_the_table_rotate_by_nan_on_both_backends(pos, device):
     inputs = rope_inputs(pos=pos)
-    outs = run_both(ROPE, inputs)
+    outs = run_both(ROPE, inputs, device)
     assert_same(outs)
     (out,) = outs[1].values()
     for t, p in enumerate(pos):
@@ -188,7 +199,8 @@ def test_rope_index_check_raise_names_the_position():
 def with_canaries(cache: torch.Tensor, pad: int = 2):
     """``cache`` as the middle of a larger buffer whose first and last ``pad`` blocks hold
     a pattern: a write outside the cache lands there."""
-    big = torch.empty((cache.shape[0] + 2 * pad,) + tuple(cache.shape[1:]), dtype=cache.dtype)
+    big = torch.empty((cache.shape[0] + 2 * pad,) + tuple(cache.shape[1:]), dtype=cache.dtype,
+                      device=cache.device)
     bits(big).copy_(torch.randint(0, 120, big.shape, dtype=torch.uint8)
                     .to(bits(big).dtype))
     view = big[pad:pad + cache.shape[0]]
@@ -215,22 +227,24 @@ HOSTILE_SLOTS = [
 ]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["kv_copy_bf16", "kv_per_token_fp8", "kv_block_fp8",
                                   "kv_flash_static_fp8"])
 @pytest.mark.parametrize("slots", HOSTILE_SLOTS)
-def test_hostile_slots_same_on_both_backends_and_nothing_outside_the_cache(name, slots):
+def test_hostile_slots_same_on_both_backends_and_nothing_outside_the_cache(name, slots, device):
     tp = KV[name]
     dims = kv_dims(name)
     inputs = random_inputs(tp, dims, seed=3)
     inputs["slots"] = fit(slots, inputs["slots"].dtype)
     inputs["k"] = inputs["k"] * 8
     outs = []
-    for b in BACKENDS:
-        run = clone(inputs)
+    for b, dev in (("reference", "cpu"), ("triton", device)):
+        run = to(clone(inputs), dev)
         big, view, before, pad = with_canaries(run["k_cache"])
         run["k_cache"] = view
-        outs.append(QuantPipeline(tp, backend=b)(**run, _as_dict=True))
-        assert_canaries(big, before, pad)
+        outs.append({k: v.cpu() for k, v in
+                     QuantPipeline(tp, backend=b)(**run, _as_dict=True).items()})
+        assert_canaries(big.cpu(), before.cpu(), pad)
     assert_same(outs)
 
 
@@ -246,8 +260,9 @@ def test_per_block_amax_counts_only_the_token_that_wins_the_slot():
     assert torch.equal(ref["ks"][:, 0], torch.full((2,), 0.5 / 448.0))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["kv_block_fp8", "kv_per_token_fp8"])
-def test_repeated_calls_with_one_signature_stay_exact(name):
+def test_repeated_calls_with_one_signature_stay_exact(name, device):
     """The bound fast path reuses one workspace per stream: it must be clean every call."""
     tp = KV[name]
     dims = kv_dims(name)
@@ -255,7 +270,23 @@ def test_repeated_calls_with_one_signature_stay_exact(name):
     for i in range(4):
         inputs = random_inputs(tp, dims, seed=i)
         inputs["k"] = inputs["k"] * (100.0 if i == 0 else 0.01)
-        assert_same((ref(**clone(inputs), _as_dict=True), tri(**clone(inputs), _as_dict=True)))
+        got = tri(**to(clone(inputs), device), _as_dict=True)
+        assert_same((ref(**clone(inputs), _as_dict=True), {k: v.cpu() for k, v in got.items()}))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="races need a parallel GPU")
+@pytest.mark.parametrize("name", ["kv_copy_bf16", "kv_block_fp8", "kv_per_token_fp8"])
+def test_gpu_many_tokens_on_few_slots_the_later_token_wins(name):
+    """4096 tokens on 5 slots, every program racing for them: the claims decide."""
+    tp = KV[name]
+    dims = kv_dims(name, T=4096)
+    ref, tri = (QuantPipeline(tp, backend=b) for b in BACKENDS)
+    for i in range(3):
+        inputs = random_inputs(tp, dims, seed=i)
+        g = torch.Generator().manual_seed(i)
+        inputs["slots"] = torch.randint(0, 5, (4096,), generator=g).to(inputs["slots"].dtype)
+        got = tri(**to(clone(inputs), "cuda"), _as_dict=True)
+        assert_same((ref(**clone(inputs), _as_dict=True), {k: v.cpu() for k, v in got.items()}))
 
 
 def test_slot_index_check_raise_reports_a_slot_past_the_cache_not_padding():
@@ -291,3 +322,18 @@ def test_property_any_slots_same_on_both_backends(slots, name):
     inputs = random_inputs(tp, dims, seed=len(slots))
     inputs["slots"] = fit(slots, inputs["slots"].dtype)
     assert_same(run_both(tp, inputs))
+
+
+def test_row_counts_past_32_bits_are_refused_not_wrapped():
+    """Rows are counted in i32 inside the kernel: 2**31 + 2**16 rows (a broadcast view, no
+    memory) must be refused before anything is allocated or launched."""
+    x = torch.zeros(1, 1, 1, dtype=torch.bfloat16).expand(2 ** 16, 2 ** 15 + 1, 1)
+    with pytest.raises(InputError, match=r"2147549184 rows .* exceed the Triton backend's 32-bit"):
+        QuantPipeline(WIDE, backend="triton")(x)
+
+
+WIDE = load_source("""
+def wide(x: bf16[A, B, N]):
+    s = scale(x, fp8_e4m3fn, per_token)
+    return round(x, s, fp8_e4m3fn), s
+""", "wide_test.qp")["wide"]

@@ -60,6 +60,23 @@ def _spread(programs: int) -> int:
     return np2(-(-TARGET_PROGRAMS // max(1, programs)))
 
 
+I32_MAX = 2 ** 31 - 1
+
+
+def _check_i32(src: KernelSource, env: dict) -> None:
+    """Dims reach the kernel as i32 arguments and its row counts are i32 products of them
+    (``n_rows = dim_T * dim_H``): refuse sizes that would wrap instead of masking rows out."""
+    for s in src.symbols:
+        if env[s] > I32_MAX:
+            raise InputError(f"{src.name}: dim {s} = {env[s]} exceeds the Triton backend's "
+                             f"32-bit dims (at most {I32_MAX}); split the call")
+    for fn, grid in src.launches:
+        rows = eval_rule(grid[0], {**env, "BLOCK_M": 1, "TILE": 1})
+        if rows > I32_MAX:
+            raise InputError(f"{src.name}: {rows} rows ({grid[0]} at one row per program) exceed "
+                             f"the Triton backend's 32-bit row count; split the call")
+
+
 class TritonKernel:
     """A rendered kernel, loaded lazily. ``source`` is a :class:`KernelSource`."""
 
@@ -113,6 +130,7 @@ class TritonKernel:
         for rule, msg in src.checks:
             if not eval_rule(rule, env):
                 raise InputError(msg)
+        _check_i32(src, env)
         return env
 
     def output_shapes(self, dims: dict) -> dict:

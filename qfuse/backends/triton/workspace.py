@@ -12,6 +12,10 @@ replays its workspace, possibly on another stream than the one it was captured o
 When the slots run out, or when the first launch of a signature happens under capture
 (the buffer cannot be allocated and cleared outside the graph then), each launch gets a
 freshly zeroed workspace, as before: slower, never wrong.
+
+Large workspaces (a KV-cache write's slot claims hold one int64 per cache slot) are not
+preallocated SLOTS times: each stream gets its own buffer when it first launches, and a
+capture a fresh one (zeroed inside the graph, so every replay starts clean).
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ __all__ = ["WorkspacePool", "SLOTS"]
 
 SLOTS = 64               # streams + captured graphs per kernel signature
 _ALIGN = 4               # int32s per slot boundary: 16-byte aligned slots
+SHARED_BYTES = 1 << 22   # preallocate SLOTS slots up to this size in all
 
 
 def _capturing(device: torch.device) -> bool:
@@ -48,6 +53,11 @@ class WorkspacePool:
             ws = self.by_stream.get(stream)
             if ws is not None:
                 return ws
+        if SLOTS * self.stride * 4 > SHARED_BYTES:          # one buffer per stream
+            if capturing:
+                return self._fresh()
+            ws = self.by_stream[stream] = self._fresh()
+            return ws
         if self.buffer is None:
             if capturing:                   # allocating here would put the memset in the graph
                 return self._fresh()

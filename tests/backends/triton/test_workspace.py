@@ -57,3 +57,16 @@ def test_amax_kernel_leaves_its_workspace_zeroed():
              if step[1] is not None and step[1].ws_pool is not None]
     assert pools and all(int(p.buffer.abs().sum()) == 0 for p in pools)
     assert all(len(p.by_stream) == 1 for p in pools)
+
+
+def test_large_workspaces_are_one_buffer_per_stream_not_preallocated(monkeypatch):
+    """A KV-cache write's slot claims hold a word per cache slot: SLOTS copies up front
+    would cost SLOTS times that."""
+    size = wsmod.SHARED_BYTES // 4
+    pool = WorkspacePool(size, torch.device("cpu"))
+    a = pool.get(1)
+    assert pool.buffer is None and a.shape == (size,) and int(a.abs().sum()) == 0
+    assert pool.get(1) is a and pool.get(2) is not a
+    monkeypatch.setattr(wsmod, "_capturing", lambda device: True)
+    g = pool.get(1)                              # a capture: fresh, zeroed in the graph
+    assert g is not a and int(g.abs().sum()) == 0
