@@ -147,11 +147,14 @@ class CompiledPipeline:
             raise SchemaError(f"{what}: format {got!r:.40}, this qfuse reads {FORMAT_VERSION}")
         check(j, artifact_schema(), f"{what}: $")
         _check_names(j, what)
-        steps = [KernelStep(s["name"], s["space"], s["reason"], list(s["inputs"]),
-                            list(s["outputs"]),
-                            _source_from_json(s["source"]) if s["source"] else None,
-                            pipeline_from_json(s["program"]) if s["program"] else None)
-                 for s in j["steps"]]
-        return cls(j["name"], pipeline_from_json(j["program"]), j["backend"], j["target"],
-                   j.get("fused_ir", ""), steps, [tuple(r) for r in j["returns"]],
-                   dict(j.get("versions", {})))
+        try:                         # what a schema cannot see (dtypes, value ids)
+            program = pipeline_from_json(j["program"])
+            steps = [KernelStep(s["name"], s["space"], s["reason"], list(s["inputs"]),
+                                list(s["outputs"]),
+                                _source_from_json(s["source"]) if s["source"] else None,
+                                pipeline_from_json(s["program"]) if s["program"] else None)
+                     for s in j["steps"]]
+        except SchemaError as e:
+            raise SchemaError(f"{what}: {e.message}") from None
+        return cls(j["name"], program, j["backend"], j["target"], j.get("fused_ir", ""), steps,
+                   [tuple(r) for r in j["returns"]], dict(j.get("versions", {})))

@@ -43,6 +43,8 @@ class QpLoader(importlib.abc.Loader):
         from .pipeline import QuantPipeline
         pipes = load_file(self.path)     # raises QfuseError (located) on a bad file
         for name, tp in pipes.items():
+            # the module's own rule, whatever names the DSL accepts: a pipeline must not
+            # replace a module attribute (__spec__, __file__, __qfuse_pipelines__ ...)
             if _is_dunder(name):
                 raise QfuseError(f"pipeline name {name!r} is reserved for module attributes "
                                  f"(it would replace {module.__name__}.{name}); rename the "

@@ -56,9 +56,13 @@ class _Type(Spec):
     _NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
               dict: "an object", list: "a list", type(None): "null"}
 
+    _PLURALS = {str: "strings", int: "integers", float: "numbers", bool: "booleans",
+                dict: "objects", list: "lists", type(None): "nulls"}
+
     def __init__(self, t: type):
         self.t = t
         self.what = self._NAMES[t]
+        self.plural = self._PLURALS[t]
 
     def check(self, value: Any, where: str) -> None:
         ok = (isinstance(value, (int, float)) if self.t is float else isinstance(value, self.t))
@@ -86,7 +90,7 @@ class Opt(Spec):
 class ListOf(Spec):
     def __init__(self, item: Any):
         self.item = spec(item)
-        self.what = f"a list of {self.item.what}"
+        self.what = f"a list of {self.item.plural}" if isinstance(self.item, _Type) else "a list"
 
     def check(self, value: Any, where: str) -> None:
         if not isinstance(value, list):
@@ -100,7 +104,7 @@ class MapOf(Spec):
 
     def __init__(self, value: Any, key: Any = str):
         self.value, self.key = spec(value), spec(key)
-        self.what = f"an object of {self.value.what}"
+        self.what = "an object"
 
     def check(self, value: Any, where: str) -> None:
         if not isinstance(value, dict):

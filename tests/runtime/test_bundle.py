@@ -139,3 +139,175 @@ def test_cli_build_exit_code(tmp_path):
     rc = main(["build", str(qp), "--target", "cuda:sm_90", "-o", str(tmp_path / "o"), "--quiet"])
     assert rc == 1
     assert (tmp_path / "o" / "rms_fp8.json").exists()
+
+
+# ---------------------------------------------------------------- damaged bundles
+def _copy(bundle_path: Path, tmp_path: Path) -> Path:
+    import shutil
+    d = tmp_path / "copy"
+    shutil.copytree(bundle_path, d)
+    return d
+
+
+def _manifest(d: Path, change) -> None:
+    m = json.loads((d / "manifest.json").read_text())
+    (d / "manifest.json").write_text(json.dumps(change(m)))
+
+
+def _write_listed(d: Path, rel: str, data: bytes) -> None:
+    """Write a file and record its checksum, as a builder would: only the schema and the
+    path checks can then tell that something is wrong."""
+    import hashlib
+    (d / rel).write_bytes(data)
+    _manifest(d, lambda m: {**m, "files": {**m["files"], rel: hashlib.sha256(data).hexdigest()}})
+
+
+def _artifact(d: Path, change) -> None:
+    j = json.loads((d / "rms_fp8.json").read_text())
+    _write_listed(d, "rms_fp8.json", json.dumps(change(j)).encode())
+
+
+def _set(path: list, value):
+    """A change that sets the item at ``path`` (keys / indices) to ``value``."""
+    def change(doc):
+        node = doc
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+        return doc
+    return change
+
+
+def _drop(path: list):
+    def change(doc):
+        node = doc
+        for k in path[:-1]:
+            node = node[k]
+        del node[path[-1]]
+        return doc
+    return change
+
+
+def _replace_with_directory(d: Path, rel: str) -> None:
+    (d / rel).unlink()
+    (d / rel).mkdir()
+
+
+def _tuning(d: Path, data: bytes) -> None:
+    _write_listed(d, "autotune.json", data)
+    _manifest(d, _set(["autotune"], "autotune.json"))
+
+
+BUNDLE_DAMAGE = {
+    "manifest_a_list": lambda d: (d / "manifest.json").write_text("[]"),
+    "manifest_not_json": lambda d: (d / "manifest.json").write_text("{\"format\": "),
+    "manifest_not_utf8": lambda d: (d / "manifest.json").write_bytes(b"\xff\xfe{}"),
+    "manifest_a_directory": lambda d: _replace_with_directory(d, "manifest.json"),
+    "versions_a_string": lambda d: _manifest(d, _set(["versions"], "0.1.0")),
+    "format_a_string": lambda d: _manifest(d, _set(["format"], "1")),
+    "no_pipelines": lambda d: _manifest(d, _drop(["pipelines"])),
+    "pipelines_a_list": lambda d: _manifest(d, _set(["pipelines"], [])),
+    "pipeline_entry_a_string": lambda d: _manifest(d, _set(["pipelines", "rms_fp8"], "x")),
+    "no_artifact": lambda d: _manifest(d, _drop(["pipelines", "rms_fp8", "artifact"])),
+    "artifact_a_number": lambda d: _manifest(d, _set(["pipelines", "rms_fp8", "artifact"], 3)),
+    "no_checksums": lambda d: _manifest(d, _drop(["files"])),
+    "checksums_a_list": lambda d: _manifest(d, _set(["files"], [])),
+    "artifact_missing": lambda d: (d / "rms_fp8.json").unlink(),
+    "artifact_a_directory": lambda d: _replace_with_directory(d, "rms_fp8.json"),
+    "artifact_not_json": lambda d: _write_listed(d, "rms_fp8.json", b"{\"steps\": ["),
+    "artifact_a_list": lambda d: _write_listed(d, "rms_fp8.json", b"[]"),
+    "artifact_without_steps": lambda d: _artifact(d, _drop(["steps"])),
+    "kernel_source_a_list": lambda d: _artifact(d, _set(["steps", 0, "source"], [])),
+    "kernel_args_of_strings": lambda d: _artifact(d, _set(["steps", 0, "source", "args"], ["x"])),
+    "unknown_dtype": lambda d: _artifact(d, _set(["program", "params", 0, "type", "dtype"], "bf17")),
+    "undefined_value_id": lambda d: _artifact(d, _set(["program", "returns"], [99])),
+    "another_pipelines_artifact": lambda d: _manifest(
+        d, _set(["pipelines", "rms_fp8", "artifact"], "mxfp4.json")),
+    "tuning_file_missing": lambda d: _manifest(d, _set(["autotune"], "autotune.json")),
+    "tuning_a_list": lambda d: _tuning(d, b"[]"),
+    "tuning_unknown_config_key": lambda d: _tuning(
+        d, json.dumps({"k": {"b": {"config": {"bogus": 1}, "us": 1.0}}}).encode()),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(BUNDLE_DAMAGE))
+def test_damaged_bundles_raise_bundle_errors_that_say_what_to_do(bundle, tmp_path, damage):
+    d = _copy(bundle[0], tmp_path)
+    BUNDLE_DAMAGE[damage](d)
+    with pytest.raises(BundleError, match="rebuild|build one"):
+        load(d)
+
+
+def _outside_artifact(bundle_path: Path, tmp_path: Path) -> tuple:
+    """A bundle copy plus a sound artifact outside it (with its checksum)."""
+    import hashlib
+    import shutil
+    d = _copy(bundle_path, tmp_path)
+    outside = tmp_path / "outside.json"
+    shutil.copy(d / "rms_fp8.json", outside)
+    return d, outside, hashlib.sha256(outside.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("how", ["dotdot", "absolute", "symlink"])
+def test_paths_are_confined_to_the_bundle(bundle, tmp_path, how):
+    d, outside, sha = _outside_artifact(bundle[0], tmp_path)
+    if how == "symlink":
+        (d / "rms_fp8.json").unlink()
+        (d / "rms_fp8.json").symlink_to(outside)
+    else:
+        rel = "../outside.json" if how == "dotdot" else str(outside)
+        _manifest(d, lambda m: {**_set(["pipelines", "rms_fp8", "artifact"], rel)(m),
+                                "files": {**m["files"], rel: sha}})
+    with pytest.raises(BundleError, match=r"\.\.|relative path|symbolic link"):
+        load(d)
+
+
+def test_a_kernel_name_with_a_path_is_refused_before_anything_is_written(bundle, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("QFUSE_CACHE_DIR", str(tmp_path / "cache"))
+    d = _copy(bundle[0], tmp_path)
+    bad = "x/../../escape"
+    _artifact(d, lambda j: _set(["steps", 0, "source", "name"], bad)(
+        _set(["steps", 0, "name"], bad)(j)))
+    with pytest.raises(BundleError, match="identifier"):
+        load(d)
+    assert not [p for p in tmp_path.rglob("*escape*")]
+
+
+def test_the_tuning_table_is_verified_like_every_other_file(bundle, tmp_path):
+    d = _copy(bundle[0], tmp_path)
+    _tuning(d, b"{}")
+    assert "rms_fp8" in load(d)
+    (d / "autotune.json").write_bytes(b'{"rms_fp8__k0": {}}')          # edited afterwards
+    with pytest.raises(BundleError, match="autotune.json does not match its checksum"):
+        load(d)
+
+
+def test_targets_given_as_a_string_do_not_match_by_substring(bundle, tmp_path):
+    d = _copy(bundle[0], tmp_path)
+    _manifest(d, _set(["targets"], "cuda:sm_90 hip:gfx942"))
+    with pytest.raises(BundleError, match="targets: expected a list"):
+        load(d, target="cuda:sm_9")
+
+
+def test_the_writer_confines_paths_and_checks_its_manifest(tmp_path):
+    from qfuse.runtime.bundle import write_bundle_files
+    from qfuse.errors import QfuseError
+    with pytest.raises(QfuseError, match="relative path"):
+        write_bundle_files(tmp_path / "b", {}, {"../evil.py": "x = 1"})
+    assert not (tmp_path / "evil.py").exists()
+    with pytest.raises(QfuseError, match="missing key 'bundle_format'"):
+        write_bundle_files(tmp_path / "b", {}, {"ok.json": "{}"})
+
+
+def test_cli_build_with_a_bad_tuning_file_is_a_user_error(tmp_path, capsys):
+    qp = tmp_path / "p.qp"
+    qp.write_text(SRC)
+    bad = tmp_path / "tuned.json"
+    bad.write_text('{"k": []}')
+    from qfuse.cli import main
+    for tuning in (str(bad), str(tmp_path / "missing.json")):
+        rc = main(["build", str(qp), "--target", "cuda:sm_90", "-o", str(tmp_path / "o"),
+                   "--quiet", "--tuning", tuning])
+        err = capsys.readouterr().err
+        assert rc == 1 and "--tuning" in err and "Traceback" not in err, err

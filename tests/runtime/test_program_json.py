@@ -32,3 +32,38 @@ def test_json_roundtrip_runs_identically(path, name):
     for k in a:
         assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape
         assert torch.equal(_bits(a[k]), _bits(b[k])), k
+
+
+def _damaged(change):
+    tp = load_file(EXAMPLES[0])[next(iter(load_file(EXAMPLES[0])))]
+    j = json.loads(json.dumps(pipeline_to_json(tp)))
+    return change(j) or j          # a change edits j in place or returns a replacement
+
+
+DAMAGE = {
+    "a_list": lambda j: [j],
+    "keys_missing": lambda j: j.clear(),
+    "params_a_dict": lambda j: j.update(params={}),
+    "dtype_unknown": lambda j: j["params"][0]["type"].update(dtype="bf17"),
+    "dim_op_unknown": lambda j: j["params"][0]["type"].update(dims=[["pow", "M", 2]]),
+    "dim_a_float": lambda j: j["params"][0]["type"].update(dims=[1.5]),
+    "dim_nested_deeply": lambda j: j["params"][0]["type"].update(dims=[_deep(3000)]),
+    "return_id_undefined": lambda j: j.update(returns=[999]),
+    "operand_id_undefined": lambda j: j["calls"][0]["operands"].update(x=999),
+    "name_not_an_identifier": lambda j: j.update(name="a b"),
+    "loc_a_string": lambda j: j.update(loc="k.qp:1:1"),
+}
+
+
+def _deep(n):
+    d = "M"
+    for _ in range(n):
+        d = ["mul", d, 1]
+    return d
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_program_json_raises_a_schema_error(damage):
+    from qfuse.runtime.schema import SchemaError
+    with pytest.raises(SchemaError):
+        pipeline_from_json(_damaged(DAMAGE[damage]))
