@@ -9,16 +9,17 @@ JSON: saved in the runtime cache (``<pipeline>.autotune.json``) and copied into 
 (``qfuse build --tuning FILE``), and an executor that has one launches with the tuned
 config for that bucket.
 
-Buckets: the row width is already a constexpr, so the bucket is the device name plus M
-rounded up to a power of two (1, 2, 4, ..., capped at 65536). Candidates: rows per
-program x warps, plus column splits for kernels without a row-wide reduction.
+Buckets (:mod:`qfuse.runtime.tuning`): the row width is already a constexpr, so the
+bucket is the device name plus the kernel's row count rounded up to a power of two.
+Candidates: rows per program x warps, plus column splits for kernels without a row-wide
+reduction.
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict
 from typing import Callable, Iterable, Optional
+
+from .tuning import TuningTable, load_tuning, save_tuning, shape_bucket
 
 __all__ = ["CANDIDATES", "shape_bucket", "TuningTable", "tune_pipeline", "save_tuning",
            "load_tuning"]
@@ -36,72 +37,17 @@ def _split_candidates(rows: int = 1 << 20):
     """Extra candidates for kernels that may split their columns (KernelSource.col_split);
     16 warps too on decode-size grids, where a program's latency is the kernel's."""
     from ..backends.triton.kernel import TritonConfig
-    small = rows <= GRAPH_ROWS
+    small = rows <= DECODE_ROWS
     warps = (4, 8, 16) if small else (4, 8)
     chunks = (2, 4, 8, 16) if small else (2, 4, 8)     # 16: more programs than SMs at M = 16
     return [TritonConfig(block_m=1, num_warps=w, col_chunks=c) for c in chunks for w in warps]
 
 
-GRAPH_ROWS = 64          # at most this many rows: time CUDA-graph replays, not launches
+DECODE_ROWS = 64         # at most this many rows: decode sizes (more splits and warps)
+GRAPH_ROWS = 1024        # at most this many rows: time CUDA-graph replays, not launches
 
 
 CANDIDATES = _candidates
-
-
-def _rows(dims: dict) -> int:
-    return max([v for k, v in dims.items() if k in ("M", "T", "R")] or [1])
-
-
-def shape_bucket(device_name: str, dims: dict) -> str:
-    rows = _rows(dims)
-    b = 1 << max(0, math.ceil(math.log2(max(1, rows))))
-    return f"{device_name}|M<={min(b, 65536)}"
-
-
-class TuningTable:
-    """``{kernel name: {bucket: {"config": {...}, "us": float}}}``."""
-
-    def __init__(self, entries: Optional[dict] = None):
-        self.entries = entries or {}
-
-    def config_for(self, kernel: str, bucket: str):
-        from ..backends.triton.kernel import TritonConfig
-        hit = self.entries.get(kernel, {}).get(bucket)
-        return TritonConfig(**hit["config"]) if hit else None
-
-    def record(self, kernel: str, bucket: str, config, us: float) -> None:
-        self.entries.setdefault(kernel, {})[bucket] = {"config": asdict(config), "us": us}
-
-    def merge(self, other: "TuningTable") -> "TuningTable":
-        for k, buckets in other.entries.items():
-            self.entries.setdefault(k, {}).update(buckets)
-        return self
-
-    def dumps(self) -> str:
-        return json.dumps(self.entries, indent=1, sort_keys=True)
-
-    @classmethod
-    def loads(cls, text: str) -> "TuningTable":
-        return cls(json.loads(text))
-
-
-def _cache_key(cp, device_name: str) -> str:
-    from .cache import cache_key
-    return cache_key("autotune", device_name, *[s.source.key for s in cp.steps if s.source])
-
-
-def save_tuning(cp, device_name: str, table: "TuningTable", cache=None) -> None:
-    """Keep ``table`` in the runtime cache (``<pipeline>.autotune.json``)."""
-    from .cache import KernelCache
-    (cache or KernelCache()).put(_cache_key(cp, device_name), f"{cp.name}.autotune",
-                                 {f"{cp.name}.autotune.json": table.dumps()})
-
-
-def load_tuning(cp, device_name: str, cache=None) -> Optional["TuningTable"]:
-    """The table kept for these kernels on this device, if any."""
-    from .cache import KernelCache
-    files = (cache or KernelCache()).get(_cache_key(cp, device_name), f"{cp.name}.autotune")
-    return TuningTable.loads(files[f"{cp.name}.autotune.json"].decode()) if files else None
 
 
 def _gpu_timer(fn: Callable, rows: int = 1 << 20) -> float:
@@ -159,9 +105,9 @@ def tune_pipeline(qp, inputs: dict, *, candidates: Optional[Iterable] = None,
         kern = ex.kernel(step)
         ins = {n: env[n] for n in step.inputs}
         dims = kern.bind_dims(ins)
-        bucket = shape_bucket(name, dims)
+        rows = kern.source.rows(dims)
+        bucket = shape_bucket(name, rows)
         best = (math.inf, None)
-        rows = _rows(dims)
         cands = list(candidates or CANDIDATES(rows))
         if candidates is None and kern.source.col_split:
             cands += _split_candidates(rows)

@@ -18,6 +18,7 @@ from ..dialect.types import ScalarType
 from ..errors import InputError
 from .artifact import CompiledPipeline
 from .index_check import IndexChecks, check_requirements, index_policy
+from .tuning import shape_bucket
 
 __all__ = ["Executor", "validate_inputs"]
 
@@ -117,7 +118,7 @@ class Executor:
         self.aliases = _aliases(cp)
         self._kernels = {}
         self._fast: dict = {}          # input signature -> _plan(...) of its bound launches
-        self.tuning = None             # TuningTable (qfuse.runtime.autotune) or None
+        self.tuning = None             # TuningTable (qfuse.runtime.tuning) or None
         self.device_name = ""
         self._scalars = _scalar_rules(cp)
         strict = index_policy(index_check) == "raise"
@@ -132,8 +133,8 @@ class Executor:
     def _config(self, step, dims: dict):
         if self.tuning is None:
             return None
-        from .autotune import shape_bucket
-        return self.tuning.config_for(step.name, shape_bucket(self.device_name, dims))
+        rows = self.kernel(step).source.rows(dims)
+        return self.tuning.config_for(step.name, shape_bucket(self.device_name, rows))
 
     def kernel(self, step):
         from ..backends.triton.launch import TritonKernel

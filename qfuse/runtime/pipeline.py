@@ -202,7 +202,7 @@ class QuantPipeline:
                 if self._tuning is not None:
                     ex.set_tuning(self._tuning[0], self._tuning[1] or _device_name(device))
                 elif backend == "triton":           # results of an earlier autotune run
-                    from .autotune import load_tuning
+                    from .tuning import load_tuning
                     name = _device_name(device)
                     kept = load_tuning(ex.cp, name)
                     if kept is not None:

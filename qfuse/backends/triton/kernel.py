@@ -130,6 +130,11 @@ class KernelSource:
         """Content hash of the generated text (names the cached module file)."""
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
+    def rows(self, dims: dict) -> int:
+        """The rows the kernel's programs cover at ``dims`` (grid axis 0 at one row per
+        program): what launch configs are tuned on, whatever the dims are called."""
+        return eval_rule(self.grid[0], {**dims, "BLOCK_M": 1, "TILE": 1})
+
     def arg(self, name: str) -> KernelArg:
         return next(a for a in self.args if a.name == name)
 

@@ -70,7 +70,7 @@ def _check_i32(src: KernelSource, env: dict) -> None:
         if env[s] > I32_MAX:
             raise InputError(f"{src.name}: dim {s} = {env[s]} exceeds the Triton backend's "
                              f"32-bit dims (at most {I32_MAX}); split the call")
-    for fn, grid in src.launches:
+    for _, grid in src.launches:
         rows = eval_rule(grid[0], {**env, "BLOCK_M": 1, "TILE": 1})
         if rows > I32_MAX:
             raise InputError(f"{src.name}: {rows} rows ({grid[0]} at one row per program) exceed "
