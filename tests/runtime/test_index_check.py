@@ -8,13 +8,14 @@ put), every shape relation a kernel relies on is checked before launch, and
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qfuse.dsl import load_file, load_source
+from qfuse.dsl import load_file
 from qfuse.errors import InputError
 from qfuse.runtime.inputs import random_inputs
 from qfuse.runtime.pipeline import QuantPipeline
@@ -23,6 +24,7 @@ from pathlib import Path
 
 BACKENDS = ("reference", "triton")
 KV = load_file(str(Path(__file__).resolve().parents[2] / "examples" / "kvcache.qp"))
+HOSTILE = load_file(str(Path(__file__).resolve().parent / "hostile.qp"))
 
 
 def bits(t):
@@ -51,10 +53,21 @@ def to(inputs, device):
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
 
-def run_both(tp, inputs, device="cpu", **kw):
+def triton_pipeline(tp, device="cpu"):
+    """The Triton callable of ``tp``: compiled here, or on a GPU box without the compiler
+    from the bundle ``$QFUSE_TEST_BUNDLE`` (built on the CPU from kvcache.qp and
+    hostile.qp: ``qfuse build ... --target cuda:sm_90``)."""
+    bundle = os.environ.get("QFUSE_TEST_BUNDLE")
+    if device != "cpu" and bundle:
+        import qfuse
+        return qfuse.load(bundle)[tp.name]
+    return QuantPipeline(tp, backend="triton")
+
+
+def run_both(tp, inputs, device="cpu"):
     """``(reference on the CPU, Triton on device)`` results, on the CPU."""
-    ref = QuantPipeline(tp, backend="reference", **kw)(**clone(inputs), _as_dict=True)
-    tri = QuantPipeline(tp, backend="triton", **kw)(**to(clone(inputs), device), _as_dict=True)
+    ref = QuantPipeline(tp, backend="reference")(**clone(inputs), _as_dict=True)
+    tri = triton_pipeline(tp, device)(**to(clone(inputs), device), _as_dict=True)
     return ref, {k: v.cpu() for k, v in tri.items()}
 
 
@@ -89,10 +102,7 @@ def test_key_cache_whose_dx_times_x_is_not_d_is_refused():
     both_raise(tp, inputs, r"k_cache: .*DX\*X == D, got 8 vs 32")
 
 
-LOOSE = load_source("""
-def loose(v: bf16[T, H, D], v_cache: bf16[B, H2, D2, BS], slots: i64[T]):
-    return cache_write(v, v_cache, slots, layout=value)
-""", "loose_test.qp")["loose"]
+LOOSE = HOSTILE["loose"]
 
 
 def test_cache_heads_and_value_width_must_match_x():
@@ -111,10 +121,7 @@ def test_per_token_scales_shorter_than_the_cache_are_refused():
     both_raise(tp, inputs, r"k_scales: .*S >= num_blocks \* block_size")
 
 
-ROPE = load_source("""
-def rope_only(x: f32[T, H, D], cos: f32[P, R], sin: f32[Q, R2], pos: i64[T]):
-    return rope(x, cos, sin, pos)
-""", "rope_test.qp")["rope_only"]
+ROPE = HOSTILE["rope_only"]
 
 
 def rope_inputs(t=4, h=2, d=16, p=6, r=8, q=None, r2=None, pos=None):
@@ -130,20 +137,7 @@ def test_rope_tables_wider_than_half_the_head_or_unequal_are_refused():
     both_raise(ROPE, rope_inputs(r2=4), r"sin: .*shape of the cos table")
 
 
-ODD = load_source("""
-def swiglu(x: bf16[M, N]):
-    return act_mul(x)
-
-def splitk(p: f32[S, M, N]):
-    return reduce(p)
-
-def scaled(x: bf16[M, N], alpha: f32 = 0.5):
-    return cast(x * alpha, bf16)
-
-def per_token(x: bf16[M, N]):
-    s = scale(x, fp8_e4m3fn, per_token)
-    return round(x, s, fp8_e4m3fn), s
-""", "odd_test.qp")
+ODD = HOSTILE
 
 
 def test_act_mul_of_an_odd_width_is_refused_on_both_backends():
@@ -238,12 +232,12 @@ def test_hostile_slots_same_on_both_backends_and_nothing_outside_the_cache(name,
     inputs["slots"] = fit(slots, inputs["slots"].dtype)
     inputs["k"] = inputs["k"] * 8
     outs = []
-    for b, dev in (("reference", "cpu"), ("triton", device)):
+    for qp, dev in ((QuantPipeline(tp, backend="reference"), "cpu"),
+                    (triton_pipeline(tp, device), device)):
         run = to(clone(inputs), dev)
         big, view, before, pad = with_canaries(run["k_cache"])
         run["k_cache"] = view
-        outs.append({k: v.cpu() for k, v in
-                     QuantPipeline(tp, backend=b)(**run, _as_dict=True).items()})
+        outs.append({k: v.cpu() for k, v in qp(**run, _as_dict=True).items()})
         assert_canaries(big.cpu(), before.cpu(), pad)
     assert_same(outs)
 
@@ -266,7 +260,7 @@ def test_repeated_calls_with_one_signature_stay_exact(name, device):
     """The bound fast path reuses one workspace per stream: it must be clean every call."""
     tp = KV[name]
     dims = kv_dims(name)
-    ref, tri = (QuantPipeline(tp, backend=b) for b in BACKENDS)
+    ref, tri = QuantPipeline(tp, backend="reference"), triton_pipeline(tp, device)
     for i in range(4):
         inputs = random_inputs(tp, dims, seed=i)
         inputs["k"] = inputs["k"] * (100.0 if i == 0 else 0.01)
@@ -280,7 +274,7 @@ def test_gpu_many_tokens_on_few_slots_the_later_token_wins(name):
     """4096 tokens on 5 slots, every program racing for them: the claims decide."""
     tp = KV[name]
     dims = kv_dims(name, T=4096)
-    ref, tri = (QuantPipeline(tp, backend=b) for b in BACKENDS)
+    ref, tri = QuantPipeline(tp, backend="reference"), triton_pipeline(tp, "cuda")
     for i in range(3):
         inputs = random_inputs(tp, dims, seed=i)
         g = torch.Generator().manual_seed(i)
@@ -332,8 +326,4 @@ def test_row_counts_past_32_bits_are_refused_not_wrapped():
         QuantPipeline(WIDE, backend="triton")(x)
 
 
-WIDE = load_source("""
-def wide(x: bf16[A, B, N]):
-    s = scale(x, fp8_e4m3fn, per_token)
-    return round(x, s, fp8_e4m3fn), s
-""", "wide_test.qp")["wide"]
+WIDE = HOSTILE["wide"]
