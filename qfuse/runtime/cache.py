@@ -38,7 +38,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from ..backends.files import (STALE_AFTER_S, UnsafePathError, atomic_write, confine,
                               default_cache_dir, remove_tree, safe_component, sweep_stale)
@@ -221,9 +221,26 @@ class KernelCache:
         """Treat the entry as damaged (a reader found its content unusable)."""
         self._damaged(self.entry_dir(key), key, name, why)
 
+    def load(self, key: str, name: str, fname: str, parse: Callable[[bytes, str], Any]):
+        """``parse(content of fname, fname)`` for a sound entry, or None on a miss.
+
+        ``parse`` raises :class:`~qfuse.runtime.schema.SchemaError` for content it cannot
+        use; the entry then counts as damaged, exactly like a failed checksum.
+        """
+        files = self.get(key, name)
+        if files is None:
+            return None
+        try:
+            if fname not in files:
+                raise SchemaError(f"the entry has no {fname}")
+            return parse(files[fname], fname)
+        except SchemaError as e:
+            self.discard(key, name, str(e))
+            return None
+
     def _damaged(self, d: Path, key: str, name: str, why: str) -> None:
         KernelCache.stats["damaged"] += 1
-        log.warning("qfuse cache entry %s (%s) is damaged: %s", d, name, why)
+        log.info("qfuse cache entry %s (%s) is damaged: %s", d, name, why)
         if (str(self.root), key, name) not in self._reported:
             self._reported.add((str(self.root), key, name))
             warnings.warn(f"qfuse cache entry {d} ({name}) is damaged ({why}); not using it, "

@@ -122,16 +122,12 @@ def compile_pipeline(tp: TypedPipeline, backend: str = "triton", target: str = "
 def cached_compile(tp: TypedPipeline, backend: str, target: str,
                    cache: Optional[KernelCache] = None) -> CompiledPipeline:
     """``compile_pipeline`` through the on-disk cache (a hit skips the passes)."""
-    from .schema import SchemaError
     cache = cache or KernelCache()
     key = compile_key(tp, backend, target)
-    files = cache.get(key, tp.name)
-    if files is not None:
-        try:
-            return CompiledPipeline.loads(files.get(f"{tp.name}.json", b""),
-                                          f"{tp.name}.json", tp.name)
-        except SchemaError as e:      # damaged or an older format: never used, rebuilt
-            cache.discard(key, tp.name, str(e))
+    cp = cache.load(key, tp.name, f"{tp.name}.json",      # a damaged entry is a miss
+                    lambda raw, what: CompiledPipeline.loads(raw, what, tp.name))
+    if cp is not None:
+        return cp
     cp = compile_pipeline(tp, backend, target)
     payload = {f"{tp.name}.json": cp.dumps(), f"{tp.name}.mlir": cp.fused_ir}
     for name, text in cp.sources().items():
