@@ -24,11 +24,13 @@ process can cross-compile afterwards.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.machinery
 import importlib.util
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -55,6 +57,7 @@ def source_dir() -> str:
 def _private_dir() -> str:
     if not _PRIVATE:
         _PRIVATE.append(tempfile.mkdtemp(prefix="qfuse-triton-src-"))
+        atexit.register(shutil.rmtree, _PRIVATE[0], True)     # nobody else can use it
     return _PRIVATE[0]
 
 
@@ -76,25 +79,33 @@ def _same_text(path: str, data: bytes) -> bool:
         return False
 
 
+def _write_in(directory: str, modname: str, data: bytes) -> str:
+    """``<directory>/<modname>.py`` holding ``data`` (written unless it already does)."""
+    path = confine(directory, modname + ".py", "generated module")
+    if not _same_text(path, data):
+        sweep_stale(directory)
+        atomic_write(path, data)
+    return str(path)
+
+
 def _write_source(modname: str, text: str) -> str:
     """The path of ``<modname>.py`` holding ``text``: in the cache, or, where the cache
     cannot be written, in a private temporary directory (warned once)."""
     data = text.encode()
     try:
-        directory = source_dir()
-        path = confine(directory, modname + ".py", "generated module")
-        if not _same_text(path, data):
-            sweep_stale(directory)
-            atomic_write(path, data)
-        return str(path)
+        return _write_in(source_dir(), modname, data)
     except OSError as e:
         if not _PRIVATE:
             warnings.warn(f"qfuse cache {default_cache_dir()} cannot be written ({e}); "
                           f"generated kernels go to a private temporary directory",
-                          stacklevel=4)
-        path = confine(_private_dir(), modname + ".py", "generated module")
-        atomic_write(path, data)
-        return str(path)
+                          stacklevel=3)
+    try:
+        return _write_in(_private_dir(), modname, data)
+    except OSError as e:
+        raise QfuseError(f"cannot write the generated kernel module {modname}.py, neither "
+                         f"in the cache {default_cache_dir()} nor in a temporary directory "
+                         f"({e.strerror or e}); set QFUSE_CACHE_DIR to a writable "
+                         f"directory") from None
 
 
 class _TextLoader(importlib.machinery.SourceFileLoader):
