@@ -82,3 +82,20 @@ def test_eight_processes_compiling_leave_a_consistent_cache(tmp_path):
         key = compile_key(prog(m), "triton", "cuda:sm_90")
         assert cache.get(key, "p") is not None
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.qp"))
+
+
+def test_every_example_survives_the_stored_form_unchanged():
+    """What the cache and bundles store reads back as it was written, for every example
+    (the reader's checks must not take any real pipeline for damage: a KV block write's
+    kernel function is named apart from its step)."""
+    from qfuse.dsl import load_file
+    from qfuse.runtime.artifact import CompiledPipeline
+    from qfuse.runtime.compiler import compile_pipeline
+    for path in EXAMPLES:
+        for tp in load_file(path).values():
+            cp = compile_pipeline(tp, "triton", "any")
+            back = CompiledPipeline.loads(cp.dumps().encode(), f"{tp.name}.json", tp.name)
+            assert back.dumps() == cp.dumps(), tp.name
