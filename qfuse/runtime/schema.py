@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from typing import Any, Callable
 
@@ -219,13 +220,14 @@ def load_json(raw: bytes, schema: Any, what: str) -> Any:
     return doc
 
 
+_UNIONS = (typing.Union, types.UnionType)          # Optional[X] and X | None
 _TYPE_SPECS = {str: str, int: int, float: float, bool: bool, tuple: ListOf(Anything()),
                list: ListOf(Anything()), dict: MapOf(Anything())}
 
 
 def _hint_spec(hint: Any) -> Spec:
     args = typing.get_args(hint)
-    if typing.get_origin(hint) is typing.Union and type(None) in args:
+    if typing.get_origin(hint) in _UNIONS and type(None) in args:
         rest = [a for a in args if a is not type(None)]
         return Opt(_hint_spec(rest[0]) if len(rest) == 1 else Anything())
     return spec(_TYPE_SPECS.get(hint, Anything()))

@@ -83,3 +83,14 @@ def test_safe_component_keeps_plain_names_and_separates_the_rest():
     odd = [safe_component(n) for n in ("../x", "..x", "a/b", "a_b" * 100, "a_b" * 101)]
     assert all("/" not in c and not c.startswith(".") and len(c) <= 150 for c in odd)
     assert len(set(odd)) == len(odd)
+
+
+@dataclass(frozen=True)
+class NewStyle:
+    count: "int | None" = None
+
+
+def test_dataclass_spec_reads_both_optional_spellings():
+    check({"count": None}, dataclass_spec(NewStyle))
+    with pytest.raises(SchemaError, match=r"\$.count"):
+        check({"count": "3"}, dataclass_spec(NewStyle))
