@@ -276,6 +276,14 @@ def test_cache_info_and_ls_report_a_damaged_group(tmp_path, capsys):
     assert cache.entries() == []
 
 
+def test_cache_commands_on_a_root_that_is_a_file(tmp_path, capsys):
+    root = tmp_path / "cache"
+    root.write_text("not a directory")
+    for action in ("info", "ls", "clear"):
+        assert main(["cache", action, "--dir", str(root)]) == 0
+    assert "not a directory" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- generated modules
 TEXT = "def kern():\n    return 42\n"
 KEY = hashlib.sha256(TEXT.encode()).hexdigest()[:16]
