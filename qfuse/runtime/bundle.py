@@ -227,20 +227,26 @@ def load(path, *, target: Optional[str] = None, verify: bool = True,
         raise BundleError(f"cannot use bundle {root}: " + "; ".join(problems) +
                           " (or load it with fallback='jit' where the compiler is installed)")
     files = _BundleFiles(root, manifest, verify)
-    pipes = {name: _pipeline(files, name, entry["artifact"], tgt, bool(problems))
-             for name, entry in manifest["pipelines"].items()}
-    if manifest.get("autotune"):
-        table = files.json(manifest["autotune"], "tuning table", read_tuning)
+    # every file is read and checked before any pipeline is made from it
+    compiled = {name: files.json(entry["artifact"], f"pipeline {name}", _artifact_of(name))
+                for name, entry in manifest["pipelines"].items()}
+    table = (files.json(manifest["autotune"], "tuning table", read_tuning)
+             if manifest.get("autotune") else None)
+    pipes = {name: _pipeline(cp, tgt, bool(problems)) for name, cp in compiled.items()}
+    if table is not None:
         for qp in pipes.values():
             qp.use_tuning(table)
     return Bundle(root, manifest, pipes)
 
 
-def _pipeline(files: _BundleFiles, name: str, artifact: str, tgt: str, jit: bool):
-    """The callable of pipeline ``name``: its bundled kernels, or (``jit``) compiled here."""
+def _artifact_of(name: str):
+    """The parser of pipeline ``name``'s compiled form (another pipeline's is refused)."""
+    return lambda raw, what: CompiledPipeline.loads(raw, what, name)
+
+
+def _pipeline(cp: CompiledPipeline, tgt: str, jit: bool):
+    """The callable of ``cp``: its bundled kernels, or (``jit``) compiled here."""
     from .pipeline import QuantPipeline
-    cp = files.json(artifact, f"pipeline {name}",
-                    lambda raw, what: CompiledPipeline.loads(raw, what, name))
     prebuilt = {} if jit else {("triton", tgt): cp}
     return QuantPipeline(cp.program, backend="triton" if tgt != "cpu:ref" else None,
                          prebuilt=prebuilt, allow_jit=jit)
