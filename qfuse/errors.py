@@ -37,14 +37,20 @@ def register_source(file: str, text: str) -> None:
 
 
 def source_line(file: str, line: int) -> Optional[str]:
+    """Line ``line`` (1-based) of a registered source or a file, split on ``\\n`` only,
+    as the parser counts lines (a stray ``\\r`` or form feed does not start a line)."""
     text = _SOURCES.get(file)
     if text is not None:
-        lines = text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else None
+        lines = text.split("\n")
+        return lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else None
     if os.path.exists(file):
         got = linecache.getline(file, line)
         return got.rstrip("\n") if got else None
     return None
+
+
+#: Quoted source lines are cut to a window of this many characters around the caret.
+_QUOTE_WIDTH = 100
 
 
 def render_location(loc: SourceLoc, message: str, kind: str = "error") -> str:
@@ -53,7 +59,13 @@ def render_location(loc: SourceLoc, message: str, kind: str = "error") -> str:
     src = source_line(loc.file, loc.line)
     if src is None:
         return head
-    caret = " " * (max(loc.col, 1) - 1) + "^"
+    col = max(loc.col, 1)
+    if len(src) > _QUOTE_WIDTH:                  # a long line: quote the part around col
+        start = max(0, min(col - 1 - _QUOTE_WIDTH // 2, len(src) - _QUOTE_WIDTH))
+        src = ("..." if start else "") + src[start:start + _QUOTE_WIDTH] + \
+            ("..." if start + _QUOTE_WIDTH < len(src) else "")
+        col = col - start + (3 if start else 0)
+    caret = " " * (col - 1) + "^"
     return f"{head}\n  {src}\n  {caret}"
 
 

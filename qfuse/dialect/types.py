@@ -14,11 +14,28 @@ Storage conventions (what a torch tensor of that qfuse dtype holds):
 """
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import dataclass
 from typing import Optional, Union
 
 __all__ = ["DType", "DTYPES", "dtype", "Dim", "Shape", "TensorType", "ScalarType",
-           "ValueType", "cdiv_dim", "mul_dim", "div_dim", "round_up_dim"]
+           "ValueType", "cdiv_dim", "mul_dim", "div_dim", "round_up_dim", "F32_MAX",
+           "I64_MIN", "I64_MAX", "fits_f32"]
+
+#: Largest finite f32: stage arithmetic is fp32, so constants and float options fit it.
+F32_MAX = 3.4028234663852886e38
+#: Integer options and literals are 64-bit (MLIR attributes and torch scalars are).
+I64_MIN, I64_MAX = -2**63, 2**63 - 1
+
+
+def fits_f32(value: float) -> bool:
+    """Finite and inside the f32 range after rounding (what the fp32 math will see)."""
+    try:
+        rounded = struct.unpack("f", struct.pack("f", value))[0]
+    except (OverflowError, struct.error):     # far out of range: pack refuses it
+        return False
+    return math.isfinite(rounded)             # just out of range: pack gives inf
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from ..dialect.stages import (GRANULARITIES, QUANT_TARGETS, STAGES, Stage, Stage
 from ..dialect.types import DTYPE_ALIASES, DTYPES, Dim, ScalarType, TensorType, dtype
 from ..errors import DSLTypeError, SourceLoc
 from . import ast as A
+from .limits import MAX_DIM_DEPTH, MAX_STAGES, check_f32, dim_depth
 from .params import check_params
 from ..dialect.typed import ConstInfo, StageCall, TypedPipeline, Value
 
@@ -176,8 +177,9 @@ class _PipelineChecker:
 
     def _const(self, node: A.Number, name: Optional[str] = None,
                loc: Optional[SourceLoc] = None) -> Value:
+        literal = check_f32(node.value, node.loc, "constant")
         value = Value(name or self._fresh("const"), ScalarType(dtype("f32")), loc or node.loc)
-        self.consts.append(ConstInfo(value, float(node.value)))
+        self.consts.append(ConstInfo(value, literal))
         return value
 
     def _single_value(self, node) -> Value:
@@ -288,6 +290,7 @@ class _PipelineChecker:
                         **resolved}            # declared order, so printed IR is stable
         except StageError as err:
             raise DSLTypeError(err.message, where.get(err.arg, node.loc)) from None
+        self._check_size(st, results, node.loc)
         result_names = [name for name, _ in results]
         if targets is not None and len(targets) != len(results):
             n = len(targets)
@@ -308,6 +311,17 @@ class _PipelineChecker:
         for value in result_values:
             self.producer[id(value)] = call
         return call
+
+    def _check_size(self, st: Stage, results: list, loc: SourceLoc) -> None:
+        """Bound the stage count and the nesting of derived dims (see ``limits.py``)."""
+        if len(self.calls) >= MAX_STAGES:
+            raise DSLTypeError(f"more than {MAX_STAGES} stages in one pipeline", loc,
+                               hint="split it into several pipelines")
+        for name, t in results:
+            deep = isinstance(t, TensorType) and max(map(dim_depth, t.shape), default=0)
+            if deep and deep > MAX_DIM_DEPTH:
+                raise DSLTypeError(f"the {name} shape of {st.name} nests more than "
+                                   f"{MAX_DIM_DEPTH} dim expressions deep ({t})", loc)
 
     def _inherit_round_options(self, s: Optional[Value], opts: dict, where: dict,
                                operand_nodes: dict) -> None:

@@ -11,6 +11,7 @@ import math
 from ..dialect.types import DTYPES, Dim, DType, ScalarType, TensorType, dtype
 from ..errors import DSLTypeError
 from . import ast as A
+from .limits import check_dim, check_param_count
 from ..dialect.typed import ParamInfo, Value
 
 __all__ = ["check_params", "resolve_dtype"]
@@ -33,6 +34,7 @@ def resolve_dtype(type_expr) -> DType:
 
 def check_params(params) -> list:
     """ParamInfo for each parameter, in order; raises DSLTypeError on a bad one."""
+    check_param_count(params)
     seen: dict = {}
     infos = []
     for param in params:
@@ -49,8 +51,8 @@ def _check_param(param: A.Param) -> ParamInfo:
     dt = resolve_dtype(param.type)
     if isinstance(param.type, A.TensorTypeExpr):
         for dim in param.type.dims:
-            if isinstance(dim.value, int) and dim.value < 1:
-                raise DSLTypeError(f"dims must be positive, got {dim.value}", dim.loc)
+            if isinstance(dim.value, int):
+                check_dim(dim.value, dim.loc)
         if param.default is not None:
             raise DSLTypeError(f"only scalar parameters take a default; '{param.name}' is a "
                                f"tensor", param.default.loc)

@@ -6,7 +6,9 @@ shifted so that it points into the real file: ``parse_function`` reads the funct
 from its ``.py`` file and reports lines and columns there. Lark's exceptions never
 escape: they become :class:`~qfuse.errors.DSLSyntaxError` with a named message
 (``missing ':' after the parameter list``, ``unclosed '('``, ...), a caret, and
-what was expected (see ``syntax_errors.py``).
+what was expected (see ``syntax_errors.py``). The bounds of ``limits.py`` are enforced
+here, on tokens, before any recursive walk sees the input: bracket nesting and operator
+chains per statement, literal ranges, and the rules for user-chosen names.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from lark.indenter import Indenter
 
 from ..errors import DSLSyntaxError, QfuseError, SourceLoc, register_source
 from . import ast as A
-from .syntax_errors import IndentMismatch, StrayCloser, translate_syntax_error
+from .limits import MAX_NESTING, MAX_OPERATORS, check_identifier, number_literal
+from .syntax_errors import IndentMismatch, LimitExceeded, StrayCloser, translate_syntax_error
 
 __all__ = ["QfuseIndenter", "parse_source", "parse_file", "parse_function"]
 
@@ -39,6 +42,7 @@ class QfuseIndenter(Indenter):
     NL_type = "_NL"
     OPEN_PAREN_types = ["LPAR", "LSQB"]
     CLOSE_PAREN_types = ["RPAR", "RSQB"]
+    OPERATOR_types = ("PLUS", "STAR")
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
@@ -70,9 +74,22 @@ class QfuseIndenter(Indenter):
             yield token
 
     def _track_brackets(self, stream):
+        operators = 0              # '+' / '*' in the current statement
         for token in stream:
+            if token.type == self.NL_type and not self.open_brackets:
+                operators = 0
+            elif token.type in self.OPERATOR_types:
+                operators += 1
+                if operators > MAX_OPERATORS:
+                    raise LimitExceeded(token, f"more than {MAX_OPERATORS} '+'/'*' operators "
+                                               f"in one statement",
+                                        "split the chain: assign partial results to names")
             if token.type in self.OPEN_PAREN_types:
                 self.open_brackets.append(token)
+                if len(self.open_brackets) > MAX_NESTING:
+                    raise LimitExceeded(token, f"expression nested more than {MAX_NESTING} "
+                                               f"brackets deep",
+                                        "assign inner results to names")
             elif token.type in self.CLOSE_PAREN_types:
                 if not self.open_brackets:
                     raise StrayCloser(token)
@@ -90,10 +107,6 @@ _PARSE_LOCK = threading.Lock()
 def _lark() -> Lark:
     return Lark.open("qfuse.lark", rel_to=__file__, parser="lalr", postlex=QfuseIndenter(),
                      propagate_positions=True, maybe_placeholders=True)
-
-
-def _number(text: str):
-    return float(text) if any(c in text for c in ".eE") else int(text)
 
 
 @v_args(meta=True, inline=True)
@@ -116,6 +129,7 @@ class _ToAST(Transformer):
 
     def pipeline(self, meta, *children):
         *decorators, name, params, body = children
+        check_identifier(str(name), self.at(name), "pipeline")
         return A.PipelineDef(self.at(name), str(name), params or (), body, tuple(decorators))
 
     def decorator(self, meta, name, arguments):
@@ -129,6 +143,7 @@ class _ToAST(Transformer):
         return tuple(params)
 
     def param(self, meta, name, type_, default):
+        check_identifier(str(name), self.at(name), "parameter")
         return A.Param(self.at(name), str(name), type_, default)
 
     def type(self, meta, name, dims):
@@ -141,10 +156,11 @@ class _ToAST(Transformer):
 
     def dim(self, meta, token):
         if token.type == "NUMBER":
-            value = _number(token)
+            value = number_literal(str(token), False, self.at(token))
             if not isinstance(value, int):
                 raise DSLSyntaxError(f"a dim is a name or an integer, not {token}", self.at(token))
             return A.DimRef(self.at(token), value)
+        check_identifier(str(token), self.at(token), "dim")
         return A.DimRef(self.at(token), str(token))
 
     def body(self, meta, docstring, *stmts):
@@ -157,6 +173,8 @@ class _ToAST(Transformer):
         return A.Assign(self.at(meta), targets, value)
 
     def targets(self, meta, *names):
+        for n in names:
+            check_identifier(str(n), self.at(n), "variable")
         return tuple(A.Name(self.at(n), str(n)) for n in names)
 
     def return_stmt(self, meta, *values):
@@ -192,8 +210,8 @@ class _ToAST(Transformer):
                        A.Name(self.at(index), str(index)))
 
     def number(self, meta, *tokens):
-        value = _number(tokens[-1])
-        return A.Number(self.at(tokens[0]), -value if len(tokens) == 2 else value)
+        value = number_literal(str(tokens[-1]), len(tokens) == 2, self.at(tokens[0]))
+        return A.Number(self.at(tokens[0]), value)
 
     def string(self, meta, token):
         try:
@@ -220,7 +238,7 @@ def _parse(text: str, file: str, line_offset: int = 0, col_offset: int = 0) -> A
     with _PARSE_LOCK:            # the indenter keeps per-parse state that errors read
         try:
             tree = parser.parse(text)
-        except (UnexpectedInput, IndentMismatch, StrayCloser) as err:
+        except (UnexpectedInput, IndentMismatch, StrayCloser, LimitExceeded) as err:
             raise translate_syntax_error(err, text, parser, located) from None
     try:
         return _ToAST(file, line_offset, col_offset).transform(tree)
@@ -243,12 +261,27 @@ def parse_file(path: str | os.PathLike) -> A.ModuleAST:
     """Parse a ``.qp`` file; locations name ``path`` as given."""
     file = os.fspath(path)
     try:
-        with open(file, encoding="utf-8") as handle:
-            text = handle.read()
+        with open(file, "rb") as handle:
+            data = handle.read()
     except OSError as err:
         raise QfuseError(f"cannot read {file}: {err.strerror or err}") from None
+    text = _decode(data, file)
     register_source(file, text)
     return _parse(text, file)
+
+
+def _decode(data: bytes, file: str) -> str:
+    """UTF-8 text of a file; a byte that is not UTF-8 is a DSLSyntaxError at its position."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line_start = data.rfind(b"\n", 0, err.start) + 1
+        line = data.count(b"\n", 0, err.start) + 1
+        col = len(data[line_start:err.start].decode("utf-8")) + 1
+        register_source(file, data.decode("utf-8", errors="replace"))
+        raise DSLSyntaxError(f"byte 0x{data[err.start]:02x} is not UTF-8 text",
+                             SourceLoc(file, line, col),
+                             hint="save the file as UTF-8") from None
 
 
 def parse_function(fn: Callable) -> A.PipelineDef:

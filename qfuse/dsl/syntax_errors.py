@@ -17,7 +17,7 @@ from lark.lexer import PatternStr
 
 from ..errors import DSLSyntaxError, SourceLoc
 
-__all__ = ["IndentMismatch", "StrayCloser", "translate_syntax_error"]
+__all__ = ["IndentMismatch", "StrayCloser", "LimitExceeded", "translate_syntax_error"]
 
 Locate = Callable[[int, int], SourceLoc]   # (line, col) in the parsed text -> SourceLoc
 
@@ -45,6 +45,16 @@ class StrayCloser(Exception):
         super().__init__(f"unmatched '{token}'")
         self.token = token
         self.opener = opener
+
+
+class LimitExceeded(Exception):
+    """Raised by QfuseIndenter: a statement nests too deeply or chains too many operators
+    (see ``limits.py``); located at the token that went over."""
+
+    def __init__(self, token: Token, message: str, hint: str):
+        super().__init__(message)
+        self.token = token
+        self.hint = hint
 
 
 def _describe_expected(parser: Lark, names) -> str:
@@ -103,6 +113,8 @@ def translate_syntax_error(err: Exception, text: str, parser: Lark,
     if isinstance(err, IndentMismatch):
         return DSLSyntaxError(str(err), locate(err.token.end_line, err.token.end_column),
                               hint="indent with the same spaces as an enclosing block")
+    if isinstance(err, LimitExceeded):
+        return DSLSyntaxError(str(err), locate(err.token.line, err.token.column), hint=err.hint)
     if isinstance(err, StrayCloser):
         opener, where = err.opener, locate(err.token.line, err.token.column)
         if opener is None:

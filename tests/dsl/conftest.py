@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from qfuse.errors import QfuseError
+from qfuse.errors import QfuseError, source_line
 
 
 def assert_located(err: QfuseError, file: str, line: int, col: int, substring: str) -> None:
@@ -16,8 +16,13 @@ def assert_located(err: QfuseError, file: str, line: int, col: int, substring: s
     assert "Traceback" not in text
     lines = text.splitlines()
     assert len(lines) >= 3, text
-    caret = lines[2]
-    assert caret.strip() == "^" and caret.index("^") == col + 1, text   # "  " + col-1 spaces
+    quoted, caret = lines[1], lines[2]
+    assert caret.strip() == "^", text
+    source = source_line(file, line)
+    if len(source) == len(quoted) - 2:                      # "  " + the whole line
+        assert caret.index("^") == col + 1, text
+    else:                                                   # a window of a long line
+        assert quoted[caret.index("^")] == source[col - 1], text
 
 
 @pytest.fixture
