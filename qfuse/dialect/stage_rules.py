@@ -73,9 +73,19 @@ def _broadcast_shape(a: TensorType, b: ValueType, arg: str) -> tuple:
 
 
 # ------------------------------------------------------------------ shape rules
+def _float_value(args, name) -> ValueType:
+    """An operand that fp32 arithmetic reads: a bf16/f16/f32 tensor or scalar."""
+    t = args[name]
+    if not t.dtype.is_float:
+        kind = "tensor" if isinstance(t, TensorType) else "scalar"
+        raise StageError(f"{name} must be a bf16, f16 or f32 {kind}, got {t} (cast or "
+                         f"dequantise it first)", name)
+    return t
+
+
 def infer_elementwise(args, opts):
-    a = args["a"]
-    b = args["b"]
+    a = _float_value(args, "a")
+    b = _float_value(args, "b")
     if isinstance(a, ScalarType):
         a, b = b, a
     if not isinstance(a, TensorType):
@@ -115,6 +125,7 @@ def infer_norm(args, opts):
         raise StageError("a bias b is only defined for kind=layer", "b")
     if not isinstance(args.get("eps"), ScalarType):
         raise StageError("eps must be a scalar", "eps")
+    _float_value(args, "eps")
     out = [("out", TensorType(dtype(opts["dtype"]), x.shape))]
     r = args.get("residual")
     if r is not None:
@@ -158,8 +169,18 @@ def _scale_shape(x: TensorType, gran: str) -> tuple:
     if gran == "per_128x128":
         if x.rank != 2:
             raise StageError("per_128x128 needs a 2-D x [M, N]", "x")
+        if any(_is_derived(d) for d in x.shape):
+            raise StageError(f"per_128x128 tiles need x's dims to be pipeline dims (a name or "
+                             f"a number), got {x}: the tile kernel cannot size a derived dim",
+                             "x")
         return (cdiv_dim(x.shape[0], 128), cdiv_dim(n, 128))
     raise AssertionError(gran)
+
+
+def _is_derived(d: Dim) -> bool:
+    """An expression over dims (``A*B``, ``N/2``). A subclass of Dim (the verifier's
+    unknown dim) says nothing about the DSL-level dim, so it is never called derived."""
+    return type(d) is Dim and isinstance(d.value, tuple)
 
 
 def _check_target_granularity(target: str, gran: str) -> None:

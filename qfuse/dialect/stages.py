@@ -28,7 +28,7 @@ from .stage_rules import (CACHE_LAYOUTS, E8M0_MODES, FLOAT_OUT, GRANULARITIES, G
                           infer_norm, infer_pack, infer_reduce, infer_rope, infer_round,
                           infer_scale, infer_shuffle, infer_smooth, infer_unary,
                           default_dtype_max)
-from .types import TensorType, dtype
+from .types import F32_MAX, I64_MAX, I64_MIN, TensorType, dtype, fits_f32
 
 __all__ = ["StageError", "OperandSpec", "OptionSpec", "Stage", "STAGES", "stage",
            "QUANT_TARGETS", "GRANULARITIES", "GROUP_SIZES", "E8M0_MODES", "ZERO_POLICIES",
@@ -50,6 +50,7 @@ class OptionSpec:
     choices: tuple = ()
     default: Any = None            # None: resolved from context (see resolve_options)
     doc: str = ""
+    bounds: tuple = ()             # (low, high), inclusive, for int and float options
 
     def check(self, value: Any) -> Any:
         """Validate one user-supplied value; return it normalised. Raises StageError."""
@@ -74,12 +75,23 @@ class OptionSpec:
             if self.choices and value not in self.choices:
                 raise StageError(f"option {self.name}={value} is not one of "
                                  f"{', '.join(map(str, self.choices))}", self.name)
-            return value
+            return self._in_bounds(value, self.bounds or (I64_MIN, I64_MAX))
         if t == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise StageError(f"option {self.name} takes a number, got {value!r}", self.name)
-            return float(value)
+            if not fits_f32(float(value)):
+                raise StageError(f"option {self.name}={value!r} does not fit in f32 (|x| <= "
+                                 f"{F32_MAX:.7g}): stage arithmetic is fp32", self.name)
+            return self._in_bounds(float(value), self.bounds)
         raise AssertionError(t)
+
+    def _in_bounds(self, value, bounds: tuple):
+        """``value`` when inside the inclusive ``(low, high)`` bounds (if any)."""
+        if bounds and not bounds[0] <= value <= bounds[1]:
+            low, high = (f"{b:g}" if isinstance(b, float) else str(b) for b in bounds)
+            raise StageError(f"option {self.name}={value!r} is out of range ({low}..{high})",
+                             self.name)
+        return value
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,7 @@ class Stage:
     space: str                     # iteration space: "row" | "tensor" | "tile" | "scatter" | "layout"
     doc: str
     infer: Callable = field(repr=False, compare=False, default=None)
+    rows: str = "out"              # the tensor whose leading dims are the rows it iterates over
 
     @property
     def op_name(self) -> str:
@@ -151,12 +164,13 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
                       "except per_tensor), floor (amax floored at amax_floor: HIP, Triton group), "
                       "zero (scale 0 and codes 0: opus; the per_tensor default, where the torch "
                       "ref stores 0 and produces NaN codes, AITER defect #4288)"),
-           OptionSpec("amax_floor", "float", (), 1e-10, "floor for zero=floor"),
+           OptionSpec("amax_floor", "float", (), 1e-10, "floor for zero=floor",
+                      (2.0**-149, F32_MAX)),
            OptionSpec("e8m0", "enum", E8M0_MODES, "roundup",
                       "E8M0 rounding for mx: roundup (AITER HEAD default), even (AITER Triton), "
                       "rne_legacy (<= v0.1.15), floor (OCP), ceil")),
           ("x", "dtype", "granularity"), ("out",), "row",
-          "dynamic scale from amax (or a given static per-tensor scale)", infer_scale),
+          "dynamic scale from amax (or a given static per-tensor scale)", infer_scale, "x"),
     Stage("round", (_X, _o("s")),
           (OptionSpec("dtype", "dtype", QUANT_TARGETS),
            OptionSpec("granularity", "enum", GRANULARITIES, None,
@@ -169,10 +183,11 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
            OptionSpec("recip", "enum", ("div", "mul_rcp"), "div",
                       "x / s (torch ref) or x * (1 / s) (AITER Triton/HIP)")),
           ("x", "s", "dtype"), ("out",), "row",
-          "quantise x with scale s to fp8/int8/fp4/int4 codes", infer_round),
+          "quantise x with scale s to fp8/int8/fp4/int4 codes", infer_round, "x"),
     Stage("pack", (_X,), (), ("x",), ("out",), "row",
           "two 4-bit codes per byte, element 2j in the low nibble", infer_pack),
-    Stage("shuffle", (_o("s"),), (OptionSpec("pad", "int", (), 0, "byte for padding entries"),),
+    Stage("shuffle", (_o("s"),), (OptionSpec("pad", "int", (), 0, "byte for padding entries",
+                                             (0, 255)),),
           ("s",), ("out",), "layout",
           "E8M0 preshuffle: pad to (256, 8) multiples, permute 32x8 tiles", infer_shuffle),
     Stage("reduce", (_X,), (), ("x",), ("out",), "row",
@@ -195,10 +210,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
            _DTYPE_MAX,
            OptionSpec("mode", "enum", ("rne", "trunc"), "trunc", "int8 cache rounding"),
            OptionSpec("vec", "int", (), None, "vector width X of the key and value_asm layouts: "
-                                                 "16 / element bytes")),
+                                                 "16 / element bytes", (1, 2**31 - 1))),
           ("x", "cache", "slots"), ("out", "scales_out?"), "scatter",
           "paged KV-cache write with slot_mapping (slot < 0 skips the token)",
-          infer_cache_write),
+          infer_cache_write, "x"),
 ]}
 
 
@@ -233,8 +248,7 @@ def resolve_options(st: Stage, args: dict, opts: dict) -> dict:
             raise StageError(f"{st.name} needs a granularity ({', '.join(GRANULARITIES)})",
                              "granularity")
         out.setdefault("dtype_max", default_dtype_max(target))
-        if out["dtype_max"] <= 0:
-            raise StageError("dtype_max must be positive", "dtype_max")
+        _check_dtype_max(out["dtype_max"], target)
     if st.name == "scale":
         out.setdefault("zero", "zero" if out["granularity"] == "per_tensor" else "one")
     if st.name == "round":
@@ -249,7 +263,29 @@ def resolve_options(st: Stage, args: dict, opts: dict) -> dict:
             out["vec"] = 16 // max(1, (cdt.bits // 8 if cdt else 1))
         if "dtype_max" not in out:
             out["dtype_max"] = cdt.max if (cdt and cdt.max) else 0.0
+        elif out["quant"] != "none" and cdt is not None:
+            _check_dtype_max(out["dtype_max"], cdt.name)
+    missing = [spec.name for spec in st.options if spec.name not in out]
+    if missing:
+        raise StageError(f"{st.name} needs option {missing[0]}{_choices(st.option(missing[0]))}",
+                         missing[0])
     return out
+
+
+def _choices(spec: OptionSpec) -> str:
+    return f" ({', '.join(map(str, spec.choices))})" if spec.choices else ""
+
+
+def _check_dtype_max(value: float, target: str) -> None:
+    """dtype_max is positive, and for fp8 at most the format's largest finite value:
+    there is no fp8 code beyond it (e4m3fn's next code is NaN, e4m3fnuz has none).
+    Integer and E2M1 targets clamp their codes, so a larger bound is meaningful there."""
+    if value <= 0:
+        raise StageError("dtype_max must be positive", "dtype_max")
+    fmt = dtype(target)
+    if fmt.name.startswith("fp8") and value > fmt.max:
+        raise StageError(f"dtype_max={value:g} is above the largest {fmt.name} value "
+                         f"({fmt.max:g})", "dtype_max")
 
 
 def infer_results(st: Stage, args: dict, opts: dict) -> list:
@@ -257,4 +293,18 @@ def infer_results(st: Stage, args: dict, opts: dict) -> list:
     for spec in st.operands:
         if not spec.optional and args.get(spec.name) is None:
             raise StageError(f"{st.name} is missing its operand {spec.name!r}", spec.name)
-    return st.infer(args, opts)
+    results = st.infer(args, opts)
+    if st.space == "row":
+        _check_rows(st, args, dict(results))
+    return results
+
+
+def _check_rows(st: Stage, args: dict, results: dict) -> None:
+    """A row stage runs one program row per leading index: its rows tensor (``Stage.rows``)
+    needs a row dim before the last one, so a 1-D tensor is refused here."""
+    t = args.get(st.rows) if st.rows in args else results.get(st.rows)
+    if isinstance(t, TensorType) and t.rank < 2:
+        arg = st.rows if st.rows in args else st.positional[0]
+        what = "its input" if st.rows in args else "its result"
+        raise StageError(f"{st.name} works row by row and {what} would be 1-D ({t}): give "
+                         f"it at least [rows, N]", arg)

@@ -128,7 +128,7 @@ def kv_rope_cache():
     kc, ks = b.call("cache_write", ("kc", "ks"), x=kr, cache=cache, slots=slots, scales=scales,
                     layout="key", quant="per_token")
     g = b.call("gather", "g", x=b.call("flatten", x=kr), idx=rows, packed_ids=True)
-    s = b.call("scale", "s", x=g, dtype="fp8_e4m3fn", granularity="per_128x128")
+    s = b.call("scale", "s", x=g, dtype="fp8_e4m3fn", granularity="per_1x128")
     return b.ret(kc, ks, b.call("round", "q", x=g, s=s, dtype="fp8_e4m3fn"), s)
 
 
