@@ -29,15 +29,19 @@ these same ops; nothing here assumes an op sits in a pipeline function.
 """
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
 from typing import Any, Optional
 
 from .encoding import DIMS_ATTR, UnknownDim, attr_name, dims_from_attr, option_value, value_type
-from .mlir import Dialect, Operand, Pure, Result, ir, result
+from .mlir import Dialect, Operand, Pure, Result, ir, register_dialect_module, result
 from .stages import STAGES, Stage, StageError, infer_results, resolve_options
 from .types import ScalarType, TensorType
 
 __all__ = ["QF", "OP_CLASSES", "OP_VERIFIERS", "ANY_OPERANDS", "op_class", "stage_of",
-           "op_options", "op_operands", "op_results", "make_context", "verify_stage"]
+           "op_options", "op_operands", "op_results", "make_context", "verify_stage",
+           "shared_inference"]
 
 
 class QF(Dialect, name="qf"):
@@ -157,26 +161,71 @@ def _arg_dims(arg) -> Optional[tuple]:
 
 
 def _traced_type(value, memo: dict, arg: Optional[str] = None):
-    """The type of an SSA value, refined by its producing qf op's inferred type."""
+    """The type of an SSA value, refined by its producing qf op's inferred type.
+
+    ``memo`` maps values to their types (or to the StageError their IR type gives);
+    a miss fills it for every value upstream, iteratively (see :func:`_trace`).
+    A bad type raises here, naming ``arg``.
+    """
     if value not in memo:
-        if isinstance(value, ir.BlockArgument):
-            t = _checked_type(value.type, _arg_dims(value), arg)
+        _trace(value, memo)
+    t = memo[value]
+    if isinstance(t, StageError):
+        raise StageError(t.message, arg)
+    return t
+
+
+def _trace(value, memo: dict) -> None:
+    """Fill ``memo`` for ``value`` and everything it depends on, producers first.
+
+    An explicit stack instead of recursion: a chain of thousands of stages neither
+    overflows Python's stack nor costs more than one inference per op (with a memo
+    shared over a whole verification, see :func:`shared_inference`).
+    """
+    stack, visiting = [(value, False)], set()
+    while stack:
+        v, operands_done = stack.pop()
+        if v in memo:
+            continue
+        producer = _qf_producer(v)
+        if producer is None or (not operands_done and v in visiting):
+            memo[v] = _own_type(v)      # an argument, or a use cycle (dominance rejects it)
+        elif not operands_done:
+            visiting.add(v)
+            stack.append((v, True))
+            stack.extend((o, False) for o in op_operands(producer).values()
+                         if o is not None and o not in memo)
         else:
-            t = _checked_type(value.type, None, arg)
-            if isinstance(value, ir.OpResult) and stage_of(value.owner) is not None:
-                t = _refined(t, _inferred_result(value, memo))
-        memo[value] = t
-    return memo[value]
+            _trace_results(producer, memo)
 
 
-def _inferred_result(value, memo: dict):
-    """The producer's inferred type of ``value`` (None when its verifier would fail)."""
-    producer = value.owner
+def _qf_producer(value):
+    """The qf op whose result ``value`` is, or None (arguments, other ops' results)."""
+    if isinstance(value, ir.OpResult) and stage_of(value.owner) is not None:
+        return value.owner
+    return None
+
+
+def _own_type(value):
+    """The checked type of a value as the IR states it (a StageError when it has none)."""
+    try:
+        dims = _arg_dims(value) if isinstance(value, ir.BlockArgument) else None
+        return _checked_type(value.type, dims)
+    except StageError as e:
+        return e
+
+
+def _trace_results(producer, memo: dict) -> None:
+    """Memoise every result of a qf op whose operands are memoised: its IR type,
+    refined by the op's inference (unrefined when the op would not verify)."""
     try:
         inferred = dict(_infer(producer, memo))
-    except (StageError, RecursionError):
-        return None
-    return next((inferred.get(n) for n, v in op_results(producer).items() if v == value), None)
+    except StageError:
+        inferred = {}
+    for name, r in op_results(producer).items():
+        if r is not None:
+            own = _own_type(r)
+            memo[r] = own if isinstance(own, StageError) else _refined(own, inferred.get(name))
 
 
 def _refined(actual, inferred):
@@ -210,9 +259,29 @@ def _dims_differ(want, got) -> bool:
     return want.is_const and got.is_const and want.value != got.value
 
 
+_SHARED = threading.local()
+
+
+@contextlib.contextmanager
+def shared_inference():
+    """Share one memo of traced types between the verifiers of every op checked inside.
+
+    Verifying op by op with a fresh memo re-infers the whole chain above each op
+    (quadratic in the chain length). Inside this block the IR must not change (values
+    are memo keys); :func:`qfuse.dialect.text.verify` and ``parse_module`` use it.
+    """
+    outer = getattr(_SHARED, "memo", None)
+    _SHARED.memo = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _SHARED.memo = outer
+
+
 def verify_stage(st: Stage, op) -> None:
     """The checks shared by every stage; raises StageError naming the bad part."""
-    inferred = dict(_infer(op, {}))
+    shared = getattr(_SHARED, "memo", None)
+    inferred = dict(_infer(op, {} if shared is None else shared))
     for name, actual in op_results(op).items():
         want = inferred.get(name)
         if (want is None) != (actual is None):
@@ -239,6 +308,8 @@ def _stage_verifier(st: Stage):
 OP_CLASSES: dict = {st.name: _make_op_class(st) for st in STAGES.values()}
 #: ``op name -> verify_<stage>(op)``; each raises StageError on invalid IR.
 OP_VERIFIERS: dict = {st.op_name: _stage_verifier(st) for st in STAGES.values()}
+
+register_dialect_module("qf", sys.modules[__name__])
 
 globals().update({cls.__name__: cls for cls in OP_CLASSES.values()})
 globals().update({fn.__name__: fn for fn in OP_VERIFIERS.values()})

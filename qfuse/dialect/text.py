@@ -32,7 +32,8 @@ def parse_module(text: str, ctx: Optional[ir.Context] = None,
     if ctx is None:
         from .ops import make_context
         ctx = make_context()
-    with ctx:
+    from .ops import shared_inference
+    with ctx, shared_inference():
         try:
             return ir.Module.parse(text)
         except MLIRError as e:
@@ -40,11 +41,16 @@ def parse_module(text: str, ctx: Optional[ir.Context] = None,
 
 
 def verify(module: ir.Module) -> None:
-    """Run every verifier (``qf`` ops included); raise :class:`IRError` on failure."""
-    try:
-        module.operation.verify()
-    except MLIRError as e:
-        raise error_from_mlir(e) from None
+    """Run every verifier (``qf`` ops included); raise :class:`IRError` on failure.
+
+    The ``qf`` verifiers share one memo of inferred types, so this is linear in the
+    number of ops."""
+    from .ops import shared_inference
+    with shared_inference():
+        try:
+            module.operation.verify()
+        except MLIRError as e:
+            raise error_from_mlir(e) from None
 
 
 def error_from_mlir(err: MLIRError, source: str = "<mlir>") -> IRError:

@@ -12,9 +12,15 @@ __all__ = ["DeadStagePass", "CSEPass"]
 
 
 def _run_mlir(module, pipeline: str):
+    """Run upstream passes, then verify once: the pass manager's own verification after
+    every pass would run the qf verifiers without their shared memo (quadratic)."""
     from ..dialect.mlir import PassManager
+    from ..dialect.text import verify
     with module.context:
-        PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
+        pm = PassManager.parse(f"builtin.module({pipeline})")
+        pm.enable_verifier(False)
+        pm.run(module.operation)
+    verify(module)
     return module
 
 

@@ -57,10 +57,12 @@ def fuse_module(module):
     from ..dialect.reader import read_pipelines
     from ..dialect.text import verify
     tps = read_pipelines(module)
+    pipeline_names = {tp.name for tp in tps}
     with module.context, ir.Location.unknown():
         new = ir.Module.create()
         for tp in tps:
             kernels = plan_kernels(tp)
+            _check_kernel_names(tp, kernels, pipeline_names)
             fns = []
             for k in kernels:
                 fn = build_function(_kernel_pipeline(tp, k), new)
@@ -73,6 +75,18 @@ def fuse_module(module):
             _build_main(tp, kernels, fns, new)
     verify(new)
     return new
+
+
+def _check_kernel_names(tp, kernels, pipeline_names: set) -> None:
+    """A kernel symbol must not be a pipeline's. The DSL makes that impossible (no ``__``
+    in pipeline names); hand-written MLIR gets this error instead of MLIR's
+    "redefinition of symbol" with the whole function dumped."""
+    from ..errors import QfuseError
+    for k in kernels:
+        if k.name in pipeline_names:
+            raise QfuseError(f"pipeline '{tp.name}' would get a kernel named '{k.name}', "
+                             f"which is also a pipeline's name", tp.loc,
+                             hint="rename that pipeline: '__' is reserved for kernel names")
 
 
 @dataclass(frozen=True)

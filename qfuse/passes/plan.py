@@ -33,9 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..dialect.stages import STAGES
 from ..dialect.typed import ConstInfo, StageCall, TypedPipeline, Value
 
-__all__ = ["KernelPlan", "plan_kernels", "call_space", "row_domain"]
+__all__ = ["KernelPlan", "plan_kernels", "call_space", "row_domain", "kernel_name"]
 
 REMAPPED_OPERANDS = {"gather": "x", "smooth": "x"}  # smooth only when expert-indexed
 
@@ -55,6 +56,17 @@ class KernelPlan:
         return f"{self.name} [{self.space}]: {stages}{why}"
 
 
+def kernel_name(pipeline: str, index: int) -> str:
+    """The symbol of a pipeline's ``index``-th kernel: ``<pipeline>__k<index>``.
+
+    Pipeline names cannot contain ``__`` (``qfuse.dsl.limits.check_identifier``), so a
+    kernel name is never a pipeline name and two pipelines never share a kernel name:
+    the text before the last ``__k`` gives the pipeline back. (The tuning tables key on
+    these names, so the spelling is kept.)
+    """
+    return f"{pipeline}__k{index}"
+
+
 def call_space(call: StageCall) -> str:
     """The iteration space a stage needs on its own."""
     if call.stage == "scale" and call.options.get("granularity") == "per_tensor" \
@@ -68,8 +80,9 @@ def call_space(call: StageCall) -> str:
 
 
 def row_domain(call: StageCall) -> tuple:
-    """Leading dims a row-space stage iterates over (one program row per entry)."""
-    if call.stage in ("scale", "cache_write", "round") or not call.results:
+    """Leading dims a row-space stage iterates over (one program row per entry): those of
+    its rows tensor (``Stage.rows``: x for scale, round and cache_write, else the result)."""
+    if STAGES[call.stage].rows == "x" or not call.results:
         x = call.operands.get("x")
         return tuple(x.type.shape[:-1]) if x is not None else ()
     return tuple(call.results[0].type.shape[:-1])
@@ -87,19 +100,30 @@ class _Planner:
         self.producer: dict = {}          # Value -> StageCall
         self.kernel_of: dict = {}         # id(StageCall) -> KernelPlan
         self.kernels: list = []
+        self.domains: dict = {}           # id(KernelPlan) -> row domains of its stages
         self.consts = {id(c.value) for c in tp.consts}
         for call in tp.calls:
             for r in call.results:
                 self.producer[r] = call
 
     def new_kernel(self, space: str, reason: str) -> KernelPlan:
-        k = KernelPlan(f"{self.tp.name}__k{len(self.kernels)}", space, reason=reason)
+        k = KernelPlan(kernel_name(self.tp.name, len(self.kernels)), space, reason=reason)
         self.kernels.append(k)
         return k
 
     def add(self, k: KernelPlan, call: StageCall) -> None:
         k.calls.append(call)
         self.kernel_of.setdefault(id(call), k)
+        self.note_domain(k, call)
+
+    def note_domain(self, k: KernelPlan, call: StageCall) -> None:
+        """Keep each kernel's set of row domains, so checking one is O(1), not O(calls)."""
+        if call.stage != "shuffle":
+            self.domains.setdefault(id(k), set()).add(row_domain(call))
+
+    def rows_over(self, k: KernelPlan, dom: tuple) -> bool:
+        """A row kernel whose stages all iterate over the rows ``dom``."""
+        return k.space == "row" and self.domains.get(id(k), set()) <= {dom}
 
     def chain(self, value: Value, k: KernelPlan) -> list:
         """Calls of kernel ``k`` that ``value`` depends on, in program order."""
@@ -138,6 +162,7 @@ class _Planner:
             if px is not None:
                 for c in self.chain(x, self.kernel_of[id(px)]):
                     k.calls.append(c)         # recomputed, not materialised
+                    self.note_domain(k, c)
             self.add(k, call)
             return
         if space in ("tile", "cache_block"):
@@ -159,8 +184,7 @@ class _Planner:
             return
         dom = row_domain(call)
         ks = self.producer_kernels(call)
-        rows = [k for k in ks if k.space == "row" and all(row_domain(c) == dom for c in k.calls
-                                                           if c.stage != "shuffle")]
+        rows = [k for k in ks if self.rows_over(k, dom)]
         if len(rows) == 1 and len(ks) == 1:
             self.add(rows[0], call)
             return
@@ -175,8 +199,7 @@ class _Planner:
             # horizontal fusion: a stage reading only pipeline inputs joins a row kernel
             # over the same rows (one launch for K and V, gate and up, ...)
             for k in self.kernels:
-                if k.space == "row" and all(row_domain(c) == dom for c in k.calls
-                                            if c.stage != "shuffle"):
+                if self.rows_over(k, dom):
                     self.add(k, call)
                     return
         other = [k for k in ks if k.space != "row"]
@@ -192,6 +215,7 @@ class _Planner:
         for c in src.calls:
             dst.calls.append(c)
             self.kernel_of[id(c)] = dst
+            self.note_domain(dst, c)
         order = {id(c): i for i, c in enumerate(self.tp.calls)}
         dst.calls.sort(key=lambda c: order[id(c)])
         self.kernels.remove(src)
@@ -217,7 +241,7 @@ class _Planner:
                 outs = [k.calls[-1].results[0]]
             k.inputs, k.outputs = ins, outs
         for i, k in enumerate(self._topo()):
-            k.name = f"{self.tp.name}__k{i}"
+            k.name = kernel_name(self.tp.name, i)
         return self.kernels
 
     def _used_outside(self, v: Value, k: KernelPlan) -> bool:
