@@ -3,8 +3,9 @@
     qfuse ir FILE.qp [--pipeline NAME] [--emit ast|qfuse|fused|triton] [--print-after-all]
     qfuse run FILE.qp --pipeline NAME --shape M=4,N=256 [--backend reference|triton]
 
-User errors print ``file:line:col``, the source line and a caret, and exit with 1;
-internal tracebacks appear only with ``QFUSE_DEBUG=1``.
+User errors print ``file:line:col``, the source line and a caret, and exit with 1. Any
+other exception is a qfuse bug: it prints a short "internal error, please report" line
+and exits with 70 (``EX_SOFTWARE``); ``QFUSE_DEBUG=1`` shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -116,17 +117,44 @@ def main(argv=None) -> int:
     return _guard(lambda: args.fn(args))
 
 
+EXIT_USER_ERROR = 1
+EXIT_INTERNAL_ERROR = 70         # sysexits.h EX_SOFTWARE
+EXIT_INTERRUPTED = 130
+
+
 def _guard(fn) -> int:
+    """Run a command; the one place that turns every exception into a message and an
+    exit status (no traceback unless QFUSE_DEBUG=1)."""
     try:
         return fn()
     except BrokenPipeError:              # `qfuse ir ... | head`: the reader left early
         sys.stdout = open(os.devnull, "w")
         return 0
+    except KeyboardInterrupt:
+        print("qfuse: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except QfuseError as e:
-        if os.environ.get("QFUSE_DEBUG") == "1":
+        if _debug():
             raise
         print(str(e), file=sys.stderr)
-        return 1
+        return EXIT_USER_ERROR
+    except Exception as e:               # noqa: BLE001 - every bug gets the same short report
+        if _debug():
+            raise
+        print(_internal_error(e), file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+
+
+def _debug() -> bool:
+    return os.environ.get("QFUSE_DEBUG") == "1"
+
+
+def _internal_error(err: BaseException) -> str:
+    """One line naming the failure, and how to get the traceback for a report."""
+    what = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+    return (f"qfuse: internal error ({what})\n"
+            f"  this is a bug in qfuse, please report it with the input that caused it;\n"
+            f"  run again with QFUSE_DEBUG=1 to see the traceback")
 
 
 if __name__ == "__main__":

@@ -52,3 +52,32 @@ def test_cache_commands(tmp_path, capsys):
 def test_bench_smoke_runs_from_the_cli(capsys):
     assert main(["bench", "--cpu-smoke", "--bundle", "stub", "--pipelines", "per_token_fp8"]) == 0
     assert "geomean speed-up over torch.compile" in capsys.readouterr().out
+
+
+def test_internal_errors_get_a_short_report_and_exit_70(monkeypatch, capsys):
+    """Any exception that is not a QfuseError is a bug: one line, no traceback, exit 70."""
+    import qfuse.dsl
+    def broken(path):
+        raise KeyError("dtype")
+    monkeypatch.setattr(qfuse.dsl, "load_file", broken)
+    assert main(["ir", FP8]) == 70
+    err = capsys.readouterr().err
+    assert "qfuse: internal error (KeyError: 'dtype')" in err and "QFUSE_DEBUG=1" in err
+    assert "Traceback" not in err
+    monkeypatch.setenv("QFUSE_DEBUG", "1")
+    with pytest.raises(KeyError):
+        main(["ir", FP8])
+
+
+@pytest.mark.parametrize("content,where", [
+    (b"def f(x: bf16[M, N]):\n    return \xff\n", ":2:12: error: byte 0xff is not UTF-8"),
+    (b"def f(x: bf16[M, N]):\n    return " + b"silu(" * 300 + b"x" + b")" * 300 + b"\n",
+     ":2:176: error: expression nested more than 32 brackets deep"),
+    (b"def f(x: bf16[M, N]):\n    return cast(x)\n", ":2:12: error: cast needs option dtype"),
+])
+def test_inputs_that_crashed_are_located_user_errors(tmp_path, capsys, content, where):
+    path = tmp_path / "bad.qp"
+    path.write_bytes(content)
+    assert main(["ir", str(path), "--emit", "fused"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}{where}") and "Traceback" not in err
