@@ -118,7 +118,7 @@ def build_bundle(files: Iterable[str], targets: list, out: str, *, backend: str 
 
 def _read_tuning_file(path: str):
     """The tuning table to ship, checked like the one a bundle loads."""
-    from .bundle import read_tuning
+    from .tuning import read_tuning
     try:
         with open(path, "rb") as f:
             raw = f.read()

@@ -26,7 +26,6 @@ and run. Checksums detect damage, not malice; load bundles from trusted sources 
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from pathlib import Path
@@ -35,8 +34,9 @@ from typing import Optional
 from ..backends.files import UnsafePathError, atomic_write, confine, is_safe_relpath
 from ..errors import QfuseError
 from .artifact import FORMAT_VERSION, CompiledPipeline
+from .tuning import read_tuning
 from .schema import (IDENT, SHA256, ListOf, MapOf, Obj, Opt, SchemaError, Where, check,
-                     dataclass_spec, load_json)
+                     load_json)
 
 __all__ = ["BundleError", "Bundle", "load", "write_bundle_files", "read_tuning", "MANIFEST",
            "BUNDLE_FORMAT", "MANIFEST_SCHEMA"]
@@ -70,22 +70,6 @@ def _sha(data: bytes) -> str:
 
 def _rebuild(path) -> str:
     return f"rebuild the bundle (qfuse build ... -o {path})"
-
-
-@functools.lru_cache(maxsize=1)
-def _tuning_schema() -> MapOf:
-    """``TuningTable.entries``: {kernel: {bucket: {"config": TritonConfig fields, "us"}}}.
-    The config is splatted into ``TritonConfig``, so unknown keys are refused."""
-    from ..backends.triton.kernel import TritonConfig
-    return MapOf(MapOf(Obj({"config": dataclass_spec(TritonConfig, closed=True),
-                            "us": float})))
-
-
-def read_tuning(raw: bytes, what: str):
-    """A :class:`~qfuse.runtime.autotune.TuningTable` from JSON bytes, checked (raises
-    :class:`SchemaError` naming ``what``)."""
-    from .autotune import TuningTable
-    return TuningTable(load_json(raw, _tuning_schema(), what))
 
 
 def write_bundle_files(out: Path, manifest: dict, files: dict) -> None:

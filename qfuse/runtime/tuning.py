@@ -12,11 +12,13 @@ on nothing but the cache; the tuner that fills tables is :mod:`qfuse.runtime.aut
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict
 from typing import Optional
 
-__all__ = ["TuningTable", "shape_bucket", "save_tuning", "load_tuning", "MAX_BUCKET"]
+__all__ = ["TuningTable", "shape_bucket", "save_tuning", "load_tuning", "read_tuning",
+           "MAX_BUCKET"]
 
 MAX_BUCKET = 1 << 24     # larger row counts share the last bucket
 
@@ -68,25 +70,38 @@ def save_tuning(cp, device_name: str, table: TuningTable, cache=None) -> None:
 
 
 def load_tuning(cp, device_name: str, cache=None) -> Optional[TuningTable]:
-    """The table kept for these kernels on this device, if any."""
+    """The table kept for these kernels on this device, if any (a damaged one is a miss)."""
     from .cache import KernelCache
-    cache = cache or KernelCache()
-    key, name = _cache_key(cp, device_name), f"{cp.name}.autotune"
-    files = cache.get(key, name)
-    if not files:
-        return None
-    try:
-        table = TuningTable.loads(files[f"{cp.name}.autotune.json"].decode())
-        for buckets in table.entries.values():
-            for hit in buckets.values():
-                table_config(hit)
-        return table
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        cache.discard(key, name, f"unreadable tuning table ({e})")
-        return None
+    return (cache or KernelCache()).load(_cache_key(cp, device_name), f"{cp.name}.autotune",
+                                         f"{cp.name}.autotune.json", read_tuning)
 
 
 def table_config(hit: dict):
-    """The ``TritonConfig`` of one table entry (raises on a malformed one)."""
+    """The ``TritonConfig`` of one table entry."""
     from ..backends.triton.kernel import TritonConfig
     return TritonConfig(**hit["config"])
+
+
+@functools.lru_cache(maxsize=1)
+def _tuning_schema():
+    """``TuningTable.entries``: {kernel: {bucket: {"config": TritonConfig fields, "us"}}}.
+    The config is splatted into ``TritonConfig``, so unknown keys are refused."""
+    from ..backends.triton.kernel import TritonConfig
+    from .schema import MapOf, Obj, dataclass_spec
+    return MapOf(MapOf(Obj({"config": dataclass_spec(TritonConfig, closed=True),
+                            "us": float})))
+
+
+def read_tuning(raw: bytes, what: str) -> TuningTable:
+    """A :class:`TuningTable` from JSON bytes, checked: its shape, and every config's values
+    (``TritonConfig`` refuses a block_m that is no power of two, ...). Raises
+    :class:`~qfuse.runtime.schema.SchemaError` naming ``what``."""
+    from .schema import SchemaError, load_json
+    table = TuningTable(load_json(raw, _tuning_schema(), what))
+    for kernel, buckets in table.entries.items():
+        for bucket, hit in buckets.items():
+            try:
+                table_config(hit)
+            except (TypeError, ValueError) as e:
+                raise SchemaError(f"{what}: {kernel} at {bucket}: {e}") from None
+    return table

@@ -159,3 +159,14 @@ def test_a_damaged_kept_table_is_discarded_not_raised(tmp_path):
         cache.put(_cache_key(cp, "cpu"), f"{cp.name}.autotune", {f"{cp.name}.autotune.json": bad})
         assert load_tuning(cp, "cpu", cache) is None
         assert cache.get(_cache_key(cp, "cpu"), f"{cp.name}.autotune") is None
+
+
+def test_a_shipped_table_with_an_impossible_config_is_refused(tmp_path):
+    from qfuse.runtime.schema import SchemaError
+    from qfuse.runtime.tuning import read_tuning
+    bad = b'{"k": {"cpu|rows<=4": {"config": {"block_m": 3, "num_warps": 4}, "us": 1.0}}}'
+    import pytest
+    import re
+    with pytest.raises(SchemaError, match=re.escape("t.json: k at cpu|rows<=4: block_m must be a "
+                                                    "power of two")):
+        read_tuning(bad, "t.json")
