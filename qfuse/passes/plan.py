@@ -30,6 +30,7 @@ returns it or a stage of another kernel reads it.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -221,54 +222,79 @@ class _Planner:
         self.kernels.remove(src)
 
     def finish(self) -> list:
+        """Inputs and outputs of every kernel, output-less kernels dropped, dependency
+        order and final names. Linear in the stages (sets, not rescans)."""
+        inside = {id(k): {r for c in k.calls for r in c.results} for k in self.kernels}
+        readers = self._outside_readers(inside)
         returned = set(self.tp.returns)
         for k in self.kernels:
-            inside = {r for c in k.calls for r in c.results}
-            ins: list = []
-            for c in k.calls:
-                for v in c.operands.values():
-                    if v is not None and v not in inside and id(v) not in self.consts \
-                            and v not in ins:
-                        ins.append(v)
-            outs = []
-            for c in k.calls:
-                if self.kernel_of[id(c)] is not k:
-                    continue                      # recomputed copy: its results live elsewhere
-                for r in c.results:
-                    if r in returned or self._used_outside(r, k):
-                        outs.append(r)
-            if k.space == "tensor_amax":
-                outs = [k.calls[-1].results[0]]
-            k.inputs, k.outputs = ins, outs
-        for i, k in enumerate(self._topo()):
+            k.inputs = self._inputs(k, inside[id(k)])
+            k.outputs = self._outputs(k, returned, readers)
+        # a kernel whose results are all recomputed elsewhere (the chain a grid-wide amax
+        # copied, read by nothing else) computes nothing anyone reads
+        self.kernels = [k for k in self.kernels if k.outputs]
+        for i, k in enumerate(self._topo(inside)):
             k.name = kernel_name(self.tp.name, i)
         return self.kernels
 
-    def _used_outside(self, v: Value, k: KernelPlan) -> bool:
-        for other in self.kernels:
-            if other is k:
-                continue
-            inside = {r for c in other.calls for r in c.results}
-            if v not in inside and any(v in c.operands.values() for c in other.calls):
-                return True
-        return False
-
-    def _topo(self) -> list:
-        deps = {id(k): set() for k in self.kernels}
+    def _outside_readers(self, inside: dict) -> dict:
+        """``{value: ids of the kernels that read it from outside themselves}``."""
+        readers: dict = {}
         for k in self.kernels:
-            inside = {r for c in k.calls for r in c.results}
+            for c in k.calls:
+                for v in c.operands.values():
+                    if v is not None and v not in inside[id(k)]:
+                        readers.setdefault(v, set()).add(id(k))
+        return readers
+
+    def _inputs(self, k: KernelPlan, inside: set) -> list:
+        ins, seen = [], set()
+        for c in k.calls:
+            for v in c.operands.values():
+                if v is not None and v not in inside and id(v) not in self.consts \
+                        and v not in seen:
+                    seen.add(v)
+                    ins.append(v)
+        return ins
+
+    def _outputs(self, k: KernelPlan, returned: set, readers: dict) -> list:
+        if k.space == "tensor_amax":
+            return [k.calls[-1].results[0]]
+        outs = []
+        for c in k.calls:
+            if self.kernel_of[id(c)] is not k:
+                continue                      # recomputed copy: its results live elsewhere
+            for r in c.results:
+                if r in returned or readers.get(r, set()) - {id(k)}:
+                    outs.append(r)
+        return outs
+
+    def _topo(self, inside: dict) -> list:
+        """Kernels in dependency order, ties in planning order (Kahn's algorithm)."""
+        index = {id(k): i for i, k in enumerate(self.kernels)}
+        users: dict = {i: set() for i in index.values()}
+        waiting = {}
+        for k in self.kernels:
+            deps = set()
             for v in k.inputs:
                 p = self.producer.get(v)
-                if p is not None and v not in inside:
-                    deps[id(k)].add(id(self.kernel_of[id(p)]))
-        done, order = set(), []
-        while len(order) < len(self.kernels):
-            ready = [k for k in self.kernels if id(k) not in done and deps[id(k)] <= done]
-            if not ready:
-                raise AssertionError("kernel plan has a cycle")
-            for k in ready[:1]:
-                order.append(k)
-                done.add(id(k))
+                if p is not None and v not in inside[id(k)]:
+                    deps.add(index[id(self.kernel_of[id(p)])])
+            waiting[index[id(k)]] = len(deps)
+            for d in deps:
+                users[d].add(index[id(k)])
+        ready = [i for i, n in waiting.items() if n == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            i = heapq.heappop(ready)
+            order.append(self.kernels[i])
+            for u in users[i]:
+                waiting[u] -= 1
+                if waiting[u] == 0:
+                    heapq.heappush(ready, u)
+        if len(order) < len(self.kernels):
+            raise AssertionError("kernel plan has a cycle")
         self.kernels = order
         return order
 

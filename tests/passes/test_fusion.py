@@ -124,3 +124,18 @@ def test_every_example_fuses_and_verifies():
         tps = list(load_file(path).values())
         m = run_passes(build_module(tps), "default")
         assert len(kernels(m)) >= len(tps)
+
+
+def test_a_chain_that_only_feeds_a_grid_wide_amax_is_not_a_kernel_of_its_own():
+    """The amax kernel recomputes x + x; the row kernel that computed it first has no
+    output left and is dropped (it used to become a kernel function without results,
+    which the runtime could not schedule)."""
+    from qfuse.runtime.compiler import compile_pipeline
+    src = """
+def f(x: bf16[M, N]):
+    s = scale(x + x, fp8_e4m3fn, per_tensor)
+    return round(x, s, fp8_e4m3fn), s
+"""
+    assert kernels(compile_text(src)) == [("f__k0", "tensor_amax"), ("f__k1", "row")]
+    compiled = compile_pipeline(load_source(src, "t.qp")["f"], "triton")
+    assert [step.name for step in compiled.steps] == ["f__k0", "f__k1"]
