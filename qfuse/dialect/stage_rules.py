@@ -317,6 +317,9 @@ def infer_cache_write(args, opts):
     if scales.dtype.name != "f32":
         raise StageError(f"cache scales must be f32, got {scales.dtype.name}", "scales")
     if quant == "static":
+        if scales.rank != 1 or scales.shape[0] != Dim(1):
+            raise StageError(f"quant=static takes one scale, scales f32[1], got {scales}",
+                             "scales")
         return [("out", cache)]
     want = 3 if (quant == "per_token" and opts["scale_layout"] == "asm") else 2
     if scales.rank != want:
