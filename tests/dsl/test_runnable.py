@@ -51,6 +51,11 @@ UNRUNNABLE = [
      "pad=256 is out of range (0..255)"),
     (KV.format(cache="bf16[B, H, DX, BS, X]") + "    y = cache_write(k, c, sl, vec=0)\n" + R,
      2, 35, "vec=0 is out of range"),
+    # Triton read the first of several per-tensor scales; the reference refused them
+    ("def f(x: bf16[M, N], s: f32[Q]):\n    y = round(x, s, fp8_e4m3fn, granularity=per_tensor)\n"
+     + R, 2, 18, "scale for per_tensor fp8_e4m3fn must be f32[1], got f32[Q]"),
+    ("def f(x: bf16[M, N], s: f32[7]):\n    y = round(x, s, i8, granularity=per_tensor)\n" + R,
+     2, 18, "must be f32[1], got f32[7]"),
     # Triton: "lead rank mismatch" loading a static cache scale that is not one value
     (KV.format(cache="fp8_e4m3fn[B, BS, H, D]").replace("sc: f32[1]", "sc: f32[M, 1]") +
      "    y = cache_write(k, c, sl, layout=flash, quant=static, scales=sc)\n" + R, 2, 66,
