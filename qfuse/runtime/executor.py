@@ -146,11 +146,10 @@ class Executor:
     def run(self, inputs: dict, config=None, interpret: Optional[bool] = None) -> dict:
         cp = self.cp
         if cp.backend == "reference":
-            from ..backends.reference.interpreter import run_pipeline
             syms = validate_inputs(cp, inputs, need_contiguous=False)
             if self._index_checks:
                 self._index_checks.run(inputs, syms)
-            return self._write_back(run_pipeline(cp.program, inputs), inputs)
+            return self._write_back(self._run_reference(inputs), inputs)
         seen = self.run_seen(inputs)        # this exact signature was validated before
         if seen is not None:
             return seen
@@ -220,6 +219,21 @@ class Executor:
                 launch(ins, outs)
             for tensor_name, value_name in assigns:
                 env[value_name] = outs[tensor_name]
+        return {ret: env[val] for ret, val in self.cp.returns}
+
+    def _run_reference(self, inputs: dict) -> dict:
+        """The fused module's kernels in launch order, each interpreted by the reference
+        backend (so what ``qfuse ir --emit fused`` prints is what runs); a pipeline
+        compiled without the passes (no MLIR bindings here) runs its checked program."""
+        from ..backends.reference.interpreter import run_pipeline
+        if not self.cp.steps:
+            return run_pipeline(self.cp.program, inputs)
+        env = dict(inputs)
+        for step in self.cp.steps:
+            params = [p.value.name for p in step.program.params]
+            outs = run_pipeline(step.program, {p: env[n] for p, n in zip(params, step.inputs)})
+            for name, value in zip(step.outputs, outs.values()):
+                env[name] = value
         return {ret: env[val] for ret, val in self.cp.returns}
 
     def _write_back(self, outs: dict, inputs: dict) -> dict:

@@ -222,7 +222,9 @@ class QuantPipeline:
             return cp
 
     def _compile(self, backend: str, target: str) -> CompiledPipeline:
-        if backend == "reference":
+        if backend == "reference" and not (self.allow_jit and _compiler_installed()):
+            # no compiler here (a bundle, a deployment box): the checked program, unfused; the
+            # fused module's kernels compute the same bits (tests/runtime/test_reference_fused.py)
             names = self.program.return_names or [v.name for v in self.program.returns]
             return CompiledPipeline(self.name, self.program, "reference", target,
                                     returns=[(n, v.name) for n, v in
@@ -272,6 +274,12 @@ class QuantPipeline:
     def __repr__(self) -> str:
         sig = ", ".join(f"{p.value.name}: {p.value.type}" for p in self._params)
         return f"<qfuse pipeline {self.name}({sig})>"
+
+
+def _compiler_installed() -> bool:
+    """Whether the MLIR bindings (the compiler's passes) can be imported here."""
+    import importlib.util
+    return importlib.util.find_spec("torch_mlir") is not None
 
 
 def quant_pipeline(fn=None, *, backend: Optional[str] = None, index_check: Optional[str] = None):
