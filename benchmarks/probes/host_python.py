@@ -26,7 +26,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=5, help="timed loops; the best is printed")
     ap.add_argument("--kwargs", action="store_true", help="call with keywords (as bench.py)")
     a = ap.parse_args()
-    from qfuse.backends.triton import fastpath
+    from qfuse.backends.triton.launch import fastpath
     from qfuse.dsl import load_file
     from qfuse.runtime.pipeline import QuantPipeline
     from benchmarks.cases import CASES

@@ -77,7 +77,7 @@ def hot_path(sass: str) -> tuple:
 def analyse(kern, dims: dict, keep: str = "", config: dict = None) -> list:
     """One dict per launch of ``kern`` (a TritonKernel) at ``dims``, with the launch
     configuration ``config`` (TritonConfig fields; default: the default rule)."""
-    from qfuse.backends.triton.compile import compile_kernel
+    from qfuse.backends.triton.launch.cross_compile import compile_kernel
     from qfuse.backends.triton.kernel import TritonConfig
     src = kern.source
     env = {s: dims.get(s, 4096) for s in src.symbols}

@@ -110,7 +110,7 @@ def compile_pipeline(tp: TypedPipeline, backend: str = "triton", target: str = "
         kprog = read_function(fn)
         source = None
         if backend == "triton":
-            from ..backends.triton.render import render_kernel, scale_fact
+            from ..backends.triton.codegen import render_kernel, scale_fact
             source = render_kernel(kprog, space, scale_facts=facts)
             facts.update(scale_fact(kprog, space))
         steps.append(KernelStep(ir.StringAttr(attrs["sym_name"]).value, space,

@@ -172,7 +172,7 @@ class Executor:
                     outs[tensor_name] = inputs[alias]        # update the cache in place
             cfg = config or self._config(step, dims)
             kern.launch(ins, outs, dims, cfg, interpret)
-            from ..backends.triton.fastpath import bind_launch
+            from ..backends.triton.launch import bind_launch
             outmap = [(t, v, self.aliases.get(v)) for t, v in kern.source.outputs]
             bound.append((step, bind_launch(kern, ins, outs, dims, cfg, interp), list(step.inputs),
                           outmap))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from qfuse.backends.triton import loader
+from qfuse.backends.triton.launch import loader
 from qfuse.cli import main
 from qfuse.dsl import load_source
 from qfuse.errors import QfuseError

@@ -9,8 +9,8 @@
 Device helpers: ``numerics.py`` (``qf_*``: the exact numerics) and ``lib.py`` (``qft_*``).
 """
 from .kernel import KernelArg, KernelSource, ScalarSpec, TensorSpec, TritonConfig
+from .codegen import infer_space, render_kernel
 from .launch import TritonKernel
-from .render import infer_space, render_kernel
 from .run import compiled, run_kernels, run_pipeline, sub_pipeline
 
 __all__ = ["render_kernel", "infer_space", "KernelSource", "KernelArg", "TensorSpec",

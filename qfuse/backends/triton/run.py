@@ -14,8 +14,8 @@ from typing import Optional, Sequence, Union
 from ...dialect.types import ScalarType
 from ...dialect.typed import ParamInfo, TypedPipeline
 from .kernel import TritonConfig
+from .codegen import infer_space, render_kernel, scale_fact
 from .launch import TritonKernel
-from .render import infer_space, render_kernel, scale_fact
 
 __all__ = ["sub_pipeline", "run_kernels", "run_pipeline", "compiled"]
 

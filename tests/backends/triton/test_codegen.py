@@ -11,8 +11,8 @@ from triton.runtime.jit import JITFunction
 
 from qfuse.backends.triton import (KernelSource, TritonConfig, TritonKernel, infer_space,
                                   render_kernel)
-from qfuse.backends.triton.compile import triton_version
-from qfuse.backends.triton.loader import interpreting, load_kernel
+from qfuse.backends.triton.launch.cross_compile import triton_version
+from qfuse.backends.triton.launch.loader import interpreting, load_kernel
 from qfuse.dsl import load_source
 from qfuse.errors import UnsupportedError
 

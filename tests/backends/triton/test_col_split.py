@@ -9,7 +9,7 @@ import pytest
 from test_kernels_helpers import assert_bitwise, split
 from qfuse.backends.triton import TritonConfig, run_pipeline
 from qfuse.backends.triton.launch import TritonKernel
-from qfuse.backends.triton.render import column_split_ok, render_kernel
+from qfuse.backends.triton.codegen import column_split_ok, render_kernel
 from qfuse.dsl import load_file
 from qfuse.runtime.inputs import random_inputs
 

@@ -104,7 +104,7 @@ def case_inputs(name, m, n, exps, seed, zero_scale, nan=False) -> dict:
 def test_each_pipeline_has_a_fast_path(name):
     """Every pipeline above is rendered with the fast-path branch (the test is about it);
     the E2M1 one has the pack and store in each branch."""
-    from qfuse.backends.triton.render import render_kernel, scale_fact
+    from qfuse.backends.triton.codegen import render_kernel, scale_fact
     facts, texts = {}, []
     for tp, space in split(P[name]):
         texts.append(render_kernel(tp, space, scale_facts=facts).text)

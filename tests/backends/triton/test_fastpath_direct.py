@@ -3,7 +3,7 @@ function, compiled kernel and driver (the real path is tested on the GPU in
 test_kernels_gpu.py::test_gpu_direct_launch)."""
 import torch
 
-from qfuse.backends.triton import fastpath
+from qfuse.backends.triton.launch import fastpath
 
 
 class FakeKernel:

@@ -158,7 +158,7 @@ def test_per_tensor_quantise_kernel_knows_its_scale():
     fast path, render.scale_fact); a recomputed norm output gets no such fact (two
     kernels may sum a row in different orders), and neither does a user's static scale."""
     from qfuse.backends.triton.run import compiled
-    from qfuse.backends.triton.render import scale_fact
+    from qfuse.backends.triton.codegen import scale_fact
     for name, bounded in (("per_tensor_dyn", True), ("per_tensor_dyn_one", False)):
         facts, texts = {}, []
         for tp, space in split(P[name]):

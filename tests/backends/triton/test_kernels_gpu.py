@@ -101,9 +101,9 @@ def test_gpu_native_fp8_converts(pipes, name, make):
 def test_gpu_direct_launch():
     """A BoundLaunch switches to the compiled kernel's launcher after its first call and
     gives the same codes with new tensors of the same signature."""
-    from qfuse.backends.triton.fastpath import bind_launch
+    from qfuse.backends.triton.launch.fastpath import bind_launch
     from qfuse.backends.triton.launch import TritonKernel
-    from qfuse.backends.triton.render import render_kernel
+    from qfuse.backends.triton.codegen import render_kernel
     kern = TritonKernel(render_kernel(F.P["per_token_fp8"]))
     x = edge_rows(37, 1000).cuda()
     dims = kern.bind_dims({"x": x})
@@ -126,9 +126,9 @@ def test_gpu_amax_workspace_streams_and_graphs():
     """The tensor_amax kernel leaves its workspace zeroed, so a bound launch reuses one per
     stream and one per CUDA-graph capture (workspace.py): eager calls on two streams and a
     graph replayed on new data all give amax / 448, and every workspace ends zeroed."""
-    from qfuse.backends.triton.fastpath import bind_launch
+    from qfuse.backends.triton.launch.fastpath import bind_launch
     from qfuse.backends.triton.launch import TritonKernel
-    from qfuse.backends.triton.render import render_kernel
+    from qfuse.backends.triton.codegen import render_kernel
     (k0, space), _ = split(F.P["per_tensor_dyn"])
     kern = TritonKernel(render_kernel(k0, space))
     x = edge_rows(300, 1000, specials=False).cuda()

@@ -97,7 +97,7 @@ def test_shuffle_pad_bytes_from_every_grid(m, n, chunks, block_m):
     the grid has (column chunks, rows per program): rows past M within and beyond their
     32-row block, columns past S, and nothing else (the buffer starts as garbage)."""
     from qfuse.backends.triton import TritonConfig, run_pipeline
-    from qfuse.backends.triton.fastpath import BoundLaunch
+    from qfuse.backends.triton.launch.fastpath import BoundLaunch
     tp = P["mxfp4_shuffle_pad"]
     x = mx_rows(m, n).to(torch.bfloat16)
     real = BoundLaunch.allocate

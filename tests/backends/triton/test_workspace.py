@@ -2,8 +2,8 @@
 workspace zeroed, so the launcher clears it once and reuses it per stream."""
 import torch
 
-from qfuse.backends.triton import workspace as wsmod
-from qfuse.backends.triton.workspace import SLOTS, WorkspacePool
+from qfuse.backends.triton.launch import workspace as wsmod
+from qfuse.backends.triton.launch.workspace import SLOTS, WorkspacePool
 from qfuse.dsl import load_source
 from qfuse.runtime.pipeline import QuantPipeline
 

@@ -25,8 +25,8 @@ from typing import Optional
 
 import torch
 
-from ...dialect.types import dtype as qdtype
-from .kernel import TritonConfig, eval_rule
+from ....dialect.types import dtype as qdtype
+from ..kernel import TritonConfig, eval_rule
 
 __all__ = ["BoundLaunch", "bind_launch"]
 

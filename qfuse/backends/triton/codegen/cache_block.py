@@ -21,10 +21,10 @@ re-quantised region of a block is one tile of ``next_pow2(BS) x next_pow2(D)``.
 """
 from __future__ import annotations
 
-from ...dialect.types import dtype as qdtype
-from ...dialect.typed import TypedPipeline
+from ....dialect.types import dtype as qdtype
+from ....dialect.typed import TypedPipeline
 from .emit import Emitter, _ident, f32_literal
-from .kernel import KernelSource, dim_rule
+from ..kernel import KernelSource, dim_rule
 from .slot_claims import claim_regions, emit_claim_phase, finish_claims
 from .stages_cache import block_size, cache_offset, slot_prologue
 from .stages_quant import codes

@@ -16,9 +16,9 @@ from typing import Optional
 
 import torch
 
-from ...dialect.types import dtype as qdtype
-from ...errors import InputError
-from .kernel import KernelSource, TritonConfig, eval_rule, np2
+from ....dialect.types import dtype as qdtype
+from ....errors import InputError
+from ..kernel import KernelSource, TritonConfig, eval_rule, np2
 from .loader import interpreting, load_module
 
 __all__ = ["TritonKernel"]
@@ -304,7 +304,7 @@ class TritonKernel:
         the block constexprs for ``dims`` (default: every symbol 4096). Returns
         ``{stage: asm}`` of kernel function number ``phase`` (see ``source.launches``;
         default: the one the kernel is named after, e.g. not a cache write's slot claims)."""
-        from .compile import compile_kernel
+        from .cross_compile import compile_kernel
         src, cfg = self.source, config or TritonConfig()
         if phase is None:
             phase = [name for name, _ in src.launches].index(src.name)

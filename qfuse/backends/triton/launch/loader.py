@@ -36,8 +36,8 @@ import tempfile
 import threading
 import warnings
 
-from ...errors import QfuseError
-from ..files import atomic_write, confine, default_cache_dir, sweep_stale
+from ....errors import QfuseError
+from ...files import atomic_write, confine, default_cache_dir, sweep_stale
 
 __all__ = ["source_dir", "load_module", "load_kernel", "interpreting"]
 

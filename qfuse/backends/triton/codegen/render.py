@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ...dialect.types import ScalarType, TensorType
-from ...dialect.typed import TypedPipeline
-from ...errors import UnsupportedError
+from ....dialect.types import ScalarType, TensorType
+from ....dialect.typed import TypedPipeline
+from ....errors import UnsupportedError
 from . import stages_cache, stages_glue, stages_norm, stages_quant  # noqa: F401 (register)
 from .emit import STORAGE, Cols, Emitter, _ident
-from .kernel import (SPACES, KernelArg, KernelSource, ScalarSpec, TensorSpec, TritonConfig,
+from ..kernel import (SPACES, KernelArg, KernelSource, ScalarSpec, TensorSpec, TritonConfig,
                      dim_rule)
 from .slot_claims import claim_regions, emit_claim_phase, finish_claims
 from .stages_quant import scale_from_amax
@@ -163,7 +163,7 @@ def render_kernel(kernel: TypedPipeline, space: Optional[str] = None,
         raise UnsupportedError(f"triton backend: unknown iteration space {space!r} "
                                f"(supported: {', '.join(SPACES)})", kernel.loc)
     if space == "cache_block":
-        from .render_cache_block import render_cache_block
+        from .cache_block import render_cache_block
         return render_cache_block(kernel)
     split = space == "row" and column_split_ok(kernel)
     facts = dict(scale_facts or {})
@@ -321,7 +321,7 @@ def _assemble(em: Emitter, tp: TypedPipeline, space, grid, min_programs, workspa
 
 
 def _sym(s: str):
-    from ...dialect.types import Dim
+    from ....dialect.types import Dim
     return Dim(s)
 
 

@@ -15,9 +15,9 @@ tokens of a block before any of them is written: the ``cache_block`` space
 """
 from __future__ import annotations
 
-from ...dialect.types import dtype as qdtype
+from ....dialect.types import dtype as qdtype
 from .emit import STORE, Emitter, f32_literal
-from .kernel import dim_rule
+from ..kernel import dim_rule
 from .slot_claims import claimed
 from .stages_glue import round_float
 from .stages_quant import codes

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...dialect.requirements import cache_capacity
+from ....dialect.requirements import cache_capacity
 from .emit import Emitter
-from .kernel import dim_rule
+from ..kernel import dim_rule
 
 __all__ = ["ClaimRegion", "claim_regions", "emit_claim_phase", "claimed", "finish_claims",
            "TOKEN_BITS"]

@@ -23,10 +23,10 @@ from fractions import Fraction
 from os.path import basename
 from typing import Callable, Optional
 
-from ...dialect.types import Dim, ScalarType
-from ...dialect.typed import StageCall, TypedPipeline, Value
-from ...errors import UnsupportedError
-from .kernel import dim_rule
+from ....dialect.types import Dim, ScalarType
+from ....dialect.typed import StageCall, TypedPipeline, Value
+from ....errors import UnsupportedError
+from ..kernel import dim_rule
 
 __all__ = ["Block", "Cols", "Lead", "Reg", "Emitter", "RENDER", "STORE", "f32_literal",
            "STORAGE"]
