@@ -21,10 +21,13 @@ re-quantised region of a block is one tile of ``next_pow2(BS) x next_pow2(D)``.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from ....dialect.types import dtype as qdtype
 from ....dialect.typed import TypedPipeline
-from .emit import Emitter, _ident, f32_literal
 from ..kernel import KernelSource, dim_rule
+from .assemble import assemble
+from .emit import EmitContext, Emitter, _ident, dim_expr, f32_literal, unsupported
 from .slot_claims import claim_regions, emit_claim_phase, finish_claims
 from .stages_cache import block_size, cache_offset, slot_prologue
 from .stages_quant import codes
@@ -42,15 +45,15 @@ def _scale_addr(em: Emitter, call, blk: str, h: str) -> str:
     return f"{nm}_ptr + {h} * {nm}_s0 + {blk}"        # [H, NB] at [h, blk]
 
 
-def _new_emitter(tp, call, rows: bool):
-    from .render import _setup_rows
-    em = Emitter(tp, "cache_block")
-    em.bm, em.tile_cols, em.tile_ids = "BLOCK_M", None, None
+def _new_emitter(tp, call, rows: bool, claims: dict):
+    """A phase's emitter: over the (t, h) rows of x (tokens fastest), or, with ``rows``
+    False, with a prologue of its own."""
     x = call.operands["x"]
+    ctx = EmitContext("cache_block", rows=tuple(x.type.shape[:2]) if rows else None,
+                      first_fastest=True, claims=claims,
+                      constexprs=(("BLOCK_BS", f"np2({_bs_rule(call)})"),))
+    em = Emitter(tp, ctx)
     em.base_block(x.type.shape[2])                     # BLOCK_0 = D in every phase
-    em.extra_constexprs.append(("BLOCK_BS", f"np2({_bs_rule(call)})"))
-    if rows:
-        _setup_rows(em, tuple(x.type.shape[:2]), first_fastest=True)
     return em
 
 
@@ -134,40 +137,37 @@ def _phase_write(em: Emitter, call, dmax: float, cdt: str) -> None:
             f"mask={ok} & {cols.mask})")
 
 
-def render_cache_block(tp: TypedPipeline) -> KernelSource:
-    from .render import _assemble
+def render_cache_block(tp: TypedPipeline, facts: Optional[dict] = None) -> KernelSource:
+    """The four phases of ``tp`` (ending in ``cache_write(quant=per_block)``) in one module;
+    ``facts`` (earlier kernels' scales) do not apply here."""
     call = tp.calls[-1]
-    probe = Emitter(tp, "cache_block")
     if call.stage != "cache_write" or call.options["quant"] != "per_block":
-        raise probe.unsupported(None, "a cache_block kernel ends in cache_write(quant=per_block)")
+        raise unsupported(None, "a cache_block kernel ends in cache_write(quant=per_block)")
     if len(call.results) < 2 or list(tp.returns) != list(call.results):
-        raise probe.unsupported(call, "a per_block cache write returns the cache and its scales")
-    if call.options["layout"] in ("key", "value_asm"):
-        probe.checks.append((f"{dim_rule(call.operands['cache'].type.shape[4])} == "
-                             f"{call.options['vec']}", f"{call.operands['cache'].name}: the "
-                             f"{call.options['layout']} layout's last dim must be x="
-                             f"{call.options['vec']}"))
+        raise unsupported(call, "a per_block cache write returns the cache and its scales")
     cdt = call.operands["cache"].type.dtype.name
     dmax = call.options["dtype_max"] or qdtype(cdt).max
     name = _ident(tp.name)
     x = call.operands["x"]
-    rows = f"cdiv({dim_rule(x.type.shape[0])} * {dim_rule(x.type.shape[1])}, BLOCK_M)"
-    pairs = f"{dim_rule(call.operands['cache'].type.shape[0])} * {dim_rule(x.type.shape[1])}"
-    e0, e1, e2, e3 = (_new_emitter(tp, call, r) for r in (False, True, False, True))
-    nb_r, h_r = dim_rule(call.operands["cache"].type.shape[0]), dim_rule(x.type.shape[1])
-    block_words = (f"{e0.dim(call.operands['cache'].type.shape[0])} * "
-                   f"({e0.dim(x.type.shape[1])} + 1)", f"{nb_r} * ({h_r} + 1)")
-    regions = {}
-    for e in (e0, e1, e3):
-        regions, ws = claim_regions(e, [call], block_words)
-        e.claims = regions
+    nb, heads = call.operands["cache"].type.shape[0], x.type.shape[1]
+    rows = f"cdiv({dim_rule(x.type.shape[0])} * {dim_rule(heads)}, BLOCK_M)"
+    pairs = f"{dim_rule(nb)} * {dim_rule(heads)}"
+    # the claim words follow phase 1's amax and first-offset words
+    block_words = (f"{dim_expr(nb)} * ({dim_expr(heads)} + 1)",
+                   f"{dim_rule(nb)} * ({dim_rule(heads)} + 1)")
+    regions, ws = claim_regions([call], block_words)
+    e0, e1, e2, e3 = (_new_emitter(tp, call, r, c) for r, c in
+                      ((False, regions), (True, regions), (False, {}), (True, regions)))
     emit_claim_phase(e0, list(regions.values()), e0.dim(x.type.shape[0]))
     _phase_amax(e1, call)
     _phase_scale(e2, call, dmax, cdt)
     _phase_write(e3, call, dmax, cdt)
     finish_claims(e3, list(regions.values()))
-    e1.checks += probe.checks
+    if call.options["layout"] in ("key", "value_asm"):
+        e1.check(f"{dim_rule(call.operands['cache'].type.shape[4])} == {call.options['vec']}",
+                 f"{call.operands['cache'].name}: the {call.options['layout']} layout's last "
+                 f"dim must be x={call.options['vec']}")
     tokens = f"cdiv({dim_rule(x.type.shape[0])}, BLOCK_M)"
     phases = [(f"{name}_claim", e0, (tokens,)), (f"{name}_amax", e1, (rows,)),
               (f"{name}_scale", e2, (pairs,)), (f"{name}_write", e3, (rows,))]
-    return _assemble(e1, tp, "cache_block", (rows,), 0, ws, phases, primary=1)
+    return assemble(tp, "cache_block", phases, primary=1, workspace=ws)

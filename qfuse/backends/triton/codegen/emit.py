@@ -13,23 +13,29 @@ Register kinds: floats are always fp32 (``f32``; a bf16/f16 value holds an fp32 
 exact in its dtype), codes are ``u8`` (fp8, E2M1, E8M0, packed) or ``i8`` (int8, int4),
 indices ``i32``/``i64``. Stage renderers live in ``stages_*.py`` and register in
 :data:`RENDER` (values) and :data:`STORE` (outputs with their own store rule).
+
+An :class:`Emitter` is told everything about its kernel's iteration space once, as an
+:class:`EmitContext` that the space's module (``row.py``, ``tensor_amax.py``, ``tile.py``,
+``cache_block.py``) builds; what the emitter derives while it emits (names, blocks,
+symbols, the domain's index variables, runtime checks) it keeps itself.
 """
 from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from fractions import Fraction
 from os.path import basename
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 from ....dialect.types import Dim, ScalarType
 from ....dialect.typed import StageCall, TypedPipeline, Value
 from ....errors import UnsupportedError
 from ..kernel import dim_rule
 
-__all__ = ["Block", "Cols", "Lead", "Reg", "Emitter", "RENDER", "STORE", "f32_literal",
-           "STORAGE"]
+__all__ = ["Block", "Cols", "Lead", "Reg", "EmitContext", "Emitter", "RENDER", "STORE",
+           "f32_literal", "STORAGE", "dim_expr", "unsupported"]
 
 RENDER: dict[str, Callable] = {}   # stage -> fn(em, call, which, lead, cols) -> Reg
 STORE: dict[str, Callable] = {}    # stage -> fn(em, call, value, out_ptr) for special stores
@@ -106,11 +112,60 @@ def _ident(name: str) -> str:
     return s if s and not s[0].isdigit() else "v_" + s
 
 
-class Emitter:
-    """Builds one kernel body. ``tp`` is the kernel (params = inputs, returns = outputs)."""
+def dim_expr(d: Dim, symbols: Optional[list] = None) -> str:
+    """A Dim as a kernel expression over the ``dim_<sym>`` arguments; the symbols it reads
+    are appended to ``symbols`` (in first-use order) when given."""
+    v = d.value
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        if symbols is not None and v not in symbols:
+            symbols.append(v)
+        return f"dim_{v}"
+    op, a, b = v
+    a, b = dim_expr(a, symbols), dim_expr(b, symbols)
+    return {"cdiv": f"(({a} + {b} - 1) // {b})", "mul": f"({a} * {b})",
+            "div": f"({a} // {b})", "round_up": f"((({a} + {b} - 1) // {b}) * {b})"}[op]
 
-    def __init__(self, tp: TypedPipeline, space: str):
-        self.tp, self.space = tp, space
+
+def unsupported(call: Optional[StageCall], msg: str) -> UnsupportedError:
+    """The error for what this backend cannot render, located at ``call`` when given."""
+    where = f"{call.stage}: " if call is not None else ""
+    return UnsupportedError(f"triton backend: {where}{msg}", call.loc if call else None)
+
+
+@dataclass(frozen=True)
+class EmitContext:
+    """What an :class:`Emitter` is told about its kernel body, all at construction.
+
+    ``rows`` (leading Dims, flattened: a program owns ``block_rows`` of them) or ``tile``
+    (the ``per_128x128`` input, whose 128x128 tiles the programs own) is the domain whose
+    prologue opens the body; with neither the caller emits its own (a claim phase, a
+    cache_block scale phase)."""
+    space: str                          # row | tensor_amax | tile | cache_block
+    rows: Optional[tuple] = None        # the row domain: Dims, the last varies fastest ...
+    first_fastest: bool = False         # ... or the first (a KV scatter: tokens of one head)
+    tile: Optional[Value] = None        # tile space: the 2-D input cut into tiles
+    col_split: bool = False             # row space: programs also split the columns (pid_c)
+    # {scale value name: (x name, granularity, dtype_max)} that earlier kernels of the
+    # pipeline computed (tensor_amax.scale_fact; stages_quant._bounded_by_own_scale)
+    scale_facts: Mapping = field(default_factory=dict)
+    claims: Mapping = field(default_factory=dict)   # id(cache_write call) -> ClaimRegion
+    constexprs: tuple = ()              # (name, rule) of constexprs beyond BLOCK_<k>
+
+    @property
+    def block_rows(self) -> str:
+        """The constexpr of rows per program: ``TILE`` in the tile space, else ``BLOCK_M``."""
+        return "TILE" if self.space == "tile" else "BLOCK_M"
+
+
+class Emitter:
+    """Builds one kernel body. ``tp`` is the kernel (params = inputs, returns = outputs),
+    ``ctx`` what its iteration space says about it; the constructor emits the prologue of
+    ``ctx``'s domain (program ids, rows and their leading indices, or the tile)."""
+
+    def __init__(self, tp: TypedPipeline, ctx: EmitContext):
+        self.tp, self.ctx = tp, ctx
         self.lines: list = []
         self.indent = 1
         self.counter = 0
@@ -122,7 +177,6 @@ class Emitter:
         self.base_min: dict = {}        # base name -> smallest allowed value
         self.base_dim: dict = {}        # base name -> Dim
         self.natural_cols: dict = {}
-        self.col_split = False          # natural columns start at pid_c * block (row space)
         self.producer = {r: c for c in tp.calls for r in c.results}
         self.params = {p.value: p for p in tp.params}
         self.consts = {c.value: c.literal for c in tp.consts}
@@ -146,17 +200,80 @@ class Emitter:
             if v not in self.out_names:
                 base = _ident(v.name)
                 self.out_names[v] = uniq(base if base not in used else base + "_out", False)
-        self.row: Optional[str] = None
-        self.rmask: Optional[str] = None
-        self.domain_lead: Optional[Lead] = None
-        self.checks: list = []
-        self.claims: dict = {}          # id(cache_write call) -> slot_claims.ClaimRegion
-        self.extra_constexprs: list = []
+        self.checks: list = []          # (rule, message): checked at bind (KernelSource.checks)
+        self.extra_constexprs: list = list(ctx.constexprs)
         self.fork_at: Optional[tuple] = None    # see fork_tail
+        self.domain_lead: Optional[Lead] = None     # the domain's leading indices
+        self.tile_cols: Optional[Cols] = None       # tile space: the tile's columns ...
+        self.tile_ids: Optional[tuple] = None       # ... and (tile row, tile column)
+        if ctx.tile is not None:
+            self._open_tile(ctx.tile)
+        elif ctx.rows is not None:
+            self._open_rows(tuple(ctx.rows), ctx.first_fastest)
+
+    @property
+    def space(self) -> str:
+        return self.ctx.space
+
+    # ------------------------------------------------------------------ domains
+    def _open_rows(self, dom: tuple, first_fastest: bool) -> None:
+        """Programs over the rows of ``dom`` (its dims flattened), BLOCK_M rows each."""
+        n_rows = " * ".join(self.dim(d) for d in dom) or "1"
+        self.emit("pid = tl.program_id(0)")
+        if self.ctx.col_split:
+            self.emit("pid_c = tl.program_id(1)")
+        self.emit("row = pid.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
+        self.emit(f"n_rows = {n_rows}")
+        self.emit("rmask = row < n_rows")
+        self.domain_lead = self._lead_from_row(dom, "row", "rmask", first_fastest)
+
+    def _lead_from_row(self, dom: tuple, row: str, mask: str, first_fastest: bool = False) -> Lead:
+        """Leading indices of ``row``: the last dim varies fastest (row-major), or with
+        ``first_fastest`` the first dim does (a KV-cache scatter: a program then takes
+        consecutive tokens of one head, whose cache chunks of X bytes sit side by side in a
+        block, so the writes fill whole sectors instead of half of each)."""
+        order = list(range(len(dom))) if first_fastest else list(range(len(dom) - 1, -1, -1))
+        names, below = {}, []
+        for k, j in enumerate(order):
+            div = " * ".join(below)
+            idx = f"{row} // ({div})" if div else row
+            if k < len(order) - 1:
+                idx = f"({idx}) % {self.dim(dom[j])}" if div else f"{row} % {self.dim(dom[j])}"
+            names[j] = self.let(f"i_{_ident(str(dom[j]))}", idx) if len(dom) > 1 else row
+            below.append(self.dim(dom[j]))
+        return self.make_lead(tuple(names[j] for j in range(len(dom))), mask)
+
+    def _open_tile(self, x: Value) -> None:
+        """Programs over the 128x128 tiles of the 2-D ``x`` (grid: tile rows x tile columns)."""
+        if x.type.rank != 2:
+            raise self.unsupported(None, "per_128x128 needs a 2-D input")
+        m, n = (self.dim(d) for d in x.type.shape)
+        self.emit("pid_m = tl.program_id(0)")
+        self.emit("pid_n = tl.program_id(1)")
+        self.emit("row = pid_m.to(tl.int64) * TILE + tl.arange(0, TILE)[:, None]")
+        self.emit(f"rmask = row < {m}")
+        c = self.let("cols", "pid_n * TILE + tl.arange(0, TILE)[None, :]")
+        cm = self.let("cmask", f"{c} < {n}")
+        self.tile_cols = Cols(c, cm, "tile")
+        self.tile_ids = (self.let("tm", "pid_m.to(tl.int64)"), self.let("tn", "pid_n.to(tl.int64)"))
+        self.domain_lead = self.make_lead(("row",), "rmask")
 
     # ------------------------------------------------------------------ text
     def emit(self, text: str) -> None:
         self.lines.append(("    " * self.indent + text) if text else "")
+
+    @contextmanager
+    def indented(self):
+        """Lines emitted inside are one level deeper (the body of an ``if`` / ``for``)."""
+        self.indent += 1
+        try:
+            yield
+        finally:
+            self.indent -= 1
+
+    def check(self, rule: str, message: str) -> None:
+        """A condition on the dims (a rule) that binding checks, with its error message."""
+        self.checks.append((rule, message))
 
     def fork_tail(self, else_at: int) -> bool:
         """Mark the ``if``/``else`` just emitted (its ``else:`` line at ``else_at``, both
@@ -210,24 +327,14 @@ class Emitter:
         res = ", ".join(r.name for r in call.results)
         self.comment(f"{call.stage}({opts}) -> {res} @ {self.where_(call)}{what}")
 
-    def unsupported(self, call: Optional[StageCall], msg: str) -> UnsupportedError:
-        where = f"{call.stage}: " if call is not None else ""
-        return UnsupportedError(f"triton backend: {where}{msg}", call.loc if call else None)
+    @staticmethod
+    def unsupported(call: Optional[StageCall], msg: str) -> UnsupportedError:
+        return unsupported(call, msg)
 
     # ------------------------------------------------------------------ dims
     def dim(self, d: Dim) -> str:
         """A Dim as a kernel expression over the ``dim_<sym>`` arguments."""
-        v = d.value
-        if isinstance(v, int):
-            return str(v)
-        if isinstance(v, str):
-            if v not in self.symbols:
-                self.symbols.append(v)
-            return f"dim_{v}"
-        op, a, b = v
-        a, b = self.dim(a), self.dim(b)
-        return {"cdiv": f"(({a} + {b} - 1) // {b})", "mul": f"({a} * {b})",
-                "div": f"({a} // {b})", "round_up": f"((({a} + {b} - 1) // {b}) * {b})"}[op]
+        return dim_expr(d, self.symbols)
 
     def constexpr_dim(self, d: Dim, hint: str) -> str:
         """A dim passed as a constexpr (e.g. the split count: a fully unrolled loop)."""
@@ -260,7 +367,7 @@ class Emitter:
         self.note_block(block)
         key = (block.text, width)
         if key not in self.natural_cols:
-            if self.col_split:           # program pid_c owns columns [pid_c * B, (pid_c + 1) * B)
+            if self.ctx.col_split:       # program pid_c owns columns [pid_c * B, (pid_c + 1) * B)
                 c = self.let("cols", f"(pid_c * ({block.text}) + tl.arange(0, {block.text}))[None, :]")
             else:
                 c = self.let("cols", f"tl.arange(0, {block.text})[None, :]")

@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ....dialect.requirements import cache_capacity
-from .emit import Emitter
 from ..kernel import dim_rule
+from .emit import Emitter, dim_expr
 
 __all__ = ["ClaimRegion", "claim_regions", "emit_claim_phase", "claimed", "finish_claims",
            "TOKEN_BITS"]
@@ -43,17 +43,18 @@ class ClaimRegion:
     cap: str
 
 
-def claim_regions(em: Emitter, calls: list, first_word: tuple = ("0", "0")) -> tuple:
+def claim_regions(calls: list, first_word: tuple = ("0", "0")) -> tuple:
     """``({id(call): ClaimRegion}, workspace rule in int32 words)`` for the cache writes
-    ``calls``; ``first_word``: (kernel expression, rule) of the first free int32 word (words
-    before it belong to the kernel's other workspace)."""
+    ``calls`` (an EmitContext's ``claims``); ``first_word``: (kernel expression, rule) of
+    the first free int32 word (words before it belong to the kernel's other workspace).
+    The expressions read only the caches' dims, which are kernel arguments anyway."""
     expr0, rule0 = first_word
     base_e, base_r = f"(({expr0}) + 1) // 2", f"(({rule0}) + 1) // 2"    # int64 aligned
     regions = {}
     for call in calls:
         cap = cache_capacity(call.operands["cache"].type, call.options["layout"])
-        regions[id(call)] = ClaimRegion(call, base_e, em.dim(cap))
-        base_e = f"{base_e} + {em.dim(cap)} + 2"
+        regions[id(call)] = ClaimRegion(call, base_e, dim_expr(cap))
+        base_e = f"{base_e} + {dim_expr(cap)} + 2"
         base_r = f"{base_r} + {dim_rule(cap)} + 2"
     return regions, f"2 * ({base_r})"
 

@@ -4,14 +4,15 @@ Each program row is one ``(t, h)`` of ``x [T, H, D]``; ``slot = slots[t]``, ``bl
 BS``, ``off = slot % BS``; the D columns go to the layout's address (strides of the
 output cache, last dim contiguous). ``slot < 0`` (padding) and slots past the cache are
 skipped, and of two tokens with one slot only the later is written (its claim, decided
-by a launch before this one: ``slot_claims.py``). The launcher initialises the output cache (and scales) from the input ones (or
-the caller passes the same tensors to update them in place).
+by a launch before this one: ``slot_claims.py``). The launcher initialises the output
+cache (and scales) from the input ones (or the caller passes the same tensors to update
+them in place).
 
 quant: ``none`` (copy, float x rounded RNE to a float cache), ``static``
 (``round(x * (1 / scales[0]))``), ``per_token`` (``s = amax_d / dtype_max`` stored per
 (t, h), ``round(x * (1 / max(s, 1e-12)))``). ``per_block`` needs the amax over all new
 tokens of a block before any of them is written: the ``cache_block`` space
-(``render_cache_block.py``) renders it as three kernels.
+(``cache_block.py``) renders it as three kernels.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def slot_prologue(em: Emitter, call) -> tuple:
     bs = block_size(em, call)
     n_slots = f"{em.dim(cache.type.shape[0])} * {bs}"
     ok = em.let("slot_ok", f"rmask & ({slot} >= 0) & ({slot} < {n_slots})")
-    region = em.claims.get(id(call))
+    region = em.ctx.claims.get(id(call))
     if region is None:
         raise em.unsupported(call, "a cache write needs its slot claims (slot_claims.py)")
     ok = claimed(em, region, slot, ok, lead.names[0])
@@ -77,8 +78,8 @@ def s_cache_write(em: Emitter, call, v) -> None:
         raise em.unsupported(call, "quant=per_block needs the amax over all new tokens of a "
                                    "cache block: render it in the cache_block space")
     if layout in ("key", "value_asm"):
-        em.checks.append((f"{dim_rule(cache.type.shape[4])} == {o['vec']}",
-                          f"{cache.name}: the {layout} layout's last dim must be vec={o['vec']}"))
+        em.check(f"{dim_rule(cache.type.shape[4])} == {o['vec']}",
+                 f"{cache.name}: the {layout} layout's last dim must be vec={o['vec']}")
     lead, cols, slot, ok, blk, off = slot_prologue(em, call)
     h = lead.names[1]
     xv = em.value_at(x, lead, cols)

@@ -108,10 +108,9 @@ def r_reduce(em: Emitter, call, which, lead, cols) -> Reg:
     s = em.tmp("split")
     splits = em.constexpr_dim(x.type.shape[0], "SPLITS")
     em.emit(f"for {s} in tl.static_range(1, {splits}):")
-    em.indent += 1
-    part = em.load(x, Lead((s,) + lead.names, lead.mask, ""), cols, "part")
-    em.emit(f"{acc.var} = {acc.var} + {part.var}")
-    em.indent -= 1
+    with em.indented():
+        part = em.load(x, Lead((s,) + lead.names, lead.mask, ""), cols, "part")
+        em.emit(f"{acc.var} = {acc.var} + {part.var}")
     return acc
 
 

@@ -127,15 +127,13 @@ def _fast_or_general(em: Emitter, ok: str, fast, general, hint: str) -> tuple:
     both paths into one predicated stream that runs the general checks."""
     r = em.tmp(hint)
     em.emit(f"if {ok}:")
-    em.indent += 1
-    em.emit(f"{r} = {fast()}")
-    em.indent -= 1
+    with em.indented():
+        em.emit(f"{r} = {fast()}")
     else_at = len(em.lines)
     em.emit("else:")
-    em.indent += 1
-    em.emit("tl.debug_barrier()")
-    em.emit(f"{r} = {general()}")
-    em.indent -= 1
+    with em.indented():
+        em.emit("tl.debug_barrier()")
+        em.emit(f"{r} = {general()}")
     return r, else_at
 
 
@@ -181,14 +179,14 @@ def _prepare(em: Emitter, v: str, o: dict) -> str:
 def _bounded_by_own_scale(em: Emitter, call) -> bool:
     """Whether ``round(x, s)``'s quotient is bounded by construction: ``s`` is this
     kernel's dynamic ``scale(x)`` of the same value and granularity, or an earlier
-    kernel's per-tensor scale of the same pipeline input x (``em.scale_facts``, from
-    render.scale_fact), so every |x| is at most the amax behind its s and |x / s| <=
+    kernel's per-tensor scale of the same pipeline input x (``em.ctx.scale_facts``, from
+    tensor_amax.scale_fact), so every |x| is at most the amax behind its s and |x / s| <=
     dtype_max (1 + 2^-24); and that dtype_max fits the target's codes: at most the fp8
     format max, or the int code range."""
     o = call.options
     x, s = call.operands["x"], call.operands["s"]
     if em.producer.get(s) is None:  # s from an earlier kernel: its scale of the same input x?
-        fact = getattr(em, "scale_facts", {}).get(s.name) if em.is_memory(s) else None
+        fact = em.ctx.scale_facts.get(s.name) if em.is_memory(s) else None
         if fact is None or not em.is_memory(x) or (x.name, o["granularity"]) != fact[:2]:
             return False
         d = fact[2]
@@ -256,7 +254,8 @@ def r_scale(em: Emitter, call, which, lead, cols) -> Reg:
     xc = em.natural(xb, x.type.shape[-1])
     xv = em.f32(em.value_at(x, lead, xc))
     em.stage_comment(call, f": amax over groups of {k}")
-    amax = em.let("amax", f"{em.lib('qft_group_amax')}({xv}, {xc.mask}, {em.bm}, {xb.text}, {k})")
+    amax = em.let("amax", f"{em.lib('qft_group_amax')}({xv}, {xc.mask}, {em.ctx.block_rows}, "
+                          f"{xb.text}, {k})")
     if gran == "mx":
         em.memo[("mx_amax", id(call), lead.key)] = amax      # for round's E2M1 fast path
         max_pos, emax = _MX_CONST[o["dtype"]]
@@ -286,11 +285,11 @@ def r_round(em: Emitter, call, which, lead, cols) -> Reg:
         xv = em.f32(em.value_at(x, lead, cols))
         em.stage_comment(call, f": groups of {k}")
         g = em.lib("qft_to_groups")
-        x3 = em.let("x3", f"{g}({xv}, {em.bm}, {cols.block.text}, {k})")
+        x3 = em.let("x3", f"{g}({xv}, {em.ctx.block_rows}, {cols.block.text}, {k})")
         amax = _own_mx_amax(em, call, lead) if gran == "mx" else None
         q3 = _quantise(em, call, x3, f"{sv.var}[:, :, None]", gran == "mx", mx_amax=amax)
-        return Reg(em.let(call.results[0].name,
-                          f"tl.reshape({q3.var}, ({em.bm}, {cols.block.text}))"), q3.kind)
+        return Reg(em.let(call.results[0].name, f"tl.reshape({q3.var}, "
+                          f"({em.ctx.block_rows}, {cols.block.text}))"), q3.kind)
     xv = em.f32(em.value_at(x, lead, cols))
     em.stage_comment(call)
     return _quantise(em, call, xv, sv.var, False, call.results[0].name)
@@ -303,10 +302,10 @@ def r_pack(em: Emitter, call, which, lead, cols) -> Reg:
     qb = cols.block.times(2)
     qv = em.value_at(q, lead, em.natural(qb, q.type.shape[-1]))
     em.stage_comment(call, ": byte[j] = nib(q[2j]) | nib(q[2j+1]) << 4")
-    full = f"tl.broadcast_to({qv.var}, ({em.bm}, {qb.text}))"
+    full = f"tl.broadcast_to({qv.var}, ({em.ctx.block_rows}, {qb.text}))"
     mask = q.type.dtype.name != "fp4_e2m1"      # E2M1 codes are 0..15, int4 ones signed
     return Reg(em.let(call.results[0].name, f"{em.helper('qf_pack_nibbles')}({full}, "
-                                            f"{em.bm}, {qb.text}, {mask})"), "u8")
+                                            f"{em.ctx.block_rows}, {qb.text}, {mask})"), "u8")
 
 
 RENDER.update({"scale": r_scale, "round": r_round, "pack": r_pack})

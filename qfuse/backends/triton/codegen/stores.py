@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .emit import ROW, STORE, Cols, Emitter, Lead, Reg
 
-__all__ = ["store_output", "storage_value"]
+__all__ = ["store_outputs", "store_output", "storage_value"]
 
 
 _TL = {"f32": "tl.float32", "i32": "tl.int32", "i64": "tl.int64", "i8": "tl.int8",
@@ -47,9 +47,14 @@ def store_at(em: Emitter, v, lead: Lead, cols: Cols, reg: Reg) -> None:
 def _scalar_store(em: Emitter, v, reg: Reg) -> None:
     cond = "pid == 0" if em.space != "tile" else "(pid_m == 0) & (pid_n == 0)"
     em.emit(f"if {cond}:")
-    em.indent += 1
-    em.emit(f"tl.store({em.out_names[v]}_ptr, {storage_value(em, reg, v.type.dtype.name)})")
-    em.indent -= 1
+    with em.indented():
+        em.emit(f"tl.store({em.out_names[v]}_ptr, {storage_value(em, reg, v.type.dtype.name)})")
+
+
+def store_outputs(em: Emitter, values) -> None:
+    """Store each of ``values`` (the kernel's returns; repeats stored once)."""
+    for v in dict.fromkeys(values):
+        store_output(em, v)
 
 
 def store_output(em: Emitter, v) -> None:
@@ -117,8 +122,8 @@ def s_shuffle(em: Emitter, call, v) -> None:
     pad = int(call.options["pad"])
     em.comment(f"pad byte {pad} at the {mp} x {sn} cells without a scale, shared out over "
                "the programs")
-    me = em.let("pad_prog", "pid * tl.num_programs(1) + pid_c" if em.col_split else "pid")
-    progs = em.let("pad_progs", "tl.num_programs(0) * tl.num_programs(1)" if em.col_split
+    me = em.let("pad_prog", "pid * tl.num_programs(1) + pid_c" if em.ctx.col_split else "pid")
+    progs = em.let("pad_progs", "tl.num_programs(0) * tl.num_programs(1)" if em.ctx.col_split
                    else "tl.num_programs(0)")
     r32 = em.let("pad_r32", f"({m} + 31) // 32 * 32")
     # rows M.. of the last 32-row block, then columns S.. of rows ..M: at their positions
@@ -126,24 +131,22 @@ def s_shuffle(em: Emitter, call, v) -> None:
     extra = em.let("pad_cols", f"tl.maximum({sn} - {g}, 1)")
     total = em.let("pad_cells", f"{part} + {m} * ({sn} - {g})")
     em.emit(f"for pad_k0 in range({me} * {_PAD_CELLS}, {total}, {progs} * {_PAD_CELLS}):")
-    em.indent += 1
-    em.emit(f"pad_k = pad_k0 + tl.arange(0, {_PAD_CELLS})")
-    em.emit(f"pad_in_rows = pad_k < {part}")
-    em.emit(f"pad_k2 = pad_k - {part}")
-    em.emit(f"pad_r = tl.where(pad_in_rows, {m} + pad_k // {sn}, pad_k2 // {extra})")
-    em.emit(f"pad_c = tl.where(pad_in_rows, pad_k % {sn}, {g} + pad_k2 % {extra})")
-    em.emit(f"tl.store({out} + {_shuffle_index('pad_r', 'pad_c', sn)}, "
-            f"tl.full([{_PAD_CELLS}], {pad}, tl.uint8), mask=pad_k < {total})")
-    em.indent -= 1
+    with em.indented():
+        em.emit(f"pad_k = pad_k0 + tl.arange(0, {_PAD_CELLS})")
+        em.emit(f"pad_in_rows = pad_k < {part}")
+        em.emit(f"pad_k2 = pad_k - {part}")
+        em.emit(f"pad_r = tl.where(pad_in_rows, {m} + pad_k // {sn}, pad_k2 // {extra})")
+        em.emit(f"pad_c = tl.where(pad_in_rows, pad_k % {sn}, {g} + pad_k2 % {extra})")
+        em.emit(f"tl.store({out} + {_shuffle_index('pad_r', 'pad_c', sn)}, "
+                f"tl.full([{_PAD_CELLS}], {pad}, tl.uint8), mask=pad_k < {total})")
     # whole 32-row blocks from there on fill one contiguous byte range
     hi = em.let("pad_hi", f"{mp} * {sn}")
     em.emit(f"for pad_b0 in range({r32} * {sn} + {me} * {_PAD_BYTES}, {hi}, "
             f"{progs} * {_PAD_BYTES}):")
-    em.indent += 1
-    em.emit(f"pad_b = pad_b0 + tl.arange(0, {_PAD_BYTES})")
-    em.emit(f"tl.store({out} + pad_b, tl.full([{_PAD_BYTES}], {pad}, tl.uint8), "
-            f"mask=pad_b < {hi})")
-    em.indent -= 1
+    with em.indented():
+        em.emit(f"pad_b = pad_b0 + tl.arange(0, {_PAD_BYTES})")
+        em.emit(f"tl.store({out} + pad_b, tl.full([{_PAD_BYTES}], {pad}, tl.uint8), "
+                f"mask=pad_b < {hi})")
 
 
 STORE["shuffle"] = s_shuffle

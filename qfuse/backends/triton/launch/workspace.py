@@ -1,9 +1,9 @@
 """Workspaces of self-resetting kernels: zeroed once, reused per stream, never cleared per call.
 
-A ``tensor_amax`` kernel (render.py) leaves its int32 workspace zeroed when it finishes:
-its last program reads the amax, stores the scale and writes the zeros back. So a
-workspace needs clearing only when it is allocated, and a launch costs no memset kernel
-(at decode sizes a memset is a third of a dynamic per-tensor quantisation's time).
+A ``tensor_amax`` kernel (codegen/tensor_amax.py) leaves its int32 workspace zeroed when
+it finishes: its last program reads the amax, stores the scale and writes the zeros back.
+So a workspace needs clearing only when it is allocated, and a launch costs no memset
+kernel (at decode sizes a memset is a third of a dynamic per-tensor quantisation's time).
 
 Two launches must not share a workspace while both run. Launches on one stream run one
 after the other, so :class:`WorkspacePool` hands each stream its own slot of one zeroed

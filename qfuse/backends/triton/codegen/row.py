@@ -1,0 +1,106 @@
+"""The ``row`` space: rows = the outputs' leading dims flattened.
+
+A program owns BLOCK_M rows and whole rows in registers (``BLOCK_<k> = max(next_pow2(width),
+smallest group)``). A kernel without a row-wide reduction may also split its columns over
+a second grid axis (:func:`column_split_ok`; ``TritonConfig.col_chunks``). A kernel with
+cache writes is two launches: the slot claims (slot_claims.py), then the kernel.
+"""
+from __future__ import annotations
+
+from ....dialect.typed import TypedPipeline
+from ....errors import UnsupportedError
+from ..kernel import KernelSource, dim_rule
+from .assemble import assemble, single
+from .emit import EmitContext, Emitter, _ident
+from .slot_claims import claim_regions, emit_claim_phase, finish_claims
+from .stores import store_outputs
+
+__all__ = ["render_row", "column_split_ok"]
+
+
+def render_row(kernel: TypedPipeline, facts: dict) -> KernelSource:
+    split = column_split_ok(kernel)
+    em, grid = _body(kernel, split, facts)
+    if split and len(em.bases) != 1:     # columns of several widths: whole rows
+        split = False
+        em, grid = _body(kernel, split, facts)
+    col_split = 0
+    if split:
+        col_split = em.base_min["BLOCK_0"]
+        grid = grid + (f"cdiv({dim_rule(em.base_dim['BLOCK_0'])}, BLOCK_0)",)
+    if em.ctx.claims:                # cache writes: their slot claims launch first
+        return _with_claims(em, kernel, grid, col_split)
+    return assemble(kernel, "row", single(em, grid), col_split=col_split)
+
+
+def _body(kernel: TypedPipeline, split: bool, facts: dict) -> tuple:
+    """The kernel's emitter, every output stored, and its grid."""
+    dom = _domain(kernel)
+    writes = _cache_writes(kernel)
+    claims, _ = claim_regions(writes)
+    em = Emitter(kernel, EmitContext("row", rows=dom, first_fastest=bool(writes),
+                                     col_split=split, scale_facts=facts, claims=claims))
+    store_outputs(em, kernel.returns)
+    finish_claims(em, list(claims.values()))
+    rows = " * ".join(dim_rule(d) for d in dom) or "1"
+    return em, (f"cdiv({rows}, BLOCK_M)",)
+
+
+def _domain(tp: TypedPipeline) -> tuple:
+    """The rows every output iterates over (one domain per kernel, or an error)."""
+    producer = {r: c for c in tp.calls for r in c.results}
+    doms = []
+    for v in tp.returns:
+        call = producer.get(v)
+        if call is None:
+            d = v.type.shape[:-1]
+        elif call.stage in ("cache_write", "scale"):
+            if call.stage == "scale" and call.options["granularity"] == "per_tensor":
+                continue
+            d = call.operands["x"].type.shape[:-1]
+        elif call.stage == "shuffle":
+            d = call.operands["s"].type.shape[:-1]
+        else:
+            d = v.type.shape[:-1]
+        if tuple(d) not in doms:
+            doms.append(tuple(d))
+    if not doms:
+        x = next(c.operands["x"] for c in tp.calls if c.stage == "scale")
+        doms.append(tuple(x.type.shape[:-1]))
+    if len(doms) > 1:
+        raise UnsupportedError(
+            f"triton backend: the outputs of kernel {tp.name} iterate over different rows "
+            f"({' vs '.join('[' + ', '.join(map(str, d)) + ']' for d in doms)}); the fusion "
+            "pass must split them", tp.loc)
+    return doms[0]
+
+
+def _cache_writes(kernel: TypedPipeline) -> list:
+    return [c for c in kernel.calls if c.stage == "cache_write"]
+
+
+def _with_claims(em: Emitter, kernel: TypedPipeline, grid: tuple, col_split: int):
+    """A row kernel with cache writes as two launches: the slot claims, then the kernel."""
+    calls = _cache_writes(kernel)
+    regions, ws = claim_regions(calls)
+    claim = Emitter(kernel, EmitContext("row", claims=regions))
+    tokens = calls[0].operands["x"].type.shape[0]
+    emit_claim_phase(claim, list(regions.values()), claim.dim(tokens))
+    name = _ident(kernel.name)
+    phases = [(f"{name}_claim", claim, (f"cdiv({dim_rule(tokens)}, BLOCK_M)",)),
+              (name, em, grid)]
+    return assemble(kernel, "row", phases, primary=1, workspace=ws, col_split=col_split)
+
+
+def column_split_ok(tp: TypedPipeline) -> bool:
+    """Whether a row-space kernel may split its columns across programs: no stage reduces
+    over a whole row (norm statistics, a per-token scale, a KV-cache row with its scale).
+    Group scales (per_1xK, mx) reduce within groups, which a split keeps whole (a chunk is
+    at least the group size); every other stage addresses columns arithmetically."""
+    for c in tp.calls:
+        if c.stage in ("norm", "cache_write"):
+            return False
+        if c.stage == "scale" and c.operands.get("static") is None and \
+                c.options.get("granularity") in ("per_token", "per_tensor"):
+            return False
+    return True

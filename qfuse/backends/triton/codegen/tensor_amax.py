@@ -1,0 +1,73 @@
+"""The ``tensor_amax`` space: a dynamic ``scale(per_tensor)`` as one grid-wide amax kernel.
+
+The scale's input is evaluated in row space; each program atomically maxes its |v| bits
+into an int32 workspace, and the last program to arrive (an atomic counter) turns the
+amax into the scale, stores it and zeroes the workspace again (so a workspace is cleared
+once, when allocated: launch/workspace.py). The kernel's only output is the scale, so the
+next (row) kernel takes it as a plain f32[1] input: no side channel between kernels, and
+the zero policy is applied once.
+"""
+from __future__ import annotations
+
+from ....dialect.typed import TypedPipeline
+from ....errors import UnsupportedError
+from ..kernel import KernelSource, dim_rule
+from .assemble import assemble, single
+from .emit import EmitContext, Emitter
+from .stages_quant import scale_from_amax
+
+__all__ = ["render_tensor_amax", "scale_fact"]
+
+
+def render_tensor_amax(kernel: TypedPipeline, facts: dict) -> KernelSource:
+    call = kernel.calls[-1] if kernel.calls else None
+    if call is None or not (call.stage == "scale" and call.options["granularity"] == "per_tensor"
+                            and call.operands.get("static") is None) \
+            or list(kernel.returns) != call.results:
+        raise UnsupportedError(
+            "triton backend: a tensor_amax kernel ends in a dynamic scale(per_tensor) and "
+            "returns only that scale", kernel.loc,
+            hint="split the pipeline first: the fusion plan puts the amax in its own kernel "
+                 "(qfuse.passes.plan.plan_kernels, then triton.sub_pipeline per kernel)")
+    x = call.operands["x"]
+    dom = tuple(x.type.shape[:-1])
+    em = Emitter(kernel, EmitContext("tensor_amax", rows=dom, scale_facts=facts))
+    cols = em.natural(em.base_block(x.type.shape[-1]), x.type.shape[-1])
+    xv = em.f32(em.value_at(x, em.domain_lead, cols))
+    em.emit("")
+    em.stage_comment(call, ": grid-wide amax, then the last program stores the scale")
+    part = em.let("part", f"{em.lib('qft_amax_bits_all')}({xv}, rmask & {cols.mask})")
+    # the counter's acq_rel add releases this program's max and, in the last program,
+    # acquires every other's, so the max itself and the final read can be relaxed
+    em.emit(f"tl.atomic_max(ws_ptr, {part}, sem=\"relaxed\")")
+    done = em.let("arrived", "tl.atomic_add(ws_ptr + 1, 1, sem=\"acq_rel\")")
+    em.emit(f"if {done} == tl.num_programs(0) - 1:")
+    with em.indented():
+        amax = em.let("amax", "tl.atomic_max(ws_ptr, 0, sem=\"relaxed\").to(tl.float32, bitcast=True)")
+        s = scale_from_amax(em, call, amax)
+        em.emit(f"tl.store({em.out_names[call.results[0]]}_ptr, {s})")
+        # every other program is done with the workspace: leave it zeroed for the next launch
+        # (the launcher keeps one per stream instead of clearing it before every launch)
+        # (plain stores, after a barrier so that no thread's store can pass the atomic read
+        # above; the branch is uniform: `arrived` is one value per program)
+        em.emit("tl.debug_barrier()")
+        em.emit("tl.store(ws_ptr, 0)")
+        em.emit("tl.store(ws_ptr + 1, 0)")
+    rows = " * ".join(dim_rule(d) for d in dom) or "1"
+    grid = (f"cdiv({rows}, BLOCK_M)",)
+    return assemble(kernel, "tensor_amax", single(em, grid), min_programs=1, workspace=2)
+
+
+def scale_fact(kernel: TypedPipeline, space: str) -> dict:
+    """``{scale value name: (x name, granularity, dtype_max)}`` for a ``tensor_amax``
+    kernel whose scale is taken over a kernel parameter x (a pipeline input, read from
+    memory): a later kernel's ``round(x, s)`` of that same input is then bounded by
+    construction (stages_quant._bounded_by_own_scale). Empty for any other kernel."""
+    if space != "tensor_amax" or not kernel.calls:
+        return {}
+    c = kernel.calls[-1]
+    x = c.operands["x"]
+    if c.stage != "scale" or c.operands.get("static") is not None or \
+            x not in {p.value for p in kernel.params}:
+        return {}
+    return {c.results[0].name: (x.name, c.options["granularity"], float(c.options["dtype_max"]))}
