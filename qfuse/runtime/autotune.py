@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from typing import Callable, Iterable, Optional
 
+from .devices import device_name as _device_name
+from .devices import device_target
 from .tuning import TuningTable, load_tuning, save_tuning, shape_bucket
 
 __all__ = ["CANDIDATES", "shape_bucket", "TuningTable", "tune_pipeline", "save_tuning",
@@ -85,20 +87,16 @@ def tune_pipeline(qp, inputs: dict, *, candidates: Optional[Iterable] = None,
                   ) -> TuningTable:
     """Time every candidate config for every kernel of ``qp`` on ``inputs``; returns the
     table of winners (also installed in ``qp``'s executor for this device)."""
-    import torch
     from .executor import validate_inputs
     device = qp._device(inputs)
-    target = "cpu:interp"
-    if device.type == "cuda":
-        from .pipeline import device_target
-        target = device_target(device)
+    target = device_target(device)
     cp = qp.compiled("triton", target)
     validate_inputs(cp, inputs, need_contiguous=True)
     from .executor import Executor
     ex = qp._executors.get(("triton", target)) or Executor(cp)
     qp._executors[("triton", target)] = ex
     qp._by_device[device] = ex
-    name = device_name or (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
+    name = device_name or _device_name(device)
     table = TuningTable()
     env = dict(inputs)
     for step in cp.steps:

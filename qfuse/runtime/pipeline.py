@@ -30,29 +30,14 @@ from ..dialect.types import ScalarType
 from ..dialect.typed import TypedPipeline
 from ..errors import InputError, UnsupportedError
 from .artifact import CompiledPipeline
+from .devices import device_name as _device_name
+from .devices import device_target
 from .executor import Executor
 from .torch_op import aliased_params, register_pipeline_op
 
 __all__ = ["QuantPipeline", "quant_pipeline", "device_target"]
 
 BACKENDS = ("triton", "reference")
-
-
-def _device_name(device: Optional[torch.device] = None) -> str:
-    if device is not None and device.type == "cuda" or device is None and torch.cuda.is_available():
-        return torch.cuda.get_device_name(device)
-    return "cpu"
-
-
-def device_target(device: torch.device) -> str:
-    """``cuda:sm_90`` / ``hip:gfx942`` for a GPU device, ``cpu:interp`` on the CPU."""
-    if device.type == "cuda":
-        if getattr(torch.version, "hip", None):
-            arch = torch.cuda.get_device_properties(device).gcnArchName.split(":")[0]
-            return f"hip:{arch}"
-        major, minor = torch.cuda.get_device_capability(device)
-        return f"cuda:sm_{major}{minor}"
-    return "cpu:interp"
 
 
 class QuantPipeline:
