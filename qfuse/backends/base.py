@@ -1,92 +1,122 @@
-"""What every qfuse backend provides (after Triton's backend plugins and tinygrad's renderers).
+"""The seam every qfuse backend implements (after Triton's backend plugins and tinygrad's
+renderers), and the one ``Target`` type.
 
-A backend turns the kernels of a fused pipeline into something that runs. It declares
-which targets it serves, what it can compile, and a hash of everything about itself
-that changes its output (so the runtime cache can key on it). Backends import only
-``qfuse.dialect``, ``qfuse.backends.base`` and their own toolchain.
+A backend turns the kernel functions of a fused module into something that runs, and
+the runtime drives every backend through this interface alone (``qfuse.backends.registry``
+finds them by name; nothing else compares backend names):
+
+* ``supports(target)``: whether it builds for a :class:`Target`;
+* ``hash(target)``: everything about itself that changes its output for that target
+  (its version, its toolchain's versions), folded into the runtime cache key;
+* ``unsupported(kernel, space)``: why it cannot build a kernel, or None;
+* ``compile_kernel(kernel, space, target, facts)``: the artifact that runs one kernel
+  function (Triton: a ``KernelSource``; the reference backend needs none);
+* ``runner(compiled, aliases, index_checks)``: an object that runs a compiled pipeline's
+  kernels on tensors (``run(inputs)``, and ``run_seen(inputs)`` for a call signature it
+  bound before).
+
+Backends import only ``qfuse.dialect``, ``qfuse.errors``, this module and their own
+toolchain.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional, Union
 
 from ..errors import UnsupportedError
 
-__all__ = ["Target", "parse_target", "Backend", "BACKENDS", "get_backend"]
+__all__ = ["Target", "parse_target", "Backend", "KNOWN_TARGETS"]
+
+KNOWN_TARGETS = ("cuda:sm_80", "cuda:sm_89", "cuda:sm_90", "cuda:sm_100",
+                 "hip:gfx942", "hip:gfx950", "cpu:interp", "cpu:ref")
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where a kernel runs: ``cuda:sm_90``, ``hip:gfx942``, ``hip:gfx950`` or ``cpu``."""
+    """Where a kernel runs: ``cuda:sm_90``, ``hip:gfx942``, ``hip:gfx950``, ``cpu:interp``
+    (Triton's interpreter) or ``cpu:ref`` (the reference backend on any torch device)."""
 
     platform: str       # "cuda" | "hip" | "cpu"
-    arch: str           # "sm_90", "gfx942", ... ("interp" for the CPU interpreter)
+    arch: str           # "sm_90", "gfx942", "interp", "ref"
 
     def __str__(self) -> str:
         return f"{self.platform}:{self.arch}"
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.platform in ("cuda", "hip")
+
+    @property
+    def capability(self) -> int:
+        """The CUDA compute capability (``sm_90a`` -> 90); 0 for other platforms."""
+        return int(self.arch[3:].rstrip("a")) if self.platform == "cuda" else 0
+
+    @property
+    def warp_size(self) -> int:
+        """Threads per warp / wavefront: 64 on CDNA (gfx9), 32 on NVIDIA and RDNA."""
+        if self.platform == "hip":
+            return 64 if self.arch.startswith("gfx9") else 32
+        return 32 if self.platform == "cuda" else 1
 
     @property
     def fp8_native_fnuz(self) -> bool:
         return self.platform == "hip" and self.arch == "gfx942"
 
 
-KNOWN_TARGETS = ("cuda:sm_80", "cuda:sm_89", "cuda:sm_90", "cuda:sm_100",
-                 "hip:gfx942", "hip:gfx950", "cpu:interp")
-
-
-def parse_target(text: str) -> Target:
+def parse_target(text: Union[str, Target]) -> Target:
     """``"cuda:sm_90"`` -> Target; a clear error lists the known spellings."""
-    platform, _, arch = text.partition(":")
+    if isinstance(text, Target):
+        return text
+    platform, _, arch = str(text).strip().partition(":")
     if platform not in ("cuda", "hip", "cpu") or not arch:
         raise UnsupportedError(f"unknown target {text!r}; use one of {', '.join(KNOWN_TARGETS)}")
     if platform == "cuda" and not (arch.startswith("sm_") and arch[3:].rstrip("a").isdigit()):
         raise UnsupportedError(f"CUDA targets are spelled cuda:sm_NN (e.g. cuda:sm_90), got {text!r}")
-    if platform == "hip" and not arch.startswith("gfx"):
+    if platform == "hip" and not (arch.startswith("gfx") and arch[3:].isalnum()):
         raise UnsupportedError(f"HIP targets are spelled hip:gfxNNN (e.g. hip:gfx942), got {text!r}")
+    if platform == "cpu" and arch not in ("interp", "ref"):
+        raise UnsupportedError(f"CPU targets are cpu:interp (Triton's interpreter) and cpu:ref "
+                               f"(the reference backend), got {text!r}")
     return Target(platform, arch)
 
 
 class Backend:
-    """Base class: capability flags as class attributes, behaviour as methods."""
+    """Base class: a backend sets ``name`` and ``version`` and overrides the methods."""
 
     name: str = "base"
-    platforms: tuple = ()
     version: str = "0"
 
     def supports(self, target: Target) -> bool:
-        return target.platform in self.platforms
+        raise NotImplementedError
+
+    def toolchain(self) -> dict:
+        """``{tool: version}`` of what this backend builds with (part of :meth:`hash`)."""
+        return {}
 
     def hash(self, target: Target) -> str:
         """Everything about this backend that changes its output for ``target``."""
-        return hashlib.sha256(f"{self.name}|{self.version}|{target}".encode()).hexdigest()
+        text = json.dumps([self.name, self.version, self.toolchain(), str(target)],
+                          sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
 
-    def parse_options(self, options: dict) -> dict:
-        return dict(options)
+    def check_target(self, target: Target) -> None:
+        if not self.supports(target):
+            raise UnsupportedError(f"the {self.name} backend does not build for {target}")
 
-    def supported(self, kernel: Any) -> None:
-        """Raise UnsupportedError naming the stage and its location if ``kernel`` can't be built."""
+    def unsupported(self, kernel: Any, space: str) -> Optional[str]:
+        """Why ``kernel`` (a kernel function of the fused module) cannot be built, or None."""
+        return None
+
+    def compile_kernel(self, kernel: Any, space: str, target: Target, facts: dict) -> Any:
+        """The artifact that runs ``kernel`` on ``target`` (``facts``: what earlier kernels
+        of the pipeline computed, filled in by this call for later ones)."""
+        raise NotImplementedError
+
+    def runner(self, compiled: Any, aliases: dict, index_checks: Any = None) -> Any:
+        """Runs ``compiled`` (a ``CompiledPipeline`` of this backend) on tensors."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
-
-
-BACKENDS: dict = {}
-
-
-def register(backend_cls):
-    BACKENDS[backend_cls.name] = backend_cls
-    return backend_cls
-
-
-def get_backend(name: str) -> Backend:
-    if name not in BACKENDS:
-        # backends register on import; import the known ones lazily
-        if name == "triton":
-            from .triton import backend as _  # noqa: F401
-        elif name == "reference":
-            from .reference import backend as _  # noqa: F401
-    if name not in BACKENDS:
-        raise UnsupportedError(f"unknown backend {name!r}; available: reference, triton "
-                               f"(rocdl is planned)")
-    return BACKENDS[name]()

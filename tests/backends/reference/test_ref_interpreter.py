@@ -75,7 +75,7 @@ def test_handbuilt_pipeline_matches_direct_stage_calls():
 
 
 def test_registered_backend_runs_pipelines():
-    from qfuse.backends.base import get_backend
+    from qfuse.backends.registry import get_backend
     x = torch.ones(2, 32, dtype=torch.bfloat16)
     out = get_backend("reference").run(handbuilt(), {"x": x, "w": x[0], "r": x})
     assert list(out) == ["q", "s", "res"]
