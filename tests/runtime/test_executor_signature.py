@@ -1,7 +1,7 @@
 """The executor's fast-path key: what a bound launch (and Triton's specialisation) depends on."""
 import torch
 
-from qfuse.backends.triton.launch.fastpath import _hook_active
+from qfuse.backends.triton.triton_adapter import _hook_active
 from qfuse.runtime.executor import _signature
 
 

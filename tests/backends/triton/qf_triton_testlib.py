@@ -9,7 +9,7 @@ import torch
 import triton
 import triton.language as tl
 
-from qfuse.backends.triton.launch.cross_compile import interpret
+from qfuse.backends.triton.triton_adapter import interpret
 from qfuse.backends.triton.numerics import *  # noqa: F401,F403 - as generated kernels do
 
 DEVICES = ["interp"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -7,12 +7,14 @@ import textwrap
 
 import pytest
 import triton.language as tl
+from triton.runtime.interpreter import InterpretedFunction
 from triton.runtime.jit import JITFunction
 
 from qfuse.backends.triton import (KernelSource, TritonConfig, TritonKernel, infer_space,
                                   render_kernel)
-from qfuse.backends.triton.launch.cross_compile import triton_version
-from qfuse.backends.triton.launch.loader import interpreting, load_kernel
+from qfuse.backends.triton.launch.loader import load_kernel
+from qfuse.backends.triton.triton_adapter import interpreting
+from qfuse.backends.triton.triton_adapter import version as triton_version
 from qfuse.dsl import load_source
 from qfuse.errors import UnsupportedError
 
@@ -143,9 +145,11 @@ def test_loader_and_interpreting_restore(P):
     assert isinstance(fn, JITFunction) and fn.fn.__module__.startswith("qfuse_gen_rms_fp8_")
     assert os.path.exists(fn.fn.__code__.co_filename)
     assert load_kernel(ks) is fn
+    call, core = JITFunction.__call__, dict(vars(tl.core))
     with interpreting(fn) as k:
-        assert not isinstance(tl.max, JITFunction) and k is not fn
-    assert isinstance(tl.max, JITFunction)
+        assert isinstance(k, InterpretedFunction) and JITFunction.__call__ is not call
+    assert JITFunction.__call__ is call and isinstance(tl.max, JITFunction)
+    assert all(vars(tl.core).get(name) is v for name, v in core.items())
 
 
 def test_triton_interpret_env_subprocess(tmp_path):

@@ -1,8 +1,9 @@
 """The direct-launch logic of BoundLaunch on the CPU, with stand-ins for Triton's JIT
 function, compiled kernel and driver (the real path is tested on the GPU in
-test_kernels_gpu.py::test_gpu_direct_launch)."""
+test_kernels_gpu.py::test_gpu_direct_launch and test_triton_adapter.py)."""
 import torch
 
+from qfuse.backends.triton import triton_adapter
 from qfuse.backends.triton.launch import fastpath
 
 
@@ -36,6 +37,13 @@ class FakeDriver:
         return 1000 + device
 
 
+def fake_triton(monkeypatch, drv, hooks):
+    """The adapter's driver and launch-hook queries answered by ``drv`` and ``hooks[0]``."""
+    monkeypatch.setattr(triton_adapter, "current_device", lambda: drv.get_current_device())
+    monkeypatch.setattr(triton_adapter, "current_stream", drv.get_current_stream)
+    monkeypatch.setattr(triton_adapter, "hooks_active", lambda: hooks[0])
+
+
 def make(log):
     # args: x (input slot 0, viewed as int16), q (output slot 1), N (dim), eps (scalar), B (constexpr)
     return fastpath.BoundLaunch(runs=[(FakeJit(log), (7,))], args=[None, None, 64, None, 128],
@@ -46,8 +54,7 @@ def make(log):
 
 def test_first_call_jit_then_direct(monkeypatch):
     drv = FakeDriver()
-    monkeypatch.setattr(fastpath, "_driver", lambda: drv)
-    monkeypatch.setattr(fastpath, "_hooks_set", lambda: False)
+    fake_triton(monkeypatch, drv, [False])
     log = []
     bl = make(log)
     x, q = torch.zeros(4, dtype=torch.bfloat16), torch.zeros(4, dtype=torch.uint8)
@@ -67,8 +74,7 @@ def test_first_call_jit_then_direct(monkeypatch):
 def test_device_change_or_hooks_go_back_to_the_jit(monkeypatch):
     drv = FakeDriver()
     hooks = [False]
-    monkeypatch.setattr(fastpath, "_driver", lambda: drv)
-    monkeypatch.setattr(fastpath, "_hooks_set", lambda: hooks[0])
+    fake_triton(monkeypatch, drv, hooks)
     log = []
     bl = make(log)
     x, q = torch.zeros(4, dtype=torch.bfloat16), torch.zeros(4, dtype=torch.uint8)

@@ -13,7 +13,8 @@ import torch
 from qf_triton_testlib import DEVICES, k_e2m1_pow2, k_silu, launch
 from qf_triton_xkernels import k_mxfp4, k_rmsnorm_fp8, mxfp4_reference, rmsnorm_fp8_reference
 from qfuse.backends.triton import numerics as qn
-from qfuse.backends.triton.launch.cross_compile import compile_kernel, parse_target, triton_version
+from qfuse.backends.triton.launch.cross_compile import compile_kernel, parse_target
+from qfuse.backends.triton.triton_adapter import version as triton_version
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN/inf casts in numpy
 RMS_SIG = {"x_ptr": "*bf16", "w_ptr": "*bf16", "q_ptr": "*u8", "s_ptr": "*fp32", "N": "i32", "eps": "fp32"}
@@ -172,7 +173,8 @@ def test_kernels_decorated_under_triton_interpret():
     script = (
         "import numpy as np, torch\n"
         "from qf_triton_xkernels import k_mxfp4, mxfp4_reference\n"
-        "from qfuse.backends.triton.launch.cross_compile import compile_kernel, interpret\n"
+        "from qfuse.backends.triton.launch.cross_compile import compile_kernel\n"
+        "from qfuse.backends.triton.triton_adapter import interpret\n"
         "x = np.linspace(-9, 9, 128, dtype=np.float32).reshape(1, 128)\n"
         "q, b = torch.zeros(1, 64, dtype=torch.uint8), torch.zeros(1, 4, dtype=torch.uint8)\n"
         "interpret(k_mxfp4)[(1,)](torch.from_numpy(x), q, b, N=128, MODE=0)\n"

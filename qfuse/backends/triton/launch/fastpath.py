@@ -10,63 +10,31 @@ tensors and scalars and launches. The caller guarantees the signature is the sam
 
 After its first launch (through ``JITFunction``, which compiles or finds the binary and
 returns the ``CompiledKernel``) a BoundLaunch calls the compiled kernel's launcher
-directly: ``kernel.run(grid, stream, function, metadata, hooks, *args)``, the call that
-``JITFunction.run`` ends with (triton 3.6 .. 3.9). That skips Triton's per-call argument
-specialisation and cache lookup (measured on the H200 with triton 3.6: 19.5 us per launch
-through the jit, 7.8 us direct) and the dtype views (the launcher only reads
-``data_ptr()``; the binary was specialised on the first launch's dtypes, which the
-signature fixes, and on 16-byte pointer alignment, which the executor's key includes).
-Launch hooks (profilers) set in ``triton.knobs`` send every call through the jit.
+directly (``triton_adapter.direct_launcher``: the call that ``JITFunction.run`` ends
+with). That skips Triton's per-call argument specialisation and cache lookup (measured on
+the H200 with triton 3.6: 19.5 us per launch through the jit, 7.8 us direct) and the
+dtype views (the launcher only reads ``data_ptr()``; the binary was specialised on the
+first launch's dtypes, which the signature fixes, and on 16-byte pointer alignment, which
+the executor's key includes). Launch hooks (profilers) set in ``triton.knobs`` send every
+call through the jit.
 """
 from __future__ import annotations
 
-import functools
 from typing import Optional
 
 import torch
 
 from ....dialect.types import dtype as qdtype
+from .. import triton_adapter as tri
 from ..kernel import TritonConfig, eval_rule
 
 __all__ = ["BoundLaunch", "bind_launch"]
 
 
-def _hook_active(hook) -> bool:
-    """A launch hook that would do something: not None and, for triton's ``HookChain``
-    (3.6+: the knob is a chain, never None), with hooks added."""
-    return hook is not None and bool(getattr(hook, "calls", True))
-
-
-@functools.lru_cache(maxsize=None)
-def _runtime_knobs():
-    try:
-        from triton import knobs
-    except ImportError:                     # pragma: no cover (triton < 3.4)
-        return None
-    return knobs.runtime
-
-
-def _hooks_set() -> bool:
-    rt = _runtime_knobs()
-    return rt is None or _hook_active(rt.launch_enter_hook) or _hook_active(rt.launch_exit_hook)
-
-
-@functools.lru_cache(maxsize=None)
-def _driver_module():
-    from triton.runtime import driver
-    return driver
-
-
-def _driver():
-    return _driver_module().active
-
-
 def _direct(kernels: list):
-    """``[(CompiledKernel, grid)]`` when every kernel exposes the launcher call, else None."""
-    try:
-        return [((g + (1, 1))[:3], k.function, k.packed_metadata, k.run) for k, g in kernels]
-    except Exception:                       # noqa: BLE001 (another triton layout: keep the jit)
-        return None
+    """The direct launchers of ``[(CompiledKernel, grid)]``, or None unless each has one."""
+    launchers = [tri.direct_launcher(k, g) for k, g in kernels]
+    return None if any(f is None for f in launchers) else launchers
 
 
 class BoundLaunch:
@@ -81,7 +49,7 @@ class BoundLaunch:
         self.runs, self.args, self.slots = runs, args, slots
         self.scalar_slots, self.workspace, self.ws_size = scalar_slots, workspace, ws_size
         self.opts, self.out_specs = opts, out_specs
-        self.direct = None                  # [(grid3, function, metadata, launcher)]
+        self.direct = None                  # [launch(stream, args)] per run
         self.device_index = None
         self.ws_pool = None                 # WorkspacePool (self-resetting kernels)
 
@@ -128,26 +96,24 @@ class BoundLaunch:
             stream = torch.cuda.current_stream(args_device(self, inputs, outputs)).cuda_stream
         args = self._args(inputs, outputs, views=True, stream=stream)
         if self.interpret:
-            from .loader import interpreting
             for fn, grid in self.runs:
-                with interpreting(fn) as k:
+                with tri.interpreting(fn) as k:
                     k[grid](*args)
             return
-        kernels = [(fn[grid](*args, **self.opts), grid) for fn, grid in self.runs]
-        if all(k is not None for k, _ in kernels) and not _hooks_set():
+        kernels = [(tri.launch_jit(fn, grid, args, self.opts), grid) for fn, grid in self.runs]
+        if all(k is not None for k, _ in kernels) and not tri.hooks_active():
             self.direct = _direct(kernels)
-            self.device_index = _driver().get_current_device()
+            self.device_index = tri.current_device()
 
     def _call_direct(self, inputs: dict, outputs: dict) -> None:
-        drv = _driver()
-        device = drv.get_current_device()
-        if device != self.device_index or _hooks_set():   # the binary was loaded elsewhere
+        device = tri.current_device()
+        if device != self.device_index or tri.hooks_active():   # loaded elsewhere / hooks
             self.direct = None
             return self(inputs, outputs)
-        stream = drv.get_current_stream(device)
+        stream = tri.current_stream(device)
         args = self._args(inputs, outputs, views=False, stream=stream)
-        for (g0, g1, g2), function, metadata, run in self.direct:
-            run(g0, g1, g2, stream, function, metadata, None, None, None, *args)
+        for launch in self.direct:
+            launch(stream, args)
 
 
 def args_device(launch: BoundLaunch, inputs: dict, outputs: dict) -> torch.device:

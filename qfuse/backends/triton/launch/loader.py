@@ -10,22 +10,11 @@ damaged or crafted name (``../x``) can neither write nor import a file outside t
 directory. The module is compiled from the text in memory, never from a ``.pyc`` (a
 truncated one in a shared cache used to break the import), and a cache that cannot be
 written costs nothing but the sharing: the modules go to a private temporary directory.
-
-:func:`interpreting` runs a ``@triton.jit`` kernel in the CPU interpreter in this process,
-whatever ``TRITON_INTERPRET`` was at import: while it is active, every JITFunction in
-``triton.language.*`` (``tl.max``, ``tl.sum``, ...) and in the modules the kernel reaches
-(the generated module, ``numerics``, ``lib``) is replaced by an ``InterpretedFunction``
-twin, the way ``TRITON_INTERPRET=1`` would have decorated them. (Swapping only the
-kernel's own globals is not enough: ``tl.max`` is itself a JITFunction.) The interpreter
-patches ``triton.language`` while it runs and, for nested calls, never undoes the patch
-of a helper's module (``tl.core`` for ``tl.max``): the attributes of every
-``triton.language`` module and class it touches are snapshot and restored, so the same
-process can cross-compile afterwards.
+(To run a loaded kernel in the CPU interpreter: ``triton_adapter.interpreting``.)
 """
 from __future__ import annotations
 
 import atexit
-import contextlib
 import importlib.machinery
 import importlib.util
 import os
@@ -39,7 +28,7 @@ import warnings
 from ....errors import QfuseError
 from ...files import atomic_write, confine, default_cache_dir, sweep_stale
 
-__all__ = ["source_dir", "load_module", "load_kernel", "interpreting"]
+__all__ = ["source_dir", "load_module", "load_kernel"]
 
 _LOCK = threading.RLock()
 _MODULES: dict = {}
@@ -146,83 +135,3 @@ def load_module(text: str, name: str, key: str):
 def load_kernel(source):
     """The ``@triton.jit`` kernel object of a :class:`KernelSource`."""
     return getattr(load_module(source.text, source.name, source.key), source.name)
-
-
-def _prepare() -> None:
-    # imports that triton performs lazily on the first launch (gluon checks that the
-    # tl.standard functions are JITFunctions): do them before anything is swapped
-    for mod in ("triton.experimental.gluon",):
-        with contextlib.suppress(Exception):
-            importlib.import_module(mod)
-
-
-@contextlib.contextmanager
-def interpreting(kernel):
-    """``with interpreting(k) as ik: ik[grid](*args)``: run ``k`` in the interpreter."""
-    from triton.runtime.interpreter import InterpretedFunction
-    from triton.runtime.jit import JITFunction
-    if isinstance(kernel, InterpretedFunction):      # decorated under TRITON_INTERPRET=1
-        yield kernel
-        return
-    _prepare()
-    with _LOCK:
-        mods = [m for n, m in list(sys.modules.items())
-                if m is not None and (n == "triton.language" or n.startswith("triton.language."))]
-        todo, seen = [sys.modules[kernel.fn.__module__]], set()
-        while todo:
-            m = todo.pop()
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
-            mods.append(m)
-            for val in list(vars(m).values()):
-                if isinstance(val, JITFunction):
-                    owner = sys.modules.get(val.fn.__module__)
-                    if owner is not None and id(owner) not in seen:
-                        todo.append(owner)
-        snap = _snapshot()
-        twins, undo = {}, []
-        for m in mods:
-            for k, val in list(vars(m).items()):
-                if isinstance(val, JITFunction):
-                    twin = twins.setdefault(id(val), InterpretedFunction(val.fn))
-                    undo.append((m, k, val))
-                    setattr(m, k, twin)
-        try:
-            yield twins[id(kernel)]
-        finally:
-            for m, k, val in reversed(undo):
-                setattr(m, k, val)
-            _restore(snap)
-
-
-def _patched_objects() -> list:
-    import triton.language as tl
-    objs = [m for n, m in list(sys.modules.items())
-            if m is not None and (n == "triton.language" or n.startswith("triton.language."))]
-    for name in ("tensor", "dtype", "condition", "tensor_descriptor_base", "constexpr"):
-        cls = getattr(tl.core, name, None)
-        if isinstance(cls, type):
-            objs.append(cls)
-    return objs
-
-
-def _snapshot() -> list:
-    return [(o, dict(vars(o))) for o in _patched_objects()]
-
-
-def _restore(snap: list) -> None:
-    for obj, saved in snap:
-        now = vars(obj)
-        # names the interpreter adds to a module's globals (interpreter_semantic, ...) are
-        # used by its cached rewritten functions: keep them; undo additions to classes
-        for k in [k for k in now if k not in saved and isinstance(obj, type)]:
-            with contextlib.suppress(AttributeError, TypeError):
-                delattr(obj, k)
-        for k, v in saved.items():
-            if now.get(k, _MISSING) is not v:
-                with contextlib.suppress(AttributeError, TypeError):
-                    setattr(obj, k, v)
-
-
-_MISSING = object()

@@ -19,7 +19,8 @@ import torch
 from ....dialect.types import dtype as qdtype
 from ....errors import InputError
 from ..kernel import KernelSource, TritonConfig, eval_rule, np2
-from .loader import interpreting, load_module
+from ..triton_adapter import interpreting
+from .loader import load_module
 
 __all__ = ["TritonKernel"]
 
