@@ -83,11 +83,11 @@ def main():
     k = tiny[(1,)](buf, 64, B=64)
     out["host_jit_us"] = host_us(lambda: tiny[(1,)](buf, 64, B=64))
     out["host_runner_us"] = host_us(lambda: k[(1, 1, 1)](buf, 64, 64))
-    from triton.runtime import driver
-    dev = driver.active.get_current_device()
-    gs = driver.active.get_current_stream
+    from qfuse.backends.triton import triton_adapter as tri    # the launcher call qfuse makes
+    dev = tri.current_device()
+    launch = tri.direct_launcher(k, (1,))
     def direct():
-        k.run(1, 1, 1, gs(dev), k.function, k.packed_metadata, None, None, None, buf, 64, 64)
+        launch(tri.current_stream(dev), [buf, 64, 64])
     try:
         out["host_direct_us"] = host_us(direct)
     except Exception as e:

@@ -330,8 +330,8 @@ def test_div_bounded_is_the_quotient(device, dmax):
 
 def interpreter_fma_exact() -> bool:
     """Whether this triton's interpreter has a one-rounding fma (numerics._fma_is_exact)."""
-    from triton.runtime import interpreter
-    return hasattr(getattr(interpreter, "_interpreter", None), "fma_fp32")
+    from qfuse.backends.triton.triton_adapter import interpreter_fma_is_exact
+    return interpreter_fma_is_exact()
 
 
 @pytest.mark.parametrize("device", DEVICES)
