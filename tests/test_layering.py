@@ -186,3 +186,41 @@ def test_the_cycle_finder_counts_lazy_imports(tmp_path):
     assert graph["qfuse.c"] == {"qfuse.sub.b", "qfuse.a"}
     assert import_cycles(graph) == [{"qfuse.a", "qfuse.sub.b"}]
     assert _chain(graph, {"qfuse.a", "qfuse.sub.b"}) == "qfuse.a -> qfuse.sub.b -> qfuse.a"
+
+
+# ---------------------------------------------------------------- the Triton backend's layers
+TRITON = "qfuse.backends.triton"
+DEVICE_LIBRARY = {f"{TRITON}.{m}" for m in ("numerics", "numerics_codes", "numerics_trace", "lib")}
+
+
+def _imports_triton(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        if any(n.split(".")[0] == "triton" for n in names):
+            return True
+    return False
+
+
+def test_triton_backend_layers():
+    """codegen/ and launch/ never import each other (nor run.py); the device library
+    imports only itself and the adapter; in the backend only those import triton itself
+    (the rest of qfuse uses its public API: the version, triton.testing)."""
+    graph = import_graph(PKG)
+    layer = {"codegen": f"{TRITON}.codegen", "launch": f"{TRITON}.launch"}
+    bad = []
+    for mod, deps in graph.items():
+        mine = {d for d in deps if d.startswith(TRITON + ".")}
+        if mod.startswith(layer["codegen"]):
+            bad += [f"{mod} -> {d}" for d in mine if not d.startswith(layer["codegen"])
+                    and d != f"{TRITON}.kernel"]
+        elif mod.startswith(layer["launch"]):
+            bad += [f"{mod} -> {d}" for d in mine if d.startswith(layer["codegen"])
+                    or d == f"{TRITON}.run"]
+        elif mod in DEVICE_LIBRARY:
+            bad += [f"{mod} -> {d}" for d in deps
+                    if d not in DEVICE_LIBRARY | {f"{TRITON}.triton_adapter"}]
+    assert not bad, "\n".join(sorted(bad))
+    users = sorted(_module_name(PKG, p) for p in (PKG / "backends" / "triton").rglob("*.py")
+                   if _imports_triton(p))
+    assert set(users) == DEVICE_LIBRARY | {f"{TRITON}.triton_adapter"}, users
