@@ -1,9 +1,11 @@
 """Triton device helpers: the numerics of docs/semantics.md, bit exact.
 
 Generated kernels do `from qfuse.backends.triton.numerics import *`; every exported name
-starts with `qf_` / `QF_`. Each helper gives the same bits on NVIDIA (sm_90), AMD (gfx942,
-gfx950) and in the CPU interpreter (`TRITON_INTERPRET=1` or `InterpretedFunction`), on
-triton 3.6 .. 3.9. Rules followed (shared/spec/probe-triton.md):
+starts with `qf_` / `QF_`. (That import path is part of the generated text, so this module
+and lib.py stay at the package root: see the package docstring.) Each helper gives the
+same bits on NVIDIA (sm_90), AMD (gfx942, gfx950) and in the CPU interpreter
+(`TRITON_INTERPRET=1` or `InterpretedFunction`), on triton 3.6 .. 3.9. Rules followed
+(shared/spec/probe-triton.md):
 
 * rounding that the interpreter gets wrong (fp32 -> fp8 casts: half-away ties, lost carry,
   truncated subnormals; fp32 -> bf16: truncation) is done with integer/bit arithmetic;

@@ -225,13 +225,14 @@ class Emitter:
         self.emit("row = pid.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
         self.emit(f"n_rows = {n_rows}")
         self.emit("rmask = row < n_rows")
-        self.domain_lead = self._lead_from_row(dom, "row", "rmask", first_fastest)
+        self.domain_lead = self._lead_from_row(dom, first_fastest)
 
-    def _lead_from_row(self, dom: tuple, row: str, mask: str, first_fastest: bool = False) -> Lead:
+    def _lead_from_row(self, dom: tuple, first_fastest: bool) -> Lead:
         """Leading indices of ``row``: the last dim varies fastest (row-major), or with
         ``first_fastest`` the first dim does (a KV-cache scatter: a program then takes
         consecutive tokens of one head, whose cache chunks of X bytes sit side by side in a
         block, so the writes fill whole sectors instead of half of each)."""
+        row = "row"
         order = list(range(len(dom))) if first_fastest else list(range(len(dom) - 1, -1, -1))
         names, below = {}, []
         for k, j in enumerate(order):
@@ -241,7 +242,7 @@ class Emitter:
                 idx = f"({idx}) % {self.dim(dom[j])}" if div else f"{row} % {self.dim(dom[j])}"
             names[j] = self.let(f"i_{_ident(str(dom[j]))}", idx) if len(dom) > 1 else row
             below.append(self.dim(dom[j]))
-        return self.make_lead(tuple(names[j] for j in range(len(dom))), mask)
+        return self.make_lead(tuple(names[j] for j in range(len(dom))), "rmask")
 
     def _open_tile(self, x: Value) -> None:
         """Programs over the 128x128 tiles of the 2-D ``x`` (grid: tile rows x tile columns)."""
