@@ -103,6 +103,8 @@ class Dim:
 
     value: Union[int, str, tuple]
 
+    _INFIX = {"mul": "*", "div": "/"}
+
     @staticmethod
     def of(v: Union["Dim", int, str]) -> "Dim":
         return v if isinstance(v, Dim) else Dim(v)
@@ -146,7 +148,9 @@ class Dim:
         if isinstance(v, (int, str)):
             return str(v)
         op, a, b = v
-        return {"mul": f"{a}*{b}", "div": f"{a}/{b}"}.get(op, f"{op}({a}, {b})")
+        if op in self._INFIX:     # one string per level: a dict of every spelling was 3**depth
+            return f"{a}{self._INFIX[op]}{b}"
+        return f"{op}({a}, {b})"
 
 
 def _fold(op: str, a: Dim, b: Dim) -> Dim:

@@ -82,3 +82,23 @@ def _stack_depth() -> int:
     while frame is not None:
         frame, depth = frame.f_back, depth + 1
     return depth
+
+
+def test_printing_a_derived_dim_is_linear_in_its_size(monkeypatch):
+    """``str`` of a nested dim visits each node once (it used to format every spelling
+    at every level: 3**depth calls, minutes for a 16-deep dim in an error message)."""
+    from qfuse.dialect.types import Dim, cdiv_dim, div_dim
+    calls = [0]
+    real = Dim.__str__
+
+    def counting(self):
+        calls[0] += 1
+        return real(self)
+    monkeypatch.setattr(Dim, "__str__", counting)
+    d = Dim("N")
+    for _ in range(8):
+        d = div_dim(cdiv_dim(d, 32), 2)
+    assert str(d).startswith("cdiv(cdiv(") and str(d).endswith(", 32)/2")
+    calls[0] = 0
+    str(d)
+    assert calls[0] == 4 * 8 + 1          # every Dim node once (constants included)
