@@ -122,3 +122,18 @@ def test_carriage_returns_and_long_lines_quote_the_right_source(tmp_path):
 ])
 def test_number_literals_in_range(text, negative, value):
     assert number_literal(text, negative, SourceLoc("x.qp", 1, 1)) == value
+
+
+def test_the_limits_page_states_the_limits_in_force():
+    from pathlib import Path
+    from qfuse.dsl import limits
+    page = (Path(__file__).resolve().parents[2] / "docs" / "language-limits.md").read_text()
+    rows = {"brackets open at once in one statement": limits.MAX_NESTING,
+            "`+` / `*` in one statement": limits.MAX_OPERATORS,
+            "stage calls in one pipeline": limits.MAX_STAGES,
+            "parameters of one pipeline": limits.MAX_PARAMS,
+            "a name (pipeline, parameter, variable, dim)": f"{limits.MAX_NAME} characters",
+            "a constant dim (`x: bf16[M, 128]`)": f"1 .. {limits.MAX_DIM}",
+            "a derived dim (`N/2`, `cdiv(N, 32)`)": f"nested at most {limits.MAX_DIM_DEPTH} deep"}
+    for what, value in rows.items():
+        assert f"| {what} | {value}" in page, what
