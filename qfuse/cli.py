@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from .backends.registry import backend_names
 from .errors import QfuseError
 
 __all__ = ["main"]
@@ -66,15 +67,8 @@ def cmd_run(args) -> int:
     dims = parse_shape_arg(args.shape or "")
     for tp in tps:
         inputs = random_inputs(tp, dims, seed=args.seed, device=args.device)
-        if args.backend == "reference":
-            from .dialect.builder import build_module
-            from .dialect.reader import read_pipelines
-            from .backends.reference.interpreter import run_pipeline
-            (read,) = read_pipelines(build_module([tp]))    # interpret the qf module itself
-            outputs = run_pipeline(read, inputs)
-        else:
-            from .runtime.pipeline import QuantPipeline
-            outputs = QuantPipeline(tp, backend=args.backend)(**inputs, _as_dict=True)
+        from .runtime.pipeline import QuantPipeline
+        outputs = QuantPipeline(tp, backend=args.backend)(**inputs, _as_dict=True)
         summarize(tp, inputs, outputs, dims)
     return 0
 
@@ -95,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("file")
     run.add_argument("--pipeline", help="pipeline name (default: all pipelines of the file)")
     run.add_argument("--shape", default="", help="symbolic dims, e.g. M=4,N=256")
-    run.add_argument("--backend", default="reference", choices=("reference", "triton"))
+    run.add_argument("--backend", default="reference", choices=backend_names())
     run.add_argument("--device", default="cpu")
     run.add_argument("--seed", type=int, default=0)
     run.set_defaults(fn=cmd_run)

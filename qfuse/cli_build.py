@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from .backends.registry import backend_names
+
 __all__ = ["register"]
 
 
@@ -27,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("files", nargs="+")
     p.add_argument("--target", action="append",
                    help="cuda:sm_90, hip:gfx942, hip:gfx950 (repeatable; default cuda:sm_90)")
-    p.add_argument("--backend", default="triton", choices=("triton", "rocdl"))
+    p.add_argument("--backend", default="triton", choices=backend_names())
     p.add_argument("--shapes", default="", help="sizes for the binaries' block constexprs, "
                                                 "e.g. N=7168 (others default to 64)")
     p.add_argument("-o", "--out", required=True, help="bundle directory")

@@ -11,9 +11,11 @@ finds them by name; nothing else compares backend names):
 * ``unsupported(kernel, space)``: why it cannot build a kernel, or None;
 * ``compile_kernel(kernel, space, target, facts)``: the artifact that runs one kernel
   function (Triton: a ``KernelSource``; the reference backend needs none);
-* ``runner(compiled, aliases, index_checks)``: an object that runs a compiled pipeline's
-  kernels on tensors (``run(inputs)``, and ``run_seen(inputs)`` for a call signature it
-  bound before).
+* ``binaries(artifact, target, dims)``: what a bundle ships for one kernel on a target
+  (cross-compiled here, no hardware needed);
+* ``runner(compiled, aliases)``: an object that runs a compiled pipeline's kernels on
+  tensors (``run(inputs)``, and ``run_seen(key, inputs)`` for a call signature it bound
+  before).
 
 Backends import only ``qfuse.dialect``, ``qfuse.errors``, this module and their own
 toolchain.
@@ -87,9 +89,16 @@ class Backend:
 
     name: str = "base"
     version: str = "0"
+    tunable: bool = False            # launch configs to autotune (qfuse.runtime.autotune)
+    runs_uncompiled: bool = False    # can run a checked program without the compiler
 
     def supports(self, target: Target) -> bool:
         raise NotImplementedError
+
+    def target_for(self, device: Target) -> Target:
+        """The target this backend compiles for to run on ``device`` (the device's own
+        target: ``cuda:sm_90``, ``hip:gfx942``, ``cpu:interp``)."""
+        return device
 
     def toolchain(self) -> dict:
         """``{tool: version}`` of what this backend builds with (part of :meth:`hash`)."""
@@ -114,8 +123,17 @@ class Backend:
         of the pipeline computed, filled in by this call for later ones)."""
         raise NotImplementedError
 
-    def runner(self, compiled: Any, aliases: dict, index_checks: Any = None) -> Any:
-        """Runs ``compiled`` (a ``CompiledPipeline`` of this backend) on tensors."""
+    def binaries(self, artifact: Any, target: Target, dims: dict) -> dict:
+        """``{extension: bytes or text}`` a bundle ships for one kernel on ``target``,
+        built here without the target's hardware (``dims``: sizes for the constexprs)."""
+        return {}
+
+    def runner(self, compiled: Any, aliases: dict) -> Any:
+        """Runs ``compiled`` (a ``CompiledPipeline`` of this backend) on tensors:
+        ``run(inputs, key, config, interpret)`` for a validated call (``key``: its
+        signature, to bind it for later calls), ``has(key)`` / ``run_seen(key, inputs)``
+        for a signature bound before, ``set_configs(lookup)`` for tuned launch configs,
+        ``needs_contiguous``: whether inputs must be dense in their last dim."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

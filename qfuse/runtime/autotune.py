@@ -87,20 +87,27 @@ def tune_pipeline(qp, inputs: dict, *, candidates: Optional[Iterable] = None,
                   ) -> TuningTable:
     """Time every candidate config for every kernel of ``qp`` on ``inputs``; returns the
     table of winners (also installed in ``qp``'s executor for this device)."""
-    from .executor import validate_inputs
+    from ..backends.base import parse_target
+    from ..backends.registry import default_backend, get_backend
+    from ..errors import UnsupportedError
+    from .executor import Executor, validate_inputs
     device = qp._device(inputs)
-    target = device_target(device)
-    cp = qp.compiled("triton", target)
+    backend = qp.backend or default_backend(device.type)
+    b = get_backend(backend)
+    if not b.tunable:
+        raise UnsupportedError(f"{qp.name}: the {backend} backend launches nothing to tune "
+                               f"(autotune a pipeline made with backend='triton')")
+    target = str(b.target_for(parse_target(device_target(device))))
+    cp = qp.compiled(backend, target)
     validate_inputs(cp, inputs, need_contiguous=True)
-    from .executor import Executor
-    ex = qp._executors.get(("triton", target)) or Executor(cp)
-    qp._executors[("triton", target)] = ex
+    ex = qp._executors.get((backend, target)) or Executor(cp, qp.index_check)
+    qp._executors[(backend, target)] = ex
     qp._by_device[device] = ex
     name = device_name or _device_name(device)
     table = TuningTable()
     env = dict(inputs)
     for step in cp.steps:
-        kern = ex.kernel(step)
+        kern = ex.runner.kernel(step)
         ins = {n: env[n] for n in step.inputs}
         dims = kern.bind_dims(ins)
         rows = kern.source.rows(dims)

@@ -16,9 +16,8 @@ from ..errors import QfuseError
 from .artifact import FORMAT_VERSION
 from .bundle import BUNDLE_FORMAT, write_bundle_files
 
-__all__ = ["build_bundle", "BuildReport", "BINARY_EXT"]
+__all__ = ["build_bundle", "BuildReport"]
 
-BINARY_EXT = {"cuda": ("ptx", "cubin"), "hip": ("amdgcn", "hsaco")}
 DEFAULT_SYMBOL = 64
 
 
@@ -43,13 +42,12 @@ def build_bundle(files: Iterable[str], targets: list, out: str, *, backend: str 
                  tuning: Optional[str] = None) -> BuildReport:
     """Build ``files`` for ``targets`` into directory ``out``; returns what built and failed."""
     from ..backends.base import parse_target
+    from ..backends.registry import get_backend
     from ..dsl import load_file
     from .compiler import _versions, compile_pipeline
-    if backend != "triton":
-        raise QfuseError(f"backend {backend!r} cannot be built ahead of time yet: the rocdl "
-                         f"backend is planned; use --backend triton")
+    b = get_backend(backend)
     for t in targets:
-        parse_target(t)
+        b.check_target(parse_target(t))
     table = _read_tuning_file(tuning) if tuning else None     # bad input fails before work
     report = BuildReport()
     jobs = []
@@ -87,7 +85,7 @@ def build_bundle(files: Iterable[str], targets: list, out: str, *, backend: str 
                 for t in targets:
                     if prog:
                         prog.update(task, description=f"{tp.name}: compile for {t}")
-                    entry["binaries"][t] = _compile_binaries(cp, t, shapes or {}, payload)
+                    entry["binaries"][t] = _compile_binaries(b, cp, t, shapes or {}, payload)
                     if prog:
                         prog.advance(task)
                 pipelines[tp.name] = entry
@@ -105,7 +103,7 @@ def build_bundle(files: Iterable[str], targets: list, out: str, *, backend: str 
         payload["autotune.json"] = table.dumps()
     manifest = {"bundle_format": BUNDLE_FORMAT, "autotune": "autotune.json" if tuning else None,
                 "format": FORMAT_VERSION, "backend": backend,
-                "targets": list(targets), "versions": _versions(), "shapes": shapes or {},
+                "targets": list(targets), "versions": _versions(backend), "shapes": shapes or {},
                 "pipelines": pipelines,
                 "failed": [{"pipeline": n, "error": m} for n, m in report.failed]}
     try:
@@ -142,21 +140,20 @@ def _entry(cp, source_file: str) -> dict:
             "binaries": {}}
 
 
-def _compile_binaries(cp, target: str, shapes: dict, payload: dict) -> dict:
-    from ..backends.triton.launch import TritonKernel
-    exts = BINARY_EXT[target.split(":")[0]]
+def _compile_binaries(backend, cp, target: str, shapes: dict, payload: dict) -> dict:
+    """Each kernel of ``cp`` built for ``target`` by ``backend`` into ``payload``;
+    ``{kernel: [relative paths]}``. Symbols not given in ``shapes`` are 64 (small
+    constexprs: a split-K count is unrolled, and a 4096-wide block for every dim would
+    only make the compile slow)."""
+    from ..backends.base import parse_target
+    tgt = parse_target(target)
     out = {}
     for step in cp.steps:
-        kern = TritonKernel(step.source)
-        # symbols not given: 64 (small constexprs: a split-K count is unrolled, and a
-        # 4096-wide block for every dim would only make the compile slow)
-        dims = {s: shapes.get(s, DEFAULT_SYMBOL) for s in step.source.symbols}
-        asm = kern.compile(target, dims)
+        dims = {s: shapes.get(s, DEFAULT_SYMBOL) for s in getattr(step.source, "symbols", ())}
         names = []
-        for ext in exts:
-            if ext in asm:
-                rel = f"binaries/{target.replace(':', '_')}/{step.name}.{ext}"
-                payload[rel] = asm[ext]
-                names.append(rel)
+        for ext, data in backend.binaries(step.source, tgt, dims).items():
+            rel = f"binaries/{target.replace(':', '_')}/{step.name}.{ext}"
+            payload[rel] = data
+            names.append(rel)
         out[step.name] = names
     return out

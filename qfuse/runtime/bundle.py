@@ -231,6 +231,9 @@ def _artifact_of(name: str):
 def _pipeline(cp: CompiledPipeline, tgt: str, jit: bool):
     """The callable of ``cp``: its bundled kernels, or (``jit``) compiled here."""
     from .pipeline import QuantPipeline
-    prebuilt = {} if jit else {("triton", tgt): cp}
-    return QuantPipeline(cp.program, backend="triton" if tgt != "cpu:ref" else None,
-                         prebuilt=prebuilt, allow_jit=jit)
+    from ..backends.base import parse_target
+    from ..backends.registry import get_backend
+    # a target the bundle's backend does not serve (cpu:ref): the device's default backend
+    backend = cp.backend if get_backend(cp.backend).supports(parse_target(tgt)) else None
+    prebuilt = {} if jit or backend is None else {(backend, tgt): cp}
+    return QuantPipeline(cp.program, backend=backend, prebuilt=prebuilt, allow_jit=jit)

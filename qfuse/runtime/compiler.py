@@ -37,10 +37,13 @@ def qfuse_fingerprint() -> str:
     return h.hexdigest()
 
 
-def _versions() -> dict:
+def _versions(backend: Optional[str] = None) -> dict:
+    """qfuse's, torch's and the MLIR bindings' versions, and ``backend``'s toolchain."""
     import torch
-    import triton
-    out = {"qfuse": QFUSE_VERSION, "triton": triton.__version__, "torch": torch.__version__}
+    out = {"qfuse": QFUSE_VERSION, "torch": torch.__version__}
+    if backend is not None:
+        from ..backends.registry import get_backend
+        out.update(get_backend(backend).toolchain())
     try:
         from ..dialect.mlir import mlir_version
         out["mlir"] = mlir_version()
@@ -59,9 +62,12 @@ def canonical_ir(tp: TypedPipeline) -> str:
 def compile_key(tp: TypedPipeline, backend: str, target: str, options: Optional[dict] = None) -> str:
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith("QFUSE_")
                  and k not in ("QFUSE_CACHE_DIR", "QFUSE_DEBUG"))
-    v = _versions()
-    return cache_key(qfuse_fingerprint(), v.get("mlir", ""), v["triton"], canonical_ir(tp),
-                     backend, target, repr(sorted((options or {}).items())), repr(env))
+    from ..backends.base import parse_target
+    from ..backends.registry import get_backend
+    b = get_backend(backend)
+    tgt = parse_target(target) if target != "any" else target
+    return cache_key(qfuse_fingerprint(), _versions().get("mlir", ""), canonical_ir(tp),
+                     backend, b.hash(tgt), repr(sorted((options or {}).items())), repr(env))
 
 
 def _name(attrs, key="qf.name") -> str:
@@ -100,23 +106,26 @@ def compile_pipeline(tp: TypedPipeline, backend: str = "triton", target: str = "
     from ..dialect.reader import read_function
     from ..dialect.text import print_module
     from ..passes import run_passes
+    from ..backends.base import parse_target
+    from ..backends.registry import get_backend
+    b = get_backend(backend)
+    tgt = parse_target(target) if target != "any" else None
+    if tgt is not None:
+        b.check_target(tgt)
     fused = run_passes(build_module([tp]), "default")
     calls, returns = _schedule(fused, tp.name)
     steps = []
-    facts: dict = {}                     # what earlier kernels computed (render.scale_fact)
+    facts: dict = {}                     # what earlier kernels computed, for later ones
     for fn, ins, outs in calls:
         attrs = fn.operation.attributes
         space = ir.StringAttr(attrs["qf.space"]).value
         kprog = read_function(fn)
-        source = None
-        if backend == "triton":
-            from ..backends.triton.codegen import render_kernel, scale_fact
-            source = render_kernel(kprog, space, scale_facts=facts)
-            facts.update(scale_fact(kprog, space))
+        artifact = b.compile_kernel(kprog, space, tgt, facts)
         steps.append(KernelStep(ir.StringAttr(attrs["sym_name"]).value, space,
-                                ir.StringAttr(attrs["qf.reason"]).value, ins, outs, source, kprog))
+                                ir.StringAttr(attrs["qf.reason"]).value, ins, outs, artifact,
+                                kprog))
     return CompiledPipeline(tp.name, tp, backend, target, print_module(fused), steps, returns,
-                            _versions())
+                            _versions(backend))
 
 
 def cached_compile(tp: TypedPipeline, backend: str, target: str,

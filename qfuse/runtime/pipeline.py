@@ -31,13 +31,14 @@ from ..dialect.typed import TypedPipeline
 from ..errors import InputError, UnsupportedError
 from .artifact import CompiledPipeline
 from .devices import device_name as _device_name
+from ..backends.base import parse_target
+from ..backends.registry import check_name, default_backend, get_backend
 from .devices import device_target
 from .executor import Executor
 from .torch_op import aliased_params, register_pipeline_op
 
 __all__ = ["QuantPipeline", "quant_pipeline", "device_target"]
 
-BACKENDS = ("triton", "reference")
 
 
 class QuantPipeline:
@@ -46,9 +47,8 @@ class QuantPipeline:
     def __init__(self, program: TypedPipeline, backend: Optional[str] = None, *,
                  prebuilt: Optional[dict] = None, allow_jit: bool = True,
                  index_check: Optional[str] = None):
-        if backend is not None and backend not in BACKENDS:
-            raise UnsupportedError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)} "
-                                   f"(rocdl is planned)")
+        if backend is not None:
+            check_name(backend)
         from .index_check import index_policy
         self.index_check = index_policy(index_check)     # see qfuse.runtime.index_check
         self.program = program
@@ -178,15 +178,16 @@ class QuantPipeline:
         device = self._device(inputs)
         ex = self._by_device.get(device)
         if ex is None:
-            backend = self.backend or ("triton" if device.type == "cuda" else "reference")
-            target = device_target(device) if backend == "triton" else "cpu:ref"
+            backend = self.backend or default_backend(device.type)
+            b = get_backend(backend)
+            target = str(b.target_for(parse_target(device_target(device))))
             ex = self._executors.get((backend, target))
             if ex is None:
                 ex = self._executors[(backend, target)] = Executor(self.compiled(backend, target),
                                                                    self.index_check)
                 if self._tuning is not None:
                     ex.set_tuning(self._tuning[0], self._tuning[1] or _device_name(device))
-                elif backend == "triton":           # results of an earlier autotune run
+                elif b.tunable:                     # results of an earlier autotune run
                     from .tuning import load_tuning
                     name = _device_name(device)
                     kept = load_tuning(ex.cp, name)
@@ -199,19 +200,18 @@ class QuantPipeline:
     def compiled(self, backend: str = "triton", target: str = "cpu:interp") -> CompiledPipeline:
         key = (backend, target)
         with self._lock:
-            cp = self._compiled.get(key) or (self._compiled.get(("triton", "*"))
-                                             if backend == "triton" else None)
+            cp = self._compiled.get(key)
             if cp is None:
                 cp = self._compile(backend, target)
                 self._compiled[key] = cp
             return cp
 
     def _compile(self, backend: str, target: str) -> CompiledPipeline:
-        if backend == "reference" and not (self.allow_jit and _compiler_installed()):
+        if get_backend(backend).runs_uncompiled and not (self.allow_jit and _compiler_installed()):
             # no compiler here (a bundle, a deployment box): the checked program, unfused; the
             # fused module's kernels compute the same bits (tests/runtime/test_reference_fused.py)
             names = self.program.return_names or [v.name for v in self.program.returns]
-            return CompiledPipeline(self.name, self.program, "reference", target,
+            return CompiledPipeline(self.name, self.program, backend, target,
                                     returns=[(n, v.name) for n, v in
                                              zip(names, self.program.returns)])
         if not self.allow_jit:

@@ -32,7 +32,7 @@ def test_best_candidate_is_recorded_and_used():
     assert table.config_for(kernel, bucket).block_m == 2
     assert table.entries[kernel][bucket]["us"] == 1000.0
     ex = next(iter(tuned._executors.values()))
-    assert ex._config(next(s for s in ex.cp.steps), {"M": 6, "N": 64}).block_m == 2
+    assert ex.runner.config_for(next(s for s in ex.cp.steps), {"M": 6, "N": 64}).block_m == 2
     ref = quant_pipeline(backend="reference")(tuned.__wrapped__)
     for a, b in zip(tuned(x), ref(x)):
         assert torch.equal(a.view(torch.uint8) if a.element_size() == 1 else a,
@@ -114,7 +114,7 @@ def test_results_are_kept_in_the_runtime_cache():
     fresh(x)
     ex = next(iter(fresh._executors.values()))
     assert ex.tuning is not None
-    assert ex._config(ex.cp.steps[0], {"M": 5, "N": 64}).block_m == 4
+    assert ex.runner.config_for(ex.cp.steps[0], {"M": 5, "N": 64}).block_m == 4
 
 
 @quant_pipeline(backend="triton")

@@ -49,7 +49,7 @@ def test_seen_call_plans():
                 assert torch.equal(g.view(torch.uint8) if g.element_size() == 1 else g,
                                    w.view(torch.uint8) if w.element_size() == 1 else w), (name, call)
         (ex,) = qp._executors.values()
-        ((_, direct),) = ex._fast.values()
+        ((_, direct),) = ex.runner._fast.values()
         assert (direct is not None) == single, name
         if single:
             launch, device, rets = direct

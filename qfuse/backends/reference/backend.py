@@ -19,14 +19,18 @@ __all__ = ["ReferenceBackend", "ReferenceRunner"]
 class ReferenceBackend(Backend):
     name = "reference"
     version = "1"
+    runs_uncompiled = True
 
     def supports(self, target: Target) -> bool:
         return True
 
+    def target_for(self, device: Target) -> Target:
+        return Target("cpu", "ref")          # torch runs it on any device
+
     def compile_kernel(self, kernel, space: str, target: Target, facts: dict):
         return None                       # the kernel's program is the artifact
 
-    def runner(self, compiled, aliases: dict, index_checks=None) -> "ReferenceRunner":
+    def runner(self, compiled, aliases: dict) -> "ReferenceRunner":
         return ReferenceRunner(compiled, aliases)
 
     def run(self, tp, inputs: dict, device=None) -> dict:
@@ -43,8 +47,14 @@ class ReferenceRunner:
         self.cp = compiled
         self.aliases = aliases             # {cache_write result: cache parameter}
 
+    def has(self, key) -> bool:
+        return False                       # nothing is bound per signature
+
     def run_seen(self, key, inputs: dict) -> Optional[dict]:
-        return None                        # nothing is bound per signature
+        return None
+
+    def set_configs(self, lookup) -> None:
+        """No launch configs: the reference backend launches nothing."""
 
     def run(self, inputs: dict, key=None, config=None, interpret=None) -> dict:
         return self._write_back(self._run(inputs), inputs)

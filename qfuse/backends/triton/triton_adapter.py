@@ -58,7 +58,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.runtime.jit import JITFunction, constexpr_function
 
-__all__ = ["SUPPORTED", "version", "api_problems", "launch_jit", "direct_launcher",
+__all__ = ["SUPPORTED", "version", "version_text", "api_problems", "launch_jit", "direct_launcher",
            "current_device", "current_stream", "hooks_active", "interpreting", "interpret",
            "is_interpreter_tensor", "interpreter_fma_is_exact", "compile_for", "GPUTarget",
            "constexpr_function", "builtin", "target_arch"]
@@ -70,6 +70,11 @@ def version() -> tuple:
     """(major, minor) of the installed triton."""
     major, minor = triton.__version__.split(".")[:2]
     return int(major), int(minor)
+
+
+def version_text() -> str:
+    """The installed triton's full version string (part of the backend's cache key)."""
+    return triton.__version__
 
 
 # ---------------------------------------------------------------- launching

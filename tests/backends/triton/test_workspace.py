@@ -53,7 +53,7 @@ def test_amax_kernel_leaves_its_workspace_zeroed():
         rq, rs = ref(x)
         assert torch.equal(q.view(torch.uint8), rq.view(torch.uint8)) and torch.equal(s, rs), seed
     ex = next(iter(qp._executors.values()))
-    pools = [step[1].ws_pool for steps, _ in ex._fast.values() for step in steps
+    pools = [step[1].ws_pool for steps, _ in ex.runner._fast.values() for step in steps
              if step[1] is not None and step[1].ws_pool is not None]
     assert pools and all(int(p.buffer.abs().sum()) == 0 for p in pools)
     assert all(len(p.by_stream) == 1 for p in pools)

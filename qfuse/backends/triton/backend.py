@@ -1,0 +1,55 @@
+"""The Triton backend behind the :class:`~qfuse.backends.base.Backend` seam.
+
+* compile: a kernel function of the fused module -> :class:`KernelSource` (``codegen/``),
+  the same text for every target;
+* binaries: cross-compiled ptx / cubin (CUDA) or amdgcn / hsaco (HIP) of one kernel for
+  a bundle (``launch/cross_compile.py``), no GPU needed;
+* run: :class:`~.runner.TritonRunner` (``launch/``), the interpreter for CPU tensors.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ...errors import QfuseError
+from ..base import Backend, Target
+from .codegen import render_kernel, scale_fact
+from .runner import TritonRunner
+
+__all__ = ["TritonBackend", "BINARY_EXT"]
+
+BINARY_EXT = {"cuda": ("ptx", "cubin"), "hip": ("amdgcn", "hsaco")}
+
+
+class TritonBackend(Backend):
+    name = "triton"
+    version = "1"
+    tunable = True
+
+    def supports(self, target: Target) -> bool:
+        return target.platform in ("cuda", "hip") or str(target) == "cpu:interp"
+
+    def toolchain(self) -> dict:
+        from .triton_adapter import version_text
+        return {"triton": version_text()}
+
+    def unsupported(self, kernel, space: str) -> Optional[str]:
+        try:
+            render_kernel(kernel, space)
+        except QfuseError as e:
+            return e.message
+        return None
+
+    def compile_kernel(self, kernel, space: str, target: Target, facts: dict):
+        source = render_kernel(kernel, space, scale_facts=facts)
+        facts.update(scale_fact(kernel, space))
+        return source
+
+    def binaries(self, source, target: Target, dims: dict) -> dict:
+        """``{extension: asm text or bytes}`` of ``source``'s kernel cross-compiled for
+        ``target`` with the block constexprs of ``dims``."""
+        from .launch import TritonKernel
+        asm = TritonKernel(source).compile(str(target), dims)
+        return {ext: asm[ext] for ext in BINARY_EXT.get(target.platform, ()) if ext in asm}
+
+    def runner(self, compiled, aliases: dict) -> TritonRunner:
+        return TritonRunner(compiled, aliases)

@@ -1,0 +1,125 @@
+"""``TritonRunner``: the launches of one compiled pipeline, bound once per call signature.
+
+The runtime's executor validates a call (signature, shape requirements, scalars, index
+policy) and hands it here. A first call of a signature binds every kernel (dims from
+shapes, outputs, views, constexprs, grid, argument list: hundreds of microseconds of
+Python), launches it, and keeps a plan; a later call of the same signature swaps the new
+tensors into the bound launches (``run_seen``). A KV cache (or its scale table) passed in
+is updated in place: the caller's tensor is the kernel's output.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .launch import TritonKernel, bind_launch
+
+__all__ = ["TritonRunner"]
+
+
+def _plan(bound: list, returns: list, env: dict) -> tuple:
+    """``(steps, single)`` for TritonRunner._run_fast from the bound launches of a first
+    call (``env``: its values by name, to find each launch's device). ``single``: for one
+    launched kernel without aliased outputs, ``(launch, device, [(return name, from the
+    outputs?, tensor or input name)])``, else None."""
+    steps = []
+    for step, launch, in_names, outmap in bound:
+        device = next((env[n].device for n in in_names if isinstance(env[n], torch.Tensor)),
+                      None)
+        steps.append((step, launch, in_names, device,
+                      [(t, a) for t, _, a in outmap if a is not None],
+                      [(t, v) for t, v, _ in outmap]))
+    single = None
+    if len(steps) == 1 and steps[0][1] is not None and not steps[0][4]:
+        _, launch, _, device, _, assigns = steps[0]
+        made = {v: t for t, v in assigns}
+        single = (launch, device, [(ret, val in made, made.get(val, val)) for ret, val in returns])
+    return steps, single
+
+
+class TritonRunner:
+    """Runs the kernels of one compiled pipeline (``cp.steps`` with KernelSources)."""
+
+    needs_contiguous = True                # kernels address the last dim densely
+
+    def __init__(self, cp, aliases: dict):
+        self.cp = cp
+        self.aliases = aliases             # {cache_write result value: cache parameter}
+        self._kernels: dict = {}
+        self._fast: dict = {}              # call signature -> _plan(...) of its launches
+        self._configs = None               # (kernel name, rows) -> TritonConfig or None
+
+    def set_configs(self, lookup) -> None:
+        """Launch with the configs ``lookup(kernel name, rows)`` gives (a tuning table's,
+        qfuse.runtime.tuning) from now on; None: the default rule."""
+        self._configs = lookup
+        self._fast.clear()
+
+    def config_for(self, step, dims: dict):
+        """The launch config of ``step`` at ``dims``, or None (the default rule)."""
+        if self._configs is None:
+            return None
+        return self._configs(step.name, self.kernel(step).source.rows(dims))
+
+    def kernel(self, step) -> TritonKernel:
+        k = self._kernels.get(step.name)
+        if k is None:
+            k = self._kernels[step.name] = TritonKernel(step.source)
+        return k
+
+    def run(self, inputs: dict, key=None, config=None, interpret: Optional[bool] = None) -> dict:
+        """Bind and launch every kernel; with ``key`` (the call signature) keep the plan."""
+        env = dict(inputs)
+        bound = []
+        on_cpu = all(v.device.type == "cpu" for v in inputs.values() if isinstance(v, torch.Tensor))
+        interp = on_cpu if interpret is None else interpret
+        for step in self.cp.steps:
+            kern = self.kernel(step)
+            ins = {n: env[n] for n in step.inputs}
+            dims = kern.bind_dims(ins)
+            outs = kern.allocate_outputs(ins, dims)
+            for tensor_name, value_name in kern.source.outputs:
+                alias = self.aliases.get(value_name)
+                if alias is not None:
+                    outs[tensor_name] = inputs[alias]        # update the cache in place
+            cfg = config or self.config_for(step, dims)
+            kern.launch(ins, outs, dims, cfg, interpret)
+            outmap = [(t, v, self.aliases.get(v)) for t, v in kern.source.outputs]
+            bound.append((step, bind_launch(kern, ins, outs, dims, cfg, interp), list(step.inputs),
+                          outmap))
+            for tensor_name, value_name in kern.source.outputs:
+                env[value_name] = outs[tensor_name]
+        if key is not None and config is None and interpret is None:
+            self._fast[key] = _plan(bound, self.cp.returns, env)
+        return {ret: env[val] for ret, val in self.cp.returns}
+
+    def has(self, key) -> bool:
+        return key in self._fast
+
+    def run_seen(self, key, inputs: dict) -> Optional[dict]:
+        """A signature bound before: swap the new tensors into its launches; None if it
+        was not bound."""
+        plan = self._fast.get(key)
+        if plan is None:
+            return None
+        steps, single = plan
+        if single is not None:           # one kernel, no cache, launched: the common case
+            launch, device, rets = single
+            outs = launch.allocate(inputs, device)
+            launch(inputs, outs)
+            return {ret: (outs if from_out else inputs)[name] for ret, from_out, name in rets}
+        env = dict(inputs)
+        for step, launch, in_names, device, aliased, assigns in steps:
+            ins = {n: env[n] for n in in_names}
+            if launch is None:           # an empty grid (M = 0): outputs are empty
+                kern = self.kernel(step)
+                outs = kern.allocate_outputs(ins, kern.bind_dims(ins))
+            else:
+                cache = {t: inputs[a] for t, a in aliased}
+                outs = launch.allocate(ins, device, skip=cache)
+                outs.update(cache)               # the caller's cache, updated in place
+                launch(ins, outs)
+            for tensor_name, value_name in assigns:
+                env[value_name] = outs[tensor_name]
+        return {ret: env[val] for ret, val in self.cp.returns}
