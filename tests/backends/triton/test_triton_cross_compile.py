@@ -13,7 +13,7 @@ import torch
 from qf_triton_testlib import DEVICES, k_e2m1_pow2, k_silu, launch
 from qf_triton_xkernels import k_mxfp4, k_rmsnorm_fp8, mxfp4_reference, rmsnorm_fp8_reference
 from qfuse.backends.triton import numerics as qn
-from qfuse.backends.triton.launch.cross_compile import compile_kernel, parse_target
+from qfuse.backends.triton.launch.cross_compile import compile_kernel, gpu_target
 from qfuse.backends.triton.triton_adapter import version as triton_version
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN/inf casts in numpy
@@ -26,16 +26,18 @@ def rmsnorm_asm(target, fnuz, native, **kw):
     return compile_kernel(k_rmsnorm_fp8, RMS_SIG, consts, target, **kw)
 
 
-def test_parse_target():
-    t = parse_target("cuda:sm_90")
+def test_gpu_target_from_the_one_target_type():
+    t = gpu_target("cuda:sm_90")
     assert (t.backend, t.arch, t.warp_size) == ("cuda", 90, 32)
-    assert parse_target("cuda:sm_100a").arch == 100
+    assert gpu_target("cuda:sm_100a").arch == 100
     for arch in ("gfx942", "gfx950"):
-        t = parse_target(f"hip:{arch}")
+        t = gpu_target(f"hip:{arch}")
         assert (t.backend, t.arch, t.warp_size) == ("hip", arch, 64)
-    assert parse_target("hip:gfx1100").warp_size == 32
-    with pytest.raises(ValueError):
-        parse_target("rocm:mi300")
+    assert gpu_target("hip:gfx1100").warp_size == 32
+    from qfuse.errors import UnsupportedError
+    for bad in ("rocm:mi300", "cpu:interp"):
+        with pytest.raises(UnsupportedError):
+            gpu_target(bad)
 
 
 def test_compile_kernel_argument_errors():

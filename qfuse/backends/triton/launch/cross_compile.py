@@ -3,7 +3,8 @@
 Works on triton 3.6 .. 3.9 (triton_adapter.compile_for: ``ASTSource`` + ``triton.compile``
 for a ``GPUTarget``; signature keys are argument names).
 
-* `parse_target("cuda:sm_90" | "hip:gfx942" | "hip:gfx950")` -> `GPUTarget`.
+* `gpu_target("cuda:sm_90" | "hip:gfx942" | Target)` -> Triton's `GPUTarget` (the one
+  target spelling is ``qfuse.backends.base.Target``).
 * `compile_kernel(jit_fn, signature, constexprs, target, ...)` -> `{stage: asm}` with the
   stages `source, ttir, ttgir, llir` and `ptx, cubin` (cuda) or `amdgcn, hsaco` (hip).
   A kernel decorated under `TRITON_INTERPRET=1` compiles too (its interpreted functions
@@ -12,39 +13,21 @@ for a ``GPUTarget``; signature keys are argument names).
 To run the same kernels in the CPU interpreter: `triton_adapter.interpret` /
 `interpreting`.
 """
-import re
+from ..targets import gpu_target
+from ..triton_adapter import compile_for, jit_function
 
-from ..triton_adapter import GPUTarget, compile_for, jit_function
-
-__all__ = ["parse_target", "compile_kernel"]
-
-_TARGET_RE = re.compile(r"^(cuda):(?:sm_)?(\d+)a?$|^(hip):(gfx[0-9a-f]+)$")
-
-
-def parse_target(spec):
-    """'cuda:sm_90' -> GPUTarget('cuda', 90, 32); 'hip:gfx942' -> GPUTarget('hip', 'gfx942', 64).
-
-    HIP warp size: 64 for gfx9 (CDNA), 32 for gfx10+ (RDNA)."""
-    if isinstance(spec, GPUTarget):
-        return spec
-    m = _TARGET_RE.match(spec.strip())
-    if m is None:
-        raise ValueError(f"bad target {spec!r}: expected 'cuda:sm_NN' or 'hip:gfxNNN'")
-    if m.group(1):
-        return GPUTarget("cuda", int(m.group(2)), 32)
-    arch = m.group(4)
-    return GPUTarget("hip", arch, 64 if arch.startswith("gfx9") else 32)
+__all__ = ["gpu_target", "compile_kernel"]
 
 
 def compile_kernel(jit_fn, signature, constexprs, target, num_warps=4, num_stages=None,
                    enable_fp_fusion=False, attrs=None):
-    """Cross-compile `jit_fn` for `target` (a GPUTarget or a parse_target string).
+    """Cross-compile `jit_fn` for `target` (a ``Target``, its string, or a GPUTarget).
 
     signature: {arg name: type string ('*fp32', '*bf16', '*u8', '*fp8e4nv', 'i32', 'fp32',
     ...)}; constexprs: {arg name: value} (listed as 'constexpr' in the signature for you).
     attrs: optional {(arg index,): [['tt.divisibility', 16]]}. FP fusion is off by default
     (the semantics forbid FMA contraction). Returns {stage: asm text or bytes}."""
-    target = parse_target(target)
+    target = gpu_target(target)
     fn = jit_function(jit_fn)
     name = fn.fn.__name__
     constexprs = dict(constexprs or {})
