@@ -76,6 +76,7 @@ class _PipelineChecker:
         self.first_assigned: dict = {}    # name -> SourceLoc of its (first) assignment
         self.taken: set = set()           # every user name, so generated names avoid them
         self.counters: dict = {}
+        self.uses: list = []              # (Value, StageCall, operand name, SourceLoc)
 
     # ------------------------------------------------------------------ driver
     def run(self) -> TypedPipeline:
@@ -104,6 +105,7 @@ class _PipelineChecker:
             raise DSLTypeError(f"pipeline '{pipe.name}' has no 'return'", pipe.loc,
                                hint="end the body with: return <values>")
         values, names = self._return(returned)
+        self._check_in_place_writes(values, returned.values)
         return TypedPipeline(pipe.name, params, self.consts, self.calls, values, pipe.loc,
                              return_names=names)
 
@@ -307,6 +309,9 @@ class _PipelineChecker:
         call = StageCall(st.name, {o.name: values.get(o.name) for o in st.operands}, resolved,
                          result_values, node.loc, result_names=result_names)
         self.calls.append(call)
+        self.uses += [(v, call, name, where.get(name, node.loc)) for name, v in values.items()]
+        if st.name == "shuffle":
+            self._check_shuffled_scale(values["s"], where["s"])
         self.explicit[id(call)] = explicit
         for value in result_values:
             self.producer[id(value)] = call
@@ -322,6 +327,37 @@ class _PipelineChecker:
             if deep and deep > MAX_DIM_DEPTH:
                 raise DSLTypeError(f"the {name} shape of {st.name} nests more than "
                                    f"{MAX_DIM_DEPTH} dim expressions deep ({t})", loc)
+
+    def _check_shuffled_scale(self, s: Value, loc: SourceLoc) -> None:
+        """shuffle is the store layout of an mx scale: it is written by the kernel that
+        computes the scale, so ``s`` must come from ``scale(..., mx)`` in this pipeline."""
+        maker = self.producer.get(id(s))
+        if maker is None or maker.stage != "scale":
+            what = "a parameter" if maker is None else f"computed by {maker.stage}"
+            raise DSLTypeError(f"shuffle lays out the E8M0 scale of a scale(..., mx) call in "
+                               f"this pipeline; '{s.name}' is {what}", loc)
+
+    def _check_in_place_writes(self, returns: list, return_nodes: tuple) -> None:
+        """A parameter that a cache_write updates in place (its cache, and its scales when
+        it returns new ones) belongs to that call: any other read, a second write or
+        returning the parameter itself would see the old or the new contents depending
+        on kernel order, so it must go through the call's result."""
+        writer: dict = {}                 # id(parameter Value) -> (StageCall, operand)
+        for call in self.calls:
+            if call.stage != "cache_write":
+                continue
+            for operand, result in (("cache", "out"), ("scales", "scales_out")):
+                v = call.operands.get(operand)
+                if v is not None and id(v) in self.param_ids and result in call.result_names:
+                    writer.setdefault(id(v), (call, operand))
+        uses = self.uses + [(v, None, "return", n.loc) for v, n in zip(returns, return_nodes)]
+        for value, call, operand, loc in uses:
+            owner = writer.get(id(value))
+            if owner is not None and not (owner[0] is call and owner[1] == operand):
+                raise DSLTypeError(f"'{value.name}' is updated in place by the cache_write at "
+                                   f"line {owner[0].loc.line}; it cannot also be "
+                                   f"{'returned' if call is None else 'read here'}", loc,
+                                   hint="use that cache_write's result instead")
 
     def _inherit_round_options(self, s: Optional[Value], opts: dict, where: dict,
                                operand_nodes: dict) -> None:

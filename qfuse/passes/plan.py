@@ -153,7 +153,7 @@ class _Planner:
     def place(self, call: StageCall) -> None:
         space = call_space(call)
         if call.stage == "shuffle":
-            self.add(self.kernel_of[id(self.producer[call.operands["s"]])], call)
+            self.add(self._scale_kernel(call), call)
             return
         if space == "tensor_amax":
             k = self.new_kernel(space, "grid-wide-amax: a dynamic per_tensor scale needs the "
@@ -211,6 +211,16 @@ class _Planner:
         else:
             reason = ""
         self.add(self.new_kernel("row", reason), call)
+
+    def _scale_kernel(self, shuffle: StageCall) -> KernelPlan:
+        """The kernel whose mx scale a shuffle lays out (the DSL checker guarantees one;
+        hand-written MLIR may shuffle anything)."""
+        maker = self.producer.get(shuffle.operands["s"])
+        if maker is None or maker.stage != "scale":
+            from ..errors import UnsupportedError
+            raise UnsupportedError("shuffle lays out the E8M0 scale of a scale(..., mx) "
+                                   "call in the same pipeline", shuffle.loc)
+        return self.kernel_of[id(maker)]
 
     def merge(self, src: KernelPlan, dst: KernelPlan) -> None:
         for c in src.calls:

@@ -114,9 +114,10 @@ def test_round_options_follow_scale_and_explicit_values():
 
 
 def test_cache_write_keyword_x_is_the_operand_and_vec_the_option():
-    src = ("def f(k: bf16[T, H, D], kc: bf16[B, H, DX, BS, X], sl: i64[T]):\n"
+    src = ("def f(k: bf16[T, H, D], kc: bf16[B, H, DX, BS, X], kc4: bf16[B, H, DX, BS, 4],\n"
+           "      sl: i64[T]):\n"
            "    c = cache_write(x=k, cache=kc, slots=sl)\n"
-           "    d = cache_write(k, kc, sl, vec=4)\n"
+           "    d = cache_write(k, kc4, sl, vec=4)\n"
            "    return c, d\n")
     (pipe,) = load_source(src).values()
     assert pipe.calls[0].operands["x"].name == "k" and pipe.calls[0].options["vec"] == 8

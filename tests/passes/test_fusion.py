@@ -139,3 +139,17 @@ def f(x: bf16[M, N]):
     assert kernels(compile_text(src)) == [("f__k0", "tensor_amax"), ("f__k1", "row")]
     compiled = compile_pipeline(load_source(src, "t.qp")["f"], "triton")
     assert [step.name for step in compiled.steps] == ["f__k0", "f__k1"]
+
+
+def test_hand_written_shuffle_of_a_parameter_is_a_located_error():
+    """The DSL only lets shuffle lay out an mx scale of the same pipeline; MLIR input that
+    shuffles a parameter gets a located error from the planner, not a KeyError."""
+    src = ("def f(x: bf16[M, N], t: e8m0[M, G]):\n    s = scale(x, fp4_e2m1, mx)\n"
+           "    return shuffle(s), t\n")
+    text = print_module(build_module(list(load_source(src, "t.qp").values())), debug_info=True)
+    shuffled_param = re.sub(r'"qf\.shuffle"\(%0\)', '"qf.shuffle"(%arg1)', text)
+    assert shuffled_param != text
+    with pytest.raises(QfuseError) as info:
+        run_passes(parse_module(shuffled_param))
+    assert "shuffle lays out the E8M0 scale" in info.value.message
+    assert (info.value.loc.file, info.value.loc.line) == ("t.qp", 3)
