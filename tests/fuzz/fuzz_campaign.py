@@ -26,7 +26,7 @@ from fuzz_mutate import mutant, seeds  # noqa: E402
 
 #: CI budget (2-core machine): about 30 s of compiling, 30 s of interpreter runs.
 CI_EXAMPLES = 1500
-CI_RUNS = 80
+CI_RUNS = 60
 
 
 def setting(name: str, default: int) -> int:

@@ -11,6 +11,8 @@ A longer campaign: ``QFUSE_FUZZ_EXAMPLES=5000 QFUSE_FUZZ_RUNS=200 pytest tests/f
 """
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from fuzz_campaign import CI_EXAMPLES, CI_RUNS, backends, front_end, setting
@@ -40,7 +42,7 @@ def test_accepted_programs_run_the_same_on_both_cpu_backends():
 def test_mutants_are_reproducible_and_reach_every_mutation():
     corpus = seeds()
     assert mutant(SEED, 17, corpus) == mutant(SEED, 17, corpus)
-    rendered = Mutator("def f(x: bf16[M, N]):\n    return silu(x)\n", __import__("random").Random(1))
+    rendered = Mutator("def f(x: bf16[M, N]):\n    return silu(x)\n", random.Random(1))
     for name in set(Mutator.MUTATIONS):
         getattr(rendered, name)()                  # each mutation runs on a small program
     assert isinstance(rendered.render(), bytes)
