@@ -10,6 +10,11 @@ at the argument it names (or at the call). ``a + b`` / ``a * b`` are the ``add``
 ``round`` inherits ``granularity`` and ``dtype_max`` from the ``scale`` call that
 produced its ``s`` (explicit values win; contradicting an explicit one is an error);
 a parameter ``s: f32[1]`` means a static per-tensor scale.
+
+Rules that need the whole program, not one call: ``shuffle`` lays out an mx scale of
+the same pipeline, and a parameter that ``cache_write`` updates in place has no other
+use. Sizes (stage count, derived-dim nesting, f32 constants) are bounded by
+``limits.py``.
 """
 from __future__ import annotations
 
