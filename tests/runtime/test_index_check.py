@@ -273,7 +273,8 @@ def test_repeated_calls_with_one_signature_stay_exact(name, device):
 def test_gpu_many_tokens_on_few_slots_the_later_token_wins(name):
     """4096 tokens on 5 slots, every program racing for them: the claims decide."""
     tp = KV[name]
-    dims = kv_dims(name, T=4096)
+    dims = kv_dims(name, T=4096, B=1024)
+    dims["S"] = dims["B"] * dims["BS"]
     ref, tri = QuantPipeline(tp, backend="reference"), triton_pipeline(tp, "cuda")
     for i in range(3):
         inputs = random_inputs(tp, dims, seed=i)

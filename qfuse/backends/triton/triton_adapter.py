@@ -362,10 +362,15 @@ def api_problems() -> list:
             launcher = getattr(importlib.import_module(f"triton.backends.{backend}.driver"), cls)
         except ImportError:                 # this wheel or machine has no such backend
             continue
+        # 3.9 names all nine leading arguments; 3.6 names the grid, stream and function
+        # and takes the metadata, hooks and kernel arguments as *args: the same call
         params = list(inspect.signature(launcher.__call__).parameters)[1:]
-        need(len(params) == 10 and inspect.signature(launcher.__call__).parameters[
-            params[-1]].kind is inspect.Parameter.VAR_POSITIONAL,
-            f"{cls}.__call__{tuple(params)} does not take 9 arguments and *args")
+        need(len(params) in (6, 10) and params[:5] == ["gridX", "gridY", "gridZ", "stream",
+                                                        "function"]
+             and inspect.signature(launcher.__call__).parameters[params[-1]].kind
+             is inspect.Parameter.VAR_POSITIONAL,
+             f"{cls}.__call__{tuple(params)} is not (gridX, gridY, gridZ, stream, function, "
+             f"..., *args)")
     from triton.runtime import driver
     need(hasattr(type(driver), "active") or "active" in vars(driver),   # without touching it
          "triton.runtime.driver has no active driver")
