@@ -15,6 +15,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qfuse.backends.triton.codegen.slot_claims import SCAN_TOKENS
 from qfuse.dsl import load_file
 from qfuse.errors import InputError
 from qfuse.runtime.inputs import random_inputs
@@ -328,3 +329,24 @@ def test_row_counts_past_32_bits_are_refused_not_wrapped():
 
 
 WIDE = HOSTILE["wide"]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("tokens", [SCAN_TOKENS, SCAN_TOKENS + 44])
+@pytest.mark.parametrize("name", ["kv_copy_bf16", "kv_block_fp8"])
+def test_duplicates_in_scan_and_claim_modes(name, tokens, device):
+    """Up to SCAN_TOKENS tokens the write kernel scans the later slots itself; above, a
+    claim launch decides: the same winners either way, including past-the-end slots."""
+    tp = KV[name]
+    dims = kv_dims(name, T=tokens, B=80)        # 320 slots: every token fits
+    inputs = random_inputs(tp, dims, seed=tokens)
+    g = torch.Generator().manual_seed(tokens)
+    slots = torch.randint(-2, 40, (tokens,), generator=g)
+    slots[::7] = 10 ** 6
+    inputs["slots"] = slots.to(inputs["slots"].dtype)
+    tri = triton_pipeline(tp, device)
+    src = next(iter(tri.compiled("triton", "cpu:interp").steps)).source if device == "cpu" \
+        else None
+    if src is not None:
+        assert [n for n, _ in src.launches][0].endswith("_claim")
+    assert_same(run_both(tp, inputs, device))

@@ -122,3 +122,17 @@ def qft_code_to_f32(q, KIND: tl.constexpr):
         nan = c == 0x80
     bits = tl.where(e == 0, sub, normal) | sign
     return tl.where(nan, 0x7FC00000, bits).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def qft_slot_is_last(slots_ptr, slot, token, n_tokens, BLOCK: tl.constexpr):
+    """Whether no token after ``token`` has the same ``slot`` (``[BLOCK_M, 1]`` int64 each)
+    among ``slots[0:n_tokens]``: the later of two tokens with one slot wins it. A scan of
+    every slot, for the small token counts where a claim launch would cost more."""
+    later = slot < -1                      # all False (every slot compared is >= 0)
+    for start in range(0, n_tokens, BLOCK):
+        j = start + tl.arange(0, BLOCK)[None, :]
+        other = tl.load(slots_ptr + j, mask=j < n_tokens, other=-1).to(tl.int64)
+        hit = (other == slot) & (j > token) & (j < n_tokens)
+        later = later | (tl.max(hit.to(tl.int32), axis=1, keep_dims=True) > 0)
+    return ~later

@@ -28,7 +28,8 @@ from ....dialect.typed import TypedPipeline
 from ..kernel import KernelSource, dim_rule
 from .assemble import assemble
 from .emit import EmitContext, Emitter, _ident, dim_expr, f32_literal, unsupported
-from .slot_claims import claim_regions, emit_claim_phase, finish_claims
+from .slot_claims import (claim_constexprs, claim_grid, claim_regions, emit_claim_phase,
+                          finish_claims)
 from .stages_cache import block_size, cache_offset, slot_prologue
 from .stages_quant import codes
 from .stores import storage_value
@@ -51,7 +52,8 @@ def _new_emitter(tp, call, rows: bool, claims: dict):
     x = call.operands["x"]
     ctx = EmitContext("cache_block", rows=tuple(x.type.shape[:2]) if rows else None,
                       first_fastest=True, claims=claims,
-                      constexprs=(("BLOCK_BS", f"np2({_bs_rule(call)})"),))
+                      constexprs=(("BLOCK_BS", f"np2({_bs_rule(call)})"),)
+                      + claim_constexprs(x.type.shape[0]))
     em = Emitter(tp, ctx)
     em.base_block(x.type.shape[2])                     # BLOCK_0 = D in every phase
     return em
@@ -167,7 +169,6 @@ def render_cache_block(tp: TypedPipeline, facts: Optional[dict] = None) -> Kerne
         e1.check(f"{dim_rule(call.operands['cache'].type.shape[4])} == {call.options['vec']}",
                  f"{call.operands['cache'].name}: the {call.options['layout']} layout's last "
                  f"dim must be x={call.options['vec']}")
-    tokens = f"cdiv({dim_rule(x.type.shape[0])}, BLOCK_M)"
-    phases = [(f"{name}_claim", e0, (tokens,)), (f"{name}_amax", e1, (rows,)),
+    phases = [(f"{name}_claim", e0, claim_grid(x.type.shape[0])), (f"{name}_amax", e1, (rows,)),
               (f"{name}_scale", e2, (pairs,)), (f"{name}_write", e3, (rows,))]
     return assemble(tp, "cache_block", phases, primary=1, workspace=ws)

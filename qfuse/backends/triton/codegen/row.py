@@ -12,7 +12,8 @@ from ....errors import UnsupportedError
 from ..kernel import KernelSource, dim_rule
 from .assemble import assemble, single
 from .emit import EmitContext, Emitter, _ident
-from .slot_claims import claim_regions, emit_claim_phase, finish_claims
+from .slot_claims import (claim_constexprs, claim_grid, claim_regions, emit_claim_phase,
+                          finish_claims)
 from .stores import store_outputs
 
 __all__ = ["render_row", "column_split_ok"]
@@ -38,8 +39,10 @@ def _body(kernel: TypedPipeline, split: bool, facts: dict) -> tuple:
     dom = _domain(kernel)
     writes = _cache_writes(kernel)
     claims, _ = claim_regions(writes)
+    modes = claim_constexprs(writes[0].operands["x"].type.shape[0]) if writes else ()
     em = Emitter(kernel, EmitContext("row", rows=dom, first_fastest=bool(writes),
-                                     col_split=split, scale_facts=facts, claims=claims))
+                                     col_split=split, scale_facts=facts, claims=claims,
+                                     constexprs=modes))
     store_outputs(em, kernel.returns)
     finish_claims(em, list(claims.values()))
     rows = " * ".join(dim_rule(d) for d in dom) or "1"
@@ -83,12 +86,12 @@ def _with_claims(em: Emitter, kernel: TypedPipeline, grid: tuple, col_split: int
     """A row kernel with cache writes as two launches: the slot claims, then the kernel."""
     calls = _cache_writes(kernel)
     regions, ws = claim_regions(calls)
-    claim = Emitter(kernel, EmitContext("row", claims=regions))
     tokens = calls[0].operands["x"].type.shape[0]
+    claim = Emitter(kernel, EmitContext("row", claims=regions,
+                                        constexprs=claim_constexprs(tokens)))
     emit_claim_phase(claim, list(regions.values()), claim.dim(tokens))
     name = _ident(kernel.name)
-    phases = [(f"{name}_claim", claim, (f"cdiv({dim_rule(tokens)}, BLOCK_M)",)),
-              (name, em, grid)]
+    phases = [(f"{name}_claim", claim, claim_grid(tokens)), (name, em, grid)]
     return assemble(kernel, "row", phases, primary=1, workspace=ws, col_split=col_split)
 
 
