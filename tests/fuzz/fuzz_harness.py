@@ -200,12 +200,6 @@ KNOWN_ISSUES = [
         "unquantised f32 results of gelu (erf: 5-50 ulp on f16/bf16 inputs; approx=tanh: "
         "~100 ulp where 1 + tanh cancels) and of chained norms (5-20 ulp) exceed compare.py's "
         "4-ulp rule, which docs/semantics.md states per stage (errors compound along a chain)"),
-    KnownIssue(
-        "pack-of-out-of-range-codes", r"backends differ: .*codes differ",
-        "qfuse/runtime (input validation, inputs.random_inputs) or qfuse/backends/triton (pack)",
-        "pack of fp4_e2m1/int4 parameters holding values outside their code range: the "
-        "reference masks each nibble, Triton does not; random_inputs makes such codes",
-        source_pattern=r"\w+\s*:\s*(fp4_e2m1|fp4|int4)\["),
 ]
 
 

@@ -95,3 +95,13 @@ def test_rmsnorm_int4_gemma():
     inputs = {"x": randn(5, n), "w": randn(n, seed=3) * 0.1}
     got, ref = run_both(tp, inputs)
     assert_norm_explained(tp, inputs, got, ref, n)
+
+
+def test_pack_of_stored_codes_keeps_their_low_nibble():
+    """Codes read from memory are whatever the caller stored: like the reference, pack
+    keeps each one's low nibble (codes this kernel rounds are 0..15 already)."""
+    from qfuse.runtime.pipeline import QuantPipeline
+    tp = pipes("def p(c: fp4_e2m1[M, N]):\n    return pack(c)\n")["p"]
+    codes = torch.tensor([[16, 1, 200, 255], [7, 15, 0, 8]], dtype=torch.uint8)
+    ref, tri = (QuantPipeline(tp, backend=b)(codes.clone()) for b in ("reference", "triton"))
+    assert ref.tolist() == [[0x10, 0xF8], [0xF7, 0x80]] and torch.equal(ref, tri)

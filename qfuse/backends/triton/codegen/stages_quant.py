@@ -303,7 +303,9 @@ def r_pack(em: Emitter, call, which, lead, cols) -> Reg:
     qv = em.value_at(q, lead, em.natural(qb, q.type.shape[-1]))
     em.stage_comment(call, ": byte[j] = nib(q[2j]) | nib(q[2j+1]) << 4")
     full = f"tl.broadcast_to({qv.var}, ({em.ctx.block_rows}, {qb.text}))"
-    mask = q.type.dtype.name != "fp4_e2m1"      # E2M1 codes are 0..15, int4 ones signed
+    # codes this kernel rounded to E2M1 are 0..15; int4 ones are signed, and codes read
+    # from memory are whatever the caller stored: those keep their low nibble only
+    mask = q.type.dtype.name != "fp4_e2m1" or em.is_memory(q)
     return Reg(em.let(call.results[0].name, f"{em.helper('qf_pack_nibbles')}({full}, "
                                             f"{em.ctx.block_rows}, {qb.text}, {mask})"), "u8")
 
