@@ -128,7 +128,7 @@ class Executor:
         if self._index_checks:
             self._index_checks.run(inputs, syms)
         self._syms[key] = syms
-        return self.runner.run(inputs, key, config, interpret)
+        return self.runner.run(inputs, key, config, interpret, syms)
 
     def run_seen(self, inputs: dict):
         """``run(inputs)`` when this exact signature was bound before, else None (the

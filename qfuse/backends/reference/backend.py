@@ -56,7 +56,7 @@ class ReferenceRunner:
     def set_configs(self, lookup) -> None:
         """No launch configs: the reference backend launches nothing."""
 
-    def run(self, inputs: dict, key=None, config=None, interpret=None) -> dict:
+    def run(self, inputs: dict, key=None, config=None, interpret=None, dims=None) -> dict:
         return self._write_back(self._run(inputs), inputs)
 
     def _run(self, inputs: dict) -> dict:

@@ -24,18 +24,26 @@ def _plan(bound: list, returns: list, env: dict) -> tuple:
     launched kernel without aliased outputs, ``(launch, device, [(return name, from the
     outputs?, tensor or input name)])``, else None."""
     steps = []
-    for step, launch, in_names, outmap in bound:
+    for step, launch, in_names, outmap, dims in bound:
         device = next((env[n].device for n in in_names if isinstance(env[n], torch.Tensor)),
                       None)
         steps.append((step, launch, in_names, device,
                       [(t, a) for t, _, a in outmap if a is not None],
-                      [(t, v) for t, v, _ in outmap]))
+                      [(t, v) for t, v, _ in outmap], dims))
     single = None
     if len(steps) == 1 and steps[0][1] is not None and not steps[0][4]:
-        _, launch, _, device, _, assigns = steps[0]
+        _, launch, _, device, _, assigns, _ = steps[0]
         made = {v: t for t, v in assigns}
         single = (launch, device, [(ret, val in made, made.get(val, val)) for ret, val in returns])
     return steps, single
+
+
+def _known(kern: TritonKernel, dims: Optional[dict]) -> Optional[dict]:
+    """The pipeline's sizes of the symbols ``kern`` takes (it checks them against its
+    inputs' shapes)."""
+    if not dims:
+        return None
+    return {s: dims[s] for s in kern.source.symbols if s in dims}
 
 
 class TritonRunner:
@@ -68,8 +76,11 @@ class TritonRunner:
             k = self._kernels[step.name] = TritonKernel(step.source)
         return k
 
-    def run(self, inputs: dict, key=None, config=None, interpret: Optional[bool] = None) -> dict:
-        """Bind and launch every kernel; with ``key`` (the call signature) keep the plan."""
+    def run(self, inputs: dict, key=None, config=None, interpret: Optional[bool] = None,
+            dims: Optional[dict] = None) -> dict:
+        """Bind and launch every kernel; with ``key`` (the call signature) keep the plan.
+        ``dims``: the pipeline's symbol sizes (a kernel whose inputs show a symbol only
+        inside a derived dim, ``B // 2``, cannot infer it from their shapes)."""
         env = dict(inputs)
         bound = []
         on_cpu = all(v.device.type == "cpu" for v in inputs.values() if isinstance(v, torch.Tensor))
@@ -77,17 +88,17 @@ class TritonRunner:
         for step in self.cp.steps:
             kern = self.kernel(step)
             ins = {n: env[n] for n in step.inputs}
-            dims = kern.bind_dims(ins)
-            outs = kern.allocate_outputs(ins, dims)
+            kdims = kern.bind_dims(ins, _known(kern, dims))
+            outs = kern.allocate_outputs(ins, kdims)
             for tensor_name, value_name in kern.source.outputs:
                 alias = self.aliases.get(value_name)
                 if alias is not None:
                     outs[tensor_name] = inputs[alias]        # update the cache in place
-            cfg = config or self.config_for(step, dims)
-            kern.launch(ins, outs, dims, cfg, interpret)
+            cfg = config or self.config_for(step, kdims)
+            kern.launch(ins, outs, kdims, cfg, interpret)
             outmap = [(t, v, self.aliases.get(v)) for t, v in kern.source.outputs]
-            bound.append((step, bind_launch(kern, ins, outs, dims, cfg, interp), list(step.inputs),
-                          outmap))
+            bound.append((step, bind_launch(kern, ins, outs, kdims, cfg, interp),
+                          list(step.inputs), outmap, kdims))
             for tensor_name, value_name in kern.source.outputs:
                 env[value_name] = outs[tensor_name]
         if key is not None and config is None and interpret is None:
@@ -110,11 +121,10 @@ class TritonRunner:
             launch(inputs, outs)
             return {ret: (outs if from_out else inputs)[name] for ret, from_out, name in rets}
         env = dict(inputs)
-        for step, launch, in_names, device, aliased, assigns in steps:
+        for step, launch, in_names, device, aliased, assigns, dims in steps:
             ins = {n: env[n] for n in in_names}
             if launch is None:           # an empty grid (M = 0): outputs are empty
-                kern = self.kernel(step)
-                outs = kern.allocate_outputs(ins, kern.bind_dims(ins))
+                outs = self.kernel(step).allocate_outputs(ins, dims)
             else:
                 cache = {t: inputs[a] for t, a in aliased}
                 outs = launch.allocate(ins, device, skip=cache)
