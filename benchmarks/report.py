@@ -4,14 +4,26 @@
 (codes compared as bytes; floats with NaN == NaN) and how far apart the codes are
 (``max_step``: distance in code order for fp8 / int8, 1 = adjacent codes);
 ``derive`` adds GB/s, % of copy bandwidth and speed-ups to a result row;
-``format_table`` renders the whole run.
+``format_table`` renders the whole run. As a script it renders a results file kept in
+``docs/results/`` as the markdown that ``docs/performance.md`` holds between its
+``<!-- results:NAME:begin -->`` / ``end`` markers (``tests/test_docs.py`` keeps them equal)::
+
+    python -m benchmarks.report --markdown docs/results/h200-2026-11-29.json
+    python -m benchmarks.report --update docs/performance.md   # rewrite every such block
 """
 from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
 
 import torch
 
 __all__ = ["GRAPH_MAX_M", "as_tuple", "compare_outputs", "summarize_check", "derive",
-           "format_row", "format_table", "HEADER"]
+           "format_row", "format_table", "format_comparison", "markdown", "render_blocks",
+           "BLOCK", "HEADER"]
 
 GRAPH_MAX_M = 64          # rows up to this M are timed by CUDA-graph replay
 
@@ -142,3 +154,93 @@ def format_table(result: dict) -> str:
     if result.get("errors"):
         lines += ["", f"{len(result['errors'])} errors:"] + [f"  {e}" for e in result["errors"]]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- results files
+def _us(row: dict, impl: str) -> str:
+    v = row.get(impl) or {}
+    return "ERR" if "error" in v else (f"{v['us']:.2f}" if "us" in v else "-")
+
+
+def _device_line(d: dict) -> str:
+    return (f"device: {d.get('name')} | driver {d.get('driver', '-')} | cuda {d.get('cuda', '-')}"
+            f" | torch {d.get('torch')} | triton {d.get('triton')}")
+
+
+def format_comparison(doc: dict) -> str:
+    """Two runs of one device call, ``doc[label]`` each a bench result and
+    ``doc["commits"] = {label: commit}`` (first label: the baseline): qfuse per row in
+    each, and the ratio of the second's time to the first's."""
+    (a, ca), (b, cb) = list(doc["commits"].items())
+    ra, rb = doc[a], doc[b]
+    lines = [_device_line(doc.get("device") or rb["device"]), ""]
+    for x, y in zip(ra["copy"], rb["copy"]):
+        lines.append(f"copy {x['shape']}: {x['us']:.2f} us ({a}), {y['us']:.2f} us ({b})")
+    head = ("pipeline", "shape", f"qfuse us, {a} ({ca})", f"qfuse us, {b} ({cb})",
+            f"{b} / {a}", f"graph us, {a}", f"graph us, {b}", f"%copy, {b}",
+            f"eager us, {b}", f"correct, {b}")
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    base = {(r["pipeline"], r["shape"]): r for r in ra["results"]}
+    for r in rb["results"]:
+        o = base.get((r["pipeline"], r["shape"]), {})
+        q, p = r.get("qfuse") or {}, o.get("qfuse") or {}
+        ratio = f"{q['us'] / p['us']:.2f}" if "us" in q and "us" in p else "-"
+        lines.append("| " + " | ".join((
+            r["pipeline"], r["shape"], _us(o, "qfuse"), _us(r, "qfuse"), ratio,
+            f"{p['graph_us']:.2f}" if "graph_us" in p else "-",
+            f"{q['graph_us']:.2f}" if "graph_us" in q else "-",
+            f"{q['pct_copy']:.1f}" if "pct_copy" in q else "-", _us(r, "eager"),
+            summarize_check(r.get("correct", {})))) + " |")
+    return "\n".join(lines)
+
+
+def markdown(doc: dict) -> str:
+    """A results file as markdown: ``run | commit`` and ``format_table`` for one run;
+    ``format_comparison`` for a file holding two runs (``commits``). The lines above the
+    table (run, device, copy bandwidths) become list items."""
+    if "results" not in doc:
+        text = f"run {doc.get('run', '-')}\n" + format_comparison(doc)
+    else:
+        text = f"run {doc.get('run', '-')} | commit {doc.get('commit', '-')}\n" + format_table(doc)
+    lines = text.split("\n")
+    top = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    head = [f"* {line}" for line in lines[:top] if line]
+    return "\n".join(head + [""] + lines[top:])
+
+
+BLOCK = re.compile(r"(<!-- results:([\w.-]+):begin -->\n).*?(<!-- results:\2:end -->)", re.S)
+
+
+def render_blocks(text: str, results_dir: str) -> str:
+    """``text`` with every results block regenerated from ``results_dir/NAME.json``."""
+    def block(m):
+        with open(os.path.join(results_dir, m.group(2) + ".json")) as f:
+            return f"{m.group(1)}\n{markdown(json.load(f))}\n\n{m.group(3)}"
+    return BLOCK.sub(block, text)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.report",
+                                 description="Render benchmark results files as markdown.")
+    g = ap.add_mutually_exclusive_group(required=True)
+    g.add_argument("--markdown", metavar="FILE",
+                   help="print a JSON written by bench.py (docs/results/*.json) as markdown")
+    g.add_argument("--update", metavar="DOC",
+                   help="rewrite DOC's results blocks from the results/ folder next to it")
+    args = ap.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown) as f:
+            sys.stdout.write(markdown(json.load(f)) + "\n")
+        return 0
+    with open(args.update) as f:
+        text = f.read()
+    new = render_blocks(text, os.path.join(os.path.dirname(os.path.abspath(args.update)),
+                                           "results"))
+    if new != text:
+        with open(args.update, "w") as f:
+            f.write(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -142,8 +142,8 @@ def qf_int_codes_bounded(v, RNE: tl.constexpr):
     x = v
     if RNE:
         x = (x + 12582912.0) - 12582912.0
-    # via int32: a direct .to(tl.int8) measured 5 % slower in the smooth + int8 pipeline
-    # on the H200 (docs/runs/run6 vs run5)
+    # via int32: a direct .to(tl.int8) made the smooth + int8 pipeline 5 % slower on the
+    # H200
     return x.to(tl.int32).to(tl.int8)
 
 

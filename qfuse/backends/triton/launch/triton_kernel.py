@@ -258,8 +258,8 @@ class TritonKernel:
         if cfg.num_warps is None and programs is not None and programs < SMALL_GRID \
                 and elements >= 4096:
             # fewer programs than a GPU has SMs (decode sizes): each program's latency is
-            # the kernel's, so give it the most warps (the autotuner's pick at M <= 16 for
-            # 6 of 8 pipelines on the H200, docs/runs/run4/bench_tuned_partial.json)
+            # the kernel's, so give it the most warps (the autotuner picked 16 at M <= 16
+            # for 6 of 8 pipelines on the H200)
             cexpr["_warps"] = 16
         return cexpr
 
