@@ -1,6 +1,8 @@
 """The ``qfuse`` command line.
 
     qfuse ir FILE.qp [--pipeline NAME] [--emit ast|qfuse|fused|triton] [--print-after-all]
+    qfuse ir FILE.mlir [--emit qfuse|fused|triton]      # resumes after the qfuse stage
+    qfuse opt FILE.mlir --passes qf-fuse,qf-legalize     # run passes, print the module
     qfuse run FILE.qp --pipeline NAME --shape M=4,N=256 [--backend reference|triton]
 
 User errors print ``file:line:col``, the source line and a caret, and exit with 1. Any
@@ -30,6 +32,8 @@ def _select(pipes: dict, name, path: str) -> list:
 
 
 def cmd_ir(args) -> int:
+    if args.file.endswith(".mlir"):
+        return _ir_of_mlir(args)
     from .dsl import load_file, parse_file
     if args.emit == "ast":
         mod = parse_file(args.file)
@@ -38,15 +42,30 @@ def cmd_ir(args) -> int:
                 print(p)
         return 0
     from .dialect.builder import build_module
-    from .dialect.text import print_module
     tps = _select(load_file(args.file), args.pipeline, args.file)
-    module = build_module(tps)
+    return _emit(build_module(tps), args, "qf-build (DSL -> qf)")
+
+
+def _ir_of_mlir(args) -> int:
+    """A ``.mlir`` file holds the ``qf`` module (or a fused one): the ladder resumes
+    after the ``qfuse`` stage."""
+    from .cli_opt import parse_mlir, read_text
+    if args.emit == "ast" or args.pipeline is not None:
+        raise QfuseError(f"{args.file}: a .mlir file has no DSL source: --emit ast and "
+                         f"--pipeline apply to .qp files")
+    return _emit(parse_mlir(read_text(args.file), args.file), args, "parse (.mlir -> qf)")
+
+
+def _emit(module, args, origin: str) -> int:
+    """Print ``module`` (the qf dialect) or run the passes and print what ``--emit`` asks
+    (``origin``: the step that made the module, for ``--print-after-all``)."""
+    from .dialect.text import print_module
     if args.emit == "qfuse" and not args.print_after_all:
         print(print_module(module, debug_info=args.debug_info))
         return 0
     from .passes import run_passes
     if args.print_after_all:
-        print("// -----// IR Dump After qf-build (DSL -> qf) //----- //")
+        print(f"// -----// IR Dump After {origin} //----- //")
         print(print_module(module, debug_info=args.debug_info))
     module = run_passes(module, args.passes, print_after_all=args.print_after_all)
     if args.emit == "fused" and not args.print_after_all:
@@ -76,7 +95,7 @@ def cmd_run(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="qfuse", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    ir = sub.add_parser("ir", help="print the MLIR of a .qp file")
+    ir = sub.add_parser("ir", help="print the MLIR of a .qp (or .mlir) file")
     ir.add_argument("file")
     ir.add_argument("--pipeline", help="only this pipeline of the file")
     ir.add_argument("--emit", choices=EMIT_LADDER, default="qfuse",
@@ -93,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu")
     run.add_argument("--seed", type=int, default=0)
     run.set_defaults(fn=cmd_run)
-    for extra in ("build", "cache", "bench"):
+    for extra in ("opt", "build", "cache", "bench"):
         try:
             mod = __import__(f"qfuse.cli_{extra}", fromlist=["register"])
         except ImportError:

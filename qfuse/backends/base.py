@@ -9,8 +9,10 @@ finds them by name; nothing else compares backend names):
 * ``hash(target)``: everything about itself that changes its output for that target
   (its version, its toolchain's versions), folded into the runtime cache key;
 * ``unsupported(kernel, space)``: why it cannot build a kernel, or None;
-* ``compile_kernel(kernel, space, target, facts)``: the artifact that runs one kernel
-  function (Triton: a ``KernelSource``; the reference backend needs none);
+* ``compile_kernel(kernel, space, target)``: the artifact that runs one kernel function
+  (Triton: a ``KernelSource``; the reference backend needs none). What earlier kernels
+  computed for its inputs is in the kernel itself (argument attributes the fusion pass
+  writes, read into its parameters);
 * ``binaries(artifact, target, dims)``: what a bundle ships for one kernel on a target
   (cross-compiled here, no hardware needed);
 * ``runner(compiled, aliases)``: an object that runs a compiled pipeline's kernels on
@@ -118,9 +120,9 @@ class Backend:
         """Why ``kernel`` (a kernel function of the fused module) cannot be built, or None."""
         return None
 
-    def compile_kernel(self, kernel: Any, space: str, target: Target, facts: dict) -> Any:
-        """The artifact that runs ``kernel`` on ``target`` (``facts``: what earlier kernels
-        of the pipeline computed, filled in by this call for later ones)."""
+    def compile_kernel(self, kernel: Any, space: str, target: Target) -> Any:
+        """The artifact that runs ``kernel`` (a kernel function of the fused module, read
+        by the reader) on ``target``."""
         raise NotImplementedError
 
     def binaries(self, artifact: Any, target: Target, dims: dict) -> dict:

@@ -17,8 +17,14 @@ One place for every encoding the builder writes and the reader and the verifiers
   ``loc("y"("file":line:col))``, several results joined by commas (``"y,h"``). The
   reader uses the names to give values back their DSL names.
 * **Function attributes.** ``qf.name`` (arg / result name), ``qf.dims`` (arg dims),
-  ``qf.default`` (default of a scalar arg), ``qf.kernel`` (unit attribute reserved for
-  outlined fused kernels: a private ``func.func`` called with ``func.call``).
+  ``qf.default`` (default of a scalar arg), ``qf.kernel`` (unit attribute of an
+  outlined fused kernel: a private ``func.func`` called with ``func.call``), with
+  ``qf.space`` (its iteration space) and ``qf.reason`` (why the kernel boundary before
+  it exists).
+* **Facts between kernels.** ``qf.scale_of = {x = 1 : i64, granularity = "per_tensor",
+  dtype_max = 448.0 : f64}`` on a kernel argument: an earlier kernel computed this
+  argument as the dynamic scale of the kernel's argument number ``x``
+  (:class:`~qfuse.dialect.typed.ScaleOf`). ``qf-fuse`` writes it; backends read it.
 """
 from __future__ import annotations
 
@@ -31,7 +37,8 @@ from .mlir import ir
 from .stages import OptionSpec, Stage, StageError
 from .types import MLIR_TO_DTYPE, DType, Dim, ScalarType, TensorType, ValueType
 
-__all__ = ["NAME_ATTR", "DIMS_ATTR", "DEFAULT_ATTR", "KERNEL_ATTR", "UnknownDim",
+__all__ = ["NAME_ATTR", "DIMS_ATTR", "DEFAULT_ATTR", "KERNEL_ATTR", "SPACE_ATTR", "REASON_ATTR",
+           "SCALE_OF_ATTR", "scale_of_attr", "scale_of_value", "UnknownDim",
            "mlir_type", "element_dtype", "value_type", "dims_attr", "dims_from_attr",
            "attr_name", "option_attr", "option_value", "literal_attr", "literal_value",
            "default_attr", "default_value", "location", "source_loc", "location_names"]
@@ -40,6 +47,9 @@ NAME_ATTR = "qf.name"
 DIMS_ATTR = "qf.dims"
 DEFAULT_ATTR = "qf.default"
 KERNEL_ATTR = "qf.kernel"
+SPACE_ATTR = "qf.space"
+REASON_ATTR = "qf.reason"
+SCALE_OF_ATTR = "qf.scale_of"
 
 
 # ------------------------------------------------------------------------- dims
@@ -185,6 +195,30 @@ def option_value(spec: OptionSpec, attr: ir.Attribute) -> Any:
     want = {"enum": "a string", "dtype": "a string", "float": "a float (f64)",
             "int": "an integer (i64)", "bool": "an i1 (true/false)"}[t]
     raise StageError(f"option {spec.name} must be {want}, got {attr}", spec.name)
+
+
+# ------------------------------------------------------------------------- facts
+def scale_of_attr(x_arg: int, granularity: str, dtype_max: float) -> ir.DictAttr:
+    """``qf.scale_of``: the argument holds the dynamic scale of argument ``x_arg``."""
+    return ir.DictAttr.get({
+        "x": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), x_arg),
+        "granularity": ir.StringAttr.get(granularity),
+        "dtype_max": ir.FloatAttr.get(ir.F64Type.get(), float(dtype_max))})
+
+
+def scale_of_value(attr) -> tuple:
+    """Inverse of :func:`scale_of_attr`: ``(x argument number, granularity, dtype_max)``;
+    StageError for any other shape."""
+    try:
+        d = ir.DictAttr(attr)
+        x, gran, dmax = d["x"], d["granularity"], d["dtype_max"]
+        if isinstance(x, ir.IntegerAttr) and isinstance(gran, ir.StringAttr) \
+                and isinstance(dmax, ir.FloatAttr):
+            return x.value, gran.value, dmax.value
+    except (ValueError, KeyError, TypeError):
+        pass
+    raise StageError(f"{SCALE_OF_ATTR} is {{x = <argument number>, granularity = <string>, "
+                     f"dtype_max = <f64>}}, got {attr}")
 
 
 # ----------------------------------------------------------------------- scalars

@@ -5,7 +5,9 @@ that rewrites the IR can be run and checked by raising it back to Python. For ea
 ``func.func`` *without* ``qf.kernel``:
 
 * parameters from the block arguments and their ``qf.name`` / ``qf.dims`` /
-  ``qf.default`` attributes; constants from ``arith.constant``;
+  ``qf.default`` attributes (and, in a kernel function, ``qf.scale_of``: what an
+  earlier kernel computed for it, :class:`~qfuse.dialect.typed.ScaleOf`); constants
+  from ``arith.constant``;
 * one StageCall per ``qf`` op: operands by catalog name, options decoded from the
   attributes, result types from the stage's ``infer`` rule over the rebuilt operand
   types (so dims keep their symbolic names). Where that rule fails or disagrees with the
@@ -16,6 +18,9 @@ that rewrites the IR can be run and checked by raising it back to Python. For ea
   body inlined, so a fused module reads back as the same program.
 
 Value names come from name locations; SourceLocs from file locations.
+
+:func:`value_info` gives the same view per SSA value (name, symbolic type, location)
+without building a program: the fusion planner reads row domains from it.
 """
 from __future__ import annotations
 
@@ -23,14 +28,16 @@ import itertools
 from typing import Optional
 
 from ..errors import QfuseError, SourceLoc, UnsupportedError
-from .encoding import (DEFAULT_ATTR, DIMS_ATTR, KERNEL_ATTR, NAME_ATTR, default_value,
-                       dims_from_attr, literal_value, location_names, source_loc, value_type)
+from .encoding import (DEFAULT_ATTR, DIMS_ATTR, KERNEL_ATTR, NAME_ATTR, SCALE_OF_ATTR,
+                       default_value, dims_from_attr, literal_value, location_names,
+                       scale_of_value, source_loc, value_type)
 from .mlir import ir
 from .ops import op_operands, op_options, op_results, stage_of
 from .stages import StageError, infer_results, resolve_options
 from .types import Dim, TensorType
 
-__all__ = ["read_pipelines", "read_function", "op_options", "op_operands", "op_results"]
+__all__ = ["read_pipelines", "read_function", "value_info", "op_options", "op_operands",
+           "op_results"]
 
 
 def read_pipelines(module: ir.Module) -> list:
@@ -97,12 +104,31 @@ class _Reader:
             default = _get(attrs, DEFAULT_ATTR)
             default = None if default is None else default_value(default)
             params.append(self.typed.ParamInfo(val, default))
+        params = self.scale_facts(params, arg_attrs)
         returns = self.read_block(block)
         res_attrs = _attr_dicts(fn, "res_attrs", len(returns))
         names = [v.name if _get(a, NAME_ATTR) is None else _get(a, NAME_ATTR).value
                  for a, v in zip(res_attrs, returns)]
         return self.typed.TypedPipeline(_sym_name(fn), params, self.consts, self.calls,
                                         returns, self.fn_loc, names)
+
+    def scale_facts(self, params: list, arg_attrs: list) -> list:
+        """``params`` with the ``qf.scale_of`` facts of their arguments attached."""
+        out = []
+        for p, attrs in zip(params, arg_attrs):
+            attr = _get(attrs, SCALE_OF_ATTR)
+            if attr is not None:
+                try:
+                    x, gran, dmax = scale_of_value(attr)
+                except StageError as e:
+                    raise QfuseError(f"argument {p.value.name}: {e.message}", self.fn_loc) from None
+                if not 0 <= x < len(params) or params[x] is p:
+                    raise QfuseError(f"argument {p.value.name}: {SCALE_OF_ATTR} names argument "
+                                     f"{x}, which is not another argument", self.fn_loc)
+                p = self.typed.ParamInfo(p.value, p.default,
+                                         self.typed.ScaleOf(params[x].value, gran, dmax))
+            out.append(p)
+        return out
 
     def read_block(self, block) -> list:
         """Read the ops of ``block``; returns the Values its terminator returns."""
@@ -183,3 +209,11 @@ def read_function(fn, funcs: Optional[dict] = None):
     """The TypedPipeline of one pipeline ``func.func`` (``funcs``: symbol -> func, for
     kernel calls)."""
     return _Reader(fn, funcs or {}).read()
+
+
+def value_info(fn) -> dict:
+    """``{ir.Value: Value}`` for the arguments, constants and ``qf`` results of one
+    ``func.func``: the name, symbolic type and location the reader gives each value."""
+    reader = _Reader(fn, {})
+    reader.read()
+    return reader.env

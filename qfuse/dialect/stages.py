@@ -32,7 +32,7 @@ from .types import F32_MAX, I64_MAX, I64_MIN, TensorType, dtype, fits_f32
 
 __all__ = ["StageError", "OperandSpec", "OptionSpec", "Stage", "STAGES", "stage",
            "QUANT_TARGETS", "GRANULARITIES", "GROUP_SIZES", "E8M0_MODES", "ZERO_POLICIES",
-           "resolve_options", "infer_results", "default_dtype_max"]
+           "resolve_options", "infer_results", "default_dtype_max", "iteration_space"]
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,29 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
 
 def stage(name: str) -> Stage:
     return STAGES[name]
+
+
+# -------------------------------------------------------------- iteration space
+def iteration_space(stage_name: str, options: dict, operands) -> str:
+    """The kernel iteration space one call of a stage needs on its own.
+
+    ``options``: its resolved options; ``operands``: the names of the operands it was
+    given (optional ones may be absent). The one answer the fusion planner and the
+    backends share:
+
+    * ``tensor_amax``: a dynamic ``scale(per_tensor)`` (the amax of the whole tensor);
+    * ``tile``: ``scale`` / ``round`` over ``per_128x128`` tiles;
+    * ``cache_block``: ``cache_write(quant=per_block)`` (a scale per cache block);
+    * ``row``: everything else (whole rows, or column chunks, per program).
+    """
+    gran = options.get("granularity")
+    if stage_name == "scale" and gran == "per_tensor" and "static" not in operands:
+        return "tensor_amax"
+    if stage_name in ("scale", "round") and gran == "per_128x128":
+        return "tile"
+    if stage_name == "cache_write" and options.get("quant") == "per_block":
+        return "cache_block"
+    return "row"
 
 
 # ------------------------------------------------------------- option resolution

@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 from .types import ScalarType, TensorType
 from ..errors import SourceLoc
 
-__all__ = ["Value", "ParamInfo", "ConstInfo", "StageCall", "TypedPipeline"]
+__all__ = ["Value", "ScaleOf", "ParamInfo", "ConstInfo", "StageCall", "TypedPipeline"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,9 +28,21 @@ class Value:
 
 
 @dataclass(frozen=True)
+class ScaleOf:
+    """A kernel input that an earlier kernel computed as the dynamic scale of another
+    input ``x`` of this kernel (the fusion pass writes it as the ``qf.scale_of`` argument
+    attribute, see :mod:`qfuse.dialect.encoding`): every |x| is at most the amax behind
+    the scale, so a backend may skip range checks when it quantises x with it."""
+    x: Value
+    granularity: str
+    dtype_max: float
+
+
+@dataclass(frozen=True)
 class ParamInfo:
     value: Value
     default: Optional[Union[int, float, bool]] = None
+    scale_of: Optional[ScaleOf] = None     # kernel functions only: see ScaleOf
 
 
 @dataclass(frozen=True)

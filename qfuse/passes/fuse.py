@@ -1,91 +1,94 @@
-"""``qf-fuse``: outline each kernel of the plan into a private ``func.func`` and call it.
+"""``qf-fuse``: plan each pipeline's kernels and outline them in place.
 
 The grouping rule is :mod:`qfuse.passes.plan` (row-space chains fuse; a grid-wide amax,
-128x128 tiles, per-block cache scales and remapped rows force boundaries). After this
-pass a pipeline function holds only ``func.call``s; each callee carries::
+128x128 tiles, per-block cache scales and remapped rows force boundaries); the ops move
+into private kernel functions as :mod:`qfuse.passes.outline` describes. After this pass
+a pipeline function holds only ``func.call``s; each callee carries::
 
     attributes {qf.kernel, qf.space = "row", qf.reason = "grid-wide-amax: ..."}
 
 ``qf.reason`` says why the kernel boundary before it exists (empty for the first
-kernel). Because the reader inlines kernel calls, a fused module reads back as the same
-program, so fused IR can still be run by the reference backend and re-fused.
+kernel). What one kernel computed that a later one may rely on is written on the later
+kernel's argument: ``qf.scale_of`` marks a scale that a grid-wide amax kernel took over
+an input x which the later kernel reads too (:mod:`qfuse.dialect.encoding`), so the
+backend may quantise x with it without range checks.
+
+Because the reader inlines kernel calls, a fused module reads back as the same program,
+so fused IR can still be run by the reference backend. A pipeline that is already fused
+(only calls) is left as it is.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..dialect.encoding import KERNEL_ATTR, REASON_ATTR, SPACE_ATTR, source_loc
+from ..dialect.mlir import ir
+from ..errors import QfuseError, UnsupportedError
+from .outline import outline_kernels
 from .plan import plan_kernels
 
-__all__ = ["FusePass", "fuse_module", "SPACE_ATTR", "REASON_ATTR"]
-
-SPACE_ATTR = "qf.space"
-REASON_ATTR = "qf.reason"
-
-
-def _kernel_pipeline(tp, k):
-    from ..dialect.typed import ParamInfo, TypedPipeline
-    used = {id(v) for c in k.calls for v in c.operands.values() if v is not None}
-    consts = [c for c in tp.consts if id(c.value) in used]
-    return TypedPipeline(name=k.name, params=[ParamInfo(v) for v in k.inputs], consts=consts,
-                         calls=list(k.calls), returns=list(k.outputs), loc=k.calls[0].loc,
-                         return_names=[v.name for v in k.outputs])
-
-
-def _build_main(tp, kernels, kernel_fns, module) -> None:
-    from ..dialect.builder import function_shell
-    from ..dialect.encoding import literal_attr, location, mlir_type
-    from ..dialect.mlir import arith, func, ir
-    _, block, env = function_shell(tp, module)
-    with ir.InsertionPoint(block):
-        for c in tp.consts:
-            if c.value in tp.returns:   # a literal returned as is
-                env[c.value] = arith.ConstantOp(mlir_type(c.value.type),
-                                                literal_attr(c.value.type.dtype, c.literal)).result
-        for k, kfn in zip(kernels, kernel_fns):
-            call = func.CallOp(kfn, [env[v] for v in k.inputs],
-                               loc=location(k.calls[0].loc, [v.name for v in k.outputs]))
-            for v, r in zip(k.outputs, call.results):
-                env[v] = r
-        func.ReturnOp([env[v] for v in tp.returns], loc=location(tp.loc))
+__all__ = ["FusePass", "fuse_module", "describe_kernels", "SPACE_ATTR", "REASON_ATTR"]
 
 
 def fuse_module(module):
-    """A new module: per pipeline, kernel functions (in order) and the calling function."""
-    from ..dialect.builder import build_function
-    from ..dialect.encoding import KERNEL_ATTR
-    from ..dialect.mlir import ir
-    from ..dialect.reader import read_pipelines
+    """Outline the kernels of every pipeline function of ``module`` in place; returns it."""
+    from ..dialect.reader import value_info
     from ..dialect.text import verify
-    tps = read_pipelines(module)
-    pipeline_names = {tp.name for tp in tps}
+    pipelines = [op for op in module.body.operations
+                 if op.operation.name == "func.func" and KERNEL_ATTR not in op.attributes]
+    names = {_symbol(fn) for fn in pipelines}
     with module.context, ir.Location.unknown():
-        new = ir.Module.create()
-        for tp in tps:
-            kernels = plan_kernels(tp)
-            _check_kernel_names(tp, kernels, pipeline_names)
-            fns = []
-            for k in kernels:
-                fn = build_function(_kernel_pipeline(tp, k), new)
-                attrs = fn.operation.attributes
-                attrs["sym_visibility"] = ir.StringAttr.get("private")
-                attrs[KERNEL_ATTR] = ir.UnitAttr.get()
-                attrs[SPACE_ATTR] = ir.StringAttr.get(k.space)
-                attrs[REASON_ATTR] = ir.StringAttr.get(k.reason)
-                fns.append(fn)
-            _build_main(tp, kernels, fns, new)
-    verify(new)
-    return new
+        for fn in pipelines:
+            if not _needs_fusion(fn):
+                continue
+            info = value_info(fn)
+            kernels = plan_kernels(fn, info)
+            _check_kernel_names(fn, kernels, names)
+            outline_kernels(fn, kernels, info, _scale_facts(kernels))
+    verify(module)
+    return module
 
 
-def _check_kernel_names(tp, kernels, pipeline_names: set) -> None:
+def _symbol(fn) -> str:
+    return ir.StringAttr(fn.attributes["sym_name"]).value
+
+
+def _needs_fusion(fn) -> bool:
+    """Whether ``fn`` holds stages to outline: False for a fused pipeline (only calls);
+    a mix of calls and stages is refused (its stages would never run)."""
+    ops = [op.operation for op in fn.regions[0].blocks[0].operations]
+    calls = [op for op in ops if op.name == "func.call"]
+    stages = [op for op in ops if op.name.startswith("qf.")]
+    if calls and stages:
+        raise UnsupportedError(f"pipeline '{_symbol(fn)}' mixes kernel calls and stages: "
+                               "fuse the stages before outlining any of them by hand",
+                               source_loc(calls[0].location))
+    return bool(stages)
+
+
+def _scale_facts(kernels: list) -> dict:
+    """``{scale value: (x value, granularity, dtype_max)}``: each grid-wide amax kernel's
+    dynamic scale of an input x it reads from memory (a pipeline input or an earlier
+    kernel's output). A recomputed x (a chain the amax kernel copies) has no such fact:
+    the later kernel's x is another value."""
+    facts = {}
+    for k in kernels:
+        last = k.calls[-1]
+        if k.space == "tensor_amax" and last.stage == "scale" and \
+                last.operands.get("static") is None and last.operands["x"] in k.inputs:
+            facts[last.results[0]] = (last.operands["x"], last.options["granularity"],
+                                      float(last.options["dtype_max"]))
+    return facts
+
+
+def _check_kernel_names(fn, kernels, pipeline_names: set) -> None:
     """A kernel symbol must not be a pipeline's. The DSL makes that impossible (no ``__``
     in pipeline names); hand-written MLIR gets this error instead of MLIR's
     "redefinition of symbol" with the whole function dumped."""
-    from ..errors import QfuseError
     for k in kernels:
         if k.name in pipeline_names:
-            raise QfuseError(f"pipeline '{tp.name}' would get a kernel named '{k.name}', "
-                             f"which is also a pipeline's name", tp.loc,
+            raise QfuseError(f"pipeline '{_symbol(fn)}' would get a kernel named '{k.name}', "
+                             f"which is also a pipeline's name", source_loc(fn.location),
                              hint="rename that pipeline: '__' is reserved for kernel names")
 
 
@@ -99,8 +102,6 @@ class FusePass:
 
 def describe_kernels(module) -> list:
     """One line per kernel function: ``name [space]: stage -> stage (reason)``."""
-    from ..dialect.encoding import KERNEL_ATTR
-    from ..dialect.mlir import ir
     lines = []
     for op in module.body.operations:
         attrs = op.operation.attributes

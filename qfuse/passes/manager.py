@@ -1,16 +1,16 @@
 """Runs a list of passes over a module, optionally printing the IR after each.
 
-Passes are Python objects with ``name`` and ``run(module) -> module``; a pass may
-rewrite the module in place or return a new one (fusion rebuilds functions).
+Passes are Python objects with ``name`` and ``run(module) -> module``; every qfuse pass
+rewrites the module in place and returns it.
 """
 from __future__ import annotations
 
 import sys
 from typing import Iterable, Union
 
-from . import PIPELINES, get_pass
+from .registry import PIPELINES, get_pass
 
-__all__ = ["run_pipeline", "resolve_pipeline"]
+__all__ = ["run_passes", "resolve_pipeline"]
 
 
 def resolve_pipeline(pipeline: Union[str, Iterable[str]]) -> list:
@@ -22,7 +22,7 @@ def resolve_pipeline(pipeline: Union[str, Iterable[str]]) -> list:
     return [get_pass(n)() for n in names]
 
 
-def run_pipeline(module, pipeline="default", *, print_after_all=False, out=None):
+def run_passes(module, pipeline="default", *, print_after_all=False, out=None):
     """Run the passes in order; with ``print_after_all`` dump the IR after each one."""
     from ..dialect.text import print_module
     out = out or sys.stdout

@@ -1,8 +1,10 @@
 """Kernel planning: which stages of a pipeline share one kernel, and why boundaries exist.
 
 Fusion is about bytes: a pipeline should read each input once and write each output
-once. The rule, applied to the checked SSA program (a :class:`TypedPipeline`) in
-program order:
+once. The rule, applied to the ``qf`` ops of a pipeline ``func.func`` in program order
+(each op's iteration space is the catalog's answer,
+:func:`qfuse.dialect.stages.iteration_space`; its row domain comes from the symbolic
+types the reader gives its values, :func:`qfuse.dialect.reader.value_info`):
 
 1. **Row space.** Most stages work row by row over the last dim (norm, smooth, scale
    per_token / per_1xK / mx, round, pack, glue, cache_write without per-block scales).
@@ -26,7 +28,8 @@ program order:
 6. ``shuffle`` is a store layout: it always joins the kernel of the mx scale it permutes.
 
 Kernels are emitted in dependency order. A value is a kernel output when the pipeline
-returns it or a stage of another kernel reads it.
+returns it or a stage of another kernel reads it. The plan names ops and SSA values;
+``qf-fuse`` (:mod:`qfuse.passes.fuse`) outlines it.
 """
 from __future__ import annotations
 
@@ -34,22 +37,52 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..dialect.stages import STAGES
-from ..dialect.typed import ConstInfo, StageCall, TypedPipeline, Value
+from ..dialect.mlir import ir
+from ..dialect.stages import STAGES, iteration_space
 
-__all__ = ["KernelPlan", "plan_kernels", "call_space", "row_domain", "kernel_name"]
+__all__ = ["KernelPlan", "StageOp", "plan_kernels", "stage_ops", "row_domain", "kernel_name"]
 
 REMAPPED_OPERANDS = {"gather": "x", "smooth": "x"}  # smooth only when expert-indexed
+
+
+@dataclass(eq=False)
+class StageOp:
+    """One ``qf`` op as the planner reads it (operands, options and results decoded once)."""
+    op: object                      # the ir.Operation
+    stage: str                      # catalog name
+    operands: dict                  # operand name -> ir.Value | None (catalog order)
+    options: dict                   # option name -> value
+    results: list                   # present results (ir.Values), catalog order
+
+    @property
+    def space(self) -> str:
+        """The iteration space this stage needs on its own (the catalog's answer)."""
+        given = [n for n, v in self.operands.items() if v is not None]
+        return iteration_space(self.stage, self.options, given)
+
+
+def stage_ops(block) -> list:
+    """The ``qf`` ops of ``block`` in program order, as :class:`StageOp` s."""
+    from ..dialect.ops import op_operands, op_options, op_results, stage_of
+    out = []
+    for op in block.operations:
+        st = stage_of(op)
+        if st is not None:
+            out.append(StageOp(op.operation, st.name, op_operands(op), op_options(op),
+                               [r for r in op_results(op).values() if r is not None]))
+    return out
 
 
 @dataclass
 class KernelPlan:
     name: str
     space: str                      # "row" | "tensor_amax" | "tile" | "cache_block"
-    calls: list = field(default_factory=list)
+    calls: list = field(default_factory=list)      # StageOps, in kernel order
     reason: str = ""                # why this kernel starts a new boundary ("" = first)
-    inputs: list = field(default_factory=list)    # Values read from outside
-    outputs: list = field(default_factory=list)   # Values needed outside
+    inputs: list = field(default_factory=list)    # ir.Values read from outside
+    outputs: list = field(default_factory=list)   # ir.Values needed outside
+    owned: set = field(default_factory=set)       # ids of the StageOps it computes
+    # (the others in ``calls`` are copies recomputed for a grid-wide amax)
 
     def describe(self) -> str:
         stages = " -> ".join(c.stage for c in self.calls)
@@ -68,65 +101,56 @@ def kernel_name(pipeline: str, index: int) -> str:
     return f"{pipeline}__k{index}"
 
 
-def call_space(call: StageCall) -> str:
-    """The iteration space a stage needs on its own."""
-    if call.stage == "scale" and call.options.get("granularity") == "per_tensor" \
-            and call.operands.get("static") is None:
-        return "tensor_amax"
-    if call.stage in ("scale", "round") and call.options.get("granularity") == "per_128x128":
-        return "tile"
-    if call.stage == "cache_write" and call.options.get("quant") == "per_block":
-        return "cache_block"
-    return "row"
-
-
-def row_domain(call: StageCall) -> tuple:
+def row_domain(call: StageOp, info: dict) -> tuple:
     """Leading dims a row-space stage iterates over (one program row per entry): those of
-    its rows tensor (``Stage.rows``: x for scale, round and cache_write, else the result)."""
+    its rows tensor (``Stage.rows``: x for scale, round and cache_write, else the result).
+    ``info``: the symbolic type of each value (:func:`qfuse.dialect.reader.value_info`)."""
     if STAGES[call.stage].rows == "x" or not call.results:
         x = call.operands.get("x")
-        return tuple(x.type.shape[:-1]) if x is not None else ()
-    return tuple(call.results[0].type.shape[:-1])
+        return tuple(info[x].type.shape[:-1]) if x is not None else ()
+    return tuple(info[call.results[0]].type.shape[:-1])
 
 
-def _is_remapped(call: StageCall) -> bool:
+def _is_remapped(call: StageOp) -> bool:
     if call.stage == "gather":
         return True
     return call.stage == "smooth" and call.operands.get("ids") is not None
 
 
 class _Planner:
-    def __init__(self, tp: TypedPipeline):
-        self.tp = tp
-        self.producer: dict = {}          # Value -> StageCall
-        self.kernel_of: dict = {}         # id(StageCall) -> KernelPlan
+    def __init__(self, name: str, calls: list, returns: list, info: dict):
+        self.name, self.calls, self.returns, self.info = name, calls, returns, info
+        self.producer: dict = {}          # ir.Value -> StageOp
+        self.kernel_of: dict = {}         # id(StageOp) -> KernelPlan
         self.kernels: list = []
         self.domains: dict = {}           # id(KernelPlan) -> row domains of its stages
-        self.consts = {id(c.value) for c in tp.consts}
-        for call in tp.calls:
+        for call in calls:
             for r in call.results:
                 self.producer[r] = call
 
     def new_kernel(self, space: str, reason: str) -> KernelPlan:
-        k = KernelPlan(kernel_name(self.tp.name, len(self.kernels)), space, reason=reason)
+        k = KernelPlan(kernel_name(self.name, len(self.kernels)), space, reason=reason)
         self.kernels.append(k)
         return k
 
-    def add(self, k: KernelPlan, call: StageCall) -> None:
+    def add(self, k: KernelPlan, call: StageOp) -> None:
         k.calls.append(call)
         self.kernel_of.setdefault(id(call), k)
         self.note_domain(k, call)
 
-    def note_domain(self, k: KernelPlan, call: StageCall) -> None:
+    def row_domain(self, call: StageOp) -> tuple:
+        return row_domain(call, self.info)
+
+    def note_domain(self, k: KernelPlan, call: StageOp) -> None:
         """Keep each kernel's set of row domains, so checking one is O(1), not O(calls)."""
         if call.stage != "shuffle":
-            self.domains.setdefault(id(k), set()).add(row_domain(call))
+            self.domains.setdefault(id(k), set()).add(self.row_domain(call))
 
     def rows_over(self, k: KernelPlan, dom: tuple) -> bool:
         """A row kernel whose stages all iterate over the rows ``dom``."""
         return k.space == "row" and self.domains.get(id(k), set()) <= {dom}
 
-    def chain(self, value: Value, k: KernelPlan) -> list:
+    def chain(self, value, k: KernelPlan) -> list:
         """Calls of kernel ``k`` that ``value`` depends on, in program order."""
         need, stack = set(), [value]
         while stack:
@@ -138,7 +162,7 @@ class _Planner:
             stack.extend(o for o in call.operands.values() if o is not None)
         return [c for c in k.calls if id(c) in need]
 
-    def producer_kernels(self, call: StageCall, skip: Optional[str] = None) -> list:
+    def producer_kernels(self, call: StageOp, skip: Optional[str] = None) -> list:
         ks = []
         for name, v in call.operands.items():
             if v is None or name == skip:
@@ -150,8 +174,8 @@ class _Planner:
                     ks.append(k)
         return ks
 
-    def place(self, call: StageCall) -> None:
-        space = call_space(call)
+    def place(self, call: StageOp) -> None:
+        space = call.space
         if call.stage == "shuffle":
             self.add(self._scale_kernel(call), call)
             return
@@ -168,7 +192,7 @@ class _Planner:
             return
         if space in ("tile", "cache_block"):
             ks = [k for k in self.producer_kernels(call) if k.space == space
-                  and row_domain(k.calls[-1]) == row_domain(call)]
+                  and self.row_domain(k.calls[-1]) == self.row_domain(call)]
             if ks:
                 self.add(ks[0], call)
                 return
@@ -181,9 +205,10 @@ class _Planner:
         if remap and self.producer.get(call.operands[remap]) is not None:
             # the remapped input would live in another program's registers
             self.add(self.new_kernel("row", f"remapped-rows: {call.stage} reads rows of "
-                                            f"{call.operands[remap].name} through an index"), call)
+                                            f"{self.info[call.operands[remap]].name} through an "
+                                            f"index"), call)
             return
-        dom = row_domain(call)
+        dom = self.row_domain(call)
         ks = self.producer_kernels(call)
         rows = [k for k in ks if self.rows_over(k, dom)]
         if len(rows) == 1 and len(ks) == 1:
@@ -212,14 +237,15 @@ class _Planner:
             reason = ""
         self.add(self.new_kernel("row", reason), call)
 
-    def _scale_kernel(self, shuffle: StageCall) -> KernelPlan:
+    def _scale_kernel(self, shuffle: StageOp) -> KernelPlan:
         """The kernel whose mx scale a shuffle lays out (the DSL checker guarantees one;
         hand-written MLIR may shuffle anything)."""
         maker = self.producer.get(shuffle.operands["s"])
         if maker is None or maker.stage != "scale":
+            from ..dialect.encoding import source_loc
             from ..errors import UnsupportedError
             raise UnsupportedError("shuffle lays out the E8M0 scale of a scale(..., mx) "
-                                   "call in the same pipeline", shuffle.loc)
+                                   "call in the same pipeline", source_loc(shuffle.op.location))
         return self.kernel_of[id(maker)]
 
     def merge(self, src: KernelPlan, dst: KernelPlan) -> None:
@@ -227,7 +253,7 @@ class _Planner:
             dst.calls.append(c)
             self.kernel_of[id(c)] = dst
             self.note_domain(dst, c)
-        order = {id(c): i for i, c in enumerate(self.tp.calls)}
+        order = {id(c): i for i, c in enumerate(self.calls)}
         dst.calls.sort(key=lambda c: order[id(c)])
         self.kernels.remove(src)
 
@@ -236,7 +262,7 @@ class _Planner:
         order and final names. Linear in the stages (sets, not rescans)."""
         inside = {id(k): {r for c in k.calls for r in c.results} for k in self.kernels}
         readers = self._outside_readers(inside)
-        returned = set(self.tp.returns)
+        returned = set(self.returns)
         for k in self.kernels:
             k.inputs = self._inputs(k, inside[id(k)])
             k.outputs = self._outputs(k, returned, readers)
@@ -244,7 +270,8 @@ class _Planner:
         # copied, read by nothing else) computes nothing anyone reads
         self.kernels = [k for k in self.kernels if k.outputs]
         for i, k in enumerate(self._topo(inside)):
-            k.name = kernel_name(self.tp.name, i)
+            k.name = kernel_name(self.name, i)
+            k.owned = {id(c) for c in k.calls if self.kernel_of[id(c)] is k}
         return self.kernels
 
     def _outside_readers(self, inside: dict) -> dict:
@@ -261,7 +288,7 @@ class _Planner:
         ins, seen = [], set()
         for c in k.calls:
             for v in c.operands.values():
-                if v is not None and v not in inside and id(v) not in self.consts \
+                if v is not None and v not in inside and not _is_constant(v) \
                         and v not in seen:
                     seen.add(v)
                     ins.append(v)
@@ -309,9 +336,22 @@ class _Planner:
         return order
 
 
-def plan_kernels(tp: TypedPipeline) -> list:
-    """Split ``tp`` into kernels (see the module docstring for the rule)."""
-    planner = _Planner(tp)
-    for call in tp.calls:
+def _is_constant(value) -> bool:
+    """A literal (``arith.constant``): each kernel that reads one holds its own copy."""
+    return isinstance(value, ir.OpResult) and value.owner.operation.name == "arith.constant"
+
+
+def plan_kernels(fn, info: Optional[dict] = None) -> list:
+    """Split the pipeline ``func.func`` ``fn`` into kernels (see the module docstring for
+    the rule). ``info``: :func:`qfuse.dialect.reader.value_info` of ``fn`` (read when
+    None)."""
+    if info is None:
+        from ..dialect.reader import value_info
+        info = value_info(fn)
+    block = fn.regions[0].blocks[0]
+    name = ir.StringAttr(fn.attributes["sym_name"]).value
+    ret = block.operations[len(block.operations) - 1]
+    planner = _Planner(name, stage_ops(block), list(ret.operands), info)
+    for call in planner.calls:
         planner.place(call)
     return planner.finish()

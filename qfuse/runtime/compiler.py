@@ -102,6 +102,7 @@ def compile_pipeline(tp: TypedPipeline, backend: str = "triton", target: str = "
                      ) -> CompiledPipeline:
     """Run the passes and render every kernel (no cache)."""
     from ..dialect.builder import build_module
+    from ..dialect.encoding import REASON_ATTR, SPACE_ATTR
     from ..dialect.mlir import ir
     from ..dialect.reader import read_function
     from ..dialect.text import print_module
@@ -115,14 +116,13 @@ def compile_pipeline(tp: TypedPipeline, backend: str = "triton", target: str = "
     fused = run_passes(build_module([tp]), "default")
     calls, returns = _schedule(fused, tp.name)
     steps = []
-    facts: dict = {}                     # what earlier kernels computed, for later ones
     for fn, ins, outs in calls:
         attrs = fn.operation.attributes
-        space = ir.StringAttr(attrs["qf.space"]).value
-        kprog = read_function(fn)
-        artifact = b.compile_kernel(kprog, space, tgt, facts)
+        space = ir.StringAttr(attrs[SPACE_ATTR]).value
+        kprog = read_function(fn)          # its parameters carry the qf.scale_of facts
+        artifact = b.compile_kernel(kprog, space, tgt)
         steps.append(KernelStep(ir.StringAttr(attrs["sym_name"]).value, space,
-                                ir.StringAttr(attrs["qf.reason"]).value, ins, outs, artifact,
+                                ir.StringAttr(attrs[REASON_ATTR]).value, ins, outs, artifact,
                                 kprog))
     return CompiledPipeline(tp.name, tp, backend, target, print_module(fused), steps, returns,
                             _versions(backend))

@@ -27,7 +27,7 @@ class ReferenceBackend(Backend):
     def target_for(self, device: Target) -> Target:
         return Target("cpu", "ref")          # torch runs it on any device
 
-    def compile_kernel(self, kernel, space: str, target: Target, facts: dict):
+    def compile_kernel(self, kernel, space: str, target: Target):
         return None                       # the kernel's program is the artifact
 
     def runner(self, compiled, aliases: dict) -> "ReferenceRunner":

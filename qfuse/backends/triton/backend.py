@@ -12,7 +12,7 @@ from typing import Optional
 
 from ...errors import QfuseError
 from ..base import Backend, Target
-from .codegen import render_kernel, scale_fact
+from .codegen import render_kernel
 from .runner import TritonRunner
 
 __all__ = ["TritonBackend", "BINARY_EXT"]
@@ -39,10 +39,8 @@ class TritonBackend(Backend):
             return e.message
         return None
 
-    def compile_kernel(self, kernel, space: str, target: Target, facts: dict):
-        source = render_kernel(kernel, space, scale_facts=facts)
-        facts.update(scale_fact(kernel, space))
-        return source
+    def compile_kernel(self, kernel, space: str, target: Target):
+        return render_kernel(kernel, space)
 
     def binaries(self, source, target: Target, dims: dict) -> dict:
         """``{extension: asm text or bytes}`` of ``source``'s kernel cross-compiled for

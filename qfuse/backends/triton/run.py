@@ -14,7 +14,7 @@ from typing import Optional, Sequence, Union
 from ...dialect.types import ScalarType
 from ...dialect.typed import ParamInfo, TypedPipeline
 from .kernel import TritonConfig
-from .codegen import infer_space, render_kernel, scale_fact
+from .codegen import infer_space, render_kernel
 from .launch import TritonKernel
 
 __all__ = ["sub_pipeline", "run_kernels", "run_pipeline", "compiled"]
@@ -36,16 +36,13 @@ def sub_pipeline(tp: TypedPipeline, calls: Sequence, inputs: Sequence, outputs: 
 _CACHE: dict = {}
 
 
-def compiled(tp: TypedPipeline, space: Optional[str] = None,
-             scale_facts: Optional[dict] = None) -> TritonKernel:
-    """``TritonKernel(render_kernel(tp, space, scale_facts=...))``, cached per pipeline
-    object (and facts)."""
+def compiled(tp: TypedPipeline, space: Optional[str] = None) -> TritonKernel:
+    """``TritonKernel(render_kernel(tp, space))``, cached per pipeline object."""
     space = space or infer_space(tp)
-    key = (id(tp), space, tuple(sorted((scale_facts or {}).items())))
+    key = (id(tp), space)
     hit = _CACHE.get(key)
     if hit is None or hit[0] is not tp:
-        hit = _CACHE[key] = (tp, TritonKernel(render_kernel(tp, space,
-                                                            scale_facts=scale_facts)))
+        hit = _CACHE[key] = (tp, TritonKernel(render_kernel(tp, space)))
     return hit[1]
 
 
@@ -54,12 +51,10 @@ def run_kernels(kernels: Sequence[Union[TypedPipeline, tuple]], values: dict,
     """Run kernels in order. ``values`` maps value names to tensors/scalars (the pipeline
     inputs); each kernel's outputs are added under their value names. Returns the dict."""
     env = dict(values)
-    facts: dict = {}
     for k in kernels:
         tp, space = (k, None) if isinstance(k, TypedPipeline) else k
         space = space or infer_space(tp)
-        kern = compiled(tp, space, facts)
-        facts.update(scale_fact(tp, space))
+        kern = compiled(tp, space)
         ins = {p.value.name: env[p.value.name] for p in tp.params if p.value.name in env}
         dims = kern.bind_dims(ins)
         outs = kern.allocate_outputs(ins, dims)

@@ -104,11 +104,8 @@ def case_inputs(name, m, n, exps, seed, zero_scale, nan=False) -> dict:
 def test_each_pipeline_has_a_fast_path(name):
     """Every pipeline above is rendered with the fast-path branch (the test is about it);
     the E2M1 one has the pack and store in each branch."""
-    from qfuse.backends.triton.codegen import render_kernel, scale_fact
-    facts, texts = {}, []
-    for tp, space in split(P[name]):
-        texts.append(render_kernel(tp, space, scale_facts=facts).text)
-        facts.update(scale_fact(tp, space))
+    from qfuse.backends.triton.codegen import render_kernel
+    texts = [render_kernel(tp, space).text for tp, space in split(P[name])]
     guard = "qf_e8m0_pow2_ok(" if name in MX else "qf_scale_fast_ok("
     assert any(guard in t for t in texts)
     if name in MX:

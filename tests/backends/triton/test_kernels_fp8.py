@@ -155,17 +155,18 @@ def test_per_tensor_dynamic_two_kernels(m, n):
 
 def test_per_tensor_quantise_kernel_knows_its_scale():
     """The amax kernel's scale of the input x bounds the next kernel's x / s (the bounded
-    fast path, render.scale_fact); a recomputed norm output gets no such fact (two
-    kernels may sum a row in different orders), and neither does a user's static scale."""
+    fast path): qf-fuse writes that fact on the next kernel's scale argument
+    (``qf.scale_of``, read into ``ParamInfo.scale_of``). A recomputed norm output gets no
+    such fact (two kernels may sum a row in different orders), and neither does a
+    user's static scale."""
     from qfuse.backends.triton.run import compiled
-    from qfuse.backends.triton.codegen import scale_fact
     for name, bounded in (("per_tensor_dyn", True), ("per_tensor_dyn_one", False)):
-        facts, texts = {}, []
-        for tp, space in split(P[name]):
-            texts.append(compiled(tp, space, facts).source.text)
-            facts.update(scale_fact(tp, space))
+        kernels = split(P[name])
+        facts = [p.scale_of for p in kernels[1][0].params if p.scale_of is not None]
+        assert len(facts) == bounded, name
+        texts = [compiled(tp, space).source.text for tp, space in kernels]
         assert ("qf_div_bounded" in texts[1]) == bounded, name
-    assert not scale_fact(split(P["static_fp8"])[0][0], "row")
+    assert all(p.scale_of is None for p in split(P["static_fp8"])[0][0].params)
 
 
 def test_per_tensor_dynamic_nan_and_zero():

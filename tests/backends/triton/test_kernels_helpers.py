@@ -18,7 +18,7 @@ from qfuse.backends.reference.numerics import decode_e2m1, e8m0_byte, quantize
 from qfuse.backends.reference.stages.quant import expand_scale, group_amax
 from qfuse.backends.triton import TritonConfig, run_pipeline, sub_pipeline
 from qfuse.dsl import load_source
-from qfuse.passes.plan import plan_kernels
+from qfuse.runtime.compiler import compile_pipeline
 
 F8 = (torch.float8_e4m3fn, torch.float8_e4m3fnuz)
 U = 2.0 ** -24
@@ -29,9 +29,11 @@ def pipes(src: str, file: str = "kernels_test.qp") -> dict:
 
 
 def split(tp) -> list:
-    """The fusion plan's kernels as (TypedPipeline, space) pairs."""
-    return [(sub_pipeline(tp, k.calls, k.inputs, k.outputs, k.name), k.space)
-            for k in plan_kernels(tp)]
+    """The kernel functions of the fused module as (kernel program, space) pairs, in
+    launch order: what ``compile_pipeline`` hands a backend (the reference backend here,
+    which renders nothing)."""
+    return [(step.program, step.space)
+            for step in compile_pipeline(tp, "reference", "cpu:ref").steps]
 
 
 def run_both(tp, inputs: dict, kernels=None, block_m=None) -> tuple:

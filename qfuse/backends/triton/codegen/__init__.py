@@ -11,6 +11,6 @@
 The text imports the device library (``qfuse.backends.triton.numerics`` / ``.lib``) by
 name; nothing here imports Triton.
 """
-from .render import column_split_ok, infer_space, render_kernel, scale_fact
+from .render import column_split_ok, infer_space, render_kernel, scale_facts
 
-__all__ = ["render_kernel", "infer_space", "scale_fact", "column_split_ok"]
+__all__ = ["render_kernel", "infer_space", "scale_facts", "column_split_ok"]

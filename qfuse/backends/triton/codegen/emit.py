@@ -148,7 +148,8 @@ class EmitContext:
     tile: Optional[Value] = None        # tile space: the 2-D input cut into tiles
     col_split: bool = False             # row space: programs also split the columns (pid_c)
     # {scale value name: (x name, granularity, dtype_max)} that earlier kernels of the
-    # pipeline computed (tensor_amax.scale_fact; stages_quant._bounded_by_own_scale)
+    # pipeline computed (the qf.scale_of argument attributes, render.scale_facts;
+    # stages_quant._bounded_by_own_scale)
     scale_facts: Mapping = field(default_factory=dict)
     claims: Mapping = field(default_factory=dict)   # id(cache_write call) -> ClaimRegion
     constexprs: tuple = ()              # (name, rule) of constexprs beyond BLOCK_<k>

@@ -1,5 +1,10 @@
 """``render_kernel``: one fused kernel (a TypedPipeline) -> Triton source (:class:`KernelSource`).
 
+The kernel is what the reader gives for a kernel function of the fused module: besides
+its stages, its parameters carry what earlier kernels computed for them
+(``ParamInfo.scale_of``, the ``qf.scale_of`` argument attribute), which the quantiser's
+fast path reads (``EmitContext.scale_facts``).
+
 Each kernel runs in one iteration space, and each space is one module: it builds the
 :class:`~.emit.EmitContext` of its kernel functions, lets the emitter lower the stages
 (``stages_*.py``, ``stores.py``) and hands the bodies to the shared assembly
@@ -15,42 +20,46 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ....dialect.stages import iteration_space
 from ....dialect.typed import TypedPipeline
 from ....errors import UnsupportedError
 from . import stages_cache, stages_glue, stages_norm, stages_quant  # noqa: F401 (register)
 from ..kernel import SPACES, KernelSource, TritonConfig
 from .cache_block import render_cache_block
 from .row import column_split_ok, render_row
-from .tensor_amax import render_tensor_amax, scale_fact
+from .tensor_amax import render_tensor_amax
 from .tile import render_tile
 
-__all__ = ["render_kernel", "infer_space", "scale_fact", "column_split_ok"]
+__all__ = ["render_kernel", "infer_space", "scale_facts", "column_split_ok"]
 
 RENDERERS = {"row": render_row, "tensor_amax": render_tensor_amax, "tile": render_tile,
              "cache_block": render_cache_block}
 
 
 def infer_space(tp: TypedPipeline) -> str:
-    """The space a single-kernel pipeline needs (``row`` unless a stage says otherwise)."""
+    """The space a single-kernel pipeline needs: the first stage whose own iteration space
+    (the catalog's :func:`~qfuse.dialect.stages.iteration_space`) is not ``row``."""
     for c in tp.calls:
-        g = c.options.get("granularity")
-        if c.stage == "scale" and g == "per_tensor" and c.operands.get("static") is None:
-            return "tensor_amax"
-        if c.stage in ("scale", "round") and g == "per_128x128":
-            return "tile"
-        if c.stage == "cache_write" and c.options.get("quant") == "per_block":
-            return "cache_block"
+        space = iteration_space(c.stage, c.options,
+                                [n for n, v in c.operands.items() if v is not None])
+        if space != "row":
+            return space
     return "row"
 
 
+def scale_facts(kernel: TypedPipeline) -> dict:
+    """``{scale parameter name: (x parameter name, granularity, dtype_max)}`` from the
+    kernel's ``ParamInfo.scale_of`` (stages_quant._bounded_by_own_scale reads it)."""
+    return {p.value.name: (p.scale_of.x.name, p.scale_of.granularity, p.scale_of.dtype_max)
+            for p in kernel.params if p.scale_of is not None}
+
+
 def render_kernel(kernel: TypedPipeline, space: Optional[str] = None,
-                  config: Optional[TritonConfig] = None,
-                  scale_facts: Optional[dict] = None) -> KernelSource:
+                  config: Optional[TritonConfig] = None) -> KernelSource:
     """Render ``kernel`` (params = inputs, returns = outputs) in ``space`` (inferred when
-    None). The text does not depend on ``config`` (block sizes are constexprs).
-    ``scale_facts``: what earlier kernels of the pipeline computed, see scale_fact."""
+    None). The text does not depend on ``config`` (block sizes are constexprs)."""
     space = space or infer_space(kernel)
     if space not in SPACES:
         raise UnsupportedError(f"triton backend: unknown iteration space {space!r} "
                                f"(supported: {', '.join(SPACES)})", kernel.loc)
-    return RENDERERS[space](kernel, dict(scale_facts or {}))
+    return RENDERERS[space](kernel, scale_facts(kernel))

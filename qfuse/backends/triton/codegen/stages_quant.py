@@ -179,10 +179,10 @@ def _prepare(em: Emitter, v: str, o: dict) -> str:
 def _bounded_by_own_scale(em: Emitter, call) -> bool:
     """Whether ``round(x, s)``'s quotient is bounded by construction: ``s`` is this
     kernel's dynamic ``scale(x)`` of the same value and granularity, or an earlier
-    kernel's per-tensor scale of the same pipeline input x (``em.ctx.scale_facts``, from
-    tensor_amax.scale_fact), so every |x| is at most the amax behind its s and |x / s| <=
-    dtype_max (1 + 2^-24); and that dtype_max fits the target's codes: at most the fp8
-    format max, or the int code range."""
+    kernel's per-tensor scale of the same input x (``em.ctx.scale_facts``: the kernel
+    function's ``qf.scale_of`` argument attribute, which qf-fuse writes), so every |x| is
+    at most the amax behind its s and |x / s| <= dtype_max (1 + 2^-24); and that
+    dtype_max fits the target's codes: at most the fp8 format max, or the int code range."""
     o = call.options
     x, s = call.operands["x"], call.operands["s"]
     if em.producer.get(s) is None:  # s from an earlier kernel: its scale of the same input x?

@@ -16,7 +16,7 @@ from .assemble import assemble, single
 from .emit import EmitContext, Emitter
 from .stages_quant import scale_from_amax
 
-__all__ = ["render_tensor_amax", "scale_fact"]
+__all__ = ["render_tensor_amax"]
 
 
 def render_tensor_amax(kernel: TypedPipeline, facts: dict) -> KernelSource:
@@ -27,8 +27,8 @@ def render_tensor_amax(kernel: TypedPipeline, facts: dict) -> KernelSource:
         raise UnsupportedError(
             "triton backend: a tensor_amax kernel ends in a dynamic scale(per_tensor) and "
             "returns only that scale", kernel.loc,
-            hint="split the pipeline first: the fusion plan puts the amax in its own kernel "
-                 "(qfuse.passes.plan.plan_kernels, then triton.sub_pipeline per kernel)")
+            hint="fuse the pipeline first: qf-fuse puts the amax in its own kernel function "
+                 "(qfuse.runtime.compiler.compile_pipeline renders each)")
     x = call.operands["x"]
     dom = tuple(x.type.shape[:-1])
     em = Emitter(kernel, EmitContext("tensor_amax", rows=dom, scale_facts=facts))
@@ -57,17 +57,3 @@ def render_tensor_amax(kernel: TypedPipeline, facts: dict) -> KernelSource:
     grid = (f"cdiv({rows}, BLOCK_M)",)
     return assemble(kernel, "tensor_amax", single(em, grid), min_programs=1, workspace=2)
 
-
-def scale_fact(kernel: TypedPipeline, space: str) -> dict:
-    """``{scale value name: (x name, granularity, dtype_max)}`` for a ``tensor_amax``
-    kernel whose scale is taken over a kernel parameter x (a pipeline input, read from
-    memory): a later kernel's ``round(x, s)`` of that same input is then bounded by
-    construction (stages_quant._bounded_by_own_scale). Empty for any other kernel."""
-    if space != "tensor_amax" or not kernel.calls:
-        return {}
-    c = kernel.calls[-1]
-    x = c.operands["x"]
-    if c.stage != "scale" or c.operands.get("static") is not None or \
-            x not in {p.value for p in kernel.params}:
-        return {}
-    return {c.results[0].name: (x.name, c.options["granularity"], float(c.options["dtype_max"]))}
