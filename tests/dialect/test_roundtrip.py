@@ -6,13 +6,16 @@ import pathlib
 import re
 
 import pytest
+import torch
 
 import handbuilt as hb
+from qfuse.backends.reference.interpreter import run_pipeline
 from qfuse.dialect import build_module, parse_module, print_module, read_pipelines
 from qfuse.dialect.encoding import dims_attr, dims_from_attr, source_loc
 from qfuse.dialect.mlir import PassManager
 from qfuse.dialect.ops import make_context
 from qfuse.dialect.types import Dim, cdiv_dim, div_dim, mul_dim
+from qfuse.dsl import load_file
 from qfuse.dsl.typed import StageCall
 from qfuse.errors import QfuseError
 
@@ -167,24 +170,15 @@ def test_builder_reports_a_bad_option_at_its_dsl_position():
 
 
 # ------------------------------------------------------------------ the examples
-def _load_examples():
-    try:
-        from qfuse.dsl import load_file
-    except ImportError as e:                                   # the front end is not in yet
-        pytest.skip(f"qfuse.dsl.load_file is not available yet: {e}")
-    return load_file
-
-
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_roundtrip(path):
-    load_file = _load_examples()
     pipelines = list(load_file(str(path)).values())
     assert pipelines
     roundtrip(pipelines)
 
 
 # ------------------------------------------------- executable equivalence (reference)
-def _inputs(tp, torch) -> dict:
+def _inputs(tp) -> dict:
     """Small random inputs: every symbol 64 (M 5), floats normal, ints in [0, 4)."""
     gen = torch.Generator().manual_seed(0)
     sizes = {s: 5 if s == "M" else 64 for s in tp.symbols()}
@@ -205,15 +199,9 @@ def _inputs(tp, torch) -> dict:
 @pytest.mark.parametrize("path", [p for p in EXAMPLES if p.name != "kvcache.qp"],
                          ids=lambda p: p.name)
 def test_read_back_pipelines_compute_the_same_bytes(path):
-    torch = pytest.importorskip("torch")
-    load_file = _load_examples()
-    try:
-        from qfuse.backends.reference.interpreter import run_pipeline
-    except ImportError as e:
-        pytest.skip(f"reference interpreter not available: {e}")
     pipelines = list(load_file(str(path)).values())
     for tp, read in zip(pipelines, read_pipelines(build_module(pipelines))):
-        inputs = _inputs(tp, torch)
+        inputs = _inputs(tp)
         want, got = run_pipeline(tp, inputs), run_pipeline(read, inputs)
         assert list(got) == list(want)
         for name in want:

@@ -9,9 +9,12 @@ import torch
 
 from qfuse.backends.reference import HANDLERS, run_pipeline
 from qfuse.backends.reference.stages import run_norm, run_round, run_scale
+from qfuse.dialect.builder import build_module
+from qfuse.dialect.reader import read_pipelines
 from qfuse.dialect.stages import STAGES, infer_results, resolve_options
 from qfuse.dialect.types import Dim, ScalarType, TensorType, dtype
 from qfuse.dialect.typed import ConstInfo, ParamInfo, StageCall, TypedPipeline, Value
+from qfuse.dsl import load_file
 from qfuse.errors import InputError, SourceLoc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -170,10 +173,6 @@ def example_inputs(tp, g):
 
 
 def example_pipelines():
-    try:
-        from qfuse.dsl import load_file
-    except ImportError:
-        return []
     out = []
     for f in sorted(glob.glob(os.path.join(ROOT, "examples", "*.qp"))):
         for name, tp in load_file(f).items():
@@ -198,12 +197,7 @@ def test_example_pipeline_runs(tp):
             assert not torch.isnan(val.to(torch.float32)).any(), name
     for k, v in before.items():                      # inputs are never modified
         assert same(inputs[k], v), k
-    try:                                             # the qf module read back runs identically
-        from qfuse.dialect.builder import build_module
-        from qfuse.dialect.reader import read_pipelines
-    except ImportError:
-        return
-    (read,) = read_pipelines(build_module([tp]))
+    (read,) = read_pipelines(build_module([tp]))     # the qf module read back runs identically
     again = run_pipeline(read, inputs)
     assert list(again) == list(out)
     assert all(same(a, b) for a, b in zip(again.values(), out.values()))
