@@ -8,6 +8,12 @@ Swapping the bindings (e.g. for ``xtc-mlir-python-bindings``, which lacks
 
 Importing this module loads MLIR (~300 MB of shared libraries), so ``qfuse.dialect``
 imports it lazily: a built bundle runs without it.
+
+It exports what qfuse uses. The Python rewrite API (``torch_mlir.rewrite``: pattern sets,
+the greedy and walk drivers) is left out because no pass is a local rewrite of one op:
+qf-fuse plans over a whole function and outlines in place, qf-legalize only checks, and
+dead or duplicate stages go to MLIR's own canonicalize / cse passes. A pass that rewrites
+one op at a time would import it here.
 """
 from __future__ import annotations
 
@@ -17,17 +23,11 @@ from functools import lru_cache
 from torch_mlir import ir
 from torch_mlir._mlir_libs._mlir import globals as _binding_globals
 from torch_mlir.dialects import arith, func
-from torch_mlir.dialects.ext import (Dialect, DialectAlreadyLoadedError, Operand, Pure, Result,
-                                     result)
+from torch_mlir.dialects.ext import Dialect, Operand, Pure, Result, result
 from torch_mlir.passmanager import PassManager
-from torch_mlir.rewrite import (FrozenRewritePatternSet, GreedyRewriteConfig, PatternRewriter,
-                                RewritePatternSet, apply_patterns_and_fold_greedily,
-                                walk_and_apply_patterns)
 
-__all__ = ["ir", "func", "arith", "PassManager", "RewritePatternSet", "FrozenRewritePatternSet",
-           "PatternRewriter", "GreedyRewriteConfig", "apply_patterns_and_fold_greedily",
-           "walk_and_apply_patterns", "Dialect", "DialectAlreadyLoadedError", "Operand", "Result",
-           "result", "Pure", "MLIRError", "BINDINGS", "mlir_version", "register_dialect_module"]
+__all__ = ["ir", "func", "arith", "PassManager", "Dialect", "Operand", "Result", "result", "Pure",
+           "MLIRError", "BINDINGS", "mlir_version", "register_dialect_module"]
 
 #: Raised by parse/verify/pass runs; carries ``error_diagnostics``.
 MLIRError = ir.MLIRError
