@@ -208,3 +208,30 @@ def test_read_back_pipelines_compute_the_same_bytes(path):
             a, b = want[name], got[name]
             assert a.dtype == b.dtype and a.shape == b.shape, (tp.name, name)
             assert torch.equal(a.view(torch.uint8), b.view(torch.uint8)), (tp.name, name)
+
+
+def test_a_kernel_scale_fact_reads_into_its_parameter_and_a_bad_one_is_located():
+    """``qf.scale_of`` on a kernel argument reads as ``ParamInfo.scale_of`` naming the
+    other argument; one that names no other argument is an error at the kernel."""
+    from qfuse.dialect.encoding import KERNEL_ATTR
+    from qfuse.dialect.reader import read_function
+    from qfuse.dsl import load_source
+    from qfuse.passes import run_passes
+    tp = load_source("def f(x: bf16[M, N]):\n    s = scale(x, fp8_e4m3fn, per_tensor)\n"
+                     "    return round(x, s, fp8_e4m3fn), s\n", "t.qp")["f"]
+    text = print_module(run_passes(build_module([tp])), debug_info=True)
+
+    def quantise_kernel(module_text: str):
+        module = parse_module(module_text)
+        return read_function([op for op in module.body.operations
+                              if KERNEL_ATTR in op.attributes][1])
+
+    x, s = quantise_kernel(text).params
+    assert x.scale_of is None
+    assert (s.scale_of.x, s.scale_of.granularity, s.scale_of.dtype_max) == \
+        (x.value, "per_tensor", 448.0)
+    assert "x = 0 : i64" in text
+    with pytest.raises(QfuseError) as info:
+        quantise_kernel(text.replace("x = 0 : i64", "x = 1 : i64"))
+    assert "names argument 1, which is not another argument" in info.value.message
+    assert (info.value.loc.file, info.value.loc.line) == ("t.qp", 3)

@@ -1,5 +1,9 @@
 """The Triton renderer on its own: readable, deterministic source; the KernelSource
-contract; errors for what is not supported; loading; cross-compiling (no GPU needed)."""
+contract; errors for what is not supported; loading; cross-compiling (no GPU needed).
+
+The kernels come from the fused module, as production renders them (``kernel_sources``:
+``compile_pipeline``'s steps); only the tests of what the renderer refuses hand it
+programs the fusion pass would have split."""
 import os
 import subprocess
 import sys
@@ -17,6 +21,7 @@ from qfuse.backends.triton.triton_adapter import interpreting
 from qfuse.backends.triton.triton_adapter import version as triton_version
 from qfuse.dsl import load_source
 from qfuse.errors import UnsupportedError
+from qfuse.runtime.compiler import compile_pipeline
 
 SRC = """
 def rms_fp8(x: bf16[M, N], w: bf16[N], eps: f32 = 1e-6):
@@ -64,14 +69,25 @@ def P():
     return load_source(SRC, "codegen_test.qp")
 
 
+def kernel_sources(tp) -> list:
+    """The KernelSource of each kernel of ``tp``'s fused module, in launch order."""
+    return [step.source for step in compile_pipeline(tp, "triton").steps]
+
+
+def kernel_source(tp) -> KernelSource:
+    """The one kernel of a pipeline that fuses into one."""
+    (ks,) = kernel_sources(tp)
+    return ks
+
+
 def test_readable_and_located(P):
-    ks = render_kernel(P["rms_fp8"])
-    assert isinstance(ks, KernelSource) and ks.space == "row" and ks.name == "rms_fp8"
+    ks = kernel_source(P["rms_fp8"])
+    assert isinstance(ks, KernelSource) and ks.space == "row" and ks.name == "rms_fp8__k0"
     t = ks.text
     for needle in ("# norm(kind=rms, dtype=f32) -> y @ codegen_test.qp:3:9",
                    "# scale(dtype=fp8_e4m3fn, granularity=per_token, zero=one) -> s @ "
                    "codegen_test.qp:4:9", "# round(", "# output s: f32[M, 1]",
-                   "@triton.jit\ndef rms_fp8(",
+                   "@triton.jit\ndef rms_fp8__k0(",
                    "from qfuse.backends.triton.numerics import qf_div, qf_div_bounded, qf_div_codes, "
                    "qf_fp8_bits_finite, qf_fp8_prepare, qf_scale_fast_ok, qf_sqrt",
                    # round(y, scale(y)): the bounded fast path, and the general one behind it
@@ -82,13 +98,13 @@ def test_readable_and_located(P):
 
 
 def test_deterministic(P):
-    a = render_kernel(P["mxfp4_shuffle"])
-    b = render_kernel(load_source(SRC, "codegen_test.qp")["mxfp4_shuffle"])
+    a = kernel_source(P["mxfp4_shuffle"])
+    b = kernel_source(load_source(SRC, "codegen_test.qp")["mxfp4_shuffle"])
     assert a.text == b.text and a.key == b.key and a == b
 
 
 def test_kernel_source_contract(P):
-    ks = render_kernel(P["mxfp4_shuffle"])
+    ks = kernel_source(P["mxfp4_shuffle"])
     roles = [(a.name, a.role) for a in ks.args]
     assert roles[:3] == [("x_ptr", "input"), ("pack_0_ptr", "output"),
                          ("shuffle_0_ptr", "output")]
@@ -104,11 +120,12 @@ def test_kernel_source_contract(P):
 
 def test_spaces(P):
     assert infer_space(P["dyn"]) == "tensor_amax" and infer_space(P["tile"]) == "tile"
-    amax = render_kernel(P["dyn"])
-    assert amax.min_programs == 1 and amax.workspace == "2"
+    amax = kernel_source(P["dyn"])
+    assert amax.space == "tensor_amax" and amax.min_programs == 1 and amax.workspace == "2"
     assert "tl.atomic_max(ws_ptr" in amax.text and "tl.num_programs(0) - 1" in amax.text
-    tile = render_kernel(P["tile"])
-    assert tile.grid == ("cdiv(M, TILE)", "cdiv(N, TILE)")
+    tile = kernel_source(P["tile"])
+    assert tile.space == "tile" and tile.grid == ("cdiv(M, TILE)", "cdiv(N, TILE)")
+    # what the renderer refuses: a kernel in a space its stages cannot run in
     with pytest.raises(UnsupportedError, match="iteration space"):
         render_kernel(P["tile"], "wavefront")
     with pytest.raises(UnsupportedError, match="ends in cache_write"):
@@ -121,7 +138,7 @@ def test_spaces(P):
 
 
 def test_cache_kernel_contract(P):
-    ks = render_kernel(P["kv"])
+    ks = kernel_source(P["kv"])
     assert ks.tensor("kc", "output").init == ("copy", "c")
     assert ks.tensor("ks", "output").init == ("copy", "s")
     assert ks.checks == (("X == 16", "c: the key layout's last dim must be vec=16"),)
@@ -129,6 +146,8 @@ def test_cache_kernel_contract(P):
 
 
 def test_unsupported_is_located(P):
+    """Programs the fusion pass splits (two row domains; a reduce of a computed value)
+    rendered as one kernel: a located refusal, not wrong code."""
     with pytest.raises(UnsupportedError) as e:
         render_kernel(P["two_domains"])
     assert "iterate over different rows" in str(e.value)
@@ -140,7 +159,7 @@ def test_unsupported_is_located(P):
 
 
 def test_loader_and_interpreting_restore(P):
-    ks = render_kernel(P["rms_fp8"])
+    ks = kernel_source(P["rms_fp8"])
     fn = load_kernel(ks)
     assert isinstance(fn, JITFunction) and fn.fn.__module__.startswith("qfuse_gen_rms_fp8_")
     assert os.path.exists(fn.fn.__code__.co_filename)
@@ -184,7 +203,7 @@ def test_triton_interpret_env_subprocess(tmp_path):
 def test_cross_compile_native_fp8(P, name, target, needle):
     if target == "hip:gfx950" and triton_version() < (3, 7):
         pytest.skip("triton 3.6 emulates OCP fp8 on gfx950")
-    k = TritonKernel(render_kernel(P[name]))
+    k = TritonKernel(kernel_source(P[name]))
     asm = k.compile(target, config=TritonConfig(native=True))
     text = asm["ptx"] if target.startswith("cuda") else asm["amdgcn"]
     assert needle in text
@@ -205,7 +224,7 @@ def test_cross_compile_native_fp8(P, name, target, needle):
 def test_no_fma_contraction(P):
     """enable_fp_fusion=False: x * y + 1.0 stays a multiply and an add (two roundings, as
     in the reference); the only fma.rn.f32 in generated code are explicit (qf_div_codes)."""
-    ptx = TritonKernel(render_kernel(P["mul_add"])).compile("cuda:sm_90")["ptx"]
+    ptx = TritonKernel(kernel_source(P["mul_add"])).compile("cuda:sm_90")["ptx"]
     assert "fma.rn.f32" not in ptx and "mul.f32" in ptx.replace("mul.rn.f32", "mul.f32")
 
 
@@ -214,7 +233,7 @@ def test_no_fma_contraction(P):
                          + [("mxfp4_shuffle", "hip:gfx950"), ("dyn", "hip:gfx942"),
                             ("kv", "hip:gfx942")])
 def test_cross_compile_every_space(P, name, target):
-    asm = TritonKernel(render_kernel(P[name])).compile(target, dims={"N": 256, "D": 128})
+    asm = TritonKernel(kernel_source(P[name])).compile(target, dims={"N": 256, "D": 128})
     assert ("cubin" in asm) if target.startswith("cuda") else ("hsaco" in asm)
 
 
@@ -233,6 +252,35 @@ def test_zero_scale_select_only_where_a_scale_can_be_zero():
     def static(x: bf16[M, N], s: f32[1]):
         return round(x, s, fp8_e4m3fn, granularity=per_tensor)
     '''), "zero_sel.qp")
-    text = {n: render_kernel(src[n]).text for n in src}
+    text = {n: kernel_source(src[n]).text for n in src}
     assert "== 0.0, 0.0," not in text["tok"]
     assert "== 0.0, 0.0," in text["tok_zero"] and "== 0.0, 0.0," in text["static"]
+
+
+def test_the_scale_fact_comes_from_the_kernel_function():
+    """The quantise kernel's bounded fast path rests on the qf.scale_of attribute of its
+    scale argument, which qf-fuse writes: the renderer reads it from the kernel function
+    (no side channel), so removing it, or a dtype_max above the fp8 range, loses the
+    fast path."""
+    import re
+
+    from qfuse.dialect.builder import build_module
+    from qfuse.dialect.encoding import KERNEL_ATTR
+    from qfuse.dialect.reader import read_function
+    from qfuse.dialect.text import parse_module, print_module
+    from qfuse.passes import run_passes
+    tp = load_source("def f(x: bf16[M, N]):\n    s = scale(x, fp8_e4m3fn, per_tensor)\n"
+                     "    return round(x, s, fp8_e4m3fn), s\n", "fact.qp")["f"]
+    text = print_module(run_passes(build_module([tp])), debug_info=True)
+
+    def quantise_kernel(module_text: str) -> str:
+        module = parse_module(module_text)
+        kernels = [op for op in module.body.operations if KERNEL_ATTR in op.attributes]
+        return render_kernel(read_function(kernels[1]), "row").text
+
+    fact = re.search(r", qf\.scale_of = \{dtype_max = 4\.480000e\+02 : f64[^}]*\}", text)
+    assert fact is not None
+    assert "qf_div_bounded" in quantise_kernel(text)
+    assert "qf_div_bounded" not in quantise_kernel(text.replace(fact.group(0), ""))
+    too_big = text.replace(fact.group(0), fact.group(0).replace("4.480000e+02", "1.000000e+03"))
+    assert "qf_div_bounded" not in quantise_kernel(too_big)

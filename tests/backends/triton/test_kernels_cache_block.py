@@ -4,7 +4,7 @@ untouched blocks, skipped tokens; every layout, fp8 and int8, both scale layouts
 import pytest
 import torch
 
-from test_kernels_helpers import assert_bitwise, pipes, randn, run_both
+from test_kernels_helpers import assert_bitwise, pipes, randn, run_both, split
 from qfuse.backends.triton import infer_space, render_kernel
 
 LAYOUT_SHAPE = {"key": "[B, H, DX, BS, X]", "value": "[B, H, D, BS]",
@@ -61,9 +61,11 @@ def test_per_block_asm_scales(layout):
 
 
 def test_per_block_claims_then_three_kernels():
-    ks = render_kernel(block_pipe("key", "fp8_e4m3fn", "default"))
-    assert [n for n, _ in ks.launches] == ["cw_claim", "cw_amax", "cw_scale", "cw_write"]
-    assert ks.name == "cw_amax" and ks.grid == ks.launches[1][1]
+    ((kernel, space),) = split(block_pipe("key", "fp8_e4m3fn", "default"))
+    ks = render_kernel(kernel, space)
+    assert [n for n, _ in ks.launches] == ["cw__k0_claim", "cw__k0_amax", "cw__k0_scale",
+                                           "cw__k0_write"]
+    assert ks.name == "cw__k0_amax" and ks.grid == ks.launches[1][1]
     assert ks.launches[2][1] == ("B * H",)
     # the block words B * (H + 1), then the claim words of B * BS slots (int64, + 2)
     assert ks.workspace == "2 * (((B * (H + 1)) + 1) // 2 + (B * BS) + 2)"

@@ -1,7 +1,9 @@
 """Shared helpers for the Triton kernel tests (and the tests of the helpers themselves).
 
-* :func:`run_both` runs a pipeline through the Triton backend (CPU interpreter) and the
-  reference interpreter; :func:`assert_bitwise` demands identical bits;
+* :func:`split` gives the kernels of a pipeline's fused module (what production renders);
+  :func:`run_both` runs them through the Triton backend (CPU interpreter), and the
+  pipeline through the reference interpreter; :func:`assert_bitwise` demands identical
+  bits;
 * :func:`assert_norm_explained` is the check for norm pipelines: every code (and scale)
   that differs from the reference must be explained by the fp32 sum order of the norm,
   i.e. the reference's pre-rounding value lies within that rounding of a boundary. It
@@ -37,8 +39,10 @@ def split(tp) -> list:
 
 
 def run_both(tp, inputs: dict, kernels=None, block_m=None) -> tuple:
-    got = run_pipeline(tp, inputs, kernels=kernels, config=TritonConfig(block_m=block_m),
-                       interpret=True)
+    """The Triton backend's outputs (the fused module's kernels unless ``kernels`` are
+    given, in the CPU interpreter) and the reference interpreter's."""
+    got = run_pipeline(tp, inputs, kernels=kernels or split(tp),
+                       config=TritonConfig(block_m=block_m), interpret=True)
     return got, ref_run(tp, inputs)
 
 

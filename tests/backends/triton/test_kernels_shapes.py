@@ -6,7 +6,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_kernels_helpers import assert_bitwise, edge_rows, pipes, randn, run_both
+from test_kernels_helpers import assert_bitwise, edge_rows, pipes, randn, run_both, split
 from qfuse.backends.triton import TritonConfig, compiled
 
 P = pipes("""
@@ -63,7 +63,8 @@ def test_row_stride_larger_than_n():
 def test_output_with_row_stride():
     tp = P["per_token_fp8"]
     x = edge_rows(6, 50)
-    k = compiled(tp)
+    (kernel,) = split(tp)
+    k = compiled(*kernel)
     q = torch.zeros(6, 64, dtype=torch.float8_e4m3fn)[:, 3:53]
     s = torch.zeros(6, 5)[:, 2:3]
     k.launch({"x": x}, {"round_0": q, "s": s}, interpret=True)
