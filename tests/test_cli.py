@@ -1,4 +1,5 @@
-"""The command line: ir (every emit level, print-after-all), run, cache; errors exit 1."""
+"""The command line: ir (every emit level, print-after-all, .mlir input), opt, run, cache;
+errors exit 1."""
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,24 @@ def test_ir_levels(capsys):
     out = capsys.readouterr().out
     for name in ("qf-build", "qf-verify", "qf-dce", "qf-cse", "qf-fuse", "qf-legalize"):
         assert f"IR Dump After {name}" in out
+
+
+def test_mlir_input_resumes_after_the_qf_module(capsys, tmp_path):
+    """``qfuse ir`` takes the .mlir it printed and goes on from there; ``qfuse opt`` runs
+    named passes on it (the golden IR tests drive it under lit)."""
+    assert main(["ir", FP8, "--pipeline", "per_tensor_fp8", "--debug-info"]) == 0
+    path = tmp_path / "p.mlir"
+    path.write_text(capsys.readouterr().out)
+    assert main(["ir", str(path), "--emit", "triton"]) == 0
+    out = capsys.readouterr().out
+    assert "# ===== per_tensor_fp8__k0 =====" in out and "# ===== per_tensor_fp8__k1 =====" in out
+    assert main(["opt", str(path), "--passes", "qf-fuse"]) == 0
+    assert "func.func private @per_tensor_fp8__k1(" in capsys.readouterr().out
+    assert main(["ir", str(path), "--emit", "ast"]) == 1
+    assert "a .mlir file has no DSL source" in capsys.readouterr().err
+    path.write_text("func.func @f(\n")
+    assert main(["opt", str(path)]) == 1
+    assert f"{path}:1:14: error: expected non-function type" in capsys.readouterr().err
 
 
 def test_run_prints_a_summary(capsys):
