@@ -98,32 +98,46 @@ def _schedule(module, pipeline: str) -> tuple:
     return calls, returns
 
 
-def compile_pipeline(tp: TypedPipeline, backend: str = "triton", target: str = "cpu:interp"
-                     ) -> CompiledPipeline:
-    """Run the passes and render every kernel (no cache)."""
-    from ..dialect.builder import build_module
+def _kernel_steps(fused, pipeline: str, b, tgt) -> tuple:
+    """``([KernelStep], returns)`` of ``pipeline`` in the fused module: each kernel
+    function read (its parameters carry the qf.scale_of facts) and compiled by backend
+    ``b`` for target ``tgt``."""
     from ..dialect.encoding import REASON_ATTR, SPACE_ATTR
     from ..dialect.mlir import ir
     from ..dialect.reader import read_function
-    from ..dialect.text import print_module
-    from ..passes import run_passes
+    calls, returns = _schedule(fused, pipeline)
+    steps = []
+    for fn, ins, outs in calls:
+        attrs = fn.operation.attributes
+        space = ir.StringAttr(attrs[SPACE_ATTR]).value
+        kprog = read_function(fn)
+        artifact = b.compile_kernel(kprog, space, tgt)
+        steps.append(KernelStep(ir.StringAttr(attrs["sym_name"]).value, space,
+                                ir.StringAttr(attrs[REASON_ATTR]).value, ins, outs, artifact,
+                                kprog))
+    return steps, returns
+
+
+def _backend_for(backend: str, target: str) -> tuple:
+    """The backend object and the parsed target (None for ``any``), checked together."""
     from ..backends.base import parse_target
     from ..backends.registry import get_backend
     b = get_backend(backend)
     tgt = parse_target(target) if target != "any" else None
     if tgt is not None:
         b.check_target(tgt)
+    return b, tgt
+
+
+def compile_pipeline(tp: TypedPipeline, backend: str = "triton", target: str = "cpu:interp"
+                     ) -> CompiledPipeline:
+    """Run the passes and render every kernel of the fused module (no cache)."""
+    from ..dialect.builder import build_module
+    from ..dialect.text import print_module
+    from ..passes import run_passes
+    b, tgt = _backend_for(backend, target)
     fused = run_passes(build_module([tp]), "default")
-    calls, returns = _schedule(fused, tp.name)
-    steps = []
-    for fn, ins, outs in calls:
-        attrs = fn.operation.attributes
-        space = ir.StringAttr(attrs[SPACE_ATTR]).value
-        kprog = read_function(fn)          # its parameters carry the qf.scale_of facts
-        artifact = b.compile_kernel(kprog, space, tgt)
-        steps.append(KernelStep(ir.StringAttr(attrs["sym_name"]).value, space,
-                                ir.StringAttr(attrs[REASON_ATTR]).value, ins, outs, artifact,
-                                kprog))
+    steps, returns = _kernel_steps(fused, tp.name, b, tgt)
     return CompiledPipeline(tp.name, tp, backend, target, print_module(fused), steps, returns,
                             _versions(backend))
 
@@ -146,9 +160,18 @@ def cached_compile(tp: TypedPipeline, backend: str, target: str,
 
 
 def compile_module_sources(module) -> dict:
-    """``{kernel name: Triton source}`` for every pipeline of a (possibly unfused) module."""
-    from ..dialect.reader import read_pipelines
+    """``{kernel name: Triton source}`` for every pipeline of ``module``, rendered from its
+    kernel functions (the default passes run first; they leave fused pipelines as they
+    are, so a fused module is rendered as it stands)."""
+    from ..dialect.encoding import KERNEL_ATTR
+    from ..dialect.mlir import ir
+    from ..passes import run_passes
+    b, tgt = _backend_for("triton", "cpu:interp")
+    fused = run_passes(module, "default")
     out = {}
-    for tp in read_pipelines(module):
-        out.update(compile_pipeline(tp, "triton").sources())
+    for op in fused.body.operations:
+        if op.operation.name == "func.func" and KERNEL_ATTR not in op.operation.attributes:
+            steps, _ = _kernel_steps(fused, ir.StringAttr(op.attributes["sym_name"]).value,
+                                     b, tgt)
+            out.update({s.name: s.source.text for s in steps})
     return out
