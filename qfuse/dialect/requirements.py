@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from .options import CacheLayout, CacheQuant, Granularity, ScaleLayout
 from .types import Dim, TensorType, mul_dim
 
 __all__ = ["Requirement", "IndexOperand", "call_requirements", "index_operands",
@@ -63,16 +64,23 @@ class Requirement:
 
 @dataclass(frozen=True)
 class IndexOperand:
-    """An operand whose values address another tensor: valid values are ``[0, bound)``.
+    """An operand whose values address another tensor: valid values are ``[0, bound)``,
+    ``bound`` a dim of operand ``bound_of``.
 
     ``outside`` is the defined result for a value outside that range, the same on every
     backend; ``error`` says whether the strict host check reports it (values the stage
-    defines as padding, like a negative slot or a gather index of -1, are not errors)."""
+    defines as padding, like a negative slot or a gather index of -1, are not errors).
+    Random inputs (``qfuse run``, the demo, tests) draw from
+    ``[-samples[0], bound + samples[1])``, distinct values when ``unique`` (KV slots:
+    a repeated slot is defined, but not what a caller means)."""
     operand: str
     bound: Dim
     outside: str
     error_below: bool
     error_above: bool
+    bound_of: str
+    unique: bool = False
+    samples: tuple = (0, 0)
 
 
 def _t(call, name: str) -> Optional[TensorType]:
@@ -86,7 +94,7 @@ def _even(call) -> list:
 
 
 def _mx(call) -> list:
-    if call.options.get("granularity") != "mx":
+    if call.options.get("granularity") != Granularity.MX:
         return []
     x = _t(call, "x")
     return [Requirement(x.shape[-1], "%", Dim(32), "x",
@@ -108,22 +116,15 @@ def _rope(call) -> list:
     return out
 
 
-# physical cache dims: the operand dim that holds H, D (or D / X), BS and the vector X
-_CACHE_AXES = {"key": {"H": 1, "DX": 2, "BS": 3, "X": 4},
-               "value": {"H": 1, "D": 2, "BS": 3},
-               "value_asm": {"H": 1, "BSX": 2, "D": 3, "X": 4},
-               "flash": {"BS": 1, "H": 2, "D": 3}}
-
-
-def cache_block_size(cache: TensorType, layout: str) -> Dim:
+def cache_block_size(cache: TensorType, layout: CacheLayout) -> Dim:
     """Tokens per cache block of a physical cache type."""
-    ax = _CACHE_AXES[layout]
+    ax = CacheLayout(layout).axes
     if "BSX" in ax:
         return mul_dim(cache.shape[ax["BSX"]], cache.shape[ax["X"]])
     return cache.shape[ax["BS"]]
 
 
-def cache_capacity(cache: TensorType, layout: str) -> Dim:
+def cache_capacity(cache: TensorType, layout: CacheLayout) -> Dim:
     """Slots of a physical cache type: ``num_blocks * block_size``."""
     return mul_dim(cache.shape[0], cache_block_size(cache, layout))
 
@@ -132,8 +133,8 @@ def _cache_write(call) -> list:
     o = call.options
     x, cache, scales = _t(call, "x"), _t(call, "cache"), _t(call, "scales")
     layout = o["layout"]
-    ax = _CACHE_AXES[layout]
-    if cache is None or x is None or cache.rank != len(ax) + 1 or x.rank != 3:
+    ax = layout.axes
+    if cache is None or x is None or cache.rank != layout.rank or x.rank != 3:
         return []                         # the type rule has refused it already
     where = f"the {layout} cache"
     out = [Requirement(cache.shape[ax["H"]], "==", x.shape[1], "cache",
@@ -154,23 +155,23 @@ def _cache_write(call) -> list:
         return out
     nb, bs, h = cache.shape[0], cache_block_size(cache, layout), x.shape[1]
     quant, sl = o["quant"], o["scale_layout"]
-    if quant == "static":
+    if quant == CacheQuant.STATIC:
         out.append(Requirement(scales.shape[0], ">=", Dim(1), "scales",
                                "a static cache scale needs one element"))
-    elif quant == "per_token" and sl == "asm":
+    elif quant == CacheQuant.PER_TOKEN and sl == ScaleLayout.ASM:
         want = (nb, h, bs)
         out += [Requirement(scales.shape[k], "==", want[k], "scales",
                             "per_token scales with scale_layout=asm are [NB, H, BS]")
                 for k in range(min(3, scales.rank))]
-    elif quant == "per_token":
+    elif quant == CacheQuant.PER_TOKEN:
         out.append(Requirement(scales.shape[0], "==", h, "scales",
                                "per_token scales [H, S] need one row per head"))
         out.append(Requirement(scales.shape[1], ">=", cache_capacity(cache, layout), "scales",
                                "per_token scales [H, S] need a column for every cache slot "
                                "(S >= num_blocks * block_size)"))
-    elif quant == "per_block":
-        want = (nb, h) if sl == "asm" else (h, nb)
-        shape = "[NB, H]" if sl == "asm" else "[H, NB]"
+    elif quant == CacheQuant.PER_BLOCK:
+        want = (nb, h) if sl == ScaleLayout.ASM else (h, nb)
+        shape = "[NB, H]" if sl == ScaleLayout.ASM else "[H, NB]"
         out += [Requirement(scales.shape[k], "==", want[k], "scales",
                             f"per_block scales with scale_layout={sl} are {shape}")
                 for k in range(min(2, scales.rank))]
@@ -194,19 +195,21 @@ def index_operands(call) -> list:
     if call.stage == "cache_write":
         cache = _t(call, "cache")
         layout = call.options["layout"]
-        if cache is None or cache.rank != len(_CACHE_AXES[layout]) + 1:
+        if cache is None or cache.rank != layout.rank:
             return []
         return [IndexOperand("slots", cache_capacity(cache, layout),
                              "the token is not written (nor its scale); a negative slot is "
-                             "padding", error_below=False, error_above=True)]
+                             "padding", error_below=False, error_above=True, bound_of="cache",
+                             unique=True, samples=(1, 0))]
     if call.stage == "rope":
         return [IndexOperand("pos", _t(call, "cos").shape[0],
                              "the rotated dims of that token are NaN", error_below=True,
-                             error_above=True)]
+                             error_above=True, bound_of="cos")]
     if call.stage == "gather":
         return [IndexOperand("idx", _t(call, "x").shape[0], "a zero row (padding)",
-                             error_below=False, error_above=False)]
+                             error_below=False, error_above=False, bound_of="x",
+                             samples=(1, 1))]
     if call.stage == "smooth" and call.operands.get("ids") is not None:
         return [IndexOperand("ids", _t(call, "s").shape[0], "a zero row (padding)",
-                             error_below=False, error_above=False)]
+                             error_below=False, error_above=False, bound_of="s")]
     return []

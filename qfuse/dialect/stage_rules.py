@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .options import CacheLayout, CacheQuant, Granularity, NormKind, QuantTarget, ScaleLayout
 from .types import (Dim, ScalarType, TensorType, ValueType, cdiv_dim, div_dim, dtype,
                     mul_dim, round_up_dim)
 
@@ -21,17 +22,6 @@ class StageError(Exception):
         self.message = message
         self.arg = arg
 
-
-
-# --------------------------------------------------------------------------- domains
-QUANT_TARGETS = ("fp8_e4m3fn", "fp8_e4m3fnuz", "i8", "fp4_e2m1", "int4")
-GRANULARITIES = ("per_tensor", "per_token", "per_1x32", "per_1x64", "per_1x128",
-                 "per_128x128", "mx")
-GROUP_SIZES = {"per_1x32": 32, "per_1x64": 64, "per_1x128": 128, "mx": 32}
-E8M0_MODES = ("roundup", "even", "rne_legacy", "floor", "ceil")
-ZERO_POLICIES = ("one", "floor", "zero")
-FLOAT_OUT = ("bf16", "f16", "f32")
-CACHE_LAYOUTS = ("key", "value", "value_asm", "flash")
 
 
 def default_dtype_max(target: str) -> float:
@@ -121,7 +111,7 @@ def infer_norm(args, opts):
             if v.rank != 1:
                 raise StageError(f"norm {vec} must be a vector [{n}], got {v}", vec)
             _same_dim(n, v.shape[0], f"norm {vec} length must equal the last dim of x", vec)
-    if args.get("b") is not None and opts["kind"] != "layer":
+    if args.get("b") is not None and opts["kind"] != NormKind.LAYER:
         raise StageError("a bias b is only defined for kind=layer", "b")
     if not isinstance(args.get("eps"), ScalarType):
         raise StageError("eps must be a scalar", "eps")
@@ -158,15 +148,15 @@ def infer_smooth(args, opts):
     return [("out", _f32((x.shape[0], ids.shape[1], n)))]
 
 
-def _scale_shape(x: TensorType, gran: str) -> tuple:
+def _scale_shape(x: TensorType, gran: Granularity) -> tuple:
     lead, n = x.shape[:-1], x.shape[-1]
-    if gran == "per_tensor":
+    if gran == Granularity.PER_TENSOR:
         return (Dim(1),)
-    if gran == "per_token":
+    if gran == Granularity.PER_TOKEN:
         return lead + (Dim(1),)
-    if gran in GROUP_SIZES:
-        return lead + (cdiv_dim(n, GROUP_SIZES[gran]),)
-    if gran == "per_128x128":
+    if gran.group_size:
+        return lead + (cdiv_dim(n, gran.group_size),)
+    if gran == Granularity.PER_128X128:
         if x.rank != 2:
             raise StageError("per_128x128 needs a 2-D x [M, N]", "x")
         if any(_is_derived(d) for d in x.shape):
@@ -183,11 +173,11 @@ def _is_derived(d: Dim) -> bool:
     return type(d) is Dim and isinstance(d.value, tuple)
 
 
-def _check_target_granularity(target: str, gran: str) -> None:
-    if target in ("fp4_e2m1",) and gran != "mx":
+def _check_target_granularity(target: QuantTarget, gran: Granularity) -> None:
+    if target.needs_mx and gran != Granularity.MX:
         raise StageError(f"{target} needs granularity mx (1x32 blocks with E8M0 scales); "
                          f"got {gran}", "granularity")
-    if gran == "mx" and target not in ("fp4_e2m1", "fp8_e4m3fn", "fp8_e4m3fnuz"):
+    if gran == Granularity.MX and target.e8m0 is None:
         raise StageError(f"mx granularity quantises to fp4_e2m1 or fp8 (MXFP8), not {target}",
                          "dtype")
 
@@ -197,10 +187,10 @@ def infer_scale(args, opts):
     target, gran = opts["dtype"], opts["granularity"]
     _check_target_granularity(target, gran)
     shape = _scale_shape(x, gran)
-    sdt = dtype("e8m0") if gran == "mx" else dtype("f32")
+    sdt = dtype("e8m0") if gran == Granularity.MX else dtype("f32")
     static = args.get("static")
     if static is not None:
-        if gran != "per_tensor":
+        if gran != Granularity.PER_TENSOR:
             raise StageError("a static (given) scale is supported for per_tensor only "
                              "(AITER has no static per-token/group quant)", "static")
         st = _tensor(args, "static")
@@ -214,7 +204,8 @@ def infer_round(args, opts):
     s = _tensor(args, "s")
     target, gran = opts["dtype"], opts["granularity"]
     _check_target_granularity(target, gran)
-    want = TensorType(dtype("e8m0") if gran == "mx" else dtype("f32"), _scale_shape(x, gran))
+    want = TensorType(dtype("e8m0") if gran == Granularity.MX else dtype("f32"),
+                      _scale_shape(x, gran))
     if s.dtype != want.dtype or s.shape != want.shape:     # per_tensor: one value, f32[1]
         raise StageError(f"scale for {gran} {target} must be {want}, got {s}", "s")
     return [("out", TensorType(dtype(target), x.shape))]
@@ -222,7 +213,7 @@ def infer_round(args, opts):
 
 def infer_pack(args, opts):
     x = _tensor(args, "x")
-    if x.dtype.name not in ("fp4_e2m1", "int4"):
+    if x.dtype.name not in (QuantTarget.FP4_E2M1, QuantTarget.INT4):
         raise StageError(f"pack takes fp4_e2m1 or int4 codes, got {x.dtype.name}", "x")
     n = x.shape[-1]
     if n.is_const and n.value % 2:
@@ -282,8 +273,8 @@ def infer_gather(args, opts):
     return [("out", TensorType(x.dtype, (idx.shape[0],) + x.shape[1:]))]
 
 
-def _cache_block_dims(layout: str, cache: TensorType, x: TensorType):
-    need = {"key": 5, "value": 4, "value_asm": 5, "flash": 4}[layout]
+def _cache_block_dims(layout: CacheLayout, cache: TensorType, x: TensorType):
+    need = layout.rank
     if cache.rank != need:
         raise StageError(f"{layout} cache must be {need}-D, got {cache}", "cache")
 
@@ -298,7 +289,7 @@ def infer_cache_write(args, opts):
     _same_dim(x.shape[0], slots.shape[0], "slot_mapping length must equal tokens of x", "slots")
     _cache_block_dims(opts["layout"], cache, x)
     quant, scales = opts["quant"], args.get("scales")
-    if quant == "none":
+    if quant == CacheQuant.NONE:
         if cache.dtype != x.dtype and not (x.dtype.is_float and cache.dtype.is_float):
             raise StageError(f"quant=none copies x into the cache: x is {x.dtype.name} but the "
                              f"cache is {cache.dtype.name} (use quant=static/per_token/per_block)",
@@ -306,7 +297,7 @@ def infer_cache_write(args, opts):
         if scales is not None:
             raise StageError("quant=none takes no scales", "scales")
         return [("out", cache)]
-    if cache.dtype.name not in ("fp8_e4m3fn", "fp8_e4m3fnuz", "i8"):
+    if cache.dtype.name not in (QuantTarget.FP8_E4M3FN, QuantTarget.FP8_E4M3FNUZ, QuantTarget.I8):
         raise StageError(f"quantised cache must be fp8_e4m3fn, fp8_e4m3fnuz or i8, got "
                          f"{cache.dtype.name}", "cache")
     if not x.dtype.is_float:
@@ -316,12 +307,12 @@ def infer_cache_write(args, opts):
     scales = _tensor(args, "scales")
     if scales.dtype.name != "f32":
         raise StageError(f"cache scales must be f32, got {scales.dtype.name}", "scales")
-    if quant == "static":
+    if quant == CacheQuant.STATIC:
         if scales.rank != 1 or scales.shape[0] != Dim(1):
             raise StageError(f"quant=static takes one scale, scales f32[1], got {scales}",
                              "scales")
         return [("out", cache)]
-    want = 3 if (quant == "per_token" and opts["scale_layout"] == "asm") else 2
+    want = 3 if (quant == CacheQuant.PER_TOKEN and opts["scale_layout"] == ScaleLayout.ASM) else 2
     if scales.rank != want:
         raise StageError(f"{quant} scales with scale_layout={opts['scale_layout']} must be "
                          f"{want}-D, got {scales}", "scales")

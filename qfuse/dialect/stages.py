@@ -22,16 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-from .stage_rules import (CACHE_LAYOUTS, E8M0_MODES, FLOAT_OUT, GRANULARITIES, GROUP_SIZES,  # noqa: F401 (re-exported)
-                          QUANT_TARGETS, ZERO_POLICIES, StageError, infer_act_mul, infer_cache_write,
-                          infer_cast, infer_elementwise, infer_flatten, infer_gather,
-                          infer_norm, infer_pack, infer_reduce, infer_rope, infer_round,
-                          infer_scale, infer_shuffle, infer_smooth, infer_unary,
-                          default_dtype_max)
+from .options import (Act, CacheLayout, CacheQuant, E8M0Mode, FloatDType, GeluApprox,
+                      Granularity, NormKind, QuantTarget, Recip, ResidualSum, RopeStyle,
+                      RoundMode, ScaleLayout, ZeroPolicy)
+from .stage_rules import (StageError, infer_act_mul, infer_cache_write, infer_cast,
+                          infer_elementwise, infer_flatten, infer_gather, infer_norm, infer_pack,
+                          infer_reduce, infer_rope, infer_round, infer_scale, infer_shuffle,
+                          infer_smooth, infer_unary, default_dtype_max)
 from .types import F32_MAX, I64_MAX, I64_MIN, TensorType, dtype, fits_f32
 
 __all__ = ["StageError", "OperandSpec", "OptionSpec", "Stage", "STAGES", "stage",
-           "QUANT_TARGETS", "GRANULARITIES", "GROUP_SIZES", "E8M0_MODES", "ZERO_POLICIES",
            "resolve_options", "infer_results", "default_dtype_max", "iteration_space"]
 
 
@@ -41,6 +41,13 @@ class OperandSpec:
     kind: str = "tensor"          # "tensor" | "scalar"
     optional: bool = False
     doc: str = ""
+    default: Optional[float] = None   # scalar: its value when a call leaves it out
+    min: Optional[float] = None       # scalar: the smallest value a call may pass
+    literal: bool = False             # a number may stand for it (an f32 constant)
+    subscript: str = ""               # the DSL's ``s[ids]`` gives this operand and that one
+    made_by: str = ""                 # the stage that computes it in a pipeline ...
+    made_here: str = ""               # ... and must (not a parameter): the rule, as said
+    positive: bool = False            # a scale the caller gives: positive values
 
 
 @dataclass(frozen=True)
@@ -51,20 +58,29 @@ class OptionSpec:
     default: Any = None            # None: resolved from context (see resolve_options)
     doc: str = ""
     bounds: tuple = ()             # (low, high), inclusive, for int and float options
+    enum: Optional[type] = None    # "enum" / "dtype": the OptionEnum of its values
+
+    @staticmethod
+    def of(name: str, enum: type, default: Any = None, doc: str = "",
+           type: str = "enum") -> "OptionSpec":
+        """An option whose values are the members of ``enum`` (an OptionEnum);
+        ``type="dtype"`` also accepts the DSL's dtype aliases (``int8`` for ``i8``)."""
+        return OptionSpec(name, type, tuple(enum), default, doc, enum=enum)
 
     def check(self, value: Any) -> Any:
-        """Validate one user-supplied value; return it normalised. Raises StageError."""
+        """Validate one user-supplied value; return it normalised (an enum or dtype option
+        as its member). Raises StageError."""
         t = self.type
         if t in ("enum", "dtype"):
             if t == "dtype":
                 try:
                     value = dtype(value).name
-                except KeyError:
+                except (KeyError, TypeError):
                     pass
-            if value not in self.choices:
+            if not isinstance(value, str) or value not in self.choices:
                 raise StageError(f"option {self.name}={value!r} is not one of "
                                  f"{', '.join(map(str, self.choices))}", self.name)
-            return value
+            return self.enum(value)
         if t == "bool":
             if not isinstance(value, bool):
                 raise StageError(f"option {self.name} takes true or false, got {value!r}", self.name)
@@ -94,8 +110,29 @@ class OptionSpec:
         return value
 
 
+def _never(options: dict, operands: dict) -> bool:
+    return False
+
+
+def _always(options: dict, operands: dict) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Stage:
+    """One stage. Besides its signature, the facts every layer asks about it:
+
+    * ``infix``: the DSL operator that spells it (``a + b`` is ``add``);
+    * ``in_place``: ``(operand, result)`` pairs: the result is the operand's tensor,
+      updated in place (its parameter belongs to the call, the runtime hands it back);
+    * ``whole_rows(options, operands)``: a program needs whole rows (a reduction over
+      the row, or a row written as a unit), so a kernel holding it cannot split columns;
+    * ``elementwise(options, operands)``: each result element reads only the operands'
+      elements at its own position;
+    * ``inexact``: its fp32 result may differ by a few ulp between correct backends (sums
+      whose order is free, libm functions); ``sums``: an ordered sum, exact on exact
+      inputs but adding up the differences of inexact ones (``runtime/compare.py``).
+    """
     name: str                      # DSL call name; op is "qf.<name>"
     operands: tuple                # OperandSpec...
     options: tuple                 # OptionSpec...
@@ -105,6 +142,12 @@ class Stage:
     doc: str
     infer: Callable = field(repr=False, compare=False, default=None)
     rows: str = "out"              # the tensor whose leading dims are the rows it iterates over
+    infix: str = ""
+    in_place: tuple = ()
+    whole_rows: Callable = field(repr=False, compare=False, default=_never)
+    elementwise: Callable = field(repr=False, compare=False, default=_never)
+    inexact: bool = False
+    sums: bool = False
 
     @property
     def op_name(self) -> str:
@@ -120,82 +163,104 @@ class Stage:
 
 
 # ---------------------------------------------------------------------- the table
-def _o(name, kind="tensor", optional=False, doc=""):
-    return OperandSpec(name, kind, optional, doc)
+def _o(name, kind="tensor", optional=False, doc="", **facts):
+    return OperandSpec(name, kind, optional, doc, **facts)
+
+
+def _whole_row_scale(options: dict, operands: dict) -> bool:
+    """A dynamic per_token / per_tensor scale: its amax spans whole rows."""
+    return operands.get("static") is None and options["granularity"].whole_rows
+
+
+def _unindexed(options: dict, operands: dict) -> bool:
+    """smooth without expert ids (with them, a row reads the scale row its id picks)."""
+    return operands.get("ids") is None
 
 
 _X = _o("x", doc="input tensor")
+_LIT = {"literal": True}
 _DTYPE_MAX = OptionSpec("dtype_max", "float", (), None,
                         "largest magnitude: default 448 (e4m3fn), 240 (e4m3fnuz), 127 (i8), "
                         "6 (E2M1), 7 (int4); vLLM's fnuz value is 224")
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
-    Stage("add", (_o("a"), _o("b")), (), ("a", "b"), ("out",), "row",
-          "elementwise a + b in fp32 (b: scalar, [N] or same shape)", infer_elementwise),
-    Stage("mul", (_o("a"), _o("b")), (), ("a", "b"), ("out",), "row",
-          "elementwise a * b in fp32", infer_elementwise),
-    Stage("silu", (_X,), (), ("x",), ("out",), "row", "x / (1 + exp(-x)) in fp32", infer_unary),
-    Stage("gelu", (_X,), (OptionSpec("approx", "enum", ("none", "tanh"), "none"),),
-          ("x",), ("out",), "row", "GELU (erf, or tanh approximation) in fp32", infer_unary),
-    Stage("act_mul", (_X,), (OptionSpec("act", "enum", ("silu", "gelu", "gelu_tanh"), "silu"),),
+    Stage("add", (_o("a", **_LIT), _o("b", **_LIT)), (), ("a", "b"), ("out",), "row",
+          "elementwise a + b in fp32 (b: scalar, [N] or same shape)", infer_elementwise,
+          infix="+", elementwise=_always),
+    Stage("mul", (_o("a", **_LIT), _o("b", **_LIT)), (), ("a", "b"), ("out",), "row",
+          "elementwise a * b in fp32", infer_elementwise, infix="*", elementwise=_always),
+    Stage("silu", (_X,), (), ("x",), ("out",), "row", "x / (1 + exp(-x)) in fp32", infer_unary,
+          elementwise=_always, inexact=True),
+    Stage("gelu", (_X,), (OptionSpec.of("approx", GeluApprox, GeluApprox.NONE),),
+          ("x",), ("out",), "row", "GELU (erf, or tanh approximation) in fp32", infer_unary,
+          elementwise=_always, inexact=True),
+    Stage("act_mul", (_X,), (OptionSpec.of("act", Act, Act.SILU),),
           ("x", "act"), ("out",), "row",
-          "act(x[..., :N/2]) * x[..., N/2:] (SwiGLU/GeGLU gate-up)", infer_act_mul),
-    Stage("cast", (_X,), (OptionSpec("dtype", "dtype", FLOAT_OUT),), ("x", "dtype"),
-          ("out",), "row", "round to bf16/f16 (RNE) or widen to f32", infer_cast),
-    Stage("norm", (_X, _o("w", optional=True), _o("eps", "scalar"), _o("b", optional=True),
-                   _o("residual", optional=True)),
-          (OptionSpec("kind", "enum", ("rms", "layer"), "rms"),
+          "act(x[..., :N/2]) * x[..., N/2:] (SwiGLU/GeGLU gate-up)", infer_act_mul,
+          inexact=True),
+    Stage("cast", (_X,), (OptionSpec.of("dtype", FloatDType, type="dtype"),), ("x", "dtype"),
+          ("out",), "row", "round to bf16/f16 (RNE) or widen to f32", infer_cast,
+          elementwise=_always),
+    Stage("norm", (_X, _o("w", optional=True), _o("eps", "scalar", default=1e-6, min=0.0),
+                   _o("b", optional=True), _o("residual", optional=True)),
+          (OptionSpec.of("kind", NormKind, NormKind.RMS),
            OptionSpec("gemma", "bool", (), False, "scale by (1 + w) instead of w"),
-           OptionSpec("residual_sum", "enum", ("fp32", "rounded"), "fp32",
-                      "normalise the fp32 sum x + residual (fused kernels) or the sum rounded "
-                      "to x's dtype (AITER torch reference)"),
-           OptionSpec("dtype", "dtype", FLOAT_OUT, "f32",
-                      "result dtype: f32 keeps the value unrounded for the quantiser")),
+           OptionSpec.of("residual_sum", ResidualSum, ResidualSum.FP32,
+                         "normalise the fp32 sum x + residual (fused kernels) or the sum "
+                         "rounded to x's dtype (AITER torch reference)"),
+           OptionSpec.of("dtype", FloatDType, FloatDType.F32,
+                         "result dtype: f32 keeps the value unrounded for the quantiser",
+                         type="dtype")),
           ("x", "w", "eps"), ("out", "residual_out?"), "row",
-          "RMSNorm / LayerNorm over the last dim, optional residual add", infer_norm),
-    Stage("smooth", (_X, _o("s"), _o("ids", optional=True)), (), ("x", "s"), ("out",), "row",
-          "SmoothQuant channel scale x * s (or x * s[ids] per expert)", infer_smooth),
-    Stage("scale", (_X, _o("static", optional=True)),
-          (OptionSpec("dtype", "dtype", QUANT_TARGETS),
-           OptionSpec("granularity", "enum", GRANULARITIES),
+          "RMSNorm / LayerNorm over the last dim, optional residual add", infer_norm,
+          whole_rows=_always, inexact=True),
+    Stage("smooth", (_X, _o("s", subscript="ids"), _o("ids", optional=True)), (), ("x", "s"),
+          ("out",), "row", "SmoothQuant channel scale x * s (or x * s[ids] per expert)",
+          infer_smooth, elementwise=_unindexed),
+    Stage("scale", (_X, _o("static", optional=True, positive=True)),
+          (OptionSpec.of("dtype", QuantTarget, type="dtype"),
+           OptionSpec.of("granularity", Granularity),
            _DTYPE_MAX,
-           OptionSpec("zero", "enum", ZERO_POLICIES, None,
-                      "all-zero row/group: one (scale 1: torch per-token/group ref, the default "
-                      "except per_tensor), floor (amax floored at amax_floor: HIP, Triton group), "
-                      "zero (scale 0 and codes 0: opus; the per_tensor default, where the torch "
-                      "ref stores 0 and produces NaN codes, AITER defect #4288)"),
+           OptionSpec.of("zero", ZeroPolicy, None,
+                         "all-zero row/group: one (scale 1: torch per-token/group ref, the "
+                         "default except per_tensor), floor (amax floored at amax_floor: HIP, "
+                         "Triton group), zero (scale 0 and codes 0: opus; the per_tensor "
+                         "default, where the torch ref stores 0 and produces NaN codes, AITER "
+                         "defect #4288)"),
            OptionSpec("amax_floor", "float", (), 1e-10, "floor for zero=floor",
                       (2.0**-149, F32_MAX)),
-           OptionSpec("e8m0", "enum", E8M0_MODES, "roundup",
-                      "E8M0 rounding for mx: roundup (AITER HEAD default), even (AITER Triton), "
-                      "rne_legacy (<= v0.1.15), floor (OCP), ceil")),
+           OptionSpec.of("e8m0", E8M0Mode, E8M0Mode.ROUNDUP,
+                         "E8M0 rounding for mx: roundup (AITER HEAD default), even (AITER "
+                         "Triton), rne_legacy (<= v0.1.15), floor (OCP), ceil")),
           ("x", "dtype", "granularity"), ("out",), "row",
-          "dynamic scale from amax (or a given static per-tensor scale)", infer_scale, "x"),
-    Stage("round", (_X, _o("s")),
-          (OptionSpec("dtype", "dtype", QUANT_TARGETS),
-           OptionSpec("granularity", "enum", GRANULARITIES, None,
-                      "taken from the scale stage; give it for a static scale parameter"),
+          "dynamic scale from amax (or a given static per-tensor scale)", infer_scale, "x",
+          whole_rows=_whole_row_scale),
+    Stage("round", (_X, _o("s", made_by="scale")),
+          (OptionSpec.of("dtype", QuantTarget, type="dtype"),
+           OptionSpec.of("granularity", Granularity, None,
+                         "taken from the scale stage; give it for a static scale parameter"),
            _DTYPE_MAX,
-           OptionSpec("mode", "enum", ("rne", "trunc"), None,
-                      "int8/int4 rounding: trunc (AITER torch ref, CK; the i8 default) or rne "
-                      "(vLLM, opus); fp8/fp4 always RNE"),
+           OptionSpec.of("mode", RoundMode, None,
+                         "int8/int4 rounding: trunc (AITER torch ref, CK; the i8 default) or "
+                         "rne (vLLM, opus); fp8/fp4 always RNE"),
            OptionSpec("sat", "bool", (), True, "clamp to +-dtype_max before the cast"),
-           OptionSpec("recip", "enum", ("div", "mul_rcp"), "div",
-                      "x / s (torch ref) or x * (1 / s) (AITER Triton/HIP)")),
+           OptionSpec.of("recip", Recip, Recip.DIV,
+                         "x / s (torch ref) or x * (1 / s) (AITER Triton/HIP)")),
           ("x", "s", "dtype"), ("out",), "row",
           "quantise x with scale s to fp8/int8/fp4/int4 codes", infer_round, "x"),
     Stage("pack", (_X,), (), ("x",), ("out",), "row",
           "two 4-bit codes per byte, element 2j in the low nibble", infer_pack),
-    Stage("shuffle", (_o("s"),), (OptionSpec("pad", "int", (), 0, "byte for padding entries",
-                                             (0, 255)),),
+    Stage("shuffle", (_o("s", made_by="scale", made_here="shuffle lays out the E8M0 scale of "
+                                                        "a scale(..., mx) call in this pipeline"),),
+          (OptionSpec("pad", "int", (), 0, "byte for padding entries", (0, 255)),),
           ("s",), ("out",), "layout",
-          "E8M0 preshuffle: pad to (256, 8) multiples, permute 32x8 tiles", infer_shuffle),
+          "E8M0 preshuffle: pad to (256, 8) multiples, permute 32x8 tiles", infer_shuffle, "s"),
     Stage("reduce", (_X,), (), ("x",), ("out",), "row",
-          "split-K reduce: sum over dim 0 in order, fp32", infer_reduce),
+          "split-K reduce: sum over dim 0 in order, fp32", infer_reduce, sums=True),
     Stage("flatten", (_X,), (), ("x",), ("out",), "row",
           "[M, A, B] -> [M, A*B] (strided input allowed)", infer_flatten),
     Stage("rope", (_X, _o("cos"), _o("sin"), _o("pos")),
-          (OptionSpec("style", "enum", ("neox", "gptj"), "neox"),),
+          (OptionSpec.of("style", RopeStyle, RopeStyle.NEOX),),
           ("x", "cos", "sin", "pos"), ("out",), "row",
           "rotary embedding of x [T, H, D] at positions pos", infer_rope),
     Stage("gather", (_X, _o("idx")),
@@ -203,17 +268,19 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
                       "MoE sorted ids: row = id & 0xFFFFFF; rows >= M read as zeros"),),
           ("x", "idx"), ("out",), "row",
           "row gather out[i] = x[idx[i]] (idx < 0 or >= M gives a zero row)", infer_gather),
-    Stage("cache_write", (_X, _o("cache"), _o("slots"), _o("scales", optional=True)),
-          (OptionSpec("layout", "enum", CACHE_LAYOUTS, "key"),
-           OptionSpec("quant", "enum", ("none", "static", "per_token", "per_block"), "none"),
-           OptionSpec("scale_layout", "enum", ("default", "asm"), "default"),
+    Stage("cache_write", (_X, _o("cache"), _o("slots"),
+                          _o("scales", optional=True, positive=True)),
+          (OptionSpec.of("layout", CacheLayout, CacheLayout.KEY),
+           OptionSpec.of("quant", CacheQuant, CacheQuant.NONE),
+           OptionSpec.of("scale_layout", ScaleLayout, ScaleLayout.DEFAULT),
            _DTYPE_MAX,
-           OptionSpec("mode", "enum", ("rne", "trunc"), "trunc", "int8 cache rounding"),
+           OptionSpec.of("mode", RoundMode, RoundMode.TRUNC, "int8 cache rounding"),
            OptionSpec("vec", "int", (), None, "vector width X of the key and value_asm layouts: "
                                                  "16 / element bytes", (1, 2**31 - 1))),
           ("x", "cache", "slots"), ("out", "scales_out?"), "scatter",
           "paged KV-cache write with slot_mapping (slot < 0 skips the token)",
-          infer_cache_write, "x"),
+          infer_cache_write, "x", in_place=(("cache", "out"), ("scales", "scales_out")),
+          whole_rows=_always),
 ]}
 
 
@@ -266,17 +333,18 @@ def resolve_options(st: Stage, args: dict, opts: dict) -> dict:
     target = out.get("dtype")
     if st.name in ("scale", "round"):
         if "dtype" not in out:
-            raise StageError(f"{st.name} needs a target dtype ({', '.join(QUANT_TARGETS)})", "dtype")
+            raise StageError(f"{st.name} needs a target dtype ({', '.join(QuantTarget)})", "dtype")
         if "granularity" not in out:
-            raise StageError(f"{st.name} needs a granularity ({', '.join(GRANULARITIES)})",
+            raise StageError(f"{st.name} needs a granularity ({', '.join(Granularity)})",
                              "granularity")
         out.setdefault("dtype_max", default_dtype_max(target))
         _check_dtype_max(out["dtype_max"], target)
     if st.name == "scale":
-        out.setdefault("zero", "zero" if out["granularity"] == "per_tensor" else "one")
+        out.setdefault("zero", ZeroPolicy.ZERO if out["granularity"] == Granularity.PER_TENSOR
+                       else ZeroPolicy.ONE)
     if st.name == "round":
-        out.setdefault("mode", "trunc" if target in ("i8", "int4") else "rne")
-        if out["mode"] == "trunc" and target not in ("i8", "int4"):
+        out.setdefault("mode", RoundMode.TRUNC if target.is_int else RoundMode.RNE)
+        if out["mode"] == RoundMode.TRUNC and not target.is_int:
             raise StageError(f"mode=trunc applies to i8/int4 only; {target} rounds to nearest even",
                              "mode")
     if st.name == "cache_write":
@@ -286,7 +354,7 @@ def resolve_options(st: Stage, args: dict, opts: dict) -> dict:
             out["vec"] = 16 // max(1, (cdt.bits // 8 if cdt else 1))
         if "dtype_max" not in out:
             out["dtype_max"] = cdt.max if (cdt and cdt.max) else 0.0
-        elif out["quant"] != "none" and cdt is not None:
+        elif out["quant"] != CacheQuant.NONE and cdt is not None:
             _check_dtype_max(out["dtype_max"], cdt.name)
     missing = [spec.name for spec in st.options if spec.name not in out]
     if missing:

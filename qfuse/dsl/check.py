@@ -15,14 +15,19 @@ Rules that need the whole program, not one call: ``shuffle`` lays out an mx scal
 the same pipeline, and a parameter that ``cache_write`` updates in place has no other
 use. Sizes (stage count, derived-dim nesting, f32 constants) are bounded by
 ``limits.py``.
+
+What a rule needs to know about a stage is in the catalog: its infix operator, operands
+that take number literals or a default, the ``s[ids]`` subscript, the stage an operand
+comes from (``OperandSpec.made_by`` / ``made_here``) and its in-place results.
 """
 from __future__ import annotations
 
 import difflib
 from typing import Optional
 
-from ..dialect.stages import (GRANULARITIES, QUANT_TARGETS, STAGES, Stage, StageError,
-                              infer_results, resolve_options)
+from ..dialect.in_place import in_place_updates
+from ..dialect.options import Granularity, QuantTarget
+from ..dialect.stages import STAGES, Stage, StageError, infer_results, resolve_options
 from ..dialect.types import DTYPE_ALIASES, DTYPES, Dim, ScalarType, TensorType, dtype
 from ..errors import DSLTypeError, SourceLoc
 from . import ast as A
@@ -32,8 +37,7 @@ from ..dialect.typed import ConstInfo, StageCall, TypedPipeline, Value
 
 __all__ = ["check_pipeline", "check_module"]
 
-_BINARY_STAGES = {"+": "add", "*": "mul"}
-_SCALAR_DEFAULTS = {("norm", "eps"): 1e-6}     # scalar operands that may be omitted
+_BINARY_STAGES = {st.infix: st for st in STAGES.values() if st.infix}
 _LITERALS = (A.Number, A.Bool, A.String)
 _OPTION_WORDS = {str(choice) for st in STAGES.values() for o in st.options for choice in o.choices
                  if o.type in ("enum", "dtype")} | set(DTYPES) | set(DTYPE_ALIASES)
@@ -203,7 +207,7 @@ class _PipelineChecker:
         if isinstance(node, A.Index):
             raise DSLTypeError(f"indexing '{node.value.id}[{node.index.id}]' is only allowed as "
                                f"smooth's scale: smooth(x, s[ids])", node.loc)
-        if isinstance(node, A.Number) and (spec.kind == "scalar" or st.name in ("add", "mul")):
+        if isinstance(node, A.Number) and (spec.kind == "scalar" or spec.literal):
             return self._const(node)
         if isinstance(node, _LITERALS):
             raise DSLTypeError(f"operand {name} of {st.name} must be a tensor, got "
@@ -249,11 +253,13 @@ class _PipelineChecker:
                 kind = "operand" if is_operand else "option"
                 raise DSLTypeError(f"{kind} '{kw.name}' given twice", kw.loc)
             bound[kw.name] = kw.value
-        index = operands.get("s")
-        if st.name == "smooth" and isinstance(index, A.Index):
-            if "ids" in operands:
-                raise DSLTypeError("operand 'ids' given twice (also as s[ids])", index.loc)
-            operands["s"], operands["ids"] = index.value, index.index
+        for spec in st.operands:
+            index = operands.get(spec.name)
+            if spec.subscript and isinstance(index, A.Index):
+                if spec.subscript in operands:
+                    raise DSLTypeError(f"operand '{spec.subscript}' given twice (also as "
+                                       f"{spec.name}[{spec.subscript}])", index.loc)
+                operands[spec.name], operands[spec.subscript] = index.value, index.index
         return operands, options
 
     def _option_value(self, spec_type: str, name: str, node):
@@ -269,7 +275,7 @@ class _PipelineChecker:
 
     def _stage_call(self, node, targets: Optional[tuple]) -> StageCall:
         if isinstance(node, A.BinOp):
-            st = STAGES[_BINARY_STAGES[node.op]]
+            st = _BINARY_STAGES[node.op]
         elif node.func in STAGES:
             st = STAGES[node.func]
         else:
@@ -279,16 +285,17 @@ class _PipelineChecker:
         operand_nodes, option_nodes = self._bind(st, node)
         where = {name: n.loc for name, n in {**operand_nodes, **option_nodes}.items()}
         values = {name: self._operand(st, name, n) for name, n in operand_nodes.items()}
-        for (stage_name, name), default in _SCALAR_DEFAULTS.items():
-            if stage_name == st.name and name not in values:
-                values[name] = self._const(A.Number(node.loc, default))
+        for spec in st.operands:
+            if spec.default is not None and spec.name not in values:
+                values[spec.name] = self._const(A.Number(node.loc, spec.default))
         opts = {}
         for name, n in option_nodes.items():
             spec = st.option(name)
             opts[name] = self._option_value(spec.type if spec else "", name, n)
         explicit = set(opts)
-        if st.name == "round":
-            self._inherit_round_options(values.get("s"), opts, where, operand_nodes)
+        for spec in st.operands:
+            if spec.made_by and not spec.made_here and spec.name in values:
+                self._inherit_options(spec, values[spec.name], opts, where, operand_nodes)
         args = {name: v.type for name, v in values.items()}
         try:
             resolved = resolve_options(st, args, opts)
@@ -315,8 +322,9 @@ class _PipelineChecker:
                          result_values, node.loc, result_names=result_names)
         self.calls.append(call)
         self.uses += [(v, call, name, where.get(name, node.loc)) for name, v in values.items()]
-        if st.name == "shuffle":
-            self._check_shuffled_scale(values["s"], where["s"])
+        for spec in st.operands:
+            if spec.made_here:
+                self._check_made_here(spec, values[spec.name], where[spec.name])
         self.explicit[id(call)] = explicit
         for value in result_values:
             self.producer[id(value)] = call
@@ -333,45 +341,40 @@ class _PipelineChecker:
                 raise DSLTypeError(f"the {name} shape of {st.name} nests more than "
                                    f"{MAX_DIM_DEPTH} dim expressions deep ({t})", loc)
 
-    def _check_shuffled_scale(self, s: Value, loc: SourceLoc) -> None:
-        """shuffle is the store layout of an mx scale: it is written by the kernel that
-        computes the scale, so ``s`` must come from ``scale(..., mx)`` in this pipeline."""
-        maker = self.producer.get(id(s))
-        if maker is None or maker.stage != "scale":
+    def _check_made_here(self, spec, value: Value, loc: SourceLoc) -> None:
+        """An operand the catalog says is computed in this pipeline (shuffle's s: the
+        store layout of an mx scale, written by the kernel that computes the scale)."""
+        maker = self.producer.get(id(value))
+        if maker is None or maker.stage != spec.made_by:
             what = "a parameter" if maker is None else f"computed by {maker.stage}"
-            raise DSLTypeError(f"shuffle lays out the E8M0 scale of a scale(..., mx) call in "
-                               f"this pipeline; '{s.name}' is {what}", loc)
+            raise DSLTypeError(f"{spec.made_here}; '{value.name}' is {what}", loc)
 
     def _check_in_place_writes(self, returns: list, return_nodes: tuple) -> None:
-        """A parameter that a cache_write updates in place (its cache, and its scales when
-        it returns new ones) belongs to that call: any other read, a second write or
+        """A parameter that a stage updates in place (a cache_write's cache, and its scales
+        when it returns new ones) belongs to that call: any other read, a second write or
         returning the parameter itself would see the old or the new contents depending
         on kernel order, so it must go through the call's result."""
         writer: dict = {}                 # id(parameter Value) -> (StageCall, operand)
-        for call in self.calls:
-            if call.stage != "cache_write":
-                continue
-            for operand, result in (("cache", "out"), ("scales", "scales_out")):
-                v = call.operands.get(operand)
-                if v is not None and id(v) in self.param_ids and result in call.result_names:
-                    writer.setdefault(id(v), (call, operand))
+        for call, operand, v, _ in in_place_updates(self.calls):
+            if id(v) in self.param_ids:
+                writer.setdefault(id(v), (call, operand))
         uses = self.uses + [(v, None, "return", n.loc) for v, n in zip(returns, return_nodes)]
         for value, call, operand, loc in uses:
             owner = writer.get(id(value))
             if owner is not None and not (owner[0] is call and owner[1] == operand):
-                raise DSLTypeError(f"'{value.name}' is updated in place by the cache_write at "
+                stage = owner[0].stage
+                raise DSLTypeError(f"'{value.name}' is updated in place by the {stage} at "
                                    f"line {owner[0].loc.line}; it cannot also be "
                                    f"{'returned' if call is None else 'read here'}", loc,
-                                   hint="use that cache_write's result instead")
+                                   hint=f"use that {stage}'s result instead")
 
-    def _inherit_round_options(self, s: Optional[Value], opts: dict, where: dict,
-                               operand_nodes: dict) -> None:
-        """Fill round's granularity/dtype_max from what made ``s`` (see the module doc)."""
-        if s is None:
-            return
-        s_loc = operand_nodes["s"].loc
+    def _inherit_options(self, spec, s: Value, opts: dict, where: dict,
+                         operand_nodes: dict) -> None:
+        """Fill round's granularity/dtype_max from what made ``s`` (``spec.made_by``, see
+        the module doc)."""
+        s_loc = operand_nodes[spec.name].loc
         maker = self.producer.get(id(s))
-        if maker is not None and maker.stage == "scale":
+        if maker is not None and maker.stage == spec.made_by:
             self._inherit_from_scale(maker, opts, where, s_loc)
         elif "granularity" not in opts:
             opts["granularity"] = self._static_scale_granularity(s, s_loc)
@@ -383,12 +386,12 @@ class _PipelineChecker:
         target = opts.get("dtype")
         if isinstance(target, str) and (target in DTYPES or target in DTYPE_ALIASES):
             target = dtype(target).name
-        if target in QUANT_TARGETS and target != made["dtype"]:
+        if target in tuple(QuantTarget) and target != made["dtype"]:
             raise DSLTypeError(f"round to {target} with a scale computed for {made['dtype']} "
                                f"({at})", where.get("dtype", s_loc))
         gran = opts.setdefault("granularity", made["granularity"])
         where.setdefault("granularity", s_loc)
-        if gran in GRANULARITIES and gran != made["granularity"]:
+        if gran in tuple(Granularity) and gran != made["granularity"]:
             raise DSLTypeError(f"granularity={gran} does not match the scale s, computed "
                                f"{made['granularity']} ({at})", where["granularity"])
         if "dtype_max" not in opts:
@@ -408,5 +411,5 @@ class _PipelineChecker:
             raise DSLTypeError("give granularity=: s is not computed by scale(...)", s_loc,
                                hint=example)
         if isinstance(t, TensorType) and t.dtype.name == "f32" and t.shape == (Dim(1),):
-            return "per_tensor"
+            return Granularity.PER_TENSOR
         raise DSLTypeError(f"give granularity= for a static scale (s is {t})", s_loc, hint=example)

@@ -3,8 +3,8 @@
 Exact formats (codes, scale bytes, integer outputs) and every output of a pipeline
 without inexact stages must match bit for bit. The inexact stages are the fp32 sums
 whose order is free (``norm``'s statistics, ``reduce`` of inexact values) and the
-libm functions (``exp``, ``erf``, ``tanh`` in ``silu``, ``gelu``, ``act_mul``); with
-``k`` of them in the program:
+libm functions (``exp``, ``erf``, ``tanh`` in ``silu``, ``gelu``, ``act_mul``): the
+catalog's ``Stage.inexact`` and ``Stage.sums``. With ``k`` of them in the program:
 
 * a float output element ``a`` agrees with ``b`` when
   ``|a - b| <= 4 k eps max(|b|, r)``, where ``eps`` is the output dtype's unit roundoff
@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["compare_outputs", "tolerant_stages", "INEXACT", "float_tolerance"]
+from ..dialect.stages import STAGES
 
-INEXACT = {"norm", "silu", "gelu", "act_mul", "reduce"}
+__all__ = ["compare_outputs", "tolerant_stages", "float_tolerance"]
+
 EPS = {torch.float32: 2.0 ** -23, torch.bfloat16: 2.0 ** -7, torch.float16: 2.0 ** -10}
 
 
 def tolerant_stages(program) -> int:
     """``k``: the inexact stages of ``program`` (0: every output must be bit-exact). A
     ``reduce`` counts only after another inexact stage (in order, a sum is exact)."""
-    k = sum(c.stage in INEXACT and c.stage != "reduce" for c in program.calls)
-    return k + (k and sum(c.stage == "reduce" for c in program.calls))
+    k = sum(STAGES[c.stage].inexact for c in program.calls)
+    return k + (k and sum(STAGES[c.stage].sums for c in program.calls))
 
 
 def _bits(t: torch.Tensor) -> torch.Tensor:

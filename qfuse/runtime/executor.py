@@ -17,6 +17,8 @@ from typing import Optional
 import torch
 
 from ..backends.reference.interpreter import bind_inputs
+from ..dialect.in_place import updated_params
+from ..dialect.stages import STAGES
 from ..dialect.types import ScalarType
 from ..errors import InputError
 from .artifact import CompiledPipeline
@@ -24,20 +26,6 @@ from .index_check import IndexChecks, check_requirements, index_policy
 from .tuning import shape_bucket
 
 __all__ = ["Executor", "validate_inputs"]
-
-
-def _aliases(cp: CompiledPipeline) -> dict:
-    """``{cache_write result value: cache parameter name}`` (in-place outputs)."""
-    params = {p.value for p in cp.program.params}
-    out = {}
-    for c in cp.program.calls:
-        if c.stage != "cache_write":
-            continue
-        for arg, res in (("cache", 0), ("scales", 1)):
-            v = c.operands.get(arg)
-            if v is not None and v in params and res < len(c.results):
-                out[c.results[res].name] = v.name
-    return out
 
 
 def validate_inputs(cp: CompiledPipeline, inputs: dict, *, need_contiguous: bool) -> dict:
@@ -60,23 +48,31 @@ def validate_inputs(cp: CompiledPipeline, inputs: dict, *, need_contiguous: bool
 
 
 def _scalar_rules(cp: CompiledPipeline) -> list:
-    """``(name, is eps)`` of every float scalar parameter: the arguments a call can get
-    wrong once its tensor signature has been checked (the signature fixes only their type)."""
-    eps = {c.operands["eps"].name for c in cp.program.calls if c.stage == "norm"}
-    return [(p.value.name, p.value.name in eps) for p in cp.program.params
+    """``(name, bound)`` of every float scalar parameter: the arguments a call can get wrong
+    once its tensor signature has been checked (the signature fixes only their type).
+    ``bound``: ``(operand, minimum)`` when a stage reads it as an operand with a smallest
+    value (the catalog's ``OperandSpec.min``: a norm's eps >= 0), else None."""
+    bounds = {}
+    for c in cp.program.calls:
+        for spec in STAGES[c.stage].operands:
+            v = c.operands.get(spec.name)
+            if spec.min is not None and v is not None:
+                bounds.setdefault(v.name, (spec.name, spec.min))
+    return [(p.value.name, bounds.get(p.value.name)) for p in cp.program.params
             if isinstance(p.value.type, ScalarType) and p.value.type.dtype.is_float]
 
 
 def _check_scalars(rules: list, inputs: dict) -> None:
-    """Every float scalar finite; a norm's eps also >= 0 (``rules`` from _scalar_rules)."""
-    for name, is_eps in rules:
+    """Every float scalar finite and at least its operand's minimum (``rules`` from
+    _scalar_rules)."""
+    for name, bound in rules:
         val = inputs.get(name)
         if not isinstance(val, (int, float)):
             continue
         if not math.isfinite(val):
             raise InputError(f"{name}: must be finite, got {val}")
-        if is_eps and val < 0:
-            raise InputError(f"{name}: eps must be finite and >= 0, got {val}")
+        if bound is not None and val < bound[1]:
+            raise InputError(f"{name}: {bound[0]} must be finite and >= {bound[1]:g}, got {val}")
 
 
 def _signature(inputs: dict) -> tuple:
@@ -100,7 +96,7 @@ class Executor:
     def __init__(self, cp: CompiledPipeline, index_check: Optional[str] = None):
         from ..backends.registry import get_backend
         self.cp = cp
-        self.aliases = _aliases(cp)
+        self.aliases = updated_params(cp.program)
         self.runner = get_backend(cp.backend).runner(cp, self.aliases)
         self.tuning = None             # TuningTable (qfuse.runtime.tuning) or None
         self.device_name = ""

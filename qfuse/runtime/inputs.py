@@ -1,9 +1,10 @@
 """Random, valid inputs for a pipeline (used by ``qfuse run``, the demo and tests).
 
 Floats are ``randn``; integer parameters get values that make sense for the stage that
-reads them: slot mappings are distinct slots inside the cache (a few ``-1`` to exercise
-skipping), expert ids fall in ``[0, E)``, RoPE positions in ``[0, P)``, gather indices
-in ``[-1, M]`` (so padding rows appear), static scales are positive.
+reads them (its index operands, ``qfuse.dialect.requirements.index_operands``): slot
+mappings are distinct slots inside the cache (a few ``-1`` to exercise skipping), expert
+ids fall in ``[0, E)``, RoPE positions in ``[0, P)``, gather indices in ``[-1, M]`` (so
+padding rows appear); scales a stage is given (``OperandSpec.positive``) are positive.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Optional
 
 import torch
 
+from ..dialect.requirements import index_operands
+from ..dialect.stages import STAGES
 from ..dialect.types import ScalarType, TensorType
 from ..dialect.typed import TypedPipeline
 from ..errors import InputError
@@ -45,30 +48,24 @@ def _users(tp: TypedPipeline, value) -> list:
 
 
 def _int_values(tp, p, shape, dims, g) -> Optional[torch.Tensor]:
+    """Values of an integer parameter that a stage reads as indices (see the module)."""
     for call, operand in _users(tp, p.value):
-        if call.stage == "cache_write" and operand == "slots":
-            cache = call.operands["cache"].type
-            cshape = bind_shape(cache, dims, "cache")
-            layout = call.options["layout"]
-            nb = cshape[0]
-            bs = {"key": cshape[3] if len(cshape) == 5 else 1, "value": cshape[-1],
-                  "value_asm": cshape[2] * cshape[-1], "flash": cshape[1]}[layout]
+        for ix in index_operands(call):
+            if ix.operand != operand:
+                continue
+            bind_shape(call.operands[ix.bound_of].type, dims, ix.bound_of)  # names a missing size
+            bound = ix.bound.eval(dims)
+            below, above = ix.samples
+            if not ix.unique:
+                return torch.randint(-below, bound + above, shape, generator=g)
             n = shape[0]
-            if n > nb * bs:
-                raise InputError(f"{p.value.name}: {n} tokens do not fit in {nb} blocks of {bs}")
-            slots = torch.randperm(nb * bs, generator=g)[:n]
-            if n > 2:
-                slots[torch.randperm(n, generator=g)[: max(1, n // 8)]] = -1
-            return slots
-        if call.stage == "smooth" and operand == "ids":
-            e = bind_shape(call.operands["s"].type, dims, "s")[0]
-            return torch.randint(0, e, shape, generator=g)
-        if call.stage == "rope" and operand == "pos":
-            npos = bind_shape(call.operands["cos"].type, dims, "cos")[0]
-            return torch.randint(0, npos, shape, generator=g)
-        if call.stage == "gather" and operand == "idx":
-            m = bind_shape(call.operands["x"].type, dims, "x")[0]
-            return torch.randint(-1, m + 1, shape, generator=g)
+            if n > bound:
+                raise InputError(f"{p.value.name}: {n} tokens do not fit in {bound} distinct "
+                                 f"slots of {ix.bound_of}")
+            vals = torch.randperm(bound, generator=g)[:n]
+            if below and n > 2:
+                vals[torch.randperm(n, generator=g)[: max(1, n // 8)]] = -1
+            return vals
     return None
 
 
@@ -90,8 +87,7 @@ def random_inputs(tp: TypedPipeline, dims: dict, seed: int = 0, device: str = "c
             out[name] = vals.to(dt.torch_dtype())
         elif dt.is_float:
             v = torch.randn(shape, generator=g)
-            feeds_scale = any(c.stage in ("cache_write", "scale") and o in ("scales", "static")
-                              for c, o in _users(tp, p.value))
+            feeds_scale = any(STAGES[c.stage].operand(o).positive for c, o in _users(tp, p.value))
             if shape == (1,) or feeds_scale:           # a static scale or stored cache scales
                 v = v.abs() * 0.05 + 0.01
             out[name] = v.to(dt.torch_dtype())

@@ -3,16 +3,21 @@
 The JSON form is what ``qfuse build`` writes into a bundle manifest and what the cache
 stores next to generated kernels: parameters (dtype, dims, defaults), constants, stage
 calls (operands by value id, resolved options, results) and returns. Loading it needs
-only this module, ``qfuse.dialect.types`` and ``qfuse.dialect.typed`` (plain Python).
+only this module, ``qfuse.dialect.types``, ``qfuse.dialect.typed`` and the stage catalog
+(plain Python).
 
 The JSON comes back from disk, so :func:`pipeline_from_json` checks it against
-:data:`PROGRAM` first, then checks what a schema cannot (known dtypes and dim ops, value
-ids defined before use); anything wrong raises :class:`~qfuse.runtime.schema.SchemaError`.
+:data:`PROGRAM` first, then checks what a schema cannot (known dtypes, dim ops and
+stages, value ids defined before use); anything wrong raises
+:class:`~qfuse.runtime.schema.SchemaError`. Options are resolved through the catalog as
+the MLIR reader does, so a loaded program holds the same option values (enum members)
+as a compiled one.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from ..dialect.stages import STAGES, StageError, resolve_options
 from ..dialect.types import Dim, ScalarType, TensorType, dtype
 from ..dialect.typed import ConstInfo, ParamInfo, StageCall, TypedPipeline, Value
 from ..errors import SourceLoc
@@ -123,6 +128,18 @@ def pipeline_from_json(j: Any) -> TypedPipeline:
         raise SchemaError(f"program {j['name']!r:.80}: a dim is nested too deeply") from None
 
 
+def _options(program: str, c: dict, operands: dict) -> dict:
+    """A call's options, resolved by the catalog (enum members; SchemaError if invalid)."""
+    st = STAGES.get(c["stage"])
+    if st is None:
+        raise SchemaError(f"program {program!r:.80}: unknown stage {c['stage']!r:.80}")
+    args = {k: v.type for k, v in operands.items() if v is not None}
+    try:
+        return resolve_options(st, args, dict(c["options"]))
+    except StageError as e:
+        raise SchemaError(f"program {program!r:.80}: {st.name}: {e.message}") from None
+
+
 def _build(j: dict) -> TypedPipeline:
     values: dict = {}
 
@@ -143,7 +160,7 @@ def _build(j: dict) -> TypedPipeline:
     for c in j["calls"]:
         operands = {k: use(i) for k, i in c["operands"].items()}
         results = [make(r) for r in c["results"]]
-        calls.append(StageCall(c["stage"], operands, dict(c["options"]), results,
+        calls.append(StageCall(c["stage"], operands, _options(j["name"], c, operands), results,
                                _loc_from_json(c["loc"]), list(c["result_names"])))
     return TypedPipeline(j["name"], params, consts, calls, [use(i) for i in j["returns"]],
                          _loc_from_json(j["loc"]), list(j["return_names"]))

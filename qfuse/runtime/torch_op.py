@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ..dialect.in_place import updated_params
 from ..dialect.types import ScalarType
 from ..dialect.typed import TypedPipeline
 from .program_json import pipeline_to_json
@@ -28,14 +29,8 @@ def aliased_params(tp: TypedPipeline) -> tuple:
     """``({value name: parameter name}, mutated parameter names)``: outputs that are
     parameters updated in place (cache_write targets) or parameters returned as they are."""
     params = {p.value: p.value.name for p in tp.params}
-    out, mutated = {}, set()
-    for c in tp.calls:
-        if c.stage == "cache_write":
-            for arg, i in (("cache", 0), ("scales", 1)):
-                v = c.operands.get(arg)
-                if v in params and i < len(c.results):
-                    out[c.results[i].name] = params[v]
-                    mutated.add(params[v])
+    out = updated_params(tp)
+    mutated = set(out.values())
     for v in tp.returns:
         if v in params:
             out[v.name] = params[v]

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qfuse.dialect.stages import E8M0_MODES, GRANULARITIES, QUANT_TARGETS, STAGES, ZERO_POLICIES
+from qfuse.dialect.options import E8M0Mode, Granularity, QuantTarget, Recip, RoundMode, ZeroPolicy
+from qfuse.dialect.stages import STAGES
 from qfuse.dialect.types import Dim, ScalarType, TensorType
 from qfuse.dsl import load_file, load_source
 from qfuse.errors import DSLTypeError, QfuseError
@@ -220,15 +221,15 @@ def _kw(name: str, value) -> str:
 def scale_round_programs(draw):
     dims = draw(_SHAPES)
     x_type = f"{draw(_FLOAT_DTYPES)}[{', '.join(dims)}]"
-    target = draw(st.sampled_from(QUANT_TARGETS + ("int8", "fp4", "bf16")))
-    gran = draw(st.sampled_from(GRANULARITIES))
-    scale_opts = (_kw("zero", draw(st.one_of(st.none(), st.sampled_from(ZERO_POLICIES))))
-                  + _kw("e8m0", draw(st.one_of(st.none(), st.sampled_from(E8M0_MODES))))
+    target = draw(st.sampled_from(tuple(QuantTarget) + ("int8", "fp4", "bf16")))
+    gran = draw(st.sampled_from(tuple(Granularity)))
+    scale_opts = (_kw("zero", draw(st.one_of(st.none(), st.sampled_from(tuple(ZeroPolicy)))))
+                  + _kw("e8m0", draw(st.one_of(st.none(), st.sampled_from(tuple(E8M0Mode)))))
                   + _kw("dtype_max", draw(_MAYBE_NUMBER)))
     round_target = draw(st.sampled_from([target, target, "i8"]))
-    round_opts = (_kw("granularity", draw(st.one_of(st.none(), st.sampled_from(GRANULARITIES))))
-                  + _kw("mode", draw(st.one_of(st.none(), st.sampled_from(["rne", "trunc"]))))
-                  + _kw("recip", draw(st.one_of(st.none(), st.sampled_from(["div", "mul_rcp"]))))
+    round_opts = (_kw("granularity", draw(st.one_of(st.none(), st.sampled_from(tuple(Granularity)))))
+                  + _kw("mode", draw(st.one_of(st.none(), st.sampled_from(tuple(RoundMode)))))
+                  + _kw("recip", draw(st.one_of(st.none(), st.sampled_from(tuple(Recip)))))
                   + _kw("sat", draw(st.one_of(st.none(), st.sampled_from(["true", "False"]))))
                   + _kw("dtype_max", draw(_MAYBE_NUMBER)))
     static = draw(st.booleans())

@@ -7,6 +7,7 @@ import torch
 
 from qfuse.backends.reference.interpreter import run_pipeline
 from qfuse.demo import shapes_for
+from qfuse.dialect.options import Granularity, QuantTarget
 from qfuse.dsl import load_file
 from qfuse.runtime.inputs import random_inputs
 from qfuse.runtime.program_json import pipeline_from_json, pipeline_to_json
@@ -52,7 +53,22 @@ DAMAGE = {
     "operand_id_undefined": lambda j: j["calls"][0]["operands"].update(x=999),
     "name_not_an_identifier": lambda j: j.update(name="a b"),
     "loc_a_string": lambda j: j.update(loc="k.qp:1:1"),
+    "stage_unknown": lambda j: j["calls"][0].update(stage="scael"),
+    "option_unknown": lambda j: j["calls"][0]["options"].update(colour=1),
+    "option_value_unknown": lambda j: j["calls"][0]["options"].update(granularity="per_row"),
 }
+
+
+def test_loaded_options_are_catalog_members():
+    """A program read from JSON holds the option values a compiled one holds (the
+    catalog's enum members, not bare strings), and writes them back as the same JSON."""
+    tp = load_file(EXAMPLES[0])["per_token_fp8"]
+    j = json.loads(json.dumps(pipeline_to_json(tp)))
+    back = pipeline_from_json(j)
+    opts = back.calls[0].options
+    assert opts["granularity"] is Granularity.PER_TOKEN
+    assert opts["dtype"] is QuantTarget.FP8_E4M3FN
+    assert json.loads(json.dumps(pipeline_to_json(back))) == j
 
 
 def _deep(n):

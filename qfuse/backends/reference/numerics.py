@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["FP8_FORMATS", "E8M0_TARGETS", "round_fp8", "round_int", "encode_e2m1",
-           "decode_e2m1", "e8m0_byte", "e8m0_to_f32", "round_to_float", "quantize",
-           "int_bounds", "shuffle_index", "pack_nibbles", "f32_bits", "bits_f32"]
+from ...dialect.options import E8M0Mode, FloatDType, QuantTarget, RoundMode
+
+__all__ = ["FP8_FORMATS", "round_fp8", "round_int", "encode_e2m1", "decode_e2m1", "e8m0_byte",
+           "e8m0_to_f32", "round_to_float", "quantize", "shuffle_index", "pack_nibbles",
+           "f32_bits", "bits_f32"]
 
 # (exponent bias, mantissa bits, largest finite magnitude code, NaN code)
 FP8_FORMATS = {
-    "fp8_e4m3fn": (7, 3, 0x7E, 0x7F),     # 448 = 0x7E; 0x7F | sign is NaN; 0x80 is -0
-    "fp8_e4m3fnuz": (8, 3, 0x7F, 0x80),   # 240 = 0x7F; 0x80 is the only NaN; no -0
+    QuantTarget.FP8_E4M3FN: (7, 3, 0x7E, 0x7F),     # 448 = 0x7E; 0x7F | sign is NaN; 0x80 is -0
+    QuantTarget.FP8_E4M3FNUZ: (8, 3, 0x7F, 0x80),   # 240 = 0x7F; 0x80 is the only NaN; no -0
 }
 _E2M1 = (1, 1, 0x7)                        # bias 1, 1 mantissa bit, 6.0 = code 7
 _E2M1_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
-
-# mx target constants: (max_pos, emax)
-E8M0_TARGETS = {"fp4_e2m1": (6.0, 2), "fp8_e4m3fn": (448.0, 8), "fp8_e4m3fnuz": (240.0, 7)}
 
 
 # ---------------------------------------------------------------------------- bits
@@ -103,13 +102,13 @@ def round_fp8(v: torch.Tensor, fmt: str, dtype_max: float, sat: bool = True) -> 
     finite = torch.isfinite(v)
     code = _magnitude_code(torch.where(finite, v, torch.zeros_like(v)), bias, mbits)
     bad = ~finite | (code > max_code)
-    if fmt == "fp8_e4m3fn":
+    if fmt == QuantTarget.FP8_E4M3FN:
         out = torch.where(bad, torch.full_like(code, nan_code), code) | (sign << 7)
         out = torch.where(torch.isnan(v), torch.full_like(code, nan_code), out)
     else:
         out = torch.where(code == 0, code, code | (sign << 7))
         out = torch.where(bad, torch.full_like(code, nan_code), out)
-    dt = torch.float8_e4m3fn if fmt == "fp8_e4m3fn" else torch.float8_e4m3fnuz
+    dt = torch.float8_e4m3fn if fmt == QuantTarget.FP8_E4M3FN else torch.float8_e4m3fnuz
     return out.to(torch.uint8).view(dt)
 
 
@@ -121,24 +120,14 @@ def round_int(v: torch.Tensor, mode: str, lo: int, hi: int) -> torch.Tensor:
     (so +-inf give ``hi``/``lo``); NaN gives 0.
     """
     v = v.to(torch.float32)
-    if mode == "trunc":
+    if mode == RoundMode.TRUNC:
         r = torch.trunc(v)
-    elif mode == "rne":
+    elif mode == RoundMode.RNE:
         r = torch.round(v)      # torch.round is round-half-to-even
     else:
         raise ValueError(f"unknown integer rounding mode {mode!r}")
     r = torch.where(torch.isnan(r), torch.zeros_like(r), r)
     return r.clamp(lo, hi).to(torch.int8)
-
-
-def int_bounds(target: str, dtype_max: float, sat: bool) -> tuple:
-    """Clamp bounds of an integer target: ``+-floor(dtype_max)`` within the type range
-    (``sat``), or the type range itself (i8: [-128, 127]; int4: [-8, 7])."""
-    lo, hi = (-128, 127) if target == "i8" else (-8, 7)
-    if sat:
-        m = int(float(dtype_max) // 1)
-        lo, hi = max(lo, -m), min(hi, m)
-    return lo, hi
 
 
 # ---------------------------------------------------------------------------- E2M1
@@ -183,8 +172,9 @@ def _clampb(e: torch.Tensor) -> torch.Tensor:
 def e8m0_byte(amax: torch.Tensor, mode: str, target: str) -> torch.Tensor:
     """E8M0 scale byte (uint8) of a block with maximum magnitude ``amax`` (fp32, >= 0 or NaN).
 
-    Constants ``(max_pos, emax)``: fp4_e2m1 (6, 2), fp8_e4m3fn (448, 8), fp8_e4m3fnuz (240, 7);
-    ``clampb(e) = clamp(e, -127, 127) + 127``. NaN gives 255 in every mode.
+    Constants ``(max_pos, emax)`` (``QuantTarget.e8m0``): fp4_e2m1 (6, 2), fp8_e4m3fn
+    (448, 8), fp8_e4m3fnuz (240, 7); ``clampb(e) = clamp(e, -127, 127) + 127``. NaN gives
+    255 in every mode.
 
     * ``floor``: ``clampb(floor(log2 a) - emax)``; 0 -> 0; inf -> 254.
     * ``ceil``: ``clampb(ceil(log2 a) - emax)``; 0 -> 0; inf -> 254.
@@ -194,15 +184,18 @@ def e8m0_byte(amax: torch.Tensor, mode: str, target: str) -> torch.Tensor:
     * ``rne_legacy``: ``v = a * 2^-emax`` (fp32 multiply); c10's RNE cast to e8m0:
       ``e = expfield(v)``, ``+1`` when bit 22 is set and (bit 21, bits 20..0, or ``e > 0``).
     """
-    max_pos, emax = E8M0_TARGETS[target]
+    consts = QuantTarget(target).e8m0
+    if consts is None:
+        raise ValueError(f"mx does not quantise to {target}")
+    max_pos, emax = consts
     a = amax.to(torch.float32)
     nan = torch.isnan(a)
     inf = torch.isinf(a)
     bits = f32_bits(a) & 0x7FFFFFFF
-    if mode in ("floor", "ceil"):
+    if mode in (E8M0Mode.FLOOR, E8M0Mode.CEIL):
         safe = torch.where(inf | nan | (bits == 0), torch.ones_like(bits), bits)
         e = _floor_log2(safe)
-        if mode == "ceil":
+        if mode == E8M0Mode.CEIL:
             # a is a power of two iff its value's significand is exactly 1 (after normalising)
             sub = (safe >> 23) == 0
             m = safe & 0x7FFFFF
@@ -211,20 +204,20 @@ def e8m0_byte(amax: torch.Tensor, mode: str, target: str) -> torch.Tensor:
         b = _clampb(e - emax)
         b = torch.where(bits == 0, torch.zeros_like(b), b)
         b = torch.where(inf, torch.full_like(b, 254), b)
-    elif mode == "even":
+    elif mode == E8M0Mode.EVEN:
         r = (bits + 0x200000) & 0xFF800000
         er = r >> 23
         b = _clampb(er - 127 - emax)
         b = torch.where(er == 0, torch.zeros_like(b), b)
         b = torch.where(er == 255, torch.full_like(b, 254), b)
-    elif mode == "roundup":
+    elif mode == E8M0Mode.ROUNDUP:
         q = a / torch.tensor(max_pos, dtype=torch.float32, device=a.device)
         qb = f32_bits(q) & 0x7FFFFFFF
         e = qb >> 23
         m = qb & 0x7FFFFF
         b = e + ((m != 0) & (e < 255)).to(torch.int64)
         b = torch.where(e == 255, torch.full_like(b, 255), b)
-    elif mode == "rne_legacy":
+    elif mode == E8M0Mode.RNE_LEGACY:
         v = a * torch.tensor(2.0 ** -emax, dtype=torch.float32, device=a.device)
         vb = f32_bits(v) & 0x7FFFFFFF
         e = vb >> 23
@@ -247,7 +240,8 @@ def e8m0_to_f32(b: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------- floats
-_FLOAT_DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}
+_FLOAT_DTYPES = {FloatDType.BF16: torch.bfloat16, FloatDType.F16: torch.float16,
+                 FloatDType.F32: torch.float32}
 
 
 def round_to_float(v: torch.Tensor, dtype) -> torch.Tensor:
@@ -268,21 +262,24 @@ def round_to_float(v: torch.Tensor, dtype) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------- targets
-def quantize(v: torch.Tensor, target: str, *, dtype_max: float, mode: str = "rne",
+def quantize(v: torch.Tensor, target: str, *, dtype_max: float, mode: str = RoundMode.RNE,
              sat: bool = True) -> torch.Tensor:
     """The "then, by target" step of ``round``: fp32 ``v`` -> codes in the storage dtype.
 
-    fp8: :func:`round_fp8`; i8 / int4: :func:`round_int` within :func:`int_bounds`;
-    fp4_e2m1: :func:`encode_e2m1` (always saturating, ``sat``/``dtype_max`` unused).
+    fp8: :func:`round_fp8`; i8 / int4: :func:`round_int` within
+    :meth:`~qfuse.dialect.options.QuantTarget.int_bounds`; fp4_e2m1: :func:`encode_e2m1`
+    (always saturating, ``sat``/``dtype_max`` unused).
     """
-    if target in FP8_FORMATS:
+    try:
+        target = QuantTarget(target)
+    except ValueError:
+        raise ValueError(f"unknown quant target {target!r}") from None
+    if target.is_fp8:
         return round_fp8(v, target, dtype_max, sat)
-    if target in ("i8", "int4"):
-        lo, hi = int_bounds(target, dtype_max, sat)
+    if target.is_int:
+        lo, hi = target.int_bounds(dtype_max, sat)
         return round_int(v, mode, lo, hi)
-    if target == "fp4_e2m1":
-        return encode_e2m1(v)
-    raise ValueError(f"unknown quant target {target!r}")
+    return encode_e2m1(v)
 
 
 # ---------------------------------------------------------------------------- layout

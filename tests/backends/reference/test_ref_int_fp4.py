@@ -7,8 +7,8 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from qfuse.backends.reference.numerics import (decode_e2m1, encode_e2m1, int_bounds,
-                                               pack_nibbles, quantize, round_int)
+from qfuse.backends.reference.numerics import (decode_e2m1, encode_e2m1, pack_nibbles,
+                                               quantize, round_int)
 from ref_oracle import E2M1_VALUES, oracle_e2m1
 
 NAN, INF = float("nan"), float("inf")
@@ -47,11 +47,7 @@ def test_int4_table():
     assert ints([-8.4, -9.0, 7.9], "int4", "trunc", sat=False) == [-8, -8, 7]
 
 
-def test_int_bounds():
-    assert int_bounds("i8", 127.0, True) == (-127, 127)
-    assert int_bounds("i8", 300.0, True) == (-128, 127)
-    assert int_bounds("i8", 100.5, True) == (-100, 100)
-    assert int_bounds("int4", 7.0, False) == (-8, 7)
+def test_round_int_clamps_to_its_bounds():     # the bounds: tests/dialect/test_options.py
     assert round_int(torch.tensor([5.0, -5.0]), "rne", -3, 4).tolist() == [4, -3]
 
 

@@ -13,6 +13,8 @@ from qf_triton_testlib import (COLS, DEVICES, E2M1_GRID, SPECIALS, bits_of, e2m1
                                k_e2m1, k_e8m0, k_e8m0_apply, k_fp8, k_int, k_pack, k_round16, launch,
                                run_rows, same_f32, with_neighbours)
 from qfuse.backends.triton import numerics as qn
+from qfuse.backends.triton.codegen.stages_quant import E8M0_MODE_CODES
+from qfuse.dialect.options import E8M0Mode, QuantTarget
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN/inf casts in numpy
 RNG = np.random.default_rng(1234)
@@ -141,13 +143,15 @@ def test_int_codes(device, rne, lo, hi):
 
 
 # ---------------------------------------------------------------- E8M0
-E8M0_TARGETS = {"fp4_e2m1": (6.0, 2), "fp8_e4m3fn": (448.0, 8), "fp8_e4m3fnuz": (240.0, 7)}
-MODES = {"roundup": qn.QF_E8M0_ROUNDUP, "even": qn.QF_E8M0_EVEN, "rne_legacy": qn.QF_E8M0_RNE_LEGACY,
-         "floor": qn.QF_E8M0_FLOOR, "ceil": qn.QF_E8M0_CEIL}
+E8M0_TARGETS = {t.value: t.e8m0 for t in QuantTarget if t.e8m0}
+MODES = {m.value: getattr(qn, f"QF_E8M0_{m.name}") for m in E8M0Mode}
 
 
 def test_mode_constants():
+    """The device library numbers the modes 0..4, and the code generator passes the same
+    number for each mode (codegen does not import the device library)."""
     assert list(MODES.values()) == [0, 1, 2, 3, 4]
+    assert {m.value: code for m, code in E8M0_MODE_CODES.items()} == MODES
 
 
 @pytest.mark.parametrize("device", DEVICES)

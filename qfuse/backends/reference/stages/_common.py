@@ -7,14 +7,6 @@ import torch
 
 Scalar = Union[float, int, bool, torch.Tensor]
 
-# qfuse dtype name -> torch storage dtype (see qfuse/dialect/types.py)
-TORCH_DTYPES = {
-    "bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32,
-    "i32": torch.int32, "i64": torch.int64, "u8": torch.uint8, "i8": torch.int8,
-    "fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e4m3fnuz": torch.float8_e4m3fnuz,
-    "fp4_e2m1": torch.uint8, "int4": torch.int8, "e8m0": torch.uint8,
-}
-
 FLOAT_TORCH = (torch.bfloat16, torch.float16, torch.float32)
 
 

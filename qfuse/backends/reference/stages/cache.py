@@ -16,29 +16,31 @@ from typing import Optional
 
 import torch
 
+from ....dialect.options import (KV_BLOCK_AMAX_FLOOR, KV_TOKEN_SCALE_FLOOR, CacheLayout,
+                                  CacheQuant, QuantTarget, RoundMode, ScaleLayout)
 from ....errors import InputError
 from ..numerics import quantize, round_to_float
 from ._common import FLOAT_TORCH, abs_amax, byte_view, f32, scalar_f32
 
 __all__ = ["run_cache_write", "to_logical", "from_logical", "cache_dims"]
 
-_QUANT_TARGETS = {torch.float8_e4m3fn: ("fp8_e4m3fn", 448.0),
-                  torch.float8_e4m3fnuz: ("fp8_e4m3fnuz", 240.0), torch.int8: ("i8", 127.0)}
+_QUANT_TARGETS = {torch.float8_e4m3fn: QuantTarget.FP8_E4M3FN,
+                  torch.float8_e4m3fnuz: QuantTarget.FP8_E4M3FNUZ, torch.int8: QuantTarget.I8}
 
 
 def cache_dims(cache_shape: tuple, layout: str) -> tuple:
     """``(NB, BS, H, D, X)`` of a physical cache shape (X is None for value / flash)."""
     s = tuple(cache_shape)
-    need = {"key": 5, "value": 4, "value_asm": 5, "flash": 4}[layout]
-    if len(s) != need:
-        raise InputError(f"cache: a {layout} cache must be {need}-D, got shape {s}")
-    if layout == "key":
+    layout = CacheLayout(layout)
+    if len(s) != layout.rank:
+        raise InputError(f"cache: a {layout} cache must be {layout.rank}-D, got shape {s}")
+    if layout == CacheLayout.KEY:
         nb, h, dx, bs, x = s
         return nb, bs, h, dx * x, x
-    if layout == "value":
+    if layout == CacheLayout.VALUE:
         nb, h, d, bs = s
         return nb, bs, h, d, None
-    if layout == "value_asm":
+    if layout == CacheLayout.VALUE_ASM:
         nb, h, bsx, d, x = s
         return nb, bsx * x, h, d, x
     nb, bs, h, d = s
@@ -48,11 +50,11 @@ def cache_dims(cache_shape: tuple, layout: str) -> tuple:
 def to_logical(cache: torch.Tensor, layout: str) -> torch.Tensor:
     """Physical cache -> a new ``[NB, BS, H, D]`` tensor (element ``[blk, off, h, d]``)."""
     nb, bs, h, d, _ = cache_dims(cache.shape, layout)
-    if layout == "key":
+    if layout == CacheLayout.KEY:
         c = cache.permute(0, 3, 1, 2, 4)
-    elif layout == "value":
+    elif layout == CacheLayout.VALUE:
         c = cache.permute(0, 3, 1, 2)
-    elif layout == "value_asm":
+    elif layout == CacheLayout.VALUE_ASM:
         c = cache.permute(0, 2, 4, 1, 3)
     else:
         c = cache
@@ -62,11 +64,11 @@ def to_logical(cache: torch.Tensor, layout: str) -> torch.Tensor:
 def from_logical(logical: torch.Tensor, layout: str, x: Optional[int]) -> torch.Tensor:
     """Inverse of :func:`to_logical` (``x`` = the layout's vector width X)."""
     nb, bs, h, d = logical.shape
-    if layout == "key":
+    if layout == CacheLayout.KEY:
         return logical.reshape(nb, bs, h, d // x, x).permute(0, 2, 3, 1, 4).contiguous()
-    if layout == "value":
+    if layout == CacheLayout.VALUE:
         return logical.permute(0, 2, 3, 1).contiguous()
-    if layout == "value_asm":
+    if layout == CacheLayout.VALUE_ASM:
         return logical.reshape(nb, bs // x, x, h, d).permute(0, 3, 1, 4, 2).contiguous()
     return logical.contiguous()
 
@@ -85,9 +87,9 @@ def _kept_tokens(slots: torch.Tensor, capacity: int) -> torch.Tensor:
 
 
 def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
-                    scales: Optional[torch.Tensor] = None, *, layout: str = "key",
-                    quant: str = "none", scale_layout: str = "default",
-                    dtype_max: Optional[float] = None, mode: str = "trunc",
+                    scales: Optional[torch.Tensor] = None, *, layout: str = CacheLayout.KEY,
+                    quant: str = CacheQuant.NONE, scale_layout: str = ScaleLayout.DEFAULT,
+                    dtype_max: Optional[float] = None, mode: str = RoundMode.TRUNC,
                     vec_width: Optional[int] = None) -> tuple:
     """Write ``x [T, H, D]`` into ``cache`` at ``slot = slots[t]``; ``blk = slot // BS``,
     ``off = slot % BS``. A slot outside ``[0, NB * BS)`` skips the token (a negative slot is
@@ -99,13 +101,14 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
     * ``none``: copy (float x rounded RNE to a float cache dtype).
     * ``static``: ``q = round(x * (1 / scales[0]))``.
     * ``per_token``: per ``(t, h)``: ``s = amax_d(x[t, h, :]) / dtype_max`` stored as is;
-      ``q = round(x * (1 / max(s, 1e-12)))``. Scales ``default`` ``[H, S]`` at ``[h, slot]``,
-      ``asm`` ``[NB, H, BS]`` at ``[blk, h, off]``.
+      ``q = round(x * (1 / max(s, 1e-12)))`` (``KV_TOKEN_SCALE_FLOOR``). Scales ``default``
+      ``[H, S]`` at ``[h, slot]``, ``asm`` ``[NB, H, BS]`` at ``[blk, h, off]``.
     * ``per_block``: per ``(blk, h)`` touched: ``new = max(1e-6, amax over its new tokens) /
-      dtype_max``; with ``off_first`` = the smallest offset written in the block: if
-      ``off_first > 0`` and ``old < new``, entries ``[0, off_first)`` become
-      ``round(f32(q_old) * (old / new))`` and the scale ``new``; if ``old >= new`` (or old is
-      NaN) the scale stays ``old``; if ``off_first == 0`` it is ``new``. New tokens:
+      dtype_max`` (``KV_BLOCK_AMAX_FLOOR``); with ``off_first`` = the smallest offset
+      written in the block: if ``off_first > 0`` and ``old < new``, entries
+      ``[0, off_first)`` become ``round(f32(q_old) * (old / new))`` and the scale ``new``;
+      if ``old >= new`` (or old is NaN) the scale stays ``old``; if ``off_first == 0`` it
+      is ``new``. New tokens:
       ``q = round(x * (1 / scale))``. Scales ``default`` ``[H, NB]`` at ``[h, blk]``, ``asm``
       ``[NB, H]`` at ``[blk, h]``.
 
@@ -133,7 +136,7 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
     logical = to_logical(byte_view(cache), layout)
     scales_out = None
 
-    if quant == "none":
+    if quant == CacheQuant.NONE:
         if cache.dtype in FLOAT_TORCH and x.dtype in FLOAT_TORCH:
             vals = round_to_float(f32(xk), cache.dtype)
         elif cache.dtype == x.dtype:
@@ -144,7 +147,8 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
     else:
         if cache.dtype not in _QUANT_TARGETS:
             raise InputError(f"cache: quant={quant} needs an fp8 or int8 cache, got {cache.dtype}")
-        target, dmax = _QUANT_TARGETS[cache.dtype]
+        target = _QUANT_TARGETS[cache.dtype]
+        dmax = target.dtype.max
         dm = scalar_f32(dmax if not dtype_max else dtype_max, dev)
         if scales is None:
             raise InputError(f"scales: quant={quant} needs scales")
@@ -152,42 +156,43 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
         def q(v):
             return byte_view(quantize(v, target, dtype_max=float(dm), mode=mode, sat=True))
 
-        want = {("per_token", "asm"): (nb, h, bs), ("per_block", "default"): (h, nb),
-                ("per_block", "asm"): (nb, h)}.get((quant, scale_layout))
+        want = {(CacheQuant.PER_TOKEN, ScaleLayout.ASM): (nb, h, bs),
+                (CacheQuant.PER_BLOCK, ScaleLayout.DEFAULT): (h, nb),
+                (CacheQuant.PER_BLOCK, ScaleLayout.ASM): (nb, h)}.get((quant, scale_layout))
         if want is not None and tuple(scales.shape) != want:
             raise InputError(f"scales: {quant} scales with scale_layout={scale_layout} must have "
                              f"shape {want}, got {tuple(scales.shape)}")
-        if (quant, scale_layout) == ("per_token", "default") and (
+        if (quant, scale_layout) == (CacheQuant.PER_TOKEN, ScaleLayout.DEFAULT) and (
                 scales.dim() != 2 or scales.shape[0] != h):
             raise InputError(f"scales: per_token scales must be [H={h}, S], got "
                              f"{tuple(scales.shape)}")
         x32 = f32(xk)
         one = torch.ones((), dtype=torch.float32, device=dev)
-        if quant == "static":
+        if quant == CacheQuant.STATIC:
             inv = one / f32(scales.to(dev)).reshape(-1)[0]
             logical[blk, off] = q(x32 * inv)
-        elif quant == "per_token":
+        elif quant == CacheQuant.PER_TOKEN:
             sc = f32(scales.to(dev)).clone()
-            if scale_layout == "asm":
+            if scale_layout == ScaleLayout.ASM:
                 sc = sc.permute(1, 0, 2).reshape(h, -1)
             if slot.numel() and int(slot.max()) >= sc.shape[1]:
                 raise InputError(f"scales: slot {int(slot.max())} is outside the per-token "
                                  f"scales of shape {tuple(scales.shape)}")
             s = abs_amax(x32, -1) / dm                         # [Tk, H]
-            inv = one / torch.maximum(s, scalar_f32(1e-12, dev))
+            inv = one / torch.maximum(s, scalar_f32(KV_TOKEN_SCALE_FLOOR, dev))
             logical[blk, off] = q(x32 * inv[..., None])
             sc[:, slot] = s.transpose(0, 1)
-            scales_out = sc if scale_layout != "asm" else \
+            scales_out = sc if scale_layout != ScaleLayout.ASM else \
                 sc.reshape(h, nb, bs).permute(1, 0, 2).contiguous()
-        elif quant == "per_block":
+        elif quant == CacheQuant.PER_BLOCK:
             sc = f32(scales.to(dev)).clone()
-            sc = sc.transpose(0, 1).clone() if scale_layout == "asm" else sc   # [H, NB]
+            sc = sc.transpose(0, 1).clone() if scale_layout == ScaleLayout.ASM else sc   # [H, NB]
             fdt = cache.dtype
             for b in torch.unique(blk).tolist():
                 sel = blk == b
                 xb = x32[sel]                                       # [n, H, D]
                 off_first = int(off[sel].min())
-                new = torch.maximum(abs_amax(xb, (0, 2)), scalar_f32(1e-6, dev)) / dm
+                new = torch.maximum(abs_amax(xb, (0, 2)), scalar_f32(KV_BLOCK_AMAX_FLOOR, dev)) / dm
                 if off_first > 0:
                     old = sc[:, b]
                     grow = old < new
@@ -202,7 +207,7 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
                     scale = new
                 sc[:, b] = scale
                 logical[b, off[sel]] = q(xb * (one / scale)[None, :, None])
-            scales_out = sc.transpose(0, 1).contiguous() if scale_layout == "asm" else sc
+            scales_out = sc.transpose(0, 1).contiguous() if scale_layout == ScaleLayout.ASM else sc
         else:
             raise ValueError(f"unknown cache quant {quant!r}")
 

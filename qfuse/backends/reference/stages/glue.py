@@ -8,6 +8,7 @@ from typing import Optional
 
 import torch
 
+from ....dialect.options import Act, GeluApprox, RopeStyle
 from ..numerics import round_to_float
 from ._common import as_f32_operand, f32, zero_rows
 
@@ -44,9 +45,9 @@ def _silu(x32: torch.Tensor) -> torch.Tensor:
 
 def _gelu(x32: torch.Tensor, approx: str) -> torch.Tensor:
     half = 0.5 * x32
-    if approx == "none":
+    if approx == GeluApprox.NONE:
         return half * (1.0 + torch.erf(x32 / torch.tensor(_SQRT2, dtype=torch.float32)))
-    if approx == "tanh":
+    if approx == GeluApprox.TANH:
         inner = x32 + 0.044715 * ((x32 * x32) * x32)
         return half * (1.0 + torch.tanh(torch.tensor(_SQRT_2_OVER_PI, dtype=torch.float32) * inner))
     raise ValueError(f"unknown gelu approx {approx!r}")
@@ -57,25 +58,25 @@ def run_silu(x: torch.Tensor) -> tuple:
     return (_silu(f32(x)),)
 
 
-def run_gelu(x: torch.Tensor, *, approx: str = "none") -> tuple:
+def run_gelu(x: torch.Tensor, *, approx: str = GeluApprox.NONE) -> tuple:
     """``gelu(x) = (0.5 x) (1 + erf(x / sqrt 2))``; ``approx=tanh``:
     ``(0.5 x) (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` with ``x^3 = (x x) x`` (fp32)."""
     return (_gelu(f32(x), approx),)
 
 
-def run_act_mul(x: torch.Tensor, *, act: str = "silu") -> tuple:
+def run_act_mul(x: torch.Tensor, *, act: str = Act.SILU) -> tuple:
     """``act(x[..., :N/2]) * x[..., N/2:]``; act is silu, gelu (erf) or gelu_tanh."""
     x32 = f32(x)
     n = x32.shape[-1]
     if n % 2:
         raise ValueError(f"act_mul needs an even last dim, got {n}")
     g, u = x32[..., : n // 2], x32[..., n // 2:]
-    if act == "silu":
+    if act == Act.SILU:
         a = _silu(g)
-    elif act == "gelu":
-        a = _gelu(g, "none")
-    elif act == "gelu_tanh":
-        a = _gelu(g, "tanh")
+    elif act == Act.GELU:
+        a = _gelu(g, GeluApprox.NONE)
+    elif act == Act.GELU_TANH:
+        a = _gelu(g, GeluApprox.TANH)
     else:
         raise ValueError(f"unknown activation {act!r}")
     return (a * u,)
@@ -112,7 +113,7 @@ def _table_rows(table: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
 
 
 def run_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pos: torch.Tensor, *,
-             style: str = "neox") -> tuple:
+             style: str = RopeStyle.NEOX) -> tuple:
     """Rotary embedding of ``x [T, H, D]``; rotary dim ``R = 2 * cos.shape[1]``, the rest of D
     passes through. neox pairs ``(i, i + R/2)``, gptj ``(2i, 2i+1)``; with ``c = cos[pos[t], i]``,
     ``s = sin[pos[t], i]``: ``o1 = x1*c - x2*s``, ``o2 = x2*c + x1*s`` (each product rounded).
@@ -130,9 +131,9 @@ def run_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pos: torch.T
     c = _table_rows(f32(cos.to(dev)), pos)[:, None, :]
     s = _table_rows(f32(sin.to(dev)), pos)[:, None, :]
     out = x32.clone()
-    if style == "neox":
+    if style == RopeStyle.NEOX:
         i1, i2 = slice(0, half), slice(half, r)
-    elif style == "gptj":
+    elif style == RopeStyle.GPTJ:
         i1, i2 = slice(0, r, 2), slice(1, r, 2)
     else:
         raise ValueError(f"unknown rope style {style!r}")

@@ -5,6 +5,7 @@ from typing import Optional
 
 import torch
 
+from ....dialect.options import FloatDType, NormKind, ResidualSum
 from ..numerics import round_to_float
 from ._common import Scalar, f32, scalar_f32
 
@@ -13,8 +14,8 @@ __all__ = ["run_norm"]
 
 def run_norm(x: torch.Tensor, w: Optional[torch.Tensor] = None, eps: Scalar = 1e-6,
              b: Optional[torch.Tensor] = None, residual: Optional[torch.Tensor] = None, *,
-             kind: str = "rms", gemma: bool = False, residual_sum: str = "fp32",
-             dtype: str = "f32") -> tuple:
+             kind: str = NormKind.RMS, gemma: bool = False,
+             residual_sum: str = ResidualSum.FP32, dtype: str = FloatDType.F32) -> tuple:
     """Normalise each row ``u`` (length N) of the norm input; all steps fp32, in this order.
 
     * Residual: ``h = x + residual`` (fp32); ``residual_out = round_to(x.dtype, h)`` (RNE).
@@ -33,22 +34,22 @@ def run_norm(x: torch.Tensor, w: Optional[torch.Tensor] = None, eps: Scalar = 1e
     x32 = f32(x)
     dev = x32.device
     residual_out = None
-    if residual_sum not in ("fp32", "rounded"):
+    if residual_sum not in tuple(ResidualSum):
         raise ValueError(f"unknown residual_sum {residual_sum!r}")
     if residual is not None:
         h = x32 + f32(residual.to(dev))
         residual_out = round_to_float(h, x.dtype)
-        u = h if residual_sum == "fp32" else f32(residual_out)
+        u = h if residual_sum == ResidualSum.FP32 else f32(residual_out)
     else:
         u = x32
     n = torch.tensor(float(u.shape[-1]), dtype=torch.float32, device=dev)
     e = scalar_f32(eps, dev)
     one = torch.ones((), dtype=torch.float32, device=dev)
-    if kind == "rms":
+    if kind == NormKind.RMS:
         ms = (u * u).sum(dim=-1, keepdim=True) / n
         inv = one / torch.sqrt(ms + e)
         y = u * inv
-    elif kind == "layer":
+    elif kind == NormKind.LAYER:
         mean = u.sum(dim=-1, keepdim=True) / n
         d = u - mean
         var = (d * d).sum(dim=-1, keepdim=True) / n
@@ -62,7 +63,7 @@ def run_norm(x: torch.Tensor, w: Optional[torch.Tensor] = None, eps: Scalar = 1e
             wp = one + wp
         y = y * wp
     if b is not None:
-        if kind != "layer":
+        if kind != NormKind.LAYER:
             raise ValueError("a bias b is only defined for kind=layer")
         y = y + f32(b.to(dev))
     y = round_to_float(y, dtype)

@@ -11,7 +11,8 @@ from typing import Optional
 
 import torch
 
-from ....dialect.stages import GROUP_SIZES, default_dtype_max
+from ....dialect.options import E8M0Mode, Granularity, QuantTarget, Recip, RoundMode, ZeroPolicy
+from ....dialect.stages import default_dtype_max
 from ..numerics import e8m0_byte, e8m0_to_f32, quantize
 from ._common import abs_amax, f32, scalar_f32
 
@@ -22,21 +23,29 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def _granularity(granularity: str) -> Granularity:
+    try:
+        return Granularity(granularity)
+    except ValueError:
+        raise ValueError(f"unknown granularity {granularity!r}") from None
+
+
 def scale_shape(x_shape: tuple, granularity: str) -> tuple:
     """Scale shape: per_tensor [1]; per_token [..., 1]; per_1xK / mx [..., ceil(N/K)];
     per_128x128 [ceil(M/128), ceil(N/128)]."""
+    granularity = _granularity(granularity)
     lead, n = tuple(x_shape[:-1]), x_shape[-1]
-    if granularity == "per_tensor":
+    if granularity == Granularity.PER_TENSOR:
         return (1,)
-    if granularity == "per_token":
+    if granularity == Granularity.PER_TOKEN:
         return lead + (1,)
-    if granularity in GROUP_SIZES:
-        return lead + (_cdiv(n, GROUP_SIZES[granularity]),)
-    if granularity == "per_128x128":
+    if granularity.group_size:
+        return lead + (_cdiv(n, granularity.group_size),)
+    if granularity == Granularity.PER_128X128:
         if len(x_shape) != 2:
             raise ValueError(f"per_128x128 needs a 2-D x, got shape {tuple(x_shape)}")
         return (_cdiv(x_shape[0], 128), _cdiv(n, 128))
-    raise ValueError(f"unknown granularity {granularity!r}")
+    raise AssertionError(granularity)
 
 
 def group_amax(x32: torch.Tensor, granularity: str) -> torch.Tensor:
@@ -44,49 +53,51 @@ def group_amax(x32: torch.Tensor, granularity: str) -> torch.Tensor:
     0 for an empty group (N = 0).
 
     Partial groups are padded with zeros, which never change a maximum of magnitudes."""
+    granularity = _granularity(granularity)
     a = x32.abs()
-    if granularity == "per_tensor":
+    if granularity == Granularity.PER_TENSOR:
         if a.numel() == 0:
             return torch.zeros(1, dtype=torch.float32, device=a.device)
         return a.amax().reshape(1)
-    if granularity == "per_token":
+    if granularity == Granularity.PER_TOKEN:
         return abs_amax(a, -1, keepdim=True)
-    if granularity in GROUP_SIZES:
-        k = GROUP_SIZES[granularity]
+    if granularity.group_size:
+        k = granularity.group_size
         n = a.shape[-1]
         g = _cdiv(n, k)
         a = torch.nn.functional.pad(a, (0, g * k - n))
         return a.reshape(a.shape[:-1] + (g, k)).amax(dim=-1)
-    if granularity == "per_128x128":
+    if granularity == Granularity.PER_128X128:
         m, n = a.shape
         mt, nt = _cdiv(m, 128), _cdiv(n, 128)
         a = torch.nn.functional.pad(a, (0, nt * 128 - n, 0, mt * 128 - m))
         return a.reshape(mt, 128, nt, 128).amax(dim=(1, 3))
-    raise ValueError(f"unknown granularity {granularity!r}")
+    raise AssertionError(granularity)
 
 
 def expand_scale(s: torch.Tensor, granularity: str, x_shape: tuple) -> torch.Tensor:
     """Broadcast a scale tensor to ``x_shape`` by the granularity (the inverse of grouping)."""
+    granularity = _granularity(granularity)
     want = scale_shape(tuple(x_shape), granularity)
-    if granularity == "per_tensor":
+    if granularity == Granularity.PER_TENSOR:
         if s.numel() != 1:
             raise ValueError(f"per_tensor scale must have one element, got shape {tuple(s.shape)}")
         return s.reshape(())
     if tuple(s.shape) != want:
         raise ValueError(f"{granularity} scale for x of shape {tuple(x_shape)} must have shape "
                          f"{want}, got {tuple(s.shape)}")
-    if granularity == "per_token":
+    if granularity == Granularity.PER_TOKEN:
         return s
-    if granularity in GROUP_SIZES:
+    if granularity.group_size:
         n = x_shape[-1]
-        return s.repeat_interleave(GROUP_SIZES[granularity], dim=-1)[..., :n]
+        return s.repeat_interleave(granularity.group_size, dim=-1)[..., :n]
     m, n = x_shape
     return s.repeat_interleave(128, dim=0).repeat_interleave(128, dim=1)[:m, :n]
 
 
 def run_scale(x: torch.Tensor, static: Optional[torch.Tensor] = None, *, dtype: str,
               granularity: str, dtype_max: Optional[float] = None, zero: Optional[str] = None,
-              amax_floor: float = 1e-10, e8m0: str = "roundup") -> tuple:
+              amax_floor: float = 1e-10, e8m0: str = E8M0Mode.ROUNDUP) -> tuple:
     """Dynamic quantisation scale of ``x`` (or the given ``static`` f32[1] scale, returned as is).
 
     Non-mx (fp32 result, shape per :func:`scale_shape`): ``s = amax(G) / dtype_max`` and
@@ -101,25 +112,25 @@ def run_scale(x: torch.Tensor, static: Optional[torch.Tensor] = None, *, dtype: 
         return (f32(static).clone(),)
     x32 = f32(x)
     amax = group_amax(x32, granularity)
-    if granularity == "mx":
+    if granularity == Granularity.MX:
         return (e8m0_byte(amax, e8m0, dtype),)
     dm = scalar_f32(default_dtype_max(dtype) if dtype_max is None else dtype_max, x32.device)
     if zero is None:
-        zero = "zero" if granularity == "per_tensor" else "one"
-    if zero == "floor":
+        zero = ZeroPolicy.ZERO if granularity == Granularity.PER_TENSOR else ZeroPolicy.ONE
+    if zero == ZeroPolicy.FLOOR:
         s = torch.maximum(amax, scalar_f32(amax_floor, x32.device)) / dm
     else:
         s = amax / dm
-        if zero == "one":
+        if zero == ZeroPolicy.ONE:
             s = torch.where(s == 0, torch.ones_like(s), s)
-        elif zero != "zero":
+        elif zero != ZeroPolicy.ZERO:
             raise ValueError(f"unknown zero policy {zero!r}")
     return (s,)
 
 
 def run_round(x: torch.Tensor, s: torch.Tensor, *, dtype: str, granularity: str,
               dtype_max: Optional[float] = None, mode: Optional[str] = None, sat: bool = True,
-              recip: str = "div") -> tuple:
+              recip: str = Recip.DIV) -> tuple:
     """Quantise ``x`` with scale ``s`` to codes of ``dtype`` (storage per qfuse/dialect/types.py).
 
     Non-mx: ``v = x / s`` (``recip=div``) or ``v = x * (1 / s)`` (``mul_rcp``), fp32; where
@@ -131,15 +142,15 @@ def run_round(x: torch.Tensor, s: torch.Tensor, *, dtype: str, granularity: str,
     if dtype_max is None:
         dtype_max = default_dtype_max(dtype)
     if mode is None:
-        mode = "trunc" if dtype in ("i8", "int4") else "rne"
+        mode = RoundMode.TRUNC if QuantTarget(dtype).is_int else RoundMode.RNE
     x32 = f32(x)
-    if granularity == "mx":
-        v = x32 / expand_scale(e8m0_to_f32(s.to(x32.device)), "mx", tuple(x32.shape))
+    if granularity == Granularity.MX:
+        v = x32 / expand_scale(e8m0_to_f32(s.to(x32.device)), granularity, tuple(x32.shape))
     else:
         sb = expand_scale(f32(s.to(x32.device)), granularity, tuple(x32.shape))
-        if recip == "div":
+        if recip == Recip.DIV:
             v = x32 / sb
-        elif recip == "mul_rcp":
+        elif recip == Recip.MUL_RCP:
             v = x32 * (torch.ones_like(sb) / sb)   # two correctly rounded steps
         else:
             raise ValueError(f"unknown recip {recip!r}")

@@ -6,7 +6,8 @@ and growing the scale re-quantises the codes already in the block. So (docs/sema
 1. ``<k>_amax`` (rows = (t, h)): each row that won its slot atomically maxes its |x| bits
    into ``ws[blk * H + h]`` and ``BS - off`` into ``ws[NB * H + blk]`` (so the block's first
    written offset is ``BS - max``; 0 means untouched);
-2. ``<k>_scale`` (one program per (blk, h)): ``new = max(1e-6, amax) / dtype_max``; with
+2. ``<k>_scale`` (one program per (blk, h)): ``new = max(1e-6, amax) / dtype_max``
+   (``KV_BLOCK_AMAX_FLOOR``); with
    ``first > 0`` and ``old < new`` the entries ``[0, first)`` become
    ``round(f32(q_old) * (old / new))`` and the scale ``new``; ``old >= new`` (or NaN) keeps
    ``old``; ``first == 0`` takes ``new``. Touched scales are stored;
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ....dialect.options import KV_BLOCK_AMAX_FLOOR, CacheLayout, CacheQuant, QuantTarget, ScaleLayout
 from ....dialect.types import dtype as qdtype
 from ....dialect.typed import TypedPipeline
 from ..kernel import KernelSource, dim_rule
@@ -36,12 +38,13 @@ from .stores import storage_value
 
 __all__ = ["render_cache_block"]
 
-_KIND = {"fp8_e4m3fn": 0, "fp8_e4m3fnuz": 1, "i8": 2}
+# the device library's code kind (lib.qft_code_to_f32) of each quantised cache dtype
+_KIND = {QuantTarget.FP8_E4M3FN: 0, QuantTarget.FP8_E4M3FNUZ: 1, QuantTarget.I8: 2}
 
 
 def _scale_addr(em: Emitter, call, blk: str, h: str) -> str:
     nm = em.out_names[call.results[1]]
-    if call.options["scale_layout"] == "asm":          # [NB, H] at [blk, h]
+    if call.options["scale_layout"] == ScaleLayout.ASM:   # [NB, H] at [blk, h]
         return f"{nm}_ptr + {blk} * {nm}_s0 + {h}"
     return f"{nm}_ptr + {h} * {nm}_s0 + {blk}"        # [H, NB] at [h, blk]
 
@@ -60,12 +63,7 @@ def _new_emitter(tp, call, rows: bool, claims: dict):
 
 
 def _bs_rule(call) -> str:
-    shape, layout = call.operands["cache"].type.shape, call.options["layout"]
-    if layout in ("key", "value"):
-        return dim_rule(shape[3])
-    if layout == "value_asm":
-        return f"({dim_rule(shape[2])} * {call.options['vec']})"
-    return dim_rule(shape[1])
+    return block_size(call, dim_rule)
 
 
 def _phase_amax(em: Emitter, call) -> None:
@@ -79,14 +77,14 @@ def _phase_amax(em: Emitter, call) -> None:
     bits = em.let("amax_bits", f"{em.lib('qft_amax_bits')}({xv}, {cols.mask}, 1)")
     em.emit(f"tl.atomic_max(ws_ptr + {blk} * {heads} + {h}, {bits}, mask={ok})")
     em.emit(f"tl.atomic_max(ws_ptr + {nb} * {heads} + {blk}, "
-            f"({block_size(em, call)} - {off}).to(tl.int32), mask={ok})")
+            f"({block_size(call, em.dim)} - {off}).to(tl.int32), mask={ok})")
 
 
 def _phase_scale(em: Emitter, call, dmax: float, cdt: str) -> None:
     o = call.options
     x, cache = call.operands["x"], call.operands["cache"]
     heads, nb = em.dim(x.type.shape[1]), em.dim(cache.type.shape[0])
-    bs, d = block_size(em, call), em.dim(x.type.shape[2])
+    bs, d = block_size(call, em.dim), em.dim(x.type.shape[2])
     div = em.helper("qf_div")
     em.comment(f"cache_write(per_block) @ {em.where_(call)}: one program per (block, head)")
     em.emit("pid = tl.program_id(0)")
@@ -96,7 +94,7 @@ def _phase_scale(em: Emitter, call, dmax: float, cdt: str) -> None:
     fw = em.let("first_w", f"tl.load(ws_ptr + {nb} * {heads} + {blk})")
     touched = em.let("touched", f"{fw} > 0")
     first = em.let("first", f"{bs} - {fw}")
-    lo = f32_literal(1e-6)
+    lo = f32_literal(KV_BLOCK_AMAX_FLOOR)
     new = em.let("new", f"{div}(tl.where({amax} < {lo}, {lo}, {amax}), {f32_literal(dmax)})")
     saddr = _scale_addr(em, call, blk, h)
     old = em.let("old", f"tl.load({saddr})")
@@ -143,7 +141,7 @@ def render_cache_block(tp: TypedPipeline, facts: Optional[dict] = None) -> Kerne
     """The four phases of ``tp`` (ending in ``cache_write(quant=per_block)``) in one module;
     ``facts`` (earlier kernels' scales) do not apply here."""
     call = tp.calls[-1]
-    if call.stage != "cache_write" or call.options["quant"] != "per_block":
+    if call.stage != "cache_write" or call.options["quant"] != CacheQuant.PER_BLOCK:
         raise unsupported(None, "a cache_block kernel ends in cache_write(quant=per_block)")
     if len(call.results) < 2 or list(tp.returns) != list(call.results):
         raise unsupported(call, "a per_block cache write returns the cache and its scales")
@@ -165,7 +163,7 @@ def render_cache_block(tp: TypedPipeline, facts: Optional[dict] = None) -> Kerne
     _phase_scale(e2, call, dmax, cdt)
     _phase_write(e3, call, dmax, cdt)
     finish_claims(e3, list(regions.values()))
-    if call.options["layout"] in ("key", "value_asm"):
+    if call.options["layout"] in (CacheLayout.KEY, CacheLayout.VALUE_ASM):
         e1.check(f"{dim_rule(call.operands['cache'].type.shape[4])} == {call.options['vec']}",
                  f"{call.operands['cache'].name}: the {call.options['layout']} layout's last "
                  f"dim must be x={call.options['vec']}")

@@ -35,10 +35,22 @@ from ....errors import UnsupportedError
 from ..kernel import dim_rule
 
 __all__ = ["Block", "Cols", "Lead", "Reg", "EmitContext", "Emitter", "RENDER", "STORE",
-           "f32_literal", "STORAGE", "dim_expr", "unsupported"]
+           "NAT_BLOCK", "OUT_ROWS", "FLAT_OUTPUTS", "COMMENT_OPTIONS", "f32_literal", "STORAGE", "dim_expr",
+           "unsupported"]
 
 RENDER: dict[str, Callable] = {}   # stage -> fn(em, call, which, lead, cols) -> Reg
 STORE: dict[str, Callable] = {}    # stage -> fn(em, call, value, out_ptr) for special stores
+# stage -> fn(em, call) -> the Block its result is stored at, or None for the result's own
+# width (a result narrower than its input's columns: packed bytes, group scales)
+NAT_BLOCK: dict[str, Callable] = {}
+# stage -> fn(call, value) -> the leading dims the row space stores an output over (None:
+# one value, stored once); absent: the value's own leading dims
+OUT_ROWS: dict[str, Callable] = {}
+# stages whose store addresses the output as one flat buffer (it must be contiguous)
+FLAT_OUTPUTS: set = set()
+# stage -> the options its comment in the kernel text shows: a tuple, or a function of
+# its options returning one (a scale shows the option that applies to its granularity)
+COMMENT_OPTIONS: dict = {}
 
 # qfuse dtype -> (torch view used for binding, triton pointer type, register kind)
 STORAGE = {
@@ -98,10 +110,6 @@ class Reg:
 
 
 ROW = Cols("0", None, "row")
-COMMENT_OPTIONS = {"scale": ("dtype", "granularity"), "round": ("dtype", "granularity", "mode",
-                   "recip"), "norm": ("kind", "dtype"), "cache_write": ("layout", "quant"),
-                   "cast": ("dtype",), "rope": ("style",), "act_mul": ("act",),
-                   "gelu": ("approx",), "gather": ("packed_ids",)}
 RESERVED = {"pid", "pid_m", "pid_n", "row", "rmask", "n_rows", "tl", "triton", "ws_ptr",
             "BLOCK_M", "TILE", "NATIVE", "pid_c", "and", "or", "not", "in", "is", "if", "for", "def",
             "return", "range", "lambda", "None", "True", "False", "float"}
@@ -323,8 +331,7 @@ class Emitter:
 
     def stage_comment(self, call: StageCall, what: str = "") -> None:
         keys = COMMENT_OPTIONS.get(call.stage, ())
-        if call.stage == "scale":
-            keys += ("e8m0",) if call.options["granularity"] == "mx" else ("zero",)
+        keys = keys(call.options) if callable(keys) else keys
         opts = ", ".join(f"{k}={call.options[k]}" for k in keys if k in call.options)
         res = ", ".join(r.name for r in call.results)
         self.comment(f"{call.stage}({opts}) -> {res} @ {self.where_(call)}{what}")
@@ -378,18 +385,12 @@ class Emitter:
         return self.natural_cols[key]
 
     def nat_block(self, v: Value) -> Block:
-        """The block a value is stored at (derived through pack / group scales)."""
+        """The block a value is stored at: its own width's, or what its stage derives from
+        its operand's (:data:`NAT_BLOCK`: packed bytes, group scales, shuffled scales)."""
         call = self.producer.get(v)
-        if call is not None:
-            if call.stage == "pack":
-                return self.nat_block(call.operands["x"]).times(Fraction(1, 2))
-            if call.stage == "shuffle":
-                return self.nat_block(call.operands["s"])
-            if call.stage == "scale" and call.options["granularity"] in GROUPS:
-                x = call.operands["x"]
-                return self.note_block(self.nat_block(x).times(Fraction(1, GROUPS[
-                    call.options["granularity"]])))
-        return self.base_block(v.type.shape[-1])
+        rule = NAT_BLOCK.get(call.stage) if call is not None else None
+        block = rule(self, call) if rule is not None else None
+        return block if block is not None else self.base_block(v.type.shape[-1])
 
     def nat_cols(self, v: Value) -> Cols:
         return self.natural(self.nat_block(v), v.type.shape[-1])
@@ -498,8 +499,6 @@ class Emitter:
             self.memo[key] = make()
         return self.memo[key]
 
-
-GROUPS = {"per_1x32": 32, "per_1x64": 64, "per_1x128": 128, "mx": 32}
 
 
 def result_name(call: StageCall, v: Value) -> str:

@@ -23,7 +23,8 @@ from typing import Optional
 from ....dialect.stages import iteration_space
 from ....dialect.typed import TypedPipeline
 from ....errors import UnsupportedError
-from . import stages_cache, stages_glue, stages_norm, stages_quant  # noqa: F401 (register)
+from . import (stages_cache, stages_glue, stages_layout, stages_norm,  # noqa: F401 (register)
+               stages_quant)
 from ..kernel import SPACES, KernelSource, TritonConfig
 from .cache_block import render_cache_block
 from .row import column_split_ok, render_row

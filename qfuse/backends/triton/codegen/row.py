@@ -7,11 +7,12 @@ cache writes is two launches: the slot claims (slot_claims.py), then the kernel.
 """
 from __future__ import annotations
 
+from ....dialect.stages import STAGES
 from ....dialect.typed import TypedPipeline
 from ....errors import UnsupportedError
 from ..kernel import KernelSource, dim_rule
-from .assemble import assemble, single
-from .emit import EmitContext, Emitter, _ident
+from .assemble import assemble, scatters, single
+from .emit import OUT_ROWS, EmitContext, Emitter, _ident
 from .slot_claims import (claim_constexprs, claim_grid, claim_regions, emit_claim_phase,
                           finish_claims)
 from .stores import store_outputs
@@ -37,7 +38,7 @@ def render_row(kernel: TypedPipeline, facts: dict) -> KernelSource:
 def _body(kernel: TypedPipeline, split: bool, facts: dict) -> tuple:
     """The kernel's emitter, every output stored, and its grid."""
     dom = _domain(kernel)
-    writes = _cache_writes(kernel)
+    writes = scatters(kernel)
     claims, _ = claim_regions(writes)
     modes = claim_constexprs(writes[0].operands["x"].type.shape[0]) if writes else ()
     em = Emitter(kernel, EmitContext("row", rows=dom, first_fastest=bool(writes),
@@ -50,26 +51,22 @@ def _body(kernel: TypedPipeline, split: bool, facts: dict) -> tuple:
 
 
 def _domain(tp: TypedPipeline) -> tuple:
-    """The rows every output iterates over (one domain per kernel, or an error)."""
+    """The rows every output iterates over (one domain per kernel, or an error): a value's
+    own leading dims, or those its stage's lowering stores it over (``OUT_ROWS``); with
+    only values stored once, the rows their stage reads (its catalog ``rows`` tensor)."""
     producer = {r: c for c in tp.calls for r in c.results}
-    doms = []
+    doms, once = [], []
     for v in tp.returns:
         call = producer.get(v)
-        if call is None:
-            d = v.type.shape[:-1]
-        elif call.stage in ("cache_write", "scale"):
-            if call.stage == "scale" and call.options["granularity"] == "per_tensor":
-                continue
-            d = call.operands["x"].type.shape[:-1]
-        elif call.stage == "shuffle":
-            d = call.operands["s"].type.shape[:-1]
-        else:
-            d = v.type.shape[:-1]
-        if tuple(d) not in doms:
+        rule = OUT_ROWS.get(call.stage) if call is not None else None
+        d = rule(call, v) if rule is not None else tuple(v.type.shape[:-1])
+        if d is None:
+            once.append(call)
+        elif tuple(d) not in doms:
             doms.append(tuple(d))
     if not doms:
-        x = next(c.operands["x"] for c in tp.calls if c.stage == "scale")
-        doms.append(tuple(x.type.shape[:-1]))
+        call = once[0]
+        doms.append(tuple(call.operands[STAGES[call.stage].rows].type.shape[:-1]))
     if len(doms) > 1:
         raise UnsupportedError(
             f"triton backend: the outputs of kernel {tp.name} iterate over different rows "
@@ -78,13 +75,9 @@ def _domain(tp: TypedPipeline) -> tuple:
     return doms[0]
 
 
-def _cache_writes(kernel: TypedPipeline) -> list:
-    return [c for c in kernel.calls if c.stage == "cache_write"]
-
-
 def _with_claims(em: Emitter, kernel: TypedPipeline, grid: tuple, col_split: int):
     """A row kernel with cache writes as two launches: the slot claims, then the kernel."""
-    calls = _cache_writes(kernel)
+    calls = scatters(kernel)
     regions, ws = claim_regions(calls)
     tokens = calls[0].operands["x"].type.shape[0]
     claim = Emitter(kernel, EmitContext("row", claims=regions,
@@ -96,14 +89,9 @@ def _with_claims(em: Emitter, kernel: TypedPipeline, grid: tuple, col_split: int
 
 
 def column_split_ok(tp: TypedPipeline) -> bool:
-    """Whether a row-space kernel may split its columns across programs: no stage reduces
-    over a whole row (norm statistics, a per-token scale, a KV-cache row with its scale).
-    Group scales (per_1xK, mx) reduce within groups, which a split keeps whole (a chunk is
-    at least the group size); every other stage addresses columns arithmetically."""
-    for c in tp.calls:
-        if c.stage in ("norm", "cache_write"):
-            return False
-        if c.stage == "scale" and c.operands.get("static") is None and \
-                c.options.get("granularity") in ("per_token", "per_tensor"):
-            return False
-    return True
+    """Whether a row-space kernel may split its columns across programs: no stage needs
+    whole rows (the catalog's ``Stage.whole_rows``: norm statistics, a per-token scale, a
+    KV-cache row with its scale). Group scales (per_1xK, mx) reduce within groups, which a
+    split keeps whole (a chunk is at least the group size); every other stage addresses
+    columns arithmetically."""
+    return not any(STAGES[c.stage].whole_rows(c.options, c.operands) for c in tp.calls)

@@ -10,14 +10,15 @@ them in place).
 
 quant: ``none`` (copy, float x rounded RNE to a float cache), ``static``
 (``round(x * (1 / scales[0]))``), ``per_token`` (``s = amax_d / dtype_max`` stored per
-(t, h), ``round(x * (1 / max(s, 1e-12)))``). ``per_block`` needs the amax over all new
+(t, h), ``round(x * (1 / max(s, 1e-12)))``, ``KV_TOKEN_SCALE_FLOOR``). ``per_block`` needs the amax over all new
 tokens of a block before any of them is written: the ``cache_block`` space
 (``cache_block.py``) renders it as three kernels.
 """
 from __future__ import annotations
 
+from ....dialect.options import KV_TOKEN_SCALE_FLOOR, CacheLayout, CacheQuant, ScaleLayout
 from ....dialect.types import dtype as qdtype
-from .emit import STORE, Emitter, f32_literal
+from .emit import COMMENT_OPTIONS, OUT_ROWS, STORE, Emitter, f32_literal
 from ..kernel import dim_rule
 from .slot_claims import claimed
 from .stages_glue import round_float
@@ -29,22 +30,22 @@ def cache_offset(em: Emitter, call, out, blk: str, h: str, off: str, d: str) -> 
     layout, xw = call.options["layout"], call.options["vec"]
     nm = em.out_names[out]
     s = [f"{nm}_s{k}" for k in range(out.type.rank - 1)]
-    if layout == "key":          # [blk, h, d // X, off, d % X]
+    if layout == CacheLayout.KEY:          # [blk, h, d // X, off, d % X]
         return f"{blk} * {s[0]} + {h} * {s[1]} + ({d} // {xw}) * {s[2]} + {off} * {s[3]} + {d} % {xw}"
-    if layout == "value":        # [blk, h, d, off]
+    if layout == CacheLayout.VALUE:        # [blk, h, d, off]
         return f"{blk} * {s[0]} + {h} * {s[1]} + {d} * {s[2]} + {off}"
-    if layout == "value_asm":    # [blk, h, off // X, d, off % X]
+    if layout == CacheLayout.VALUE_ASM:    # [blk, h, off // X, d, off % X]
         return f"{blk} * {s[0]} + {h} * {s[1]} + ({off} // {xw}) * {s[2]} + {d} * {s[3]} + {off} % {xw}"
     return f"{blk} * {s[0]} + {off} * {s[1]} + {h} * {s[2]} + {d}"     # flash [blk, off, h, d]
 
 
-def block_size(em: Emitter, call) -> str:
-    shape, layout = call.operands["cache"].type.shape, call.options["layout"]
-    if layout in ("key", "value"):
-        return em.dim(shape[3])
-    if layout == "value_asm":
-        return f"({em.dim(shape[2])} * {call.options['vec']})"
-    return em.dim(shape[1])
+def block_size(call, dim) -> str:
+    """Tokens per cache block as text, ``dim`` spelling a Dim (a kernel expression, or a
+    launch rule): the cache's BS dim, or BS/X times the vector width."""
+    shape, axes = call.operands["cache"].type.shape, call.options["layout"].axes
+    if "BS" in axes:
+        return dim(shape[axes["BS"]])
+    return f"({dim(shape[axes['BSX']])} * {call.options['vec']})"
 
 
 def slot_prologue(em: Emitter, call) -> tuple:
@@ -55,7 +56,7 @@ def slot_prologue(em: Emitter, call) -> tuple:
     cols = em.natural(em.base_block(d_dim), d_dim)
     em.stage_comment(call, f": slot = {slots.name}[t], skip slot < 0")
     slot = em.let("slot", f"{em.element(slots, lead.names[:1], lead.mask).var}.to(tl.int64)")
-    bs = block_size(em, call)
+    bs = block_size(call, em.dim)
     n_slots = f"{em.dim(cache.type.shape[0])} * {bs}"
     ok = em.let("slot_ok", f"rmask & ({slot} >= 0) & ({slot} < {n_slots})")
     region = em.ctx.claims.get(id(call))
@@ -68,16 +69,16 @@ def slot_prologue(em: Emitter, call) -> tuple:
 
 
 def s_cache_write(em: Emitter, call, v) -> None:
-    if ("cache_write", id(call)) in em.memo:
+    if (s_cache_write, id(call)) in em.memo:      # one scatter for both results
         return
-    em.memo[("cache_write", id(call))] = True
+    em.memo[(s_cache_write, id(call))] = True
     o = call.options
     x, cache, slots, scales = (call.operands.get(k) for k in ("x", "cache", "slots", "scales"))
     quant, layout = o["quant"], o["layout"]
-    if quant == "per_block":
+    if quant == CacheQuant.PER_BLOCK:
         raise em.unsupported(call, "quant=per_block needs the amax over all new tokens of a "
                                    "cache block: render it in the cache_block space")
-    if layout in ("key", "value_asm"):
+    if layout in (CacheLayout.KEY, CacheLayout.VALUE_ASM):
         em.check(f"{dim_rule(cache.type.shape[4])} == {o['vec']}",
                  f"{cache.name}: the {layout} layout's last dim must be vec={o['vec']}")
     lead, cols, slot, ok, blk, off = slot_prologue(em, call)
@@ -85,19 +86,19 @@ def s_cache_write(em: Emitter, call, v) -> None:
     xv = em.value_at(x, lead, cols)
     cdt = cache.type.dtype.name
     sreg = None
-    if quant == "none":
+    if quant == CacheQuant.NONE:
         val = xv if xv.kind != "f32" else type(xv)(round_float(em, xv.var, cdt, "cval"), "f32")
     else:
         dmax = o["dtype_max"] or qdtype(cdt).max
         div = em.helper("qf_div")
         xf = em.f32(xv)
-        if quant == "static":
+        if quant == CacheQuant.STATIC:
             sv = em.element(scales, ("0",), None).var
             inv = em.let("inv", f"{div}(1.0, {sv})")
         else:   # per_token: one scale per (t, h)
             amax = em.let("amax", f"{em.lib('qft_amax')}({xf}, {cols.mask}, 1)")
             sreg = em.let("s", f"{div}({amax}, {f32_literal(dmax)})")
-            lo = f32_literal(1e-12)
+            lo = f32_literal(KV_TOKEN_SCALE_FLOOR)
             inv = em.let("inv", f"{div}(1.0, tl.where({sreg} < {lo}, {lo}, {sreg}))")
         val = codes(em, em.let("v", f"{xf} * {inv}"), cdt, dmax, o["mode"], True)
     out, scales_out = call.results[0], (call.results[1] if len(call.results) > 1 else None)
@@ -107,7 +108,7 @@ def s_cache_write(em: Emitter, call, v) -> None:
                 f"mask={ok} & {cols.mask})")
     if scales_out is not None and scales_out in em.out_names:
         nm = em.out_names[scales_out]
-        if o["scale_layout"] == "asm":      # [NB, H, BS] at [blk, h, off]
+        if o["scale_layout"] == ScaleLayout.ASM:   # [NB, H, BS] at [blk, h, off]
             addr = f"{blk} * {nm}_s0 + {h} * {nm}_s1 + {off}"
             mask = ok
         else:                               # [H, S] at [h, slot]
@@ -117,3 +118,6 @@ def s_cache_write(em: Emitter, call, v) -> None:
 
 
 STORE["cache_write"] = s_cache_write
+# a program row is one (token, head) of x, for the cache and its scales alike
+OUT_ROWS["cache_write"] = lambda call, v: tuple(call.operands["x"].type.shape[:-1])
+COMMENT_OPTIONS["cache_write"] = ("layout", "quant")

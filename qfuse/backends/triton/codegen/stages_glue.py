@@ -5,31 +5,33 @@ from __future__ import annotations
 
 import math
 
-from .emit import RENDER, Cols, Emitter, Lead, Reg, f32_literal
+from ....dialect.options import Act, FloatDType, GeluApprox, RopeStyle
+from ....dialect.stages import STAGES
+from .emit import COMMENT_OPTIONS, RENDER, Cols, Emitter, Lead, Reg, f32_literal
 
 __all__ = ["round_float", "elementwise_chain"]
 
 _SQRT2 = f32_literal(math.sqrt(2.0))
 _SQRT_2_OVER_PI = f32_literal(math.sqrt(2.0 / math.pi))
-_ELEMENTWISE = ("add", "mul", "silu", "gelu", "cast", "smooth")
 
 
 def round_float(em: Emitter, var: str, dtype: str, hint: str = "r") -> str:
     """RNE of an fp32 register to bf16 / f16 (kept as the exact fp32 value)."""
-    if dtype == "bf16":
+    if dtype == FloatDType.BF16:
         return em.let(hint, f"{em.helper('qf_round_bf16')}({var})")
-    if dtype == "f16":
+    if dtype == FloatDType.F16:
         return em.let(hint, f"{em.helper('qf_round_f16')}({var})")
     return var
 
 
 def elementwise_chain(em: Emitter, v) -> bool:
     """True when ``v`` is a kernel input or built from inputs by elementwise stages only
-    (it may then be evaluated at any rows/columns, e.g. a column-dependent lead)."""
+    (the catalog's ``Stage.elementwise``; it may then be evaluated at any rows/columns,
+    e.g. a column-dependent lead)."""
     call = em.producer.get(v)
     if call is None:
         return True
-    if call.stage not in _ELEMENTWISE or call.operands.get("ids") is not None:
+    if not STAGES[call.stage].elementwise(call.options, call.operands):
         return False
     return all(elementwise_chain(em, o) for o in call.operands.values()
                if o is not None and hasattr(o.type, "shape"))
@@ -51,7 +53,7 @@ def _silu(em: Emitter, x: str, hint: str) -> str:
 
 def _gelu(em: Emitter, x: str, approx: str, hint: str) -> str:
     half = em.let("half", f"0.5 * {x}")
-    if approx == "none":
+    if approx == GeluApprox.NONE:
         erf = f"tl.math.erf({em.helper('qf_div')}({x}, {_SQRT2}))"
         return em.let(hint, f"{half} * (1.0 + {erf})")
     inner = em.let("inner", f"{x} + 0.044715 * (({x} * {x}) * {x})")
@@ -63,9 +65,9 @@ def _gelu(em: Emitter, x: str, approx: str, hint: str) -> str:
 
 
 def _act(em: Emitter, x: str, act: str, hint: str) -> str:
-    if act == "silu":
+    if act == Act.SILU:
         return _silu(em, x, hint)
-    return _gelu(em, x, "none" if act == "gelu" else "tanh", hint)
+    return _gelu(em, x, GeluApprox.NONE if act == Act.GELU else GeluApprox.TANH, hint)
 
 
 def r_silu(em: Emitter, call, which, lead, cols) -> Reg:
@@ -137,7 +139,7 @@ def r_rope(em: Emitter, call, which, lead, cols) -> Reg:
     c = cols.var
     em.stage_comment(call, f": rotary dim 2 * {rh}")
     p = em.element(pos, lead.names[:1], lead.mask)
-    if style == "neox":
+    if style == RopeStyle.NEOX:
         first = em.let("first", f"{c} < {rh}")
         i = em.let("ri", f"tl.where({first}, {c}, {c} - {rh})")
         partner = em.let("partner", f"tl.where({first}, {c} + {rh}, {c} - {rh})")
@@ -208,3 +210,5 @@ RENDER.update({
     "act_mul": r_act_mul, "cast": r_cast, "reduce": r_reduce, "flatten": r_flatten,
     "rope": r_rope, "gather": r_gather, "smooth": r_smooth,
 })
+COMMENT_OPTIONS.update({"cast": ("dtype",), "rope": ("style",), "act_mul": ("act",),
+                        "gelu": ("approx",), "gather": ("packed_ids",)})

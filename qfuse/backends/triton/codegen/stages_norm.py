@@ -6,7 +6,8 @@ natural columns, and every requested column reuses them. Formulas: docs/semantic
 """
 from __future__ import annotations
 
-from .emit import RENDER, Emitter, Lead, Reg
+from ....dialect.options import FloatDType, NormKind, ResidualSum
+from .emit import COMMENT_OPTIONS, RENDER, Emitter, Lead, Reg
 from .stages_glue import round_float
 
 
@@ -21,7 +22,7 @@ def _norm_input(em: Emitter, call, lead: Lead, cols) -> tuple:
         rv = em.f32(em.value_at(r, lead, cols))
         h = em.let("h", f"{xv} + {rv}")
         rout = round_float(em, h, x.type.dtype.name, "res_out")
-        return (h if call.options["residual_sum"] == "fp32" else rout), rout
+        return (h if call.options["residual_sum"] == ResidualSum.FP32 else rout), rout
     return em.memo_get(("norm_u", id(call), lead.key, cols.key), make)
 
 
@@ -29,10 +30,10 @@ def _exact_squares(em: Emitter, call) -> bool:
     """Whether the norm input is a bf16 / f16 kernel input as loaded (masked lanes 0), or
     the bf16 / f16 rounding of two such inputs' sum: its squares are exact in fp32."""
     x, r = call.operands["x"], call.operands.get("residual")
-    narrow = ("bf16", "f16")
+    narrow = (FloatDType.BF16, FloatDType.F16)
     if x not in em.params or x.type.dtype.name not in narrow:
         return False
-    return r is None or (r in em.params and call.options["residual_sum"] == "rounded")
+    return r is None or (r in em.params and call.options["residual_sum"] == ResidualSum.ROUNDED)
 
 
 def _stats(em: Emitter, call, lead: Lead) -> tuple:
@@ -48,7 +49,7 @@ def _stats(em: Emitter, call, lead: Lead) -> tuple:
         ssum = em.lib("qft_sum")
         kind = call.options["kind"]
         em.comment(f"{kind} norm statistics over the row ({em.where_(call)})")
-        if kind == "rms":
+        if kind == NormKind.RMS:
             if _exact_squares(em, call):
                 sq = f"{em.lib('qft_sum_sq_exact')}({u})"
             else:
@@ -88,3 +89,4 @@ def r_norm(em: Emitter, call, which, lead, cols) -> Reg:
 
 
 RENDER["norm"] = r_norm
+COMMENT_OPTIONS["norm"] = ("kind", "dtype")

@@ -8,14 +8,20 @@ program: the scale is a scalar). Formulas: docs/semantics.md, reference ``quant.
 """
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Optional
 
-from .emit import GROUPS, RENDER, ROW, Cols, Emitter, Reg, f32_literal
+from ....dialect.options import E8M0Mode, Granularity, QuantTarget, Recip, RoundMode, ZeroPolicy
+from .emit import (COMMENT_OPTIONS, NAT_BLOCK, OUT_ROWS, RENDER, ROW, STORE, Cols, Emitter,
+                   Reg, f32_literal)
+from .stores import scalar_store, storage_value, store_plain, store_at
 
-__all__ = ["scale_from_amax", "codes"]
+__all__ = ["scale_from_amax", "codes", "E8M0_MODE_CODES"]
 
-_E8M0 = {"roundup": 0, "even": 1, "rne_legacy": 2, "floor": 3, "ceil": 4}
-_MX_CONST = {"fp4_e2m1": (6.0, 2), "fp8_e4m3fn": (448.0, 8), "fp8_e4m3fnuz": (240.0, 7)}
+#: The device library's number for each E8M0 mode (``numerics_codes.QF_E8M0_*``; codegen
+#: does not import the device library, a test keeps the two equal).
+E8M0_MODE_CODES = {E8M0Mode.ROUNDUP: 0, E8M0Mode.EVEN: 1, E8M0Mode.RNE_LEGACY: 2,
+                   E8M0Mode.FLOOR: 3, E8M0Mode.CEIL: 4}
 
 
 def scale_from_amax(em: Emitter, call, amax: str) -> str:
@@ -23,42 +29,32 @@ def scale_from_amax(em: Emitter, call, amax: str) -> str:
     o = call.options
     div = em.helper("qf_div")
     dm = f32_literal(o["dtype_max"])
-    if o["zero"] == "floor":
+    if o["zero"] == ZeroPolicy.FLOOR:
         fl = f32_literal(o["amax_floor"])
         return em.let("s", f"{div}(tl.where({amax} < {fl}, {fl}, {amax}), {dm})")
     s = em.let("s", f"{div}({amax}, {dm})")
-    if o["zero"] == "one":
+    if o["zero"] == ZeroPolicy.ONE:
         s = em.let("s", f"tl.where({s} == 0.0, 1.0, {s})")
     return s
-
-
-def int_bounds(target: str, dtype_max: float, sat: bool) -> tuple:
-    lo, hi = (-128, 127) if target == "i8" else (-8, 7)
-    if sat:
-        m = int(float(dtype_max) // 1)
-        lo, hi = max(lo, -m), min(hi, m)
-    return lo, hi
 
 
 def codes(em: Emitter, v: str, target: str, dtype_max: float, mode: str, sat: bool,
           bounded: bool = False) -> Reg:
     """fp32 ``v`` -> codes of ``target`` (u8 for fp8 / E2M1, i8 for int8 / int4).
     ``bounded``: v is never NaN and rounds into the code range (see _bounded_by_own_scale)."""
-    if target.startswith("fp8"):
-        fnuz = target == "fp8_e4m3fnuz"
+    target = QuantTarget(target)
+    if target.is_fp8:
+        fnuz = target == QuantTarget.FP8_E4M3FNUZ
         fn = "qf_fp8_bits_finite" if bounded else "qf_fp8_bits"
         return Reg(em.let("q", f"{em.helper(fn)}({v}, {fnuz}, "
                                f"{f32_literal(dtype_max)}, {bool(sat)}, NATIVE)"), "u8")
-    if target in ("i8", "int4"):
+    rne = mode == RoundMode.RNE
+    if target.is_int:
         if bounded:
-            return Reg(em.let("q", f"{em.helper('qf_int_codes_bounded')}({v}, {mode == 'rne'})"),
-                       "i8")
-        lo, hi = int_bounds(target, dtype_max, sat)
-        return Reg(em.let("q", f"{em.helper('qf_int_codes')}({v}, {mode == 'rne'}, {lo}, {hi})"),
-                   "i8")
-    if target == "fp4_e2m1":
-        return Reg(em.let("q", f"{em.helper('qf_e2m1_codes')}({v})"), "u8")
-    raise AssertionError(target)
+            return Reg(em.let("q", f"{em.helper('qf_int_codes_bounded')}({v}, {rne})"), "i8")
+        lo, hi = target.int_bounds(dtype_max, sat)
+        return Reg(em.let("q", f"{em.helper('qf_int_codes')}({v}, {rne}, {lo}, {hi})"), "i8")
+    return Reg(em.let("q", f"{em.helper('qf_e2m1_codes')}({v})"), "u8")
 
 
 def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q",
@@ -74,20 +70,20 @@ def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q",
     quotients, not codes: bytes out of an ``if`` are unpacked to a register each."""
     o = call.options
     if mx:
-        if o["dtype"] == "fp4_e2m1" and mx_amax is not None:
+        if o["dtype"] == QuantTarget.FP4_E2M1 and mx_amax is not None:
             return _e2m1_pow2(em, x, s, mx_amax, hint)
         v = em.let("v", f"{x} * {em.helper('qf_e8m0_inv_scale')}({s})")
         return codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"])
     may_zero = _scale_may_be_zero(em, call.operands["s"])
     bounded = _bounded_by_own_scale(em, call)
     if may_zero or bounded:
-        need_fma = bounded and o["recip"] == "div"
+        need_fma = bounded and o["recip"] == Recip.DIV
         ok = em.let("fast", f"{em.helper('qf_scale_fast_ok')}({s}, {need_fma})")
 
         def fast() -> str:
-            if o["recip"] == "div" and bounded:
+            if o["recip"] == Recip.DIV and bounded:
                 return f"{em.helper('qf_div_bounded')}({x}, {s})"
-            if o["recip"] == "div":
+            if o["recip"] == Recip.DIV:
                 return f"{em.helper('qf_div_codes')}({x}, {s})"
             return f"{x} * {em.helper('qf_div')}(1.0, {s})"
 
@@ -159,7 +155,7 @@ def _own_mx_amax(em: Emitter, call, lead) -> Optional[str]:
 def _general_quotient(em: Emitter, call, x: str, s: str, may_zero: bool) -> str:
     """``x / s`` (``recip=div``, correctly rounded) or ``x * RN(1/s)``, and 0 where s == 0
     when the scale may be zero (a zero scale gives code 0)."""
-    if call.options["recip"] == "div":
+    if call.options["recip"] == Recip.DIV:
         v = em.let("v", f"{em.helper('qf_div_codes')}({x}, {s})")
     else:
         v = em.let("v", f"{x} * {em.helper('qf_div')}(1.0, {s})")
@@ -170,9 +166,9 @@ def _general_quotient(em: Emitter, call, x: str, s: str, may_zero: bool) -> str:
 
 def _prepare(em: Emitter, v: str, o: dict) -> str:
     """A general quotient made fit for the bounded conversion of ``codes``."""
-    if o["dtype"].startswith("fp8"):
+    if o["dtype"].is_fp8:
         return f"{em.helper('qf_fp8_prepare')}({v})"
-    lo, hi = int_bounds(o["dtype"], o["dtype_max"], o["sat"])
+    lo, hi = o["dtype"].int_bounds(o["dtype_max"], o["sat"])
     return f"{em.helper('qf_int_prepare')}({v}, {lo}, {hi})"
 
 
@@ -192,13 +188,14 @@ def _bounded_by_own_scale(em: Emitter, call) -> bool:
         d = fact[2]
     else:
         c = _own_scale(em, call)
-        if c is None or o["granularity"] == "mx":
+        if c is None or o["granularity"] == Granularity.MX:
             return False
         d = float(c.options["dtype_max"])
-    if o["dtype"] in ("fp8_e4m3fn", "fp8_e4m3fnuz"):
-        return d <= (448.0 if o["dtype"] == "fp8_e4m3fn" else 240.0)
-    if o["dtype"] in ("i8", "int4"):
-        lo, hi = int_bounds(o["dtype"], o["dtype_max"], o["sat"])
+    target = o["dtype"]
+    if target.is_fp8:
+        return d <= target.dtype.max
+    if target.is_int:
+        lo, hi = target.int_bounds(o["dtype_max"], o["sat"])
         return d <= min(hi, -lo)
     return False
 
@@ -211,7 +208,8 @@ def _scale_may_be_zero(em: Emitter, s) -> bool:
     if c is None or c.stage != "scale" or c.operands.get("static") is not None:
         return True
     zero = c.options.get("zero")
-    return not (zero == "one" or (zero == "floor" and c.options.get("amax_floor", 0) > 0))
+    return not (zero == ZeroPolicy.ONE or
+                (zero == ZeroPolicy.FLOOR and c.options.get("amax_floor", 0) > 0))
 
 
 def _need_natural(em: Emitter, call, cols: Cols) -> None:
@@ -227,10 +225,10 @@ def r_scale(em: Emitter, call, which, lead, cols) -> Reg:
     if static is not None:
         em.stage_comment(call, ": static scale, passed through")
         return em.value_at(static, em.make_lead((), None), ROW)
-    if gran == "per_tensor":
+    if gran == Granularity.PER_TENSOR:
         raise em.unsupported(call, "a dynamic per_tensor scale needs the tensor_amax space "
                                    "(its own kernel)")
-    if gran == "per_token":
+    if gran == Granularity.PER_TOKEN:
         def make():
             width = x.type.shape[-1]
             xc = em.natural(em.base_block(width), width)
@@ -239,7 +237,7 @@ def r_scale(em: Emitter, call, which, lead, cols) -> Reg:
             amax = em.let("amax", f"{em.lib('qft_amax')}({xv}, {xc.mask}, 1)")
             return Reg(scale_from_amax(em, call, amax), "f32")
         return em.memo_get(("scale", id(call), lead.key), make)
-    if gran == "per_128x128":
+    if gran == Granularity.PER_128X128:
         if em.space != "tile":
             raise em.unsupported(call, "per_128x128 needs the tile space")
         xv = em.f32(em.value_at(x, lead, em.tile_cols))
@@ -249,17 +247,18 @@ def r_scale(em: Emitter, call, which, lead, cols) -> Reg:
                               ".to(tl.float32, bitcast=True)")
         return Reg(scale_from_amax(em, call, amax), "f32")
     _need_natural(em, call, cols)
-    k = GROUPS[gran]
+    k = gran.group_size
     xb = cols.block.times(k)
     xc = em.natural(xb, x.type.shape[-1])
     xv = em.f32(em.value_at(x, lead, xc))
     em.stage_comment(call, f": amax over groups of {k}")
     amax = em.let("amax", f"{em.lib('qft_group_amax')}({xv}, {xc.mask}, {em.ctx.block_rows}, "
                           f"{xb.text}, {k})")
-    if gran == "mx":
+    if gran == Granularity.MX:
         em.memo[("mx_amax", id(call), lead.key)] = amax      # for round's E2M1 fast path
-        max_pos, emax = _MX_CONST[o["dtype"]]
-        b = f"{em.helper('qf_e8m0_bytes')}({amax}, {_E8M0[o['e8m0']]}, {max_pos}, {emax})"
+        max_pos, emax = o["dtype"].e8m0
+        b = (f"{em.helper('qf_e8m0_bytes')}({amax}, {E8M0_MODE_CODES[o['e8m0']]}, {max_pos}, "
+             f"{emax})")
         return Reg(em.let("e8m0", b), "u8")
     return Reg(scale_from_amax(em, call, amax), "f32")
 
@@ -268,26 +267,27 @@ def r_round(em: Emitter, call, which, lead, cols) -> Reg:
     o = call.options
     gran = o["granularity"]
     x, s = call.operands["x"], call.operands["s"]
-    if gran == "per_tensor":
+    if gran == Granularity.PER_TENSOR:
         sv = em.value_at(s, em.make_lead((), None), ROW)
-    elif gran == "per_token":
+    elif gran == Granularity.PER_TOKEN:
         sv = em.value_at(s, lead, ROW)
-    elif gran == "per_128x128":
+    elif gran == Granularity.PER_128X128:
         if em.space != "tile":
             raise em.unsupported(call, "per_128x128 needs the tile space")
         sv = (em.value_at(s, lead, cols) if not em.is_memory(s)
               else em.element(s, em.tile_ids, None))
     else:
         _need_natural(em, call, cols)
-        k = GROUPS[gran]
+        k = gran.group_size
         sc = em.natural(cols.block.times(f"1/{k}"), s.type.shape[-1])
         sv = em.value_at(s, lead, sc)
         xv = em.f32(em.value_at(x, lead, cols))
         em.stage_comment(call, f": groups of {k}")
         g = em.lib("qft_to_groups")
         x3 = em.let("x3", f"{g}({xv}, {em.ctx.block_rows}, {cols.block.text}, {k})")
-        amax = _own_mx_amax(em, call, lead) if gran == "mx" else None
-        q3 = _quantise(em, call, x3, f"{sv.var}[:, :, None]", gran == "mx", mx_amax=amax)
+        mx = gran == Granularity.MX
+        amax = _own_mx_amax(em, call, lead) if mx else None
+        q3 = _quantise(em, call, x3, f"{sv.var}[:, :, None]", mx, mx_amax=amax)
         return Reg(em.let(call.results[0].name, f"tl.reshape({q3.var}, "
                           f"({em.ctx.block_rows}, {cols.block.text}))"), q3.kind)
     xv = em.f32(em.value_at(x, lead, cols))
@@ -305,9 +305,52 @@ def r_pack(em: Emitter, call, which, lead, cols) -> Reg:
     full = f"tl.broadcast_to({qv.var}, ({em.ctx.block_rows}, {qb.text}))"
     # codes this kernel rounded to E2M1 are 0..15; int4 ones are signed, and codes read
     # from memory are whatever the caller stored: those keep their low nibble only
-    mask = q.type.dtype.name != "fp4_e2m1" or em.is_memory(q)
+    mask = q.type.dtype.name != QuantTarget.FP4_E2M1 or em.is_memory(q)
     return Reg(em.let(call.results[0].name, f"{em.helper('qf_pack_nibbles')}({full}, "
                                             f"{em.ctx.block_rows}, {qb.text}, {mask})"), "u8")
 
 
+def s_scale(em: Emitter, call, v) -> None:
+    """A scale output: per_tensor (one value) by one program, per_token one value per row,
+    per_128x128 each tile program its own entry; group scales at their natural columns."""
+    gran = call.options["granularity"]
+    lead = em.domain_lead
+    if gran == Granularity.PER_TENSOR:
+        scalar_store(em, v, em.value_at(v, em.make_lead((), None), ROW))
+    elif gran == Granularity.PER_TOKEN:
+        store_at(em, v, lead, ROW, em.value_at(v, lead, ROW))
+    elif gran == Granularity.PER_128X128:
+        reg = em.value_at(v, lead, em.tile_cols)
+        pm, pn = em.tile_ids
+        name = em.out_names[v]
+        em.emit(f"tl.store({name}_ptr + {pm} * {name}_s0 + {pn}, "
+                f"{storage_value(em, reg, 'f32')})")
+    else:
+        store_plain(em, v)
+
+
+def _scale_block(em: Emitter, call):
+    """A group scale sits at 1/K of its input's block; other scales at their own width."""
+    k = call.options["granularity"].group_size
+    if k is None:
+        return None
+    return em.note_block(em.nat_block(call.operands["x"]).times(Fraction(1, k)))
+
+
+def _scale_rows(call, v):
+    """A per_tensor scale is one value, stored once; any other covers the rows of x."""
+    if call.options["granularity"] == Granularity.PER_TENSOR:
+        return None
+    return tuple(call.operands["x"].type.shape[:-1])
+
+
 RENDER.update({"scale": r_scale, "round": r_round, "pack": r_pack})
+STORE["scale"] = s_scale
+NAT_BLOCK.update({"scale": _scale_block,
+                  "pack": lambda em, call: em.nat_block(call.operands["x"]).times(Fraction(1, 2))})
+OUT_ROWS["scale"] = _scale_rows
+COMMENT_OPTIONS.update({
+    # a scale shows the option that applies to its granularity: e8m0 for mx, else zero
+    "scale": lambda o: ("dtype", "granularity") + (
+        ("e8m0",) if o["granularity"] == Granularity.MX else ("zero",)),
+    "round": ("dtype", "granularity", "mode", "recip")})

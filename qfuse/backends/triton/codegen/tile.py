@@ -6,9 +6,10 @@ every output is stored at the tile (a ``per_128x128`` scale at its tile's entry)
 """
 from __future__ import annotations
 
+from ....dialect.options import Granularity
 from ....dialect.typed import TypedPipeline
 from ..kernel import KernelSource, dim_rule
-from .assemble import assemble, single
+from .assemble import assemble, scatters, single
 from .emit import EmitContext, Emitter, unsupported
 from .stores import store_outputs
 
@@ -17,9 +18,9 @@ __all__ = ["render_tile"]
 
 def render_tile(kernel: TypedPipeline, facts: dict) -> KernelSource:
     x = next(c.operands["x"] for c in kernel.calls
-             if c.options.get("granularity") == "per_128x128")
+             if c.options.get("granularity") == Granularity.PER_128X128)
     em = Emitter(kernel, EmitContext("tile", tile=x, scale_facts=facts))
-    writes = [c for c in kernel.calls if c.stage == "cache_write"]
+    writes = scatters(kernel)
     if writes:
         raise unsupported(writes[0], "a cache write in the tile space")
     store_outputs(em, kernel.returns)
