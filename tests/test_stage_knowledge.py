@@ -24,10 +24,6 @@ PKG = Path(__file__).resolve().parents[1] / "qfuse"
 #: The registries a stage's implementation fills, keyed by stage name.
 REGISTRIES = {"RENDER", "STORE", "NAT_BLOCK", "OUT_ROWS", "COMMENT_OPTIONS", "FLAT_OUTPUTS",
               "HANDLERS", "OPTION_KEYWORDS"}
-#: Modules that are the implementation of one stage without filling a registry: the
-#: iteration spaces that exist for one stage.
-OWN = {"backends/triton/codegen/tensor_amax.py": {"scale"},
-       "backends/triton/codegen/cache_block.py": {"cache_write"}}
 #: Modules being rewritten by their owner that still compare stage names or option
 #: strings, with what they name. The list may only shrink: each entry must still name
 #: exactly these, and any other module that does fails.
@@ -116,7 +112,7 @@ def _violations() -> dict:
             continue
         tree = ast.parse(path.read_text())
         own, tables = registrations(tree)
-        hits = named(tree, own | OWN.get(rel, set()), tables)
+        hits = named(tree, own, tables)
         if hits:
             found[rel] = hits
     return found

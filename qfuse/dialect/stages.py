@@ -32,7 +32,8 @@ from .stage_rules import (StageError, infer_act_mul, infer_cache_write, infer_ca
 from .types import F32_MAX, I64_MAX, I64_MIN, TensorType, dtype, fits_f32
 
 __all__ = ["StageError", "OperandSpec", "OptionSpec", "Stage", "STAGES", "stage",
-           "resolve_options", "infer_results", "default_dtype_max", "iteration_space"]
+           "resolve_options", "infer_results", "default_dtype_max", "iteration_space",
+           "call_space"]
 
 
 @dataclass(frozen=True)
@@ -302,13 +303,20 @@ def iteration_space(stage_name: str, options: dict, operands) -> str:
     * ``row``: everything else (whole rows, or column chunks, per program).
     """
     gran = options.get("granularity")
-    if stage_name == "scale" and gran == "per_tensor" and "static" not in operands:
+    if stage_name == "scale" and gran == Granularity.PER_TENSOR and "static" not in operands:
         return "tensor_amax"
-    if stage_name in ("scale", "round") and gran == "per_128x128":
+    if stage_name in ("scale", "round") and gran == Granularity.PER_128X128:
         return "tile"
-    if stage_name == "cache_write" and options.get("quant") == "per_block":
+    if stage_name == "cache_write" and options.get("quant") == CacheQuant.PER_BLOCK:
         return "cache_block"
     return "row"
+
+
+def call_space(call) -> str:
+    """:func:`iteration_space` of a stage call (anything with ``stage``, ``options`` and
+    ``operands``, an absent optional operand None)."""
+    return iteration_space(call.stage, call.options,
+                           [n for n, v in call.operands.items() if v is not None])
 
 
 # ------------------------------------------------------------- option resolution

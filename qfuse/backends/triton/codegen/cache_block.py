@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ....dialect.options import KV_BLOCK_AMAX_FLOOR, CacheLayout, CacheQuant, QuantTarget, ScaleLayout
+from ....dialect.options import KV_BLOCK_AMAX_FLOOR, CacheLayout, QuantTarget, ScaleLayout
+from ....dialect.stages import call_space
 from ....dialect.types import dtype as qdtype
 from ....dialect.typed import TypedPipeline
 from ..kernel import KernelSource, dim_rule
@@ -141,7 +142,7 @@ def render_cache_block(tp: TypedPipeline, facts: Optional[dict] = None) -> Kerne
     """The four phases of ``tp`` (ending in ``cache_write(quant=per_block)``) in one module;
     ``facts`` (earlier kernels' scales) do not apply here."""
     call = tp.calls[-1]
-    if call.stage != "cache_write" or call.options["quant"] != CacheQuant.PER_BLOCK:
+    if call_space(call) != "cache_block":
         raise unsupported(None, "a cache_block kernel ends in cache_write(quant=per_block)")
     if len(call.results) < 2 or list(tp.returns) != list(call.results):
         raise unsupported(call, "a per_block cache write returns the cache and its scales")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ....dialect.stages import iteration_space
+from ....dialect.stages import call_space
 from ....dialect.typed import TypedPipeline
 from ....errors import UnsupportedError
 from . import (stages_cache, stages_glue, stages_layout, stages_norm,  # noqa: F401 (register)
@@ -40,12 +40,7 @@ RENDERERS = {"row": render_row, "tensor_amax": render_tensor_amax, "tile": rende
 def infer_space(tp: TypedPipeline) -> str:
     """The space a single-kernel pipeline needs: the first stage whose own iteration space
     (the catalog's :func:`~qfuse.dialect.stages.iteration_space`) is not ``row``."""
-    for c in tp.calls:
-        space = iteration_space(c.stage, c.options,
-                                [n for n, v in c.operands.items() if v is not None])
-        if space != "row":
-            return space
-    return "row"
+    return next((s for s in map(call_space, tp.calls) if s != "row"), "row")
 
 
 def scale_facts(kernel: TypedPipeline) -> dict:

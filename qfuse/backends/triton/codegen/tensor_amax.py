@@ -9,7 +9,7 @@ the zero policy is applied once.
 """
 from __future__ import annotations
 
-from ....dialect.options import Granularity
+from ....dialect.stages import call_space
 from ....dialect.typed import TypedPipeline
 from ....errors import UnsupportedError
 from ..kernel import KernelSource, dim_rule
@@ -22,9 +22,7 @@ __all__ = ["render_tensor_amax"]
 
 def render_tensor_amax(kernel: TypedPipeline, facts: dict) -> KernelSource:
     call = kernel.calls[-1] if kernel.calls else None
-    if call is None or not (call.stage == "scale" and call.operands.get("static") is None
-                            and call.options["granularity"] == Granularity.PER_TENSOR) \
-            or list(kernel.returns) != call.results:
+    if call is None or call_space(call) != "tensor_amax" or list(kernel.returns) != call.results:
         raise UnsupportedError(
             "triton backend: a tensor_amax kernel ends in a dynamic scale(per_tensor) and "
             "returns only that scale", kernel.loc,
