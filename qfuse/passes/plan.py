@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..dialect.mlir import ir
-from ..dialect.stages import STAGES, iteration_space
+from ..dialect.stages import STAGES, call_space
 
 __all__ = ["KernelPlan", "StageOp", "plan_kernels", "stage_ops", "row_domain", "kernel_name"]
 
@@ -57,8 +57,7 @@ class StageOp:
     @property
     def space(self) -> str:
         """The iteration space this stage needs on its own (the catalog's answer)."""
-        given = [n for n, v in self.operands.items() if v is not None]
-        return iteration_space(self.stage, self.options, given)
+        return call_space(self)
 
 
 def stage_ops(block) -> list:
