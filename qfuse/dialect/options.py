@@ -12,8 +12,9 @@ byte-identical to what plain strings gave, and a value read back from any of the
 string) equals its member.
 
 The facts that belong to a value live on it (a granularity's group size, a target's
-E8M0 constants and integer code range). The two KV-cache scale floors are named
-constants: the reference semantics and every lowering read them from here.
+E8M0 constants and integer code range). The constants of the semantics that are not a
+value's (the KV-cache scale floors, default eps and amax floor) are named here: the
+catalog, the reference semantics and every lowering read them from this module.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .types import DType, dtype
 __all__ = ["OptionEnum", "Granularity", "QuantTarget", "FloatDType", "E8M0Mode", "ZeroPolicy",
            "RoundMode", "Recip", "NormKind", "ResidualSum", "Act", "GeluApprox", "RopeStyle",
            "CacheLayout", "CacheQuant", "ScaleLayout", "KV_TOKEN_SCALE_FLOOR",
-           "KV_BLOCK_AMAX_FLOOR"]
+           "KV_BLOCK_AMAX_FLOOR", "DEFAULT_EPS", "DEFAULT_AMAX_FLOOR"]
 
 
 class OptionEnum(str, Enum):
@@ -119,6 +120,10 @@ class FloatDType(OptionEnum):
     F32 = "f32"
 
 
+#: ``scale(zero=floor)``: the amax floor unless the call gives ``amax_floor``.
+DEFAULT_AMAX_FLOOR = 1e-10
+
+
 class E8M0Mode(OptionEnum):
     """How an mx scale's amax becomes an E8M0 byte (docs/semantics.md)."""
     ROUNDUP = "roundup"
@@ -151,6 +156,10 @@ class Recip(OptionEnum):
 class NormKind(OptionEnum):
     RMS = "rms"
     LAYER = "layer"
+
+
+#: ``norm``'s eps when a call leaves it out.
+DEFAULT_EPS = 1e-6
 
 
 class ResidualSum(OptionEnum):

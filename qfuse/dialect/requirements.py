@@ -190,26 +190,41 @@ def call_requirements(call) -> list:
     return rule(call) if rule is not None else []
 
 
+def _slots(call) -> list:
+    cache = _t(call, "cache")
+    layout = call.options["layout"]
+    if cache is None or cache.rank != layout.rank:
+        return []                         # the type rule has refused it already
+    return [IndexOperand("slots", cache_capacity(cache, layout),
+                         "the token is not written (nor its scale); a negative slot is "
+                         "padding", error_below=False, error_above=True, bound_of="cache",
+                         unique=True, samples=(1, 0))]
+
+
+def _positions(call) -> list:
+    return [IndexOperand("pos", _t(call, "cos").shape[0],
+                         "the rotated dims of that token are NaN", error_below=True,
+                         error_above=True, bound_of="cos")]
+
+
+def _gather_rows(call) -> list:
+    return [IndexOperand("idx", _t(call, "x").shape[0], "a zero row (padding)",
+                         error_below=False, error_above=False, bound_of="x", samples=(1, 1))]
+
+
+def _expert_ids(call) -> list:
+    if call.operands.get("ids") is None:
+        return []
+    return [IndexOperand("ids", _t(call, "s").shape[0], "a zero row (padding)",
+                         error_below=False, error_above=False, bound_of="s")]
+
+
+_INDICES: dict[str, Callable] = {
+    "cache_write": _slots, "rope": _positions, "gather": _gather_rows, "smooth": _expert_ids,
+}
+
+
 def index_operands(call) -> list:
-    """The :class:`IndexOperand` list of one stage call."""
-    if call.stage == "cache_write":
-        cache = _t(call, "cache")
-        layout = call.options["layout"]
-        if cache is None or cache.rank != layout.rank:
-            return []
-        return [IndexOperand("slots", cache_capacity(cache, layout),
-                             "the token is not written (nor its scale); a negative slot is "
-                             "padding", error_below=False, error_above=True, bound_of="cache",
-                             unique=True, samples=(1, 0))]
-    if call.stage == "rope":
-        return [IndexOperand("pos", _t(call, "cos").shape[0],
-                             "the rotated dims of that token are NaN", error_below=True,
-                             error_above=True, bound_of="cos")]
-    if call.stage == "gather":
-        return [IndexOperand("idx", _t(call, "x").shape[0], "a zero row (padding)",
-                             error_below=False, error_above=False, bound_of="x",
-                             samples=(1, 1))]
-    if call.stage == "smooth" and call.operands.get("ids") is not None:
-        return [IndexOperand("ids", _t(call, "s").shape[0], "a zero row (padding)",
-                             error_below=False, error_above=False, bound_of="s")]
-    return []
+    """The :class:`IndexOperand` list of one stage call (empty for most stages)."""
+    rule = _INDICES.get(call.stage)
+    return rule(call) if rule is not None else []

@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-from .options import (Act, CacheLayout, CacheQuant, E8M0Mode, FloatDType, GeluApprox,
-                      Granularity, NormKind, QuantTarget, Recip, ResidualSum, RopeStyle,
-                      RoundMode, ScaleLayout, ZeroPolicy)
+from .options import (DEFAULT_AMAX_FLOOR, DEFAULT_EPS, Act, CacheLayout, CacheQuant, E8M0Mode,
+                      FloatDType, GeluApprox, Granularity, NormKind, QuantTarget, Recip,
+                      ResidualSum, RopeStyle, RoundMode, ScaleLayout, ZeroPolicy)
 from .stage_rules import (StageError, infer_act_mul, infer_cache_write, infer_cast,
                           infer_elementwise, infer_flatten, infer_gather, infer_norm, infer_pack,
                           infer_reduce, infer_rope, infer_round, infer_scale, infer_shuffle,
@@ -202,7 +202,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("cast", (_X,), (OptionSpec.of("dtype", FloatDType, type="dtype"),), ("x", "dtype"),
           ("out",), "row", "round to bf16/f16 (RNE) or widen to f32", infer_cast,
           elementwise=_always),
-    Stage("norm", (_X, _o("w", optional=True), _o("eps", "scalar", default=1e-6, min=0.0),
+    Stage("norm", (_X, _o("w", optional=True), _o("eps", "scalar", default=DEFAULT_EPS, min=0.0),
                    _o("b", optional=True), _o("residual", optional=True)),
           (OptionSpec.of("kind", NormKind, NormKind.RMS),
            OptionSpec("gemma", "bool", (), False, "scale by (1 + w) instead of w"),
@@ -228,7 +228,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
                          "Triton group), zero (scale 0 and codes 0: opus; the per_tensor "
                          "default, where the torch ref stores 0 and produces NaN codes, AITER "
                          "defect #4288)"),
-           OptionSpec("amax_floor", "float", (), 1e-10, "floor for zero=floor",
+           OptionSpec("amax_floor", "float", (), DEFAULT_AMAX_FLOOR, "floor for zero=floor",
                       (2.0**-149, F32_MAX)),
            OptionSpec.of("e8m0", E8M0Mode, E8M0Mode.ROUNDUP,
                          "E8M0 rounding for mx: roundup (AITER HEAD default), even (AITER "

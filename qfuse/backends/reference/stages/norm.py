@@ -5,14 +5,14 @@ from typing import Optional
 
 import torch
 
-from ....dialect.options import FloatDType, NormKind, ResidualSum
+from ....dialect.options import DEFAULT_EPS, FloatDType, NormKind, ResidualSum
 from ..numerics import round_to_float
 from ._common import Scalar, f32, scalar_f32
 
 __all__ = ["run_norm"]
 
 
-def run_norm(x: torch.Tensor, w: Optional[torch.Tensor] = None, eps: Scalar = 1e-6,
+def run_norm(x: torch.Tensor, w: Optional[torch.Tensor] = None, eps: Scalar = DEFAULT_EPS,
              b: Optional[torch.Tensor] = None, residual: Optional[torch.Tensor] = None, *,
              kind: str = NormKind.RMS, gemma: bool = False,
              residual_sum: str = ResidualSum.FP32, dtype: str = FloatDType.F32) -> tuple:

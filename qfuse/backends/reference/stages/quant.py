@@ -11,7 +11,8 @@ from typing import Optional
 
 import torch
 
-from ....dialect.options import E8M0Mode, Granularity, QuantTarget, Recip, RoundMode, ZeroPolicy
+from ....dialect.options import (DEFAULT_AMAX_FLOOR, E8M0Mode, Granularity, QuantTarget, Recip,
+                                  RoundMode, ZeroPolicy)
 from ....dialect.stages import default_dtype_max
 from ..numerics import e8m0_byte, e8m0_to_f32, quantize
 from ._common import abs_amax, f32, scalar_f32
@@ -97,7 +98,7 @@ def expand_scale(s: torch.Tensor, granularity: str, x_shape: tuple) -> torch.Ten
 
 def run_scale(x: torch.Tensor, static: Optional[torch.Tensor] = None, *, dtype: str,
               granularity: str, dtype_max: Optional[float] = None, zero: Optional[str] = None,
-              amax_floor: float = 1e-10, e8m0: str = E8M0Mode.ROUNDUP) -> tuple:
+              amax_floor: float = DEFAULT_AMAX_FLOOR, e8m0: str = E8M0Mode.ROUNDUP) -> tuple:
     """Dynamic quantisation scale of ``x`` (or the given ``static`` f32[1] scale, returned as is).
 
     Non-mx (fp32 result, shape per :func:`scale_shape`): ``s = amax(G) / dtype_max`` and
