@@ -97,8 +97,9 @@ def _mx(call) -> list:
     if call.options.get("granularity") != Granularity.MX:
         return []
     x = _t(call, "x")
-    return [Requirement(x.shape[-1], "%", Dim(32), "x",
-                        "mx quantisation needs whole 1x32 blocks (N % 32 == 0)")]
+    k = Granularity.MX.group_size
+    return [Requirement(x.shape[-1], "%", Dim(k), "x",
+                        f"mx quantisation needs whole 1x{k} blocks (N % {k} == 0)")]
 
 
 def _reduce(call) -> list:

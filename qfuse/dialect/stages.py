@@ -5,9 +5,13 @@ choices and defaults) and a shape/dtype rule. The DSL checker, the ``qf`` dialec
 (op classes and verifiers), the reference backend and the Triton backend all read
 this table, so a stage is declared exactly once. It imports neither lark nor MLIR.
 
-The shape/dtype rules live in ``stage_rules.py``; the formulas live in the reference
-backend (``qfuse/backends/reference``), one docstring per stage; ``Stage.doc`` is the
-one-line summary used in errors and in the README table.
+The shape/dtype rules live in ``stage_rules.py``, the bind-time shape requirements and
+data indices in ``requirements.py``, the option values (enums) and the constants that go
+with them in ``options.py``; the formulas live in the reference backend
+(``qfuse/backends/reference``), one docstring per stage; ``Stage.doc`` is the one-line
+summary used in errors and in the README table. What other layers need to know about a
+stage is a field here (see :class:`Stage`), so no other module compares stage names or
+option strings (``tests/test_stage_knowledge.py``).
 
 Conventions shared by all stages:
 
@@ -170,7 +174,7 @@ def _o(name, kind="tensor", optional=False, doc="", **facts):
 
 def _whole_row_scale(options: dict, operands: dict) -> bool:
     """A dynamic per_token / per_tensor scale: its amax spans whole rows."""
-    return operands.get("static") is None and options["granularity"].whole_rows
+    return operands.get("static") is None and Granularity(options["granularity"]).whole_rows
 
 
 def _unindexed(options: dict, operands: dict) -> bool:
