@@ -24,14 +24,9 @@ PKG = Path(__file__).resolve().parents[1] / "qfuse"
 #: The registries a stage's implementation fills, keyed by stage name.
 REGISTRIES = {"RENDER", "STORE", "NAT_BLOCK", "OUT_ROWS", "COMMENT_OPTIONS", "FLAT_OUTPUTS",
               "HANDLERS", "OPTION_KEYWORDS"}
-#: Modules being rewritten by their owner that still compare stage names or option
-#: strings, with what they name. The list may only shrink: each entry must still name
-#: exactly these, and any other module that does fails.
-KNOWN = {
-    "passes/fuse.py": {"scale"},
-    "passes/legalize.py": {"key", "mx", "value_asm"},
-    "passes/plan.py": {"gather", "scale", "shuffle", "smooth"},
-}
+#: Modules allowed to compare stage names or option strings, with what they name (none:
+#: the passes ask the catalog too). An entry must still name exactly these.
+KNOWN: dict = {}
 
 # The value sets checked: every option enum but the dtype-valued ones, whose values are
 # the type system's dtype names (qfuse.dialect.types), which storage tables, register

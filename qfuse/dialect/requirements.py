@@ -141,6 +141,10 @@ def _cache_write(call) -> list:
     out = [Requirement(cache.shape[ax["H"]], "==", x.shape[1], "cache",
                        f"{where} must hold H heads of x [T, H, D]")]
     if "DX" in ax:
+        # D % X first: decidable from x and the vector width alone (D/X may be a free dim)
+        out.append(Requirement(x.shape[2], "%", cache.shape[ax["X"]], "x",
+                               f"the head size D must be a multiple of {where}'s vector "
+                               "width X"))
         out.append(Requirement(mul_dim(cache.shape[ax["DX"]], cache.shape[ax["X"]]), "==",
                                x.shape[2], "cache", f"{where} [B, H, D/X, BS, X] must hold "
                                "D = (D/X) * X columns of x"))

@@ -37,7 +37,7 @@ from .types import F32_MAX, I64_MAX, I64_MIN, TensorType, dtype, fits_f32
 
 __all__ = ["StageError", "OperandSpec", "OptionSpec", "Stage", "STAGES", "stage",
            "resolve_options", "infer_results", "default_dtype_max", "iteration_space",
-           "call_space"]
+           "call_space", "remapped_operand", "made_here"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class OperandSpec:
     made_by: str = ""                 # the stage that computes it in a pipeline ...
     made_here: str = ""               # ... and must (not a parameter): the rule, as said
     positive: bool = False            # a scale the caller gives: positive values
+    rows_via: str = ""                # its rows are read through this index operand (when
+                                      # the call has it), not at the rows a program owns
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           ("x", "w", "eps"), ("out", "residual_out?"), "row",
           "RMSNorm / LayerNorm over the last dim, optional residual add", infer_norm,
           whole_rows=_always, inexact=True),
-    Stage("smooth", (_X, _o("s", subscript="ids"), _o("ids", optional=True)), (), ("x", "s"),
+    Stage("smooth", (_o("x", doc="input tensor", rows_via="ids"), _o("s", subscript="ids"),
+                     _o("ids", optional=True)), (), ("x", "s"),
           ("out",), "row", "SmoothQuant channel scale x * s (or x * s[ids] per expert)",
           infer_smooth, elementwise=_unindexed),
     Stage("scale", (_X, _o("static", optional=True, positive=True)),
@@ -268,7 +271,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           (OptionSpec.of("style", RopeStyle, RopeStyle.NEOX),),
           ("x", "cos", "sin", "pos"), ("out",), "row",
           "rotary embedding of x [T, H, D] at positions pos", infer_rope),
-    Stage("gather", (_X, _o("idx")),
+    Stage("gather", (_o("x", doc="input tensor", rows_via="idx"), _o("idx")),
           (OptionSpec("packed_ids", "bool", (), False,
                       "MoE sorted ids: row = id & 0xFFFFFF; rows >= M read as zeros"),),
           ("x", "idx"), ("out",), "row",
@@ -411,3 +414,19 @@ def _check_rows(st: Stage, args: dict, results: dict) -> None:
         what = "its input" if st.rows in args else "its result"
         raise StageError(f"{st.name} works row by row and {what} would be 1-D ({t}): give "
                          f"it at least [rows, N]", arg)
+
+
+def remapped_operand(stage_name: str, present: set) -> Optional[str]:
+    """The operand a call of ``stage_name`` reads at rows other than the ones its programs
+    own (through an index it has: ``present`` names its given operands), or None. Such an
+    input must come from memory: another program computed those rows."""
+    for spec in STAGES[stage_name].operands:
+        if spec.rows_via and spec.rows_via in present:
+            return spec.name
+    return None
+
+
+def made_here(stage_name: str) -> Optional[OperandSpec]:
+    """The operand of ``stage_name`` that its own pipeline's ``made_by`` stage must compute
+    (shuffle's scale), whose kernel the call therefore joins; or None."""
+    return next((o for o in STAGES[stage_name].operands if o.made_here), None)

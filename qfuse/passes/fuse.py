@@ -73,9 +73,8 @@ def _scale_facts(kernels: list) -> dict:
     the later kernel's x is another value."""
     facts = {}
     for k in kernels:
-        last = k.calls[-1]
-        if k.space == "tensor_amax" and last.stage == "scale" and \
-                last.operands.get("static") is None and last.operands["x"] in k.inputs:
+        last = k.calls[-1]          # a tensor_amax kernel ends in its dynamic scale
+        if k.space == "tensor_amax" and last.operands["x"] in k.inputs:
             facts[last.results[0]] = (last.operands["x"], last.options["granularity"],
                                       float(last.options["dtype_max"]))
     return facts

@@ -38,11 +38,10 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..dialect.mlir import ir
-from ..dialect.stages import STAGES, call_space
+from ..dialect.stages import STAGES, call_space, made_here, remapped_operand
 
 __all__ = ["KernelPlan", "StageOp", "plan_kernels", "stage_ops", "row_domain", "kernel_name"]
 
-REMAPPED_OPERANDS = {"gather": "x", "smooth": "x"}  # smooth only when expert-indexed
 
 
 @dataclass(eq=False)
@@ -110,12 +109,6 @@ def row_domain(call: StageOp, info: dict) -> tuple:
     return tuple(info[call.results[0]].type.shape[:-1])
 
 
-def _is_remapped(call: StageOp) -> bool:
-    if call.stage == "gather":
-        return True
-    return call.stage == "smooth" and call.operands.get("ids") is not None
-
-
 class _Planner:
     def __init__(self, name: str, calls: list, returns: list, info: dict):
         self.name, self.calls, self.returns, self.info = name, calls, returns, info
@@ -142,7 +135,7 @@ class _Planner:
 
     def note_domain(self, k: KernelPlan, call: StageOp) -> None:
         """Keep each kernel's set of row domains, so checking one is O(1), not O(calls)."""
-        if call.stage != "shuffle":
+        if STAGES[call.stage].space != "layout":      # a layout stage follows its maker's rows
             self.domains.setdefault(id(k), set()).add(self.row_domain(call))
 
     def rows_over(self, k: KernelPlan, dom: tuple) -> bool:
@@ -175,8 +168,9 @@ class _Planner:
 
     def place(self, call: StageOp) -> None:
         space = call.space
-        if call.stage == "shuffle":
-            self.add(self._scale_kernel(call), call)
+        joins = made_here(call.stage)
+        if joins is not None:
+            self.add(self._maker_kernel(call, joins), call)
             return
         if space == "tensor_amax":
             k = self.new_kernel(space, "grid-wide-amax: a dynamic per_tensor scale needs the "
@@ -200,7 +194,8 @@ class _Planner:
                    "per-block-scale: a cache block's scale needs all of its new tokens")
             self.add(self.new_kernel(space, why), call)
             return
-        remap = REMAPPED_OPERANDS.get(call.stage) if _is_remapped(call) else None
+        present = {n for n, v in call.operands.items() if v is not None}
+        remap = remapped_operand(call.stage, present)
         if remap and self.producer.get(call.operands[remap]) is not None:
             # the remapped input would live in another program's registers
             self.add(self.new_kernel("row", f"remapped-rows: {call.stage} reads rows of "
@@ -236,15 +231,14 @@ class _Planner:
             reason = ""
         self.add(self.new_kernel("row", reason), call)
 
-    def _scale_kernel(self, shuffle: StageOp) -> KernelPlan:
-        """The kernel whose mx scale a shuffle lays out (the DSL checker guarantees one;
-        hand-written MLIR may shuffle anything)."""
-        maker = self.producer.get(shuffle.operands["s"])
-        if maker is None or maker.stage != "scale":
+    def _maker_kernel(self, call: StageOp, spec) -> KernelPlan:
+        """The kernel of the stage that made ``call``'s operand ``spec`` (shuffle's scale:
+        the DSL checker guarantees one; hand-written MLIR may shuffle anything)."""
+        maker = self.producer.get(call.operands[spec.name])
+        if maker is None or maker.stage != spec.made_by:
             from ..dialect.encoding import source_loc
             from ..errors import UnsupportedError
-            raise UnsupportedError("shuffle lays out the E8M0 scale of a scale(..., mx) "
-                                   "call in the same pipeline", source_loc(shuffle.op.location))
+            raise UnsupportedError(spec.made_here, source_loc(call.op.location))
         return self.kernel_of[id(maker)]
 
     def merge(self, src: KernelPlan, dst: KernelPlan) -> None:
