@@ -1,0 +1,11 @@
+"""``aiter.ops``: ``quant``, ``cache``, ``norm``, ``communication``, ``triton``, ``enum``
+(submodules load on first use)."""
+import importlib
+
+_SUBMODULES = ("quant", "cache", "norm", "rmsnorm", "communication", "triton", "enum")
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
