@@ -37,7 +37,7 @@ from .types import F32_MAX, I64_MAX, I64_MIN, TensorType, dtype, fits_f32
 
 __all__ = ["StageError", "OperandSpec", "OptionSpec", "Stage", "STAGES", "stage",
            "resolve_options", "infer_results", "default_dtype_max", "iteration_space",
-           "call_space", "remapped_operand", "made_here"]
+           "call_space", "remapped_operand", "layout_operand", "made_here"]
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,11 @@ class OperandSpec:
     min: Optional[float] = None       # scalar: the smallest value a call may pass
     literal: bool = False             # a number may stand for it (an f32 constant)
     subscript: str = ""               # the DSL's ``s[ids]`` gives this operand and that one
-    made_by: str = ""                 # the stage that computes it in a pipeline ...
-    made_here: str = ""               # ... and must (not a parameter): the rule, as said
+    made_by: str = ""                 # the stage that usually computes it in a pipeline
+    inherits: bool = False            # the call takes its granularity / dtype_max from that
+                                      # call when made_by computed it (round's scale)
+    layout_of: bool = False           # the call is a store layout of made_by's result: when
+                                      # made_by computed it here, the call joins that kernel
     positive: bool = False            # a scale the caller gives: positive values
     rows_via: str = ""                # its rows are read through this index operand (when
                                       # the call has it), not at the rows a program owns
@@ -243,7 +246,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           ("x", "dtype", "granularity"), ("out",), "row",
           "dynamic scale from amax (or a given static per-tensor scale)", infer_scale, "x",
           whole_rows=_whole_row_scale),
-    Stage("round", (_X, _o("s", made_by="scale")),
+    Stage("round", (_X, _o("s", made_by="scale", inherits=True)),
           (OptionSpec.of("dtype", QuantTarget, type="dtype"),
            OptionSpec.of("granularity", Granularity, None,
                          "taken from the scale stage; give it for a static scale parameter"),
@@ -258,8 +261,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           "quantise x with scale s to fp8/int8/fp4/int4 codes", infer_round, "x"),
     Stage("pack", (_X,), (), ("x",), ("out",), "row",
           "two 4-bit codes per byte, element 2j in the low nibble", infer_pack),
-    Stage("shuffle", (_o("s", made_by="scale", made_here="shuffle lays out the E8M0 scale of "
-                                                        "a scale(..., mx) call in this pipeline"),),
+    Stage("shuffle", (_o("s", made_by="scale", layout_of=True,
+                         doc="E8M0 scale bytes [M, G]: a scale(..., mx) of this pipeline (the "
+                             "shuffle is then its store layout) or a parameter (a layout "
+                             "kernel of its own, AITER's e8m0_shuffle)"),),
           (OptionSpec("pad", "int", (), 0, "byte for padding entries", (0, 255)),),
           ("s",), ("out",), "layout",
           "E8M0 preshuffle: pad to (256, 8) multiples, permute 32x8 tiles", infer_shuffle, "s"),
@@ -426,7 +431,13 @@ def remapped_operand(stage_name: str, present: set) -> Optional[str]:
     return None
 
 
-def made_here(stage_name: str) -> Optional[OperandSpec]:
-    """The operand of ``stage_name`` that its own pipeline's ``made_by`` stage must compute
-    (shuffle's scale), whose kernel the call therefore joins; or None."""
-    return next((o for o in STAGES[stage_name].operands if o.made_here), None)
+def layout_operand(stage_name: str) -> Optional[OperandSpec]:
+    """The operand a call of ``stage_name`` is a store layout of (shuffle's scale): when its
+    ``made_by`` stage computed it in the same pipeline, the call joins that kernel (its
+    bytes are stored once, in the laid-out order); given as a parameter, the call is a
+    layout kernel of its own. None for other stages."""
+    return next((o for o in STAGES[stage_name].operands if o.layout_of), None)
+
+
+#: The name this function had while a layout operand had to be computed in its pipeline.
+made_here = layout_operand

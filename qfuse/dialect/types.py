@@ -9,7 +9,9 @@ Storage conventions (what a torch tensor of that qfuse dtype holds):
 * ``fp8_e4m3fn`` / ``fp8_e4m3fnuz``: ``torch.float8_e4m3fn`` / ``torch.float8_e4m3fnuz``.
 * ``fp4_e2m1``: unpacked E2M1 codes, one per ``uint8`` (0..15, bit 3 = sign).
 * ``int4``: unpacked signed 4-bit values, one per ``int8`` (-8..7).
-* ``e8m0``: E8M0 scale bytes in ``uint8`` (value ``2**(b-127)``, 0xFF = NaN).
+* ``e8m0``: E8M0 scale bytes in ``uint8`` (value ``2**(b-127)``, 0xFF = NaN); an input may
+  also be ``torch.float8_e8m0fnu`` (AITER's ``dtypes.fp8_e8m0``), the same bytes
+  (``DType.also``: viewed as ``uint8`` when bound, :meth:`DType.storage`).
 * packed outputs (``pack``) are ``u8``.
 """
 from __future__ import annotations
@@ -46,6 +48,7 @@ class DType:
     bits: int            # logical bits per element
     kind: str            # "float" | "int" | "quant" (fp8/fp4/int4 codes) | "scale" (e8m0)
     max: Optional[float] = None   # largest finite magnitude (quant targets)
+    also: tuple = ()     # other torch dtypes (attribute names) an input may have: same bytes
 
     @property
     def is_float(self) -> bool:
@@ -54,6 +57,22 @@ class DType:
     def torch_dtype(self):
         import torch
         return getattr(torch, self.torch)
+
+    def accepts(self, torch_dtype) -> bool:
+        """Whether an input tensor of ``torch_dtype`` holds values of this dtype: its
+        storage dtype, or one of ``also`` (where this torch has it)."""
+        import torch
+        return torch_dtype == self.torch_dtype() or any(
+            getattr(torch, name, None) == torch_dtype for name in self.also)
+
+    def storage(self, t):
+        """``t`` (an accepted input) as its storage dtype: a view, no copy."""
+        want = self.torch_dtype()
+        return t if t.dtype == want else t.view(want)
+
+    def torch_names(self) -> str:
+        """The torch dtypes an input may have, for messages (``uint8 or float8_e8m0fnu``)."""
+        return " or ".join((self.torch,) + self.also)
 
     def __str__(self) -> str:
         return self.name
@@ -71,7 +90,7 @@ DTYPES: dict[str, DType] = {d.name: d for d in [
     DType("fp8_e4m3fnuz", "f8E4M3FNUZ", "float8_e4m3fnuz", 8, "quant", 240.0),
     DType("fp4_e2m1", "f4E2M1FN", "uint8", 4, "quant", 6.0),
     DType("int4", "i4", "int8", 4, "quant", 7.0),
-    DType("e8m0", "f8E8M0FNU", "uint8", 8, "scale"),
+    DType("e8m0", "f8E8M0FNU", "uint8", 8, "scale", also=("float8_e8m0fnu",)),
 ]}
 
 # Accepted alternative spellings in the DSL.

@@ -11,14 +11,14 @@ at the argument it names (or at the call). ``a + b`` / ``a * b`` are the ``add``
 produced its ``s`` (explicit values win; contradicting an explicit one is an error);
 a parameter ``s: f32[1]`` means a static per-tensor scale.
 
-Rules that need the whole program, not one call: ``shuffle`` lays out an mx scale of
-the same pipeline, and a parameter that ``cache_write`` updates in place has no other
-use. Sizes (stage count, derived-dim nesting, f32 constants) are bounded by
+Rules that need the whole program, not one call: a parameter that ``cache_write``
+updates in place has no other use. Sizes (stage count, derived-dim nesting, f32 constants) are bounded by
 ``limits.py``.
 
 What a rule needs to know about a stage is in the catalog: its infix operator, operands
 that take number literals or a default, the ``s[ids]`` subscript, the stage an operand
-comes from (``OperandSpec.made_by`` / ``made_here``) and its in-place results.
+comes from and the options it inherits from it (``OperandSpec.made_by`` / ``inherits``)
+and its in-place results.
 """
 from __future__ import annotations
 
@@ -294,7 +294,7 @@ class _PipelineChecker:
             opts[name] = self._option_value(spec.type if spec else "", name, n)
         explicit = set(opts)
         for spec in st.operands:
-            if spec.made_by and not spec.made_here and spec.name in values:
+            if spec.inherits and spec.name in values:
                 self._inherit_options(spec, values[spec.name], opts, where, operand_nodes)
         args = {name: v.type for name, v in values.items()}
         try:
@@ -322,9 +322,6 @@ class _PipelineChecker:
                          result_values, node.loc, result_names=result_names)
         self.calls.append(call)
         self.uses += [(v, call, name, where.get(name, node.loc)) for name, v in values.items()]
-        for spec in st.operands:
-            if spec.made_here:
-                self._check_made_here(spec, values[spec.name], where[spec.name])
         self.explicit[id(call)] = explicit
         for value in result_values:
             self.producer[id(value)] = call
@@ -340,14 +337,6 @@ class _PipelineChecker:
             if deep and deep > MAX_DIM_DEPTH:
                 raise DSLTypeError(f"the {name} shape of {st.name} nests more than "
                                    f"{MAX_DIM_DEPTH} dim expressions deep ({t})", loc)
-
-    def _check_made_here(self, spec, value: Value, loc: SourceLoc) -> None:
-        """An operand the catalog says is computed in this pipeline (shuffle's s: the
-        store layout of an mx scale, written by the kernel that computes the scale)."""
-        maker = self.producer.get(id(value))
-        if maker is None or maker.stage != spec.made_by:
-            what = "a parameter" if maker is None else f"computed by {maker.stage}"
-            raise DSLTypeError(f"{spec.made_here}; '{value.name}' is {what}", loc)
 
     def _check_in_place_writes(self, returns: list, return_nodes: tuple) -> None:
         """A parameter that a stage updates in place (a cache_write's cache, and its scales

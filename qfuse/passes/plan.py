@@ -25,7 +25,9 @@ types the reader gives its values, :func:`qfuse.dialect.reader.value_info`):
    ``tile-space``).
 5. **Cache blocks.** ``cache_write`` with ``quant=per_block`` needs the amax over all new
    tokens of a cache block (space ``cache_block``, reason ``per-block-scale``).
-6. ``shuffle`` is a store layout: it always joins the kernel of the mx scale it permutes.
+6. ``shuffle`` is a store layout: it joins the kernel of the mx scale it permutes when
+   that scale is computed in the pipeline; a scale given as a parameter is laid out by a
+   row kernel over its own rows (AITER's ``e8m0_shuffle`` of a stored scale).
 
 Kernels are emitted in dependency order. A value is a kernel output when the pipeline
 returns it or a stage of another kernel reads it. The plan names ops and SSA values;
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..dialect.mlir import ir
-from ..dialect.stages import STAGES, call_space, made_here, remapped_operand
+from ..dialect.stages import STAGES, call_space, layout_operand, remapped_operand
 
 __all__ = ["KernelPlan", "StageOp", "plan_kernels", "stage_ops", "row_domain", "kernel_name"]
 
@@ -101,11 +103,13 @@ def kernel_name(pipeline: str, index: int) -> str:
 
 def row_domain(call: StageOp, info: dict) -> tuple:
     """Leading dims a row-space stage iterates over (one program row per entry): those of
-    its rows tensor (``Stage.rows``: x for scale, round and cache_write, else the result).
-    ``info``: the symbolic type of each value (:func:`qfuse.dialect.reader.value_info`)."""
-    if STAGES[call.stage].rows == "x" or not call.results:
-        x = call.operands.get("x")
-        return tuple(info[x].type.shape[:-1]) if x is not None else ()
+    its rows tensor (``Stage.rows``: an operand, x for scale, round and cache_write and s
+    for shuffle, else the result). ``info``: the symbolic type of each value
+    (:func:`qfuse.dialect.reader.value_info`)."""
+    rows = STAGES[call.stage].rows
+    if rows in call.operands or not call.results:
+        v = call.operands.get(rows)
+        return tuple(info[v].type.shape[:-1]) if v is not None else ()
     return tuple(info[call.results[0]].type.shape[:-1])
 
 
@@ -125,18 +129,18 @@ class _Planner:
         self.kernels.append(k)
         return k
 
-    def add(self, k: KernelPlan, call: StageOp) -> None:
+    def add(self, k: KernelPlan, call: StageOp, note: bool = True) -> None:
         k.calls.append(call)
         self.kernel_of.setdefault(id(call), k)
-        self.note_domain(k, call)
+        if note:
+            self.note_domain(k, call)
 
     def row_domain(self, call: StageOp) -> tuple:
         return row_domain(call, self.info)
 
     def note_domain(self, k: KernelPlan, call: StageOp) -> None:
         """Keep each kernel's set of row domains, so checking one is O(1), not O(calls)."""
-        if STAGES[call.stage].space != "layout":      # a layout stage follows its maker's rows
-            self.domains.setdefault(id(k), set()).add(self.row_domain(call))
+        self.domains.setdefault(id(k), set()).add(self.row_domain(call))
 
     def rows_over(self, k: KernelPlan, dom: tuple) -> bool:
         """A row kernel whose stages all iterate over the rows ``dom``."""
@@ -168,9 +172,9 @@ class _Planner:
 
     def place(self, call: StageOp) -> None:
         space = call.space
-        joins = made_here(call.stage)
-        if joins is not None:
-            self.add(self._maker_kernel(call, joins), call)
+        maker = self._layout_maker(call)
+        if maker is not None:       # a store layout of its maker's result: its rows are the maker's
+            self.add(maker, call, note=False)
             return
         if space == "tensor_amax":
             k = self.new_kernel(space, "grid-wide-amax: a dynamic per_tensor scale needs the "
@@ -231,14 +235,16 @@ class _Planner:
             reason = ""
         self.add(self.new_kernel("row", reason), call)
 
-    def _maker_kernel(self, call: StageOp, spec) -> KernelPlan:
-        """The kernel of the stage that made ``call``'s operand ``spec`` (shuffle's scale:
-        the DSL checker guarantees one; hand-written MLIR may shuffle anything)."""
+    def _layout_maker(self, call: StageOp) -> Optional[KernelPlan]:
+        """The kernel of the stage whose result ``call`` lays out (shuffle of a scale
+        computed in this pipeline), or None (not a layout stage, or its operand comes
+        from elsewhere: then it is placed like any row stage over the operand's rows)."""
+        spec = layout_operand(call.stage)
+        if spec is None:
+            return None
         maker = self.producer.get(call.operands[spec.name])
         if maker is None or maker.stage != spec.made_by:
-            from ..dialect.encoding import source_loc
-            from ..errors import UnsupportedError
-            raise UnsupportedError(spec.made_here, source_loc(call.op.location))
+            return None
         return self.kernel_of[id(maker)]
 
     def merge(self, src: KernelPlan, dst: KernelPlan) -> None:

@@ -25,7 +25,26 @@ from .artifact import CompiledPipeline
 from .index_check import IndexChecks, check_requirements, index_policy
 from .tuning import shape_bucket
 
-__all__ = ["Executor", "validate_inputs"]
+__all__ = ["Executor", "validate_inputs", "storage_views"]
+
+
+def storage_views(program) -> list:
+    """``(name, dtype)`` of the parameters whose inputs may come in another torch dtype
+    holding the same bytes (``DType.also``: an e8m0 scale as ``torch.float8_e8m0fnu``)."""
+    return [(p.value.name, p.value.type.dtype) for p in program.params
+            if not isinstance(p.value.type, ScalarType) and p.value.type.dtype.also]
+
+
+def _as_storage(views: list, inputs: dict) -> dict:
+    """``inputs`` with each tensor of ``views`` (:func:`storage_views`) viewed as its
+    storage dtype, so backends, signatures and binding see one dtype per parameter."""
+    out = None
+    for name, dt in views:
+        v = inputs.get(name)
+        if isinstance(v, torch.Tensor) and v.dtype != dt.torch_dtype() and dt.accepts(v.dtype):
+            out = out if out is not None else dict(inputs)
+            out[name] = dt.storage(v)
+    return inputs if out is None else out
 
 
 def validate_inputs(cp: CompiledPipeline, inputs: dict, *, need_contiguous: bool) -> dict:
@@ -104,6 +123,7 @@ class Executor:
         strict = index_policy(index_check) == "raise"
         self._index_checks = IndexChecks(cp.program) if strict else None
         self._syms: dict = {}          # call signature -> bound dims (for index checks)
+        self._views = storage_views(cp.program)
 
     def set_tuning(self, table, device_name: str) -> None:
         """Launch with ``table``'s configs for ``device_name`` from now on."""
@@ -116,6 +136,8 @@ class Executor:
     def run(self, inputs: dict, config=None, interpret: Optional[bool] = None) -> dict:
         """Validate a call (once per signature) and run it; ``config`` / ``interpret``
         force a launch config or the interpreter (then nothing is kept for later calls)."""
+        if self._views:
+            inputs = _as_storage(self._views, inputs)
         seen = self.run_seen(inputs) if config is None and interpret is None else None
         if seen is not None:
             return seen
@@ -129,6 +151,8 @@ class Executor:
     def run_seen(self, inputs: dict):
         """``run(inputs)`` when this exact signature was bound before, else None (the
         caller then takes the checked path)."""
+        if self._views:
+            inputs = _as_storage(self._views, inputs)
         key = _signature(inputs)
         if not self.runner.has(key):
             return None

@@ -56,10 +56,6 @@ UNRUNNABLE = [
      + R, 2, 18, "scale for per_tensor fp8_e4m3fn must be f32[1], got f32[Q]"),
     ("def f(x: bf16[M, N], s: f32[7]):\n    y = round(x, s, i8, granularity=per_tensor)\n" + R,
      2, 18, "must be f32[1], got f32[7]"),
-    # planner: KeyError (shuffle joins the kernel of the mx scale it lays out)
-    ("def f(s: e8m0[M, G]):\n    y = shuffle(s)\n" + R, 2, 17,
-     "shuffle lays out the E8M0 scale of a scale(..., mx) call in this pipeline; 's' is a "
-     "parameter"),
     # a cache updated in place read elsewhere: the backends saw different contents
     (KV.format(cache="bf16[B, H, D, BS]") + "    c2 = cache_write(k, c, sl, layout=value)\n"
      "    y = reduce(c)\n" + R, 3, 16,

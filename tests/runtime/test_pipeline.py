@@ -212,3 +212,23 @@ def test_keyword_calls_take_the_seen_path_with_defaults_filled():
     with pytest.raises(InputError, match="missing argument w"):
         qp(x=x, res=res)
     assert len(seen) == 2
+
+
+@quant_pipeline
+def shuffle_given(s: e8m0[M, G]):
+    return shuffle(s, pad=127)
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_e8m0_inputs_as_uint8_or_float8_e8m0fnu(backend):
+    """An E8M0 parameter takes uint8 bytes or torch's float8_e8m0fnu (AITER's
+    dtypes.fp8_e8m0) holding the same bytes, on every backend, with one result."""
+    pipe = quant_pipeline(backend=backend)(shuffle_given.__wrapped__)
+    s = torch.randint(0, 256, (33, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    want = pipe(s)
+    for _ in range(2):                     # the checked call, then the bound fast path
+        got = pipe(s.view(torch.float8_e8m0fnu))
+        assert got.dtype == torch.uint8 and torch.equal(got, want)
+    with pytest.raises(InputError, match=r"s: expected e8m0\[M, G\] \(uint8 or float8_e8m0fnu\), "
+                                         r"got float32"):
+        pipe(s.float())

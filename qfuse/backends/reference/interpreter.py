@@ -72,9 +72,11 @@ def bind_inputs(tp, inputs: dict, device=None) -> tuple:
         if isinstance(t, ScalarType):
             values[p.value] = _scalar_input(name, t, v)
             continue
-        want = t.dtype.torch_dtype()
-        if (not isinstance(v, torch.Tensor) or v.dtype != want or v.dim() != t.rank):
-            raise InputError(f"{name}: expected {t}, got {_describe(v)}")
+        if (not isinstance(v, torch.Tensor) or not t.dtype.accepts(v.dtype)
+                or v.dim() != t.rank):
+            raise InputError(f"{name}: expected {t} ({t.dtype.torch_names()}), got "
+                             f"{_describe(v)}")
+        v = t.dtype.storage(v)
         for i, (dim, size) in enumerate(zip(t.shape, v.shape)):
             if dim.is_const:
                 if dim.value != size:

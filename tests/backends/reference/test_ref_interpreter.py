@@ -90,7 +90,7 @@ def test_input_errors_name_the_parameter():
     ok = {"x": x, "w": torch.zeros(128, dtype=torch.bfloat16), "r": x}
     with pytest.raises(InputError) as e:
         run_pipeline(tp, {**ok, "x": torch.zeros(4)})
-    assert str(e.value) == "x: expected bf16[M, N], got float32 tensor of shape (4,)"
+    assert str(e.value) == "x: expected bf16[M, N] (bfloat16), got float32 tensor of shape (4,)"
     with pytest.raises(InputError, match=r"w: expected bf16\[N\], got bfloat16 tensor of shape "
                                          r"\(64,\): N=64 here but N=128 from x"):
         run_pipeline(tp, {**ok, "w": torch.zeros(64, dtype=torch.bfloat16)})

@@ -39,6 +39,18 @@ def test_shuffle_index_formula_matches_permute():
         assert shuffle_index(r, c, sn) == flat
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float8_e8m0fnu])
+def test_shuffle_of_a_pipeline_input(dtype):
+    """AITER's e8m0_shuffle of a stored scale is a pipeline over a parameter (uint8 or
+    torch's float8_e8m0fnu storage of the same bytes)."""
+    from qfuse.backends.reference import run_pipeline
+    from qfuse.dsl import load_source
+    tp = load_source("def f(s: e8m0[M, G]):\n    return shuffle(s, pad=127)\n")["f"]
+    s = torch.randint(0, 256, (40, 9), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    (got,) = run_pipeline(tp, {"s": s.view(dtype)}).values()
+    assert torch.equal(got, shuffle_by_permute(s, 127))
+
+
 def test_shuffle_pad_checked():
     with pytest.raises(ValueError):
         run_shuffle(torch.zeros(2, 2, dtype=torch.uint8), pad=256)

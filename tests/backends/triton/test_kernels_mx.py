@@ -139,3 +139,33 @@ def _unshuffled(tp):
     sub = sub_pipeline(tp, calls, [p.value for p in tp.params], [tp.returns[0], s])
     sub.return_names = [tp.return_names[0], "s"]
     return sub
+
+
+SHUFFLE_PARAM = pipes("""
+def shuffle_given(s: e8m0[M, G]):
+    return shuffle(s, pad=127)
+
+def shuffle_both(x: bf16[M, N], t: e8m0[M, G]):
+    s = scale(x, fp4_e2m1, mx)
+    return shuffle(s), shuffle(t)
+""", "shuffle_param.qp")
+
+
+@pytest.mark.parametrize("m,g", [(1, 1), (33, 5), (256, 8), (300, 17), (0, 3)])
+def test_shuffle_of_a_parameter(m, g):
+    """AITER's e8m0_shuffle of a stored scale: a layout kernel of its own, every byte of
+    the padded buffer written (scale bytes at their shuffled positions, pad elsewhere;
+    the reference is checked against AITER's view/permute in test_ref_layout.py)."""
+    s = torch.randint(0, 256, (m, g), dtype=torch.uint8, generator=torch.Generator().manual_seed(m))
+    got, ref = run_both(SHUFFLE_PARAM["shuffle_given"], {"s": s})
+    assert_bitwise(got, ref)
+    assert next(iter(got.values())).shape == (-(-m // 256) * 256, -(-g // 8) * 8)
+
+
+def test_shuffle_of_a_parameter_beside_a_computed_scale():
+    """A given scale and one computed in the pipeline, both shuffled: the two layouts
+    share the row kernel over M rows without mixing their pad bytes."""
+    x = mx_rows(37, 96).to(torch.bfloat16)
+    t = torch.randint(0, 256, (37, 5), dtype=torch.uint8)
+    got, ref = run_both(SHUFFLE_PARAM["shuffle_both"], {"x": x, "t": t})
+    assert_bitwise(got, ref)

@@ -3,15 +3,6 @@
 // Hand-written IR the planner cannot outline is a located error, not a KeyError or
 // MLIR's "redefinition of symbol" with a whole function dumped.
 
-// shuffle lays out an mx scale of the same pipeline, not a parameter.
-// CHECK: invalid.mlir:[[# @LINE + 3]]:8: error: shuffle lays out the E8M0 scale of a scale(..., mx) call in this pipeline
-func.func @shuffled_param(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}, %arg1: tensor<?x?xf8E8M0FNU> {qf.dims = ["M", "G"], qf.name = "t"}) -> (tensor<?x?xf8E8M0FNU>, tensor<?x?xf8E8M0FNU>) {
-  %0 = "qf.scale"(%arg0) {amax_floor = 1.000000e-10 : f64, dtype = "fp4_e2m1", dtype_max = 6.000000e+00 : f64, e8m0 = "roundup", granularity = "mx", operandSegmentSizes = array<i32: 1, 0>, zero = "one"} : (tensor<?x?xbf16>) -> tensor<?x?xf8E8M0FNU>
-  %1 = "qf.shuffle"(%arg1) {pad = 0 : i64} : (tensor<?x?xf8E8M0FNU>) -> tensor<?x?xf8E8M0FNU>
-  return %0, %1 : tensor<?x?xf8E8M0FNU>, tensor<?x?xf8E8M0FNU>
-}
-
-// -----
 // A kernel symbol is never a pipeline's.
 // CHECK: invalid.mlir:[[# @LINE + 1]]:1: error: pipeline 'a' would get a kernel named 'a__k0', which is also a pipeline's name
 func.func @a(%arg0: tensor<?x?xbf16>) -> tensor<?x?xf32> {
