@@ -16,8 +16,9 @@ __all__ = ["get_backend", "backend_names", "check_name", "default_backend", "NAM
 NAMES = {
     "triton": ("qfuse.backends.triton.backend", "TritonBackend"),
     "reference": ("qfuse.backends.reference.backend", "ReferenceBackend"),
+    "rocdl": ("qfuse.backends.rocdl.backend", "RocdlBackend"),
 }
-PLANNED = ("rocdl",)
+PLANNED: tuple = ()
 _INSTANCES: dict = {}
 
 

@@ -1,0 +1,68 @@
+"""The ROCDL backend behind the :class:`~qfuse.backends.base.Backend` seam.
+
+* compile: a kernel function of the fused module -> :class:`~.artifact.RocdlKernel`
+  (``kernel.py`` renders it at the loop level and mapped onto the ``gpu`` dialect);
+* binaries: AMDGCN text and a linked hsaco for ``hip:gfx942`` / ``hip:gfx950``, PTX and
+  a cubin for ``cuda:sm_90`` (the NVVM twin), built on the CPU (``lower.py``);
+* run: :class:`~.runner.RocdlRunner`: the CPU twin on CPU tensors, the NVVM twin on
+  CUDA tensors, the HIP launcher on AMD tensors.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ...errors import QfuseError
+from ..base import Backend, Target
+from .artifact import RocdlKernel
+from .kernel import render, signature
+from .mapping import Gpu, Loops
+
+__all__ = ["RocdlBackend", "GPU_TARGETS", "BINARY_EXT"]
+
+#: the GPU targets this backend builds code objects for
+GPU_TARGETS = ("hip:gfx942", "hip:gfx950", "cuda:sm_90")
+BINARY_EXT = {"hip": ("amdgcn", "hsaco"), "cuda": ("ptx", "cubin")}
+#: iteration spaces this backend lowers (tile, cache_block: not yet)
+SPACES = {"row": "rows", "tensor_amax": "one"}
+
+
+class RocdlBackend(Backend):
+    name = "rocdl"
+    version = "1"
+
+    def supports(self, target: Target) -> bool:
+        return str(target) in GPU_TARGETS or str(target) == "cpu:interp"
+
+    def target_for(self, device: Target) -> Target:
+        """On the CPU the backend runs its CPU twin (``cpu:interp``)."""
+        return device
+
+    def toolchain(self) -> dict:
+        from .toolchain import versions
+        return versions()
+
+    def unsupported(self, kernel, space: str) -> Optional[str]:
+        try:
+            self.compile_kernel(kernel, space, None)
+        except QfuseError as e:
+            return e.message
+        return None
+
+    def compile_kernel(self, kernel, space: str, target: Optional[Target]) -> RocdlKernel:
+        if space not in SPACES:
+            raise QfuseError(f"rocdl backend: the {space} iteration space is not lowered yet "
+                             f"(kernel {kernel.name})", kernel.loc)
+        loops = Loops().module([render(kernel, space)])
+        gpu = {}
+        for t in ([target] if target is not None and target.is_gpu else []):
+            gpu[str(t)] = Gpu().module([render(kernel, space, Gpu(), t)])
+        return RocdlKernel(kernel.name, space, signature(kernel), loops, gpu, SPACES[space])
+
+    def binaries(self, artifact: RocdlKernel, target: Target, dims: dict) -> dict:
+        """``{ext: text or bytes}``: amdgcn + hsaco (HIP), ptx + cubin (CUDA)."""
+        from .lower import build_binaries
+        return build_binaries(artifact, target)
+
+    def runner(self, compiled, aliases: dict):
+        from .runner import RocdlRunner
+        return RocdlRunner(compiled, aliases)

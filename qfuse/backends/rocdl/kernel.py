@@ -1,0 +1,389 @@
+"""One kernel function of the fused module -> a loop-level MLIR function.
+
+``render(kernel, space, mapping)`` walks the kernel's stage calls in program order; each
+stage's lowering (:mod:`.stages`, registered in ``HANDLERS``) turns its operands into
+:class:`Val` s, values known at one of four levels:
+
+* ``scalar``: a function argument or a constant, available everywhere;
+* ``row``: one value per row (a norm's ``1 / sqrt(ms + eps)``, a per-token scale), written
+  once per row after the reduction loops it needs;
+* ``group``: one value per 1xK group of a row (a per_1xK or mx scale);
+* ``elem``: one value per column, recomputed in every loop that reads it (a pipeline
+  reads its inputs once per loop instead of keeping a row in memory).
+
+A row kernel is then: the row loop; in it, each row-level value in program order (its
+reduction loops, parallel over the columns); then one output loop over the columns (or
+over the groups, each with its reduction and its columns) that stores every output.
+The mapping (:mod:`.mapping`) decides whether loops are CPU loops or GPU threads.
+
+Kernel ABI (shared by the CPU twin, the NVVM twin and the AMD launcher, see
+:func:`signature`): the kernel's parameters in order (a tensor is a strided memref, a
+scalar an ``f32`` / ``i32``), then its outputs in return order (memrefs). Sizes come
+from the memrefs (``memref.dim``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from ...dialect.types import ScalarType, TensorType
+from ...errors import UnsupportedError
+from . import numerics as nx
+from .emit import Emitter
+from .mapping import Loops
+from .stages import HANDLERS
+from .values import Scope, Val
+
+__all__ = ["Renderer", "render", "signature", "ArgSpec", "storage_type"]
+
+
+# ------------------------------------------------------------------ storage
+#: qfuse dtype -> element type of its memref (codes and bytes are i8, as torch stores them)
+_STORAGE = {"bf16": "bf16", "f16": "f16", "f32": "f32", "i32": "i32", "i64": "i64",
+            "u8": "i8", "i8": "i8", "fp8_e4m3fn": "i8", "fp8_e4m3fnuz": "i8",
+            "fp4_e2m1": "i8", "int4": "i8", "e8m0": "i8"}
+
+
+def storage_type(dtype_name: str) -> str:
+    return _STORAGE[dtype_name]
+
+
+def memref_type(t: TensorType) -> str:
+    dims = "x".join("?" for _ in t.shape)
+    strides = ", ".join("?" for _ in t.shape)
+    return f"memref<{dims}x{storage_type(t.dtype.name)}, strided<[{strides}], offset: ?>>"
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """One kernel argument: a tensor (``rank`` > 0, its storage ``elem`` type) or a scalar."""
+    name: str
+    dtype: str           # qfuse dtype name
+    rank: int            # 0: a scalar
+    output: bool = False
+
+
+def signature(kernel) -> list:
+    """``[ArgSpec]``: the kernel's parameters, then its outputs (the ABI of every path)."""
+    out = []
+    for p in kernel.params:
+        t = p.value.type
+        out.append(ArgSpec(p.value.name, t.dtype.name, t.rank if isinstance(t, TensorType) else 0))
+    names = list(kernel.return_names) or [v.name for v in kernel.returns]
+    for n, v in zip(names, kernel.returns):
+        out.append(ArgSpec(n, v.type.dtype.name, v.type.rank, output=True))
+    return out
+
+
+class Renderer:
+    """Renders one kernel: holds the emitter, the mapping and the kernel's memrefs."""
+
+    def __init__(self, kernel, space: str, mapping=None, target=None):
+        self.kernel = kernel
+        self.target = target
+        self.space = space
+        self.m = mapping or Loops()
+        self.e = Emitter(indent=3 if self.m.gpu else 2)
+        self.args: dict = {}            # parameter Value -> SSA name of its argument
+        self.outs: list = []            # SSA names of the output arguments, in return order
+        self.vals: dict = {}            # Value -> Val
+        self.group_size: Optional[int] = None
+        self.rows_tensor = None         # the param whose [rows, cols] the kernel walks
+        self.forced: list = []          # row-level Vals, in program order
+        self.group_forced: list = []    # group-level stage results, in program order
+
+    def native_fp8(self, target) -> bool:
+        """Whether this kernel converts to fp8 ``target`` with the chip's instruction: the
+        fnuz format on gfx942, OCP e4m3fn on gfx950 (elsewhere: the integer emulation)."""
+        t = self.target
+        if t is None or t.platform != "hip":
+            return False
+        from ...dialect.options import QuantTarget
+        return (t.arch, target) in (("gfx942", QuantTarget.FP8_E4M3FNUZ),
+                                    ("gfx950", QuantTarget.FP8_E4M3FN))
+
+    # ------------------------------------------------------------- operands
+    def refuse(self, call, what: str) -> None:
+        raise UnsupportedError(f"rocdl backend: {call.stage}: {what} is not lowered yet",
+                               call.loc)
+
+    def val(self, value) -> Val:
+        """The Val of a kernel Value (a parameter, a constant or a stage result)."""
+        v = self.vals.get(value)
+        if v is None:
+            raise UnsupportedError(f"rocdl backend: %{value.name} is not a value it can "
+                                   f"read", value.loc)
+        return v
+
+    def scalar(self, ssa: str, type_: str = "f32") -> Val:
+        return Val("scalar", type_, lambda s: ssa)
+
+    def load(self, value, idx: Callable, level: str) -> Val:
+        """A Val loading tensor ``value`` at ``idx(scope)`` (a list of index SSA names),
+        widened to f32 (floats) or i32 (integer storage)."""
+        ref, t = self.args[value], value.type
+        mtype = memref_type(t)
+        elem = storage_type(t.dtype.name)
+
+        def get(s: Scope) -> str:
+            e = self.e
+            x = e.op(f"memref.load {ref}[{', '.join(idx(s))}] : {mtype}")
+            if elem == "bf16":       # exact widening by the bits: LLVM's own bf16 folds
+                i = e.cast("extui", e.bitcast(x, "bf16", "i16"), "i16", "i32")   # can call
+                return nx.f32_of(e, e.bin("shli", i, e.i32(16), "i32"))          # libgcc
+            if elem == "f16":
+                return e.cast("extf", x, elem, "f32")
+            if elem == "f32":
+                return x
+            if elem == "i64":
+                return e.cast("trunci", x, elem, "i32")
+            signed = t.dtype.name in ("i8", "int4", "i32")      # codes and bytes: unsigned
+            return x if elem == "i32" else e.cast("extsi" if signed else "extui", x, elem, "i32")
+        return Val(level, "f32" if t.dtype.is_float else "i32", get)
+
+    def dim(self, value, i: int) -> str:
+        t = value.type
+        return self.e.op(f"memref.dim {self.args[value]}, {self.e.idx(i)} : {memref_type(t)}",
+                         "d")
+
+    # ------------------------------------------------------------- computing
+    def at(self, scope: Scope, val: Val) -> str:
+        """The SSA name of ``val`` in ``scope``, computing it there once."""
+        got = scope.lookup(val)
+        if got is not None:
+            return got
+        need = {"elem": scope.col, "group": scope.group, "row": scope.row}.get(val.level, "")
+        if need is None:
+            raise AssertionError(f"a {val.level} value read where its index is unknown")
+        name = val.get(scope)
+        scope.memo[id(val)] = name
+        return name
+
+    def f32_of_index(self, i: str) -> str:
+        e = self.e
+        return e.cast("uitofp", e.cast("index_cast", i, "index", "i64"), "i64", "f32")
+
+    def reduce_cols(self, scope: Scope, body: Callable, op: str, lb=None, ub=None,
+                    parallel: bool = True) -> str:
+        """``op``-reduce ``body(col_scope)`` (f32) over the columns ``[lb, ub)`` (the row by
+        default), starting from 0: a parallel loop whose partial results the mapping
+        combines (``maximumf``: amax, NaN-propagating; ``addf``: a sum)."""
+        e = self.e
+        lb = lb or e.idx(0)
+        ub = ub or self.cols
+        start, step = self.m.par_bounds(e, lb, 1) if parallel else (lb, e.idx(1))
+        col, acc = e.fresh("col"), e.fresh("acc")
+        res = e.fresh("red")
+        with e.block(f"{res} = scf.for {col} = {start} to {ub} step {step} "
+                     f"iter_args({acc} = {e.f32(0.0)}) -> (f32) {{"):
+            inner = scope.child(col=col)
+            nxt = e.bin(op, acc, body(inner), "f32")
+            e.line(f"scf.yield {nxt} : f32")
+        return self.m.combine(e, res, op) if parallel else res
+
+    # ------------------------------------------------------------- stores
+    def store(self, scope: Scope, out: int, val: Val, idx: list) -> None:
+        """Store ``val`` into output ``out`` (its index in the kernel's returns)."""
+        e = self.e
+        out_value = self.kernel.returns[out]
+        ref, t = self.outs[out], out_value.type
+        elem = storage_type(t.dtype.name)
+        x = self.at(scope, val)
+        if elem == "bf16":
+            x = e.bitcast(nx.round_bf16_bits(e, x), "i16", "bf16")
+        elif elem == "f16":
+            x = e.bitcast(nx.round_f16_bits(e, x), "i16", "f16")
+        elif elem == "i8":
+            x = e.cast("trunci", x, "i32", "i8")
+        elif elem != "f32":
+            raise UnsupportedError(f"rocdl backend: cannot store a {t.dtype.name} output",
+                                   out_value.loc)
+        e.line(f"memref.store {x}, {ref}[{', '.join(idx)}] : {memref_type(t)}")
+
+    # ------------------------------------------------------------- the kernel
+    def render(self) -> str:
+        k, e = self.kernel, self.e
+        arg_texts = []
+        for i, spec in enumerate(signature(k)):
+            name = f"%a{i}"
+            if i < len(k.params):
+                v = k.params[i].value
+                self.args[v] = name
+            else:
+                v = k.returns[i - len(k.params)]
+                self.outs.append(name)
+            t = v.type
+            arg_texts.append(f"{name}: {memref_type(t) if isinstance(t, TensorType) else _scalar(t)}")
+        self.m.setup(e)
+        self._bind_params()
+        for call in k.calls:
+            handler = HANDLERS.get(call.stage)
+            if handler is None:
+                self.refuse(call, "this stage")
+            results = handler(self, call)
+            for value, val in zip(call.results, results):
+                self.vals[value] = val
+                if val.level == "row":
+                    self.forced.append(val)
+                elif val.level == "group":
+                    self.group_forced.append(val)
+        if self.rows_tensor is None:
+            raise UnsupportedError("rocdl backend: the kernel reads no [rows, cols] tensor",
+                                   k.loc)
+        if self.space == "tensor_amax":
+            self._tensor_amax()
+        else:
+            self._row_kernel()
+        return self.m.wrap(k.name, ", ".join(arg_texts), e.text(self.e._indent))
+
+    def _bind_params(self) -> None:
+        k = self.kernel
+        for p in k.params:
+            v, t = p.value, p.value.type
+            if isinstance(t, ScalarType):
+                if not t.dtype.is_float:
+                    raise UnsupportedError(f"rocdl backend: integer scalar {v.name}", v.loc)
+                self.vals[v] = self.scalar(self.args[v])
+            elif t.rank == 2 and self.rows_tensor is None and not _unit(t.shape[-1]):
+                self.rows_tensor = v
+        for c in k.consts:
+            self.vals[c.value] = self.scalar(self.e.f32(float(c.literal)))
+        if self.rows_tensor is not None:
+            self.rows_count = self.dim(self.rows_tensor, 0)
+            self.cols = self.dim(self.rows_tensor, 1)
+        for p in k.params:
+            v, t = p.value, p.value.type
+            if isinstance(t, TensorType) and v not in self.vals:
+                self.vals[v] = self.tensor_val(v)
+
+    def tensor_val(self, v) -> Val:
+        """A parameter tensor as a Val: ``[rows, cols]`` per element, ``[rows, 1]`` per
+        row, ``[cols]`` per column, ``[1]`` per kernel. (Group-shaped scales are read by
+        ``round`` itself.)"""
+        t = v.type
+        if t.rank == 2 and _unit(t.shape[-1]):
+            return self.load(v, lambda s: [s.row, self.e.idx(0)], "row")
+        if t.rank == 2:
+            return self.load(v, lambda s: [s.row, s.col], "elem")
+        if t.rank == 1 and _unit(t.shape[0]):
+            return self.load(v, lambda s: [self.e.idx(0)], "row")
+        if t.rank == 1:
+            return self.load(v, lambda s: [s.col], "elem")
+        raise UnsupportedError(f"rocdl backend: {v.name} has rank {t.rank}; this backend "
+                               f"lowers [rows, cols] kernels (rank 1 and 2 tensors) so far",
+                               v.loc)
+
+    def _outputs(self) -> list:
+        """``[(output index, its Val)]``."""
+        return [(i, self.val(v)) for i, v in enumerate(self.kernel.returns)]
+
+    def _row_kernel(self) -> None:
+        e, m = self.e, self.m
+        outs = self._outputs()
+        with m.rows(e, self.rows_count) as row:
+            scope = Scope(row=row)
+            for val in self.forced:
+                self.at(scope, val)
+            with m.leader(e):
+                for i, val in outs:
+                    if val.level in ("row", "scalar"):
+                        rank = self.kernel.returns[i].type.rank
+                        self.store(scope, i, val, [row, e.idx(0)] if rank == 2 else [e.idx(0)])
+            step = 2 if any(val.pair for _, val in outs) else 1
+            if self.group_size:
+                self._group_loop(scope, outs, step)
+            else:
+                start, stride = m.par_bounds(e, e.idx(0), step)
+                col = e.fresh("col")
+                with e.block(f"scf.for {col} = {start} to {self.cols} step {stride} {{"):
+                    self._store_cols(scope.child(col=col), outs, step)
+
+    def _group_loop(self, scope: Scope, outs: list, step: int) -> None:
+        e, k = self.e, self.group_size
+        groups = e.bin("ceildivui", self.cols, e.idx(k), "index")
+        start, stride = self.m.par_bounds(e, e.idx(0), 1)
+        g = e.fresh("g")
+        with e.block(f"scf.for {g} = {start} to {groups} step {stride} {{"):
+            gs = scope.child(group=g)
+            for val in self.group_forced:
+                self.at(gs, val)
+            for i, val in outs:
+                if val.level == "group":
+                    self.store(gs, i, val, [scope.row, g])
+            lb, ub = self.group_range(gs)
+            col = e.fresh("col")
+            with e.block(f"scf.for {col} = {lb} to {ub} step {e.idx(step)} {{"):
+                self._store_cols(gs.child(col=col), outs, step)
+
+    def group_range(self, scope: Scope) -> tuple:
+        """``[g*K, min(g*K + K, cols))``: the columns of the scope's group."""
+        e, k = self.e, self.group_size
+        lb = e.bin("muli", scope.group, e.idx(k), "index")
+        ub = e.bin("minui", e.bin("addi", lb, e.idx(k), "index"), self.cols, "index")
+        return lb, ub
+
+    def _store_cols(self, scope: Scope, outs: list, step: int) -> None:
+        e = self.e
+        cols = [scope] if step == 1 else [scope, scope.sibling(col=e.bin(
+            "addi", scope.col, e.idx(1), "index"))]
+        for i, val in outs:
+            if val.level != "elem":
+                continue
+            if val.pair:
+                half = e.bin("divui", scope.col, e.idx(2), "index")
+                self.store(scope, i, val, [scope.row, half])
+            else:
+                for s in cols:
+                    self.store(s, i, val, [s.row, s.col])
+
+    def _tensor_amax(self) -> None:
+        """One program for the whole tensor: the rows in sequence, the columns in
+        parallel, each thread's running amax combined once at the end."""
+        e = self.e
+        outs = self._outputs()
+        body = getattr(self, "tensor_amax_body", None)
+        if body is None:
+            raise UnsupportedError("rocdl backend: a tensor_amax kernel without its amax",
+                                   self.kernel.loc)
+        src = body
+        row, acc, res = e.fresh("row"), e.fresh("acc"), e.fresh("red")
+        with e.block(f"{res} = scf.for {row} = {e.idx(0)} to {self.rows_count} step "
+                     f"{e.idx(1)} iter_args({acc} = {e.f32(0.0)}) -> (f32) {{"):
+            scope = Scope(row=row)
+            for val in self.forced:
+                self.at(scope, val)
+            part = self.reduce_cols(scope, lambda s: nx.abs_f32(e, self.at(s, src)),
+                                    "maximumf", parallel=False) if not self.m.gpu else \
+                self._thread_amax(scope, src)
+            e.line(f"scf.yield {e.bin('maximumf', acc, part, 'f32')} : f32")
+        amax = self.m.combine(e, res, "maximumf")
+        top = Scope()
+        top.memo[id(self.tensor_amax_input)] = amax
+        with self.m.leader(e):
+            for i, val in outs:
+                self.store(top, i, val, [e.idx(0)])
+
+    def _thread_amax(self, scope: Scope, src: Val) -> str:
+        """On the GPU: this thread's amax over its columns of the row (no combine yet)."""
+        e = self.e
+        start, step = self.m.par_bounds(e, e.idx(0), 1)
+        col, acc, res = e.fresh("col"), e.fresh("acc"), e.fresh("red")
+        with e.block(f"{res} = scf.for {col} = {start} to {self.cols} step {step} "
+                     f"iter_args({acc} = {e.f32(0.0)}) -> (f32) {{"):
+            v = nx.abs_f32(e, self.at(scope.child(col=col), src))
+            e.line(f"scf.yield {e.bin('maximumf', acc, v, 'f32')} : f32")
+        return res
+
+
+def _unit(d) -> bool:
+    return d.is_const and d.value == 1
+
+
+def _scalar(t: ScalarType) -> str:
+    return "f32" if t.dtype.is_float else "i32"
+
+
+def render(kernel, space: str, mapping=None, target=None) -> str:
+    """The function (``Loops``) or ``gpu.func`` (``Gpu``) of one kernel, as MLIR text;
+    ``target`` picks the native conversions of an AMD chip."""
+    return Renderer(kernel, space, mapping, target).render()
