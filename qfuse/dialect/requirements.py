@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .options import CacheLayout, CacheQuant, Granularity, ScaleLayout
+from .options import CacheLayout, CacheQuant, ScaleLayout
 from .types import Dim, TensorType, mul_dim
 
 __all__ = ["Requirement", "IndexOperand", "call_requirements", "index_operands",
@@ -91,15 +91,6 @@ def _t(call, name: str) -> Optional[TensorType]:
 def _even(call) -> list:
     x = _t(call, "x")
     return [Requirement(x.shape[-1], "%", Dim(2), "x", f"{call.stage} needs an even last dim")]
-
-
-def _mx(call) -> list:
-    if call.options.get("granularity") != Granularity.MX:
-        return []
-    x = _t(call, "x")
-    k = Granularity.MX.group_size
-    return [Requirement(x.shape[-1], "%", Dim(k), "x",
-                        f"mx quantisation needs whole 1x{k} blocks (N % {k} == 0)")]
 
 
 def _reduce(call) -> list:
@@ -184,7 +175,7 @@ def _cache_write(call) -> list:
 
 
 _RULES: dict[str, Callable] = {
-    "act_mul": _even, "pack": _even, "scale": _mx, "round": _mx, "reduce": _reduce,
+    "act_mul": _even, "pack": _even, "reduce": _reduce,
     "rope": _rope, "cache_write": _cache_write,
 }
 

@@ -1,7 +1,7 @@
 """``qf-legalize``: the shape requirements of every stage, checked where the IR fixes them.
 
-Each stage's bind-time requirements (``qfuse.dialect.requirements``: mx needs whole 1x32
-blocks, a key cache's vector width and head size, a RoPE table's width, ...) are checked
+Each stage's bind-time requirements (``qfuse.dialect.requirements``: a key cache's
+vector width and head size, a RoPE table's width, an even width to pack, ...) are checked
 here whenever both sides are constant dims of the IR, with the message the runtime would
 give at call time, located at the stage; relations over symbolic dims wait for the call.
 The pass changes nothing. (The block a scale covers is its granularity's

@@ -4,13 +4,6 @@
 // runtime gives at call time) at the stage's DSL position (here: the loc the DSL gave the
 // op) or at its line in this file.
 
-// CHECK: t.qp:3:9: error: scale: x: mx quantisation needs whole 1x32 blocks (N % 32 == 0) (needs 100 % 32 == 0, got 100 vs 32)
-func.func @mx_misfit(%arg0: tensor<?x100xbf16> {qf.dims = ["M", 100], qf.name = "x"}) -> tensor<?x4xf8E8M0FNU> {
-  %0 = "qf.scale"(%arg0) {amax_floor = 1.000000e-10 : f64, dtype = "fp4_e2m1", dtype_max = 6.000000e+00 : f64, e8m0 = "roundup", granularity = "mx", operandSegmentSizes = array<i32: 1, 0>, zero = "one"} : (tensor<?x100xbf16>) -> tensor<?x4xf8E8M0FNU> loc("t.qp":3:9)
-  return %0 : tensor<?x4xf8E8M0FNU>
-}
-
-// -----
 // CHECK: invalid.mlir:[[# @LINE + 2]]:8: error: cache_write: arg1: the key cache's last dim must be the vector width vec (needs 4 == 8, got 4 vs 8)
 func.func @key_vec(%arg0: tensor<?x?x?xbf16>, %arg1: tensor<?x?x?x?x4xbf16>, %arg2: tensor<?xi64>) -> tensor<?x?x?x?x4xbf16> {
   %0 = "qf.cache_write"(%arg0, %arg1, %arg2) {dtype_max = 0.000000e+00 : f64, layout = "key", mode = "trunc", operandSegmentSizes = array<i32: 1, 1, 1, 0>, quant = "none", resultSegmentSizes = array<i32: 1, 0>, scale_layout = "default", vec = 8 : i64} : (tensor<?x?x?xbf16>, tensor<?x?x?x?x4xbf16>, tensor<?xi64>) -> tensor<?x?x?x?x4xbf16>
@@ -18,8 +11,8 @@ func.func @key_vec(%arg0: tensor<?x?x?xbf16>, %arg1: tensor<?x?x?x?x4xbf16>, %ar
 }
 
 // -----
-// CHECK: invalid.mlir:[[# @LINE + 2]]:8: error: cache_write: arg0: the head size D must be a multiple of the key cache's vector width X (needs 12 % 8 == 0, got 12 vs 8)
+// CHECK: t.qp:3:9: error: cache_write: arg0: the head size D must be a multiple of the key cache's vector width X (needs 12 % 8 == 0, got 12 vs 8)
 func.func @key_head(%arg0: tensor<?x?x12xbf16>, %arg1: tensor<?x?x?x?x8xbf16>, %arg2: tensor<?xi64>) -> tensor<?x?x?x?x8xbf16> {
-  %0 = "qf.cache_write"(%arg0, %arg1, %arg2) {dtype_max = 0.000000e+00 : f64, layout = "key", mode = "trunc", operandSegmentSizes = array<i32: 1, 1, 1, 0>, quant = "none", resultSegmentSizes = array<i32: 1, 0>, scale_layout = "default", vec = 8 : i64} : (tensor<?x?x12xbf16>, tensor<?x?x?x?x8xbf16>, tensor<?xi64>) -> tensor<?x?x?x?x8xbf16>
+  %0 = "qf.cache_write"(%arg0, %arg1, %arg2) {dtype_max = 0.000000e+00 : f64, layout = "key", mode = "trunc", operandSegmentSizes = array<i32: 1, 1, 1, 0>, quant = "none", resultSegmentSizes = array<i32: 1, 0>, scale_layout = "default", vec = 8 : i64} : (tensor<?x?x12xbf16>, tensor<?x?x?x?x8xbf16>, tensor<?xi64>) -> tensor<?x?x?x?x8xbf16> loc("t.qp":3:9)
   return %0 : tensor<?x?x?x?x8xbf16>
 }
