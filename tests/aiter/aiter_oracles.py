@@ -164,3 +164,21 @@ def shuffle(s: torch.Tensor, pad: int = 0) -> torch.Tensor:
     p = torch.full((sm, sn), pad, dtype=torch.uint8)
     p[:m, :n] = s
     return p.view(sm // 32, 2, 16, sn // 8, 2, 4).permute(0, 3, 5, 2, 4, 1).reshape(sm, sn)
+
+
+# ------------------------------------------------------------------ fused (Triton)
+def rms(u, w, eps):
+    """RMSNorm in fp32 as AITER's Triton kernels order it: (u * inv) * w."""
+    u = u.float()
+    inv = 1.0 / torch.sqrt((u * u).sum(-1, keepdim=True) / u.shape[-1] + eps)
+    return (u * inv) * w.float()
+
+
+def group_fp8(y, g, dt=torch.float8_e4m3fn):
+    """AITER's _fp8_quant_op: max(amax, 1e-10) / max per 1 x g group (last may be partial)."""
+    m, n = y.shape
+    pad = -n % g
+    yp = torch.nn.functional.pad(y, (0, pad)).view(m, -1, g)
+    s = yp.abs().amax(-1).clamp(min=1e-10) / FMAX[dt]
+    q = codes(yp * (1.0 / s)[..., None], dt).view(torch.uint8).view(m, -1)[:, :n]
+    return q.view(dt), s

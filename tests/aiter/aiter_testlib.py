@@ -7,6 +7,7 @@ import torch
 
 import qfuse.aiter as aiter
 from aiter_oracles import bits
+from qfuse.runtime.compare import compare_outputs
 
 BACKENDS = ("reference", "triton")
 backends = pytest.mark.parametrize("backend", BACKENDS)
@@ -56,3 +57,9 @@ def same_bits(got, want, what: str = "") -> None:
     bad = (~ok).nonzero()
     assert bool(ok.all()), f"{what}: {len(bad)} differ, first at {bad[0].tolist()}: " \
         f"{got[tuple(bad[0])]} vs {want[tuple(bad[0])]}"
+
+
+def agree(got: dict, want: dict, k: int = 1) -> None:
+    """The agreement rule of docs/semantics.md with ``k`` inexact stages (0: exact)."""
+    ok, text = compare_outputs({n: g for n, g in got.items() if n in want}, want, k)
+    assert ok, text

@@ -7,32 +7,11 @@ import pytest
 import torch
 
 import aiter_oracles as O
-from aiter_testlib import backends, edge_rows, on
+from aiter_oracles import group_fp8, rms
+from aiter_testlib import agree, backends, edge_rows, on
 from qfuse.aiter.ops.triton.quant import fused_fp8_quant as F
-from qfuse.runtime.compare import compare_outputs
 
 FP8 = torch.float8_e4m3fn
-
-
-def agree(got: dict, want: dict, k: int = 1) -> None:
-    ok, text = compare_outputs({n: g for n, g in got.items() if n in want}, want, k)
-    assert ok, text
-
-
-def rms(u, w, eps):
-    u = u.float()
-    inv = 1.0 / torch.sqrt((u * u).sum(-1, keepdim=True) / u.shape[-1] + eps)
-    return (u * inv) * w.float()
-
-
-def group_fp8(y, g, dt=FP8):
-    """AITER's _fp8_quant_op: max(amax, 1e-10) / max per 1 x g group (last may be partial)."""
-    m, n = y.shape
-    pad = -n % g
-    yp = torch.nn.functional.pad(y, (0, pad)).view(m, -1, g)
-    s = yp.abs().amax(-1).clamp(min=1e-10) / O.FMAX[dt]
-    q = O.codes(yp * (1.0 / s)[..., None], dt).view(torch.uint8).view(m, -1)[:, :n]
-    return q.view(dt), s
 
 
 def inputs(m=4, n=192, seed=0):

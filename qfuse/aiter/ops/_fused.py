@@ -7,9 +7,11 @@ import math
 
 import torch
 
+from ...dialect.options import Act
 from .. import _args as A
+from .._errors import AiterArgumentError
 
-__all__ = ["Binding", "scale_layout"]
+__all__ = ["Binding", "scale_layout", "into"]
 
 
 class Binding:
@@ -76,6 +78,55 @@ class Binding:
         self.flag("SPLIT")
         return True
 
+    def residual(self, res1, inp1, m: int, n: int) -> None:
+        """AITER's ``res1`` (added to ``inp1`` before the norm; flag RES)."""
+        if res1 is None:
+            return
+        A.tensor(self.func, "res1", res1)
+        A.need(res1.dtype == inp1.dtype, self.func, f"res1 must have inp1's dtype "
+               f"{inp1.dtype}, got {res1.dtype}")
+        self.rows("res1", res1, "X", m=m, n=n)
+        self.flag("RES")
+
+    def second_input(self, inp2, w2, eps2, m: int, *, split: bool = False,
+                     names=("inp2", "inp2_weight", "inp2_epsilon"), spk=None) -> None:
+        """AITER's second input, RMS-normalised alone (flag X2): ``[M, N2]``, or
+        ``[SPK, M, N2]`` partials when the first input is split-K."""
+        if inp2 is None:
+            return
+        if split:
+            A.tensor(self.func, names[0], inp2, dims=(3,))
+            A.need(inp2.shape[0] == spk, self.func, f"{names[0]} must be [{spk}, {m}, N2] "
+                   f"like the first input, got shape {tuple(inp2.shape)}")
+        n2 = self.rows(names[0], inp2, "X2", split=split, m=m).shape[-1]
+        self.vector(names[1], w2, n2, "W2")
+        self.scalar(names[2], eps2)
+        self.flag("X2")
+
+    def summed_input(self, name: str, t, spk: int, m: int) -> None:
+        """A ``[SPK, M, N3]`` input that is only summed over the splits (flag X3)."""
+        if t is None:
+            return
+        A.tensor(self.func, name, t, dims=(3,))
+        A.need(t.shape[0] == spk and t.shape[1] == m, self.func, f"{name} must be [{spk}, "
+               f"{m}, N3], got shape {tuple(t.shape)}")
+        self.rows(name, t, "X3", split=True)
+        self.flag("X3")
+
+    def out_dtype(self, name: str, dt) -> None:
+        """The dtype of the unquantised outputs (``OD``): bf16, f16 or f32."""
+        A.need(dt in A.FLOAT_DSL, self.func, f"{name} must be torch.bfloat16, torch.float16 "
+               f"or torch.float32, got {dt}")
+        self.subs["OD"] = A.FLOAT_DSL[dt]
+
+    def activation(self, activation) -> None:
+        """``ACT``: silu, gelu or gelu_tanh."""
+        try:
+            self.subs["ACT"] = str(Act(activation))
+        except ValueError:
+            raise AiterArgumentError(f"{self.func}: activation must be one of "
+                                     f"{', '.join(Act)}, got {activation!r}") from None
+
     def flag(self, name: str) -> None:
         self.flags.add(name)
 
@@ -86,6 +137,17 @@ class Binding:
         A.same_device(self.func, **same)
         run = pipeline(template, pipe, kind, flags=frozenset(self.flags), **self.subs)
         return run(*self.args, _as_dict=True)
+
+
+def into(func: str, got, out):
+    """``got`` copied into the caller's ``out`` when one was given (AITER's ``out3``)."""
+    if got is None or out is None:
+        return got
+    A.tensor(func, "out3", out)
+    A.need(out.shape == got.shape, func, f"out3 must be {list(got.shape)}, got shape "
+           f"{tuple(out.shape)}")
+    out.copy_(got)
+    return out
 
 
 def scale_layout(s: torch.Tensor, transpose_scale: bool, strided: bool) -> torch.Tensor:

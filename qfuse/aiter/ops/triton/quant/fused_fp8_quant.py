@@ -18,8 +18,7 @@ import torch
 from qfuse.aiter import _args as A
 from qfuse.aiter import dtypes
 from qfuse.aiter.ops._fp8_i8 import GROUPS, target
-from qfuse.aiter.ops._fused import Binding, scale_layout
-from qfuse.dialect.options import Act
+from qfuse.aiter.ops._fused import Binding, into, scale_layout
 
 __all__ = ["fused_rms_fp8_per_tensor_static_quant", "fused_rms_fp8_group_quant",
            "fused_reduce_act_mul_fp8_group_quant", "fused_reduce_rms_fp8_group_quant",
@@ -47,25 +46,6 @@ def _static_scale(b: Binding, scale) -> None:
     b.args.append(scale.reshape(1).to(torch.float32))
 
 
-def _residual(b: Binding, res1, inp1, m: int, n: int) -> None:
-    if res1 is None:
-        return
-    A.tensor(b.func, "res1", res1)
-    A.need(res1.dtype == inp1.dtype, b.func, f"res1 must have inp1's dtype {inp1.dtype}, got "
-           f"{res1.dtype}")
-    b.rows("res1", res1, "X", m=m, n=n)
-    b.flag("RES")
-
-
-def _second_input(b: Binding, inp2, w2, eps2, m: int, split: bool = False) -> None:
-    if inp2 is None:
-        return
-    n2 = b.rows("inp2", inp2, "X2", split=split, m=m).shape[-1]
-    b.vector("inp2_weight", w2, n2, "W2")
-    b.scalar("inp2_epsilon", eps2)
-    b.flag("X2")
-
-
 def fused_rms_fp8_per_tensor_static_quant(inp1, inp1_weight, inp1_epsilon, inp1_scale,
                                           inp2=None, inp2_weight=None, inp2_epsilon=None,
                                           dtype_quant=fp8_dtype, res1=None,
@@ -79,8 +59,8 @@ def fused_rms_fp8_per_tensor_static_quant(inp1, inp1_weight, inp1_epsilon, inp1_
     m, n = b.norm_input(inp1, inp1_weight, inp1_epsilon)
     _static_scale(b, inp1_scale)
     _quant(b, dtype_quant)
-    _residual(b, res1, inp1, m, n)
-    _second_input(b, inp2, inp2_weight, inp2_epsilon, m)
+    b.residual(res1, inp1, m, n)
+    b.second_input(inp2, inp2_weight, inp2_epsilon, m)
     if output_unquantized_inp1:
         b.flag("OUT1")
     if rmsnorm_convert_to_inp1_type:
@@ -100,27 +80,13 @@ def fused_rms_fp8_group_quant(inp1, inp1_weight, inp1_epsilon, inp2=None, inp2_w
     b = Binding("fused_rms_fp8_group_quant")
     m, n = b.norm_input(inp1, inp1_weight, inp1_epsilon)
     _quant(b, dtype_quant, group_size)
-    _residual(b, res1, inp1, m, n)
-    _second_input(b, inp2, inp2_weight, inp2_epsilon, m)
+    b.residual(res1, inp1, m, n)
+    b.second_input(inp2, inp2_weight, inp2_epsilon, m)
     if output_unquantized_inp1:
         b.flag("OUT1")
     out = b.run("fused_fp8", "rms_group", "triton")
     s = scale_layout(out["s"], transpose_scale, is_x_scale_strided)
     return (out["q"], s), out.get("y1"), out.get("y2"), out.get("res_out")
-
-
-def _activation(func: str, activation) -> Act:
-    try:
-        return Act(activation)
-    except ValueError:
-        raise A.AiterArgumentError(f"{func}: activation must be one of "
-                                   f"{', '.join(Act)}, got {activation!r}") from None
-
-
-def _out_dtype(func: str, name: str, dt) -> str:
-    A.need(dt in A.FLOAT_DSL, func, f"{name} must be torch.bfloat16, torch.float16 or "
-           f"torch.float32, got {dt}")
-    return A.FLOAT_DSL[dt]
 
 
 def fused_reduce_act_mul_fp8_group_quant(x: torch.Tensor, activation: str = "silu",
@@ -143,9 +109,9 @@ def fused_reduce_act_mul_fp8_group_quant(x: torch.Tensor, activation: str = "sil
         A.need(x2.shape[:2] == x.shape[:2], func, f"x2 must be [{x.shape[0]}, {x.shape[1]}, "
                f"N2] like x, got shape {tuple(x2.shape)}")
         b.rows("x2", x2, "X2", split=True)
-        b.subs["OD"] = _out_dtype(func, "dtype", dtype)
+        b.out_dtype("dtype", dtype)
         b.flag("X2")
-    b.subs["ACT"] = str(_activation(func, activation))
+    b.activation(activation)
     _quant(b, dtype_quant, group_size)
     out = b.run("fused_fp8", "reduce_act_mul_group", "triton")
     return (out["q"], out["s"]), out.get("y2")
@@ -165,30 +131,16 @@ def fused_reduce_rms_fp8_group_quant(inp1, inp1_weight, inp1_epsilon, inp2=None,
     b = Binding(func)
     split = b.split_k("inp1", inp1)
     m, n = b.norm_input(inp1, inp1_weight, inp1_epsilon, split=split)
-    b.subs["OD"] = _out_dtype(func, "dtype", inp1.dtype if dtype is None else dtype)
+    b.out_dtype("dtype", inp1.dtype if dtype is None else dtype)
     _quant(b, dtype_quant, group_size)
-    _residual(b, res1, inp1, m, n)
-    if inp2 is not None and split:
-        A.need(inp2.dim() == 3 and inp2.shape[0] == inp1.shape[0], func,
-               f"inp2 must be [{inp1.shape[0]}, {m}, N2] like inp1, got shape "
-               f"{tuple(inp2.shape)}")
-    _second_input(b, inp2, inp2_weight, inp2_epsilon, m, split=split)
-    if inp3 is not None:
-        spk = inp1.shape[0] if split else 1
-        A.tensor(func, "inp3", inp3, dims=(3,))
-        A.need(inp3.shape[0] == spk and inp3.shape[1] == m, func,
-               f"inp3 must be [{spk}, {m}, N3], got shape {tuple(inp3.shape)}")
-        b.rows("inp3", inp3, "X3", split=True)
-        b.flag("X3")
+    b.residual(res1, inp1, m, n)
+    spk = inp1.shape[0] if split else 1
+    b.second_input(inp2, inp2_weight, inp2_epsilon, m, split=split, spk=spk)
+    b.summed_input("inp3", inp3, spk, m)
     if output_unquantized_inp1:
         b.flag("OUT1")
     out = b.run("fused_fp8", "reduce_rms_group", "triton")
-    y3 = out.get("y3")
-    if y3 is not None and out3 is not None:
-        A.need(out3.shape == y3.shape, func, f"out3 must be {list(y3.shape)}, got shape "
-               f"{tuple(out3.shape)}")
-        out3.copy_(y3)
-        y3 = out3
+    y3 = into(b.func, out.get("y3"), out3)
     s = scale_layout(out["s"], transpose_scale, is_x_scale_strided)
     return (out["q"], s), out.get("y1"), out.get("y2"), out.get("res_out"), y3
 
