@@ -14,7 +14,7 @@ from typing import Optional
 from ...errors import QfuseError
 from ..base import Backend, Target
 from .artifact import RocdlKernel
-from .kernel import render, signature
+from .kernel import render, rows_param, signature
 from .mapping import Gpu, Loops
 
 __all__ = ["RocdlBackend", "GPU_TARGETS", "BINARY_EXT"]
@@ -56,7 +56,8 @@ class RocdlBackend(Backend):
         gpu = {}
         for t in ([target] if target is not None and target.is_gpu else []):
             gpu[str(t)] = Gpu().module([render(kernel, space, Gpu(), t)])
-        return RocdlKernel(kernel.name, space, signature(kernel), loops, gpu, SPACES[space])
+        return RocdlKernel(kernel.name, space, signature(kernel), loops, gpu, SPACES[space],
+                           rows_param(kernel))
 
     def binaries(self, artifact: RocdlKernel, target: Target, dims: dict) -> dict:
         """``{ext: text or bytes}``: amdgcn + hsaco (HIP), ptx + cubin (CUDA)."""

@@ -34,7 +34,7 @@ from .mapping import Loops
 from .stages import HANDLERS
 from .values import Scope, Val
 
-__all__ = ["Renderer", "render", "signature", "ArgSpec", "storage_type"]
+__all__ = ["rows_param", "Renderer", "render", "signature", "ArgSpec", "storage_type"]
 
 
 # ------------------------------------------------------------------ storage
@@ -101,6 +101,24 @@ class Renderer:
         from ...dialect.options import QuantTarget
         return (t.arch, target) in (("gfx942", QuantTarget.FP8_E4M3FNUZ),
                                     ("gfx950", QuantTarget.FP8_E4M3FN))
+
+    def native_fp4(self) -> bool:
+        """Whether E2M1 codes come from gfx950's scaled fp4 convert."""
+        t = self.target
+        return t is not None and t.platform == "hip" and t.arch == "gfx950"
+
+    def math(self, name: str, v: str) -> str:
+        """An exact fp32 ``math`` op (``sqrt``: correctly rounded; ``trunc``, ``roundeven``):
+        ``math.<name>``, which becomes the LLVM intrinsic (``sqrtss`` / ``roundss`` on the CPU,
+        the IEEE sequences on AMD). On NVIDIA the intrinsic is called directly
+        (``llvm.nvvm.sqrt.rn.f``: ``sqrt.rn.f32``; ``llvm.trunc`` / ``llvm.roundeven``:
+        ``cvt.rzi`` / ``cvt.rni``), because ``convert-gpu-to-nvvm`` sends ``math`` ops to
+        libdevice, which is not installed."""
+        t = self.target
+        if t is not None and t.platform == "cuda":
+            fn = "llvm.nvvm.sqrt.rn.f" if name == "sqrt" else f"llvm.{name}.f32"
+            return self.e.op(f'llvm.call_intrinsic "{fn}"({v}) : (f32) -> f32')
+        return self.e.op(f"math.{name} {v} : f32")
 
     # ------------------------------------------------------------- operands
     def refuse(self, call, what: str) -> None:
@@ -244,8 +262,9 @@ class Renderer:
                 if not t.dtype.is_float:
                     raise UnsupportedError(f"rocdl backend: integer scalar {v.name}", v.loc)
                 self.vals[v] = self.scalar(self.args[v])
-            elif t.rank == 2 and self.rows_tensor is None and not _unit(t.shape[-1]):
-                self.rows_tensor = v
+        index = rows_param(k)
+        if index is not None:
+            self.rows_tensor = k.params[index].value
         for c in k.consts:
             self.vals[c.value] = self.scalar(self.e.f32(float(c.literal)))
         if self.rows_tensor is not None:
@@ -373,6 +392,16 @@ class Renderer:
             v = nx.abs_f32(e, self.at(scope.child(col=col), src))
             e.line(f"scf.yield {e.bin('maximumf', acc, v, 'f32')} : f32")
         return res
+
+
+def rows_param(kernel) -> Optional[int]:
+    """The parameter whose ``[rows, cols]`` a kernel walks: the first rank-2 tensor that is
+    not a per-row column (``[rows, 1]``); its dim 0 is the launch grid."""
+    for i, p in enumerate(kernel.params):
+        t = p.value.type
+        if isinstance(t, TensorType) and t.rank == 2 and not _unit(t.shape[-1]):
+            return i
+    return None
 
 
 def _unit(d) -> bool:

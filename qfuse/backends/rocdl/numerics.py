@@ -149,25 +149,38 @@ def fp8_code(e: Emitter, v: str, target: QuantTarget, dtype_max: float, sat: boo
 
 
 # ------------------------------------------------------------------ integers
-def int_code(e: Emitter, v: str, mode: RoundMode, lo: int, hi: int) -> str:
+def int_code(e: Emitter, v: str, mode: RoundMode, lo: int, hi: int, math=None) -> str:
     """fp32 ``v`` -> an integer code (i32): ``trunc`` toward zero or ``rne`` to nearest even
-    (``math.trunc`` / ``math.roundeven``, exact), clamped to ``[lo, hi]`` in fp32 (the
-    bounds are exact; +-inf clamp too), NaN -> 0."""
-    r = e.op(f"math.{'trunc' if mode is RoundMode.TRUNC else 'roundeven'} {v} : f32")
+    (``math.trunc`` / ``math.roundeven``, exact; ``math(name, v)`` writes them where the
+    target needs another spelling), clamped to ``[lo, hi]`` in fp32 (the bounds are exact;
+    +-inf clamp too), NaN -> 0."""
+    name = "trunc" if mode is RoundMode.TRUNC else "roundeven"
+    r = math(name, v) if math else e.op(f"math.{name} {v} : f32")
     c = e.bin("minimumf", e.bin("maximumf", r, e.f32(lo), "f32"), e.f32(hi), "f32")
     c = e.select(e.cmpf("uno", v, v), e.f32(0.0), c, "f32")
     return e.cast("fptosi", c, "f32", "i32")
 
 
 # ------------------------------------------------------------------ E2M1
-def e2m1_code(e: Emitter, v: str) -> str:
+def e2m1_code(e: Emitter, v: str, native: bool = False) -> str:
     """fp32 ``v`` -> E2M1 code (i32 0..15): RNE to {0, .5, 1, 1.5, 2, 3, 4, 6} (bias 1, one
-    mantissa bit), saturating at code 7 (inf too); bit 3 is v's sign; NaN -> 0x7."""
+    mantissa bit), saturating at code 7 (inf too); bit 3 is v's sign; NaN -> 0x7.
+
+    ``native`` (gfx950): the magnitude is the chip's scaled convert
+    (``arith.scaling_truncf`` -> ``v_cvt_scalef32_pk_fp4_f32``) of ``min(|v|, 6)`` with the
+    scale 1.0, so it only rounds; NaN and sign are set here as in the emulation."""
     b = bits_of(e, v)
     a = e.bin("andi", b, e.i32(_ABS), "i32")
-    finite = e.cmpi("ult", a, e.i32(_INF))
-    mag = magnitude_code(e, _umin(e, a, e.i32(_INF - 1)), 1, 1)
-    mag = _pick(e, finite, e.bin("minui", mag, e.i32(7), "i32"), e.i32(7))
+    if native:
+        clamped = f32_of(e, _umin(e, a, e.i32(f32_bits(6.0))))
+        one = e.op("arith.constant 1.000000e+00 : f8E8M0FNU")
+        f4 = e.op(f"arith.scaling_truncf {clamped}, {one} : f32, f8E8M0FNU to f4E2M1FN")
+        nib = e.cast("extui", e.bitcast(f4, "f4E2M1FN", "i4"), "i4", "i32")
+        mag = e.bin("andi", nib, e.i32(7), "i32")
+    else:
+        finite = e.cmpi("ult", a, e.i32(_INF))
+        mag = magnitude_code(e, _umin(e, a, e.i32(_INF - 1)), 1, 1)
+        mag = _pick(e, finite, e.bin("minui", mag, e.i32(7), "i32"), e.i32(7))
     sign3 = e.bin("shli", e.bin("shrui", b, e.i32(31), "i32"), e.i32(3), "i32")
     is_nan = e.cmpi("ugt", a, e.i32(_INF))
     return _pick(e, is_nan, mag, e.bin("ori", mag, sign3, "i32"))

@@ -105,7 +105,7 @@ def lower_norm(r, call) -> list:
     def inv_of(total_sq: Val) -> Val:
         def get(s: Scope) -> str:
             ms = e.bin("divf", r.at(s, total_sq), r.at(s, n), "f32")
-            root = e.op(f"math.sqrt {e.bin('addf', ms, r.at(s, eps), 'f32')} : f32")
+            root = r.math("sqrt", e.bin("addf", ms, r.at(s, eps), "f32"))
             return e.bin("divf", one, root, "f32")
         return Val("row", "f32", get)
 
@@ -236,9 +236,10 @@ def lower_round(r, call) -> list:
         code = lambda a: nx.fp8_code(e, a, target, opt["dtype_max"], opt["sat"], native)  # noqa
     elif target.is_int:
         lo, hi = target.int_bounds(opt["dtype_max"], opt["sat"])
-        code = lambda a: nx.int_code(e, a, opt["mode"], lo, hi)      # noqa: E731
+        code = lambda a: nx.int_code(e, a, opt["mode"], lo, hi, r.math)   # noqa: E731
     else:
-        code = lambda a: nx.e2m1_code(e, a)                          # noqa: E731
+        fp4 = r.native_fp4()
+        code = lambda a: nx.e2m1_code(e, a, fp4)                     # noqa: E731
     return [_map(r, [v], code, "i32")]
 
 

@@ -26,11 +26,16 @@ from pathlib import Path
 
 from ...errors import UnsupportedError
 
-__all__ = ["execution_engine", "flydsl_mlir", "ld_lld", "ptxas", "versions", "ToolError"]
+__all__ = ["execution_engine", "flydsl_mlir", "importlib_module", "ld_lld", "ptxas", "versions", "ToolError"]
 
 
 class ToolError(UnsupportedError):
     """A tool of the ROCDL path is missing or failed (names the tool and how to get it)."""
+
+
+def importlib_module(name: str):
+    """A module of the toolchain by name (flydsl's dialect modules)."""
+    return _module(name, "AMDGCN and PTX", "flydsl (pip install qfuse[compiler])")
 
 
 def _module(name: str, what: str, pip: str):
