@@ -10,7 +10,7 @@ from typing import Optional, Union
 
 from ..errors import SourceLoc
 
-__all__ = ["Node", "DimRef", "TensorTypeExpr", "ScalarTypeExpr", "Param", "Name", "Number",
+__all__ = ["Node", "DimRef", "DimExpr", "DimNode", "TensorTypeExpr", "ScalarTypeExpr", "Param", "Name", "Number",
            "Bool", "String", "Call", "Keyword", "BinOp", "Index", "Assign", "Return",
            "PipelineDef", "ModuleAST", "Expr", "Stmt", "TypeExpr"]
 
@@ -27,9 +27,21 @@ class DimRef(Node):
 
 
 @dataclass(frozen=True)
+class DimExpr(Node):
+    """A derived dim in a parameter type: ``op(a, b)`` with ``op`` one of ``mul`` (``a *
+    b``), ``div`` (``a / b``, integer division), ``cdiv`` and ``round_up`` (calls)."""
+    op: str
+    a: "DimNode"
+    b: "DimNode"
+
+
+DimNode = Union[DimRef, DimExpr]
+
+
+@dataclass(frozen=True)
 class TensorTypeExpr(Node):
     dtype: str
-    dims: tuple  # of DimRef
+    dims: tuple  # of DimRef / DimExpr
 
 
 @dataclass(frozen=True)

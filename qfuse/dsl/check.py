@@ -393,7 +393,8 @@ class _PipelineChecker:
                                f"{made['dtype_max']} ({at})", where["dtype_max"])
 
     def _static_scale_granularity(self, s: Value, s_loc: SourceLoc) -> str:
-        """A scale parameter f32[1] is per_tensor; anything else needs granularity=."""
+        """A scale parameter f32[1] is per_tensor, E8M0 bytes are mx (the one granularity
+        with E8M0 scales); anything else needs granularity=."""
         t = s.type
         example = "e.g. round(x, s, fp8_e4m3fn, granularity=per_token)"
         if id(s) not in self.param_ids:
@@ -401,4 +402,6 @@ class _PipelineChecker:
                                hint=example)
         if isinstance(t, TensorType) and t.dtype.name == "f32" and t.shape == (Dim(1),):
             return Granularity.PER_TENSOR
+        if isinstance(t, TensorType) and t.dtype.name == "e8m0":
+            return Granularity.MX
         raise DSLTypeError(f"give granularity= for a static scale (s is {t})", s_loc, hint=example)

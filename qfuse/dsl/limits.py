@@ -23,7 +23,8 @@ __all__ = ["MAX_NESTING", "MAX_OPERATORS", "MAX_NAME", "MAX_PARAMS", "MAX_DIM",
 #: Brackets open at once in one statement. Every tree walk below the parser (lark's
 #: transformer, the checker, dataclass repr/eq) recurses once per level.
 MAX_NESTING = 32
-#: ``+`` / ``*`` operators in one statement (a chain is as deep as it is long).
+#: ``+`` / ``*`` (and ``/`` in dims) operators in one statement, or in one parameter list
+#: (a chain is as deep as it is long).
 MAX_OPERATORS = 64
 #: Characters in a name: kernel, cache and generated-file names are built from it.
 MAX_NAME = 128

@@ -1,17 +1,23 @@
 """Check pipeline parameters: dtype names, dims, scalar defaults, duplicates.
 
-``x: bf16[M, N]`` is a tensor (dims are symbols or positive integers); ``eps: f32``
-(no brackets) is a scalar, whose optional default literal must fit its dtype.
+``x: bf16[M, N]`` is a tensor (dims are symbols or positive integers, or expressions of
+them: ``e8m0[M, cdiv(N, 32)]``); ``eps: f32`` (no brackets) is a scalar, whose optional
+default literal must fit its dtype.
+
+A symbol used inside a dim expression must also be a plain dim of some parameter: a call
+binds symbols from the sizes of the tensors that show them alone, then checks every
+expression against its tensor's size.
 """
 from __future__ import annotations
 
 import difflib
 import math
 
-from ..dialect.types import DTYPES, Dim, DType, ScalarType, TensorType, dtype
+from ..dialect.types import (DTYPES, Dim, DType, ScalarType, TensorType, cdiv_dim, div_dim,
+                             dtype, mul_dim, round_up_dim)
 from ..errors import DSLTypeError
 from . import ast as A
-from .limits import check_dim, check_param_count
+from .limits import MAX_DIM_DEPTH, check_dim, check_param_count, dim_depth
 from ..dialect.typed import ParamInfo, Value
 
 __all__ = ["check_params", "resolve_dtype"]
@@ -44,19 +50,64 @@ def check_params(params) -> list:
                                param.loc)
         seen[param.name] = param.loc
         infos.append(_check_param(param))
+    _check_bound_symbols(params)
     return infos
+
+
+#: The dim expressions a parameter type may use, by their DSL spelling.
+_DIM_OPS = {"mul": mul_dim, "div": div_dim, "cdiv": cdiv_dim, "round_up": round_up_dim}
+
+
+def _dim(node) -> Dim:
+    """The Dim of a DimRef or DimExpr (constants folded); DSLTypeError for an unknown
+    function or a size out of range (so no division is by zero)."""
+    if isinstance(node, A.DimRef):
+        if isinstance(node.value, int):
+            check_dim(node.value, node.loc)
+        return Dim(node.value)
+    make = _DIM_OPS.get(node.op)
+    if make is None:
+        close = difflib.get_close_matches(node.op, ["cdiv", "round_up"], n=1)
+        raise DSLTypeError(f"unknown dim function '{node.op}' (dims: names, integers, a * b, "
+                           f"a / b, cdiv(a, b), round_up(a, b))", node.loc,
+                           hint=f"did you mean '{close[0]}'?" if close else None)
+    d = make(_dim(node.a), _dim(node.b))      # each side is a positive size already
+    if d.is_const:
+        check_dim(d.value, node.loc)
+    if dim_depth(d) > MAX_DIM_DEPTH:
+        raise DSLTypeError(f"a dim nests more than {MAX_DIM_DEPTH} expressions deep", node.loc)
+    return d
+
+
+def _plain_symbols(params) -> set:
+    return {d.value for p in params if isinstance(p.type, A.TensorTypeExpr)
+            for d in p.type.dims if isinstance(d, A.DimRef) and isinstance(d.value, str)}
+
+
+def _check_bound_symbols(params) -> None:
+    """Every symbol of a dim expression is a plain dim somewhere (see the module doc)."""
+    plain = _plain_symbols(params)
+    for p in params:
+        if not isinstance(p.type, A.TensorTypeExpr):
+            continue
+        for d in p.type.dims:
+            if isinstance(d, A.DimExpr):
+                loose = sorted(_dim(d).symbols() - plain)
+                if loose:
+                    raise DSLTypeError(
+                        f"'{loose[0]}' appears only inside dim expressions; a call could not "
+                        f"bind it", d.loc,
+                        hint=f"give {loose[0]} as a plain dim of a parameter too, e.g. "
+                             f"x: bf16[M, {loose[0]}]")
 
 
 def _check_param(param: A.Param) -> ParamInfo:
     dt = resolve_dtype(param.type)
     if isinstance(param.type, A.TensorTypeExpr):
-        for dim in param.type.dims:
-            if isinstance(dim.value, int):
-                check_dim(dim.value, dim.loc)
+        shape = tuple(_dim(d) for d in param.type.dims)
         if param.default is not None:
             raise DSLTypeError(f"only scalar parameters take a default; '{param.name}' is a "
                                f"tensor", param.default.loc)
-        shape = tuple(Dim(d.value) for d in param.type.dims)
         return ParamInfo(Value(param.name, TensorType(dt, shape), param.loc))
     if dt.name not in SCALAR_DTYPES:
         raise DSLTypeError(f"scalar parameter '{param.name}' cannot be {dt.name} (scalars: "

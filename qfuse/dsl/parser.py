@@ -42,7 +42,7 @@ class QfuseIndenter(Indenter):
     NL_type = "_NL"
     OPEN_PAREN_types = ["LPAR", "LSQB"]
     CLOSE_PAREN_types = ["RPAR", "RSQB"]
-    OPERATOR_types = ("PLUS", "STAR")
+    OPERATOR_types = ("PLUS", "STAR", "SLASH")
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
@@ -74,7 +74,7 @@ class QfuseIndenter(Indenter):
             yield token
 
     def _track_brackets(self, stream):
-        operators = 0              # '+' / '*' in the current statement
+        operators = 0              # '+' / '*' ('/' in dims) in the current statement
         for token in stream:
             if token.type == self.NL_type and not self.open_brackets:
                 operators = 0
@@ -154,14 +154,24 @@ class _ToAST(Transformer):
     def dims(self, meta, *dims):
         return tuple(dims)
 
-    def dim(self, meta, token):
-        if token.type == "NUMBER":
-            value = number_literal(str(token), False, self.at(token))
-            if not isinstance(value, int):
-                raise DSLSyntaxError(f"a dim is a name or an integer, not {token}", self.at(token))
-            return A.DimRef(self.at(token), value)
+    def dim_number(self, meta, token):
+        value = number_literal(str(token), False, self.at(token))
+        if not isinstance(value, int):
+            raise DSLSyntaxError(f"a dim is a name or an integer, not {token}", self.at(token))
+        return A.DimRef(self.at(token), value)
+
+    def dim_name(self, meta, token):
         check_identifier(str(token), self.at(token), "dim")
         return A.DimRef(self.at(token), str(token))
+
+    def dim_mul(self, meta, a, op, b):
+        return A.DimExpr(a.loc, "mul", a, b)
+
+    def dim_div(self, meta, a, op, b):
+        return A.DimExpr(a.loc, "div", a, b)
+
+    def dim_call(self, meta, name, a, b):
+        return A.DimExpr(self.at(name), str(name), a, b)
 
     def body(self, meta, docstring, *stmts):
         return tuple(stmts)

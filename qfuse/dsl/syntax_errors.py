@@ -24,7 +24,7 @@ Locate = Callable[[int, int], SourceLoc]   # (line, col) in the parsed text -> S
 _NAMED_TERMINALS = {
     "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "_NL": "a new line",
     "_INDENT": "an indented block", "_DEDENT": "the end of the block",
-    "$END": "the end of the input", "MINUS": "'-'",
+    "$END": "the end of the input", "MINUS": "'-'", "SLASH": "'/'",
 }
 _EXPRESSION_STARTS = {"NAME", "NUMBER", "STRING"}
 _CLOSERS = {"LPAR": "')'", "LSQB": "']'"}
@@ -208,6 +208,9 @@ def _unexpected_token(err: UnexpectedToken, text: str, parser: Lark,
     if token.type == "MINUS":
         return error("'-' only negates a number: the DSL has no subtraction",
                      why="the DSL has + and * (fp32 add/mul stages)")
+    if token.type == "SLASH":
+        return error("'/' divides dims of a parameter type only: the DSL has no division",
+                     why="multiply by a reciprocal, or quantise with round(x, s, ...)")
     if _EXPRESSION_STARTS <= expected:
         what = "return needs a value" if prev_type == "RETURN" else "expected an expression"
         return error(what, why=f"got {_describe_token(token)}")

@@ -129,7 +129,9 @@ SYNTAX_ERRORS = [
     (BODY + "    foo(x)\n    return x\n", 2, 8, "a statement must be an assignment"),
     ("x = 1\n", 1, 1, "expected 'def' at the top level"),
     (BODY + "    y = x - x\n    return y\n", 2, 11, "'-' only negates a number"),
-    (BODY + "    y = x / x\n    return y\n", 2, 11, "unexpected character '/'"),
+    (BODY + "    y = x / x\n    return y\n", 2, 11, "'/' divides dims of a parameter type only"),
+    (BODY + "    y = x % x\n    return y\n", 2, 11, "unexpected character '%'"),
+    ("def f(x: bf16[M, N +]):\n    return x\n", 1, 20, "unexpected '+'"),
     (BODY + "    y = \n    return y\n", 2, 9, "expected an expression"),
     (BODY + "    return\n", 2, 11, "return needs a value"),
     (BODY + "    y = scale(x fp8_e4m3fn)\n    return y\n", 2, 17, "missing ','"),
@@ -162,7 +164,7 @@ def test_syntax_error_hint_says_what_was_expected():
 def test_syntax_error_with_line_offset_quotes_the_right_line(located):
     with pytest.raises(DSLSyntaxError) as info:
         parse_source(BODY + "    y = x / x\n    return y\n", file="off.py", line_offset=9)
-    located(info.value, "off.py", 11, 11, "unexpected character '/'")
+    located(info.value, "off.py", 11, 11, "'/' divides dims of a parameter type only")
     assert "y = x / x" in str(info.value)
 
 
