@@ -66,7 +66,7 @@ def use_backend(name: Optional[str]) -> Iterator[None]:
 def render(template: str, subs: dict, flags=frozenset()) -> str:
     """The text of ``pipelines/<template>.qp`` for ``flags`` (its ``#if`` blocks) with
     ``$NAME`` placeholders filled in: from ``subs``, else from the template's
-    ``#!defaults: NAME=value, ...`` line (values only some of its pipelines read, so a call
+    ``#!defaults: NAME=value; ...`` line (values only some of its pipelines read, so a call
     names just what its pipeline needs)."""
     got = _texts.get(template)
     if got is None:
@@ -99,7 +99,7 @@ def _defaults(text: str) -> dict:
     out = {}
     for line in text.splitlines():
         if line.startswith("#!defaults:"):
-            for item in line.split(":", 1)[1].split(","):
+            for item in line.split(":", 1)[1].split(";"):
                 if item.strip():
                     k, v = item.split("=")
                     out[k.strip()] = v.strip()

@@ -24,11 +24,12 @@ class Binding:
         self.flags: set = set()
         self.subs: dict = {}
 
-    def rows(self, name: str, t, sub: str, *, split: bool = False, m=None, n=None):
-        """A ``[M, N]`` input (``[S, M, N]`` when ``split``): checked, its dtype bound to
-        ``sub``, its last dim made contiguous. Returns the tensor as passed on."""
-        dims = (3,) if split else (2,)
-        A.tensor(self.func, name, t, dims=dims)
+    def rows(self, name: str, t, sub: str, *, split: bool = False, m=None, n=None,
+             rank: int = 2):
+        """A ``[M, N]`` input (``[S, M, N]`` when ``split``; ``rank`` dims otherwise):
+        checked, its dtype bound to ``sub``, its last dim made contiguous. Returns the
+        tensor as passed on."""
+        A.tensor(self.func, name, t, dims=(3,) if split else (rank,))
         self.subs[sub] = A.float_dsl(self.func, name, t)
         if m is not None:
             A.need(t.shape[-2] == m, self.func, f"{name} must have {m} rows like the first "

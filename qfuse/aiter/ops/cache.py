@@ -1,0 +1,211 @@
+"""``aiter.ops.cache`` on qfuse pipelines (``cache.qp``): paged KV-cache writes, plain or
+quantised, into the caller's caches (in place, as AITER's kernels).
+
+Layouts (aiter-semantics.md 9): key cache ``[num_blocks, num_heads, head_size/x,
+block_size, x]``; value cache ``[num_blocks, num_heads, head_size, block_size]``, or with
+``asm_layout`` ``[num_blocks, num_heads, block_size/x, head_size, x]``; ``x`` is the
+cache's last dim (AITER: ``16 / element size``). ``slot_mapping[t]`` is the global slot;
+a negative slot skips the token; a slot past the cache skips it too (AITER writes out of
+bounds); a slot given twice keeps the later token. Quantisation: ``fp8`` with the
+per-tensor ``k_scale`` / ``v_scale`` (``x * (1 / scale)``, RNE, saturating); per token
+``s = amax(head row) / dtype_max`` stored as is, codes ``x * (1 / max(s, 1e-12))``; per
+block as in docs/semantics.md (``cache_write``), re-quantising a partly filled block when
+its scale grows. int8 caches round toward zero. Backend: hip.
+"""
+from __future__ import annotations
+
+import torch
+
+from ...dialect.options import RopeStyle
+from .. import _args as A
+from .. import dtypes
+from ._fused import Binding
+
+__all__ = ["reshape_and_cache", "reshape_and_cache_with_pertoken_quant",
+           "reshape_and_cache_with_block_quant", "fused_qk_norm_rope_cache_quant_shuffle"]
+
+#: cache dtypes of a quantised cache (a uint8 cache holds dtypes.fp8 bytes, as in vLLM)
+_QUANT_CACHE = {torch.float8_e4m3fn: "fp8_e4m3fn", torch.float8_e4m3fnuz: "fp8_e4m3fnuz",
+                torch.int8: "i8"}
+_INDEX = {torch.int32: "i32", torch.int64: "i64"}
+
+
+def _cache_dsl(func: str, name: str, cache, quantised: bool) -> tuple:
+    """``(the cache as the pipeline reads it, its DSL dtype)``."""
+    A.tensor(func, name, cache)
+    if quantised:
+        if cache.dtype == torch.uint8:
+            cache = cache.view(dtypes.fp8)
+        dsl = _QUANT_CACHE.get(cache.dtype)
+        A.need(dsl is not None, func, f"{name} of a quantised cache must be fp8 or int8, got "
+               f"{cache.dtype}")
+        return cache, dsl
+    return cache, A.float_dsl(func, name, cache)
+
+
+def _kv(func: str, key, value, key_cache, value_cache, slot_mapping, asm_layout: bool,
+        quantised: bool) -> Binding:
+    """Bind key, value, the two caches and slot_mapping (in that order)."""
+    b = Binding(func)
+    A.tensor(func, "key", key, dims=(3,))
+    A.tensor(func, "value", value, dims=(3,))
+    A.need(key.shape == value.shape, func, f"key and value must have one shape, got "
+           f"{tuple(key.shape)} and {tuple(value.shape)}")
+    b.rows("key", key, "X", rank=3)
+    A.need(value.dtype == key.dtype, func, f"value must have key's dtype {key.dtype}, got "
+           f"{value.dtype}")
+    b.rows("value", value, "X", rank=3)
+    kc, b.subs["KC"] = _cache_dsl(func, "key_cache", key_cache, quantised)
+    vc, b.subs["VC"] = _cache_dsl(func, "value_cache", value_cache, quantised)
+    A.need(kc.dim() == 5, func, f"key_cache must be [num_blocks, num_heads, head_size/x, "
+           f"block_size, x], got shape {tuple(kc.shape)}")
+    want = 5 if asm_layout else 4
+    A.need(vc.dim() == want, func, "value_cache must be " + (
+        "[num_blocks, num_heads, block_size/x, head_size, x] (asm_layout)" if asm_layout
+        else "[num_blocks, num_heads, head_size, block_size]") + f", got shape "
+           f"{tuple(vc.shape)}")
+    b.args += [kc, vc]
+    b.subs.update(VECK=str(kc.shape[-1]),
+                  VECV=str(vc.shape[-1] if asm_layout else 16 // vc.element_size()))
+    if asm_layout:
+        b.subs.update(VL="value_asm", VSHAPE="NB, H, BSX, D, XV")
+    A.tensor(func, "slot_mapping", slot_mapping, dims=(1,))
+    b.subs["I"] = _INDEX.get(slot_mapping.dtype, "")
+    A.need(b.subs["I"] != "", func, f"slot_mapping must be int32 or int64, got "
+           f"{slot_mapping.dtype}")
+    b.args.append(slot_mapping)
+    return b
+
+
+def _scales(b: Binding, ks, vs, names=("k_scale", "v_scale")) -> None:
+    for name, t in zip(names, (ks, vs)):
+        A.tensor(b.func, name, t)
+        A.need(t.dtype == torch.float32, b.func, f"{name} must be float32, got {t.dtype}")
+        b.args.append(t)
+
+
+def reshape_and_cache(key: torch.Tensor, value: torch.Tensor, key_cache: torch.Tensor,
+                      value_cache: torch.Tensor, slot_mapping: torch.Tensor, kv_cache_dtype: str,
+                      k_scale: torch.Tensor | None = None, v_scale: torch.Tensor | None = None,
+                      asm_layout: bool = False) -> None:
+    """Write ``key`` / ``value [T, H, D]`` into the paged caches at ``slot_mapping``:
+    ``kv_cache_dtype="auto"`` copies (rounding to a float cache's dtype); ``"fp8"`` /
+    ``"fp8_e4m3"`` quantises with the per-tensor ``k_scale`` / ``v_scale`` (1 if absent)."""
+    func = "reshape_and_cache"
+    if kv_cache_dtype not in ("auto", "fp8", "fp8_e4m3"):
+        raise A.unsupported(func, f"kv_cache_dtype={kv_cache_dtype!r} is not supported "
+                            f"('auto', 'fp8', 'fp8_e4m3')")
+    quantised = kv_cache_dtype != "auto"
+    b = _kv(func, key, value, key_cache, value_cache, slot_mapping, asm_layout, quantised)
+    if quantised:
+        one = torch.ones(1, dtype=torch.float32, device=key.device)
+        ks = one if k_scale is None else k_scale.reshape(1).to(torch.float32)
+        vs = one if v_scale is None else v_scale.reshape(1).to(torch.float32)
+        _scales(b, ks, vs)
+        b.flag("STATIC")
+    b.run("cache", "kv", "hip")
+
+
+def reshape_and_cache_with_pertoken_quant(key: torch.Tensor, value: torch.Tensor,
+                                          key_cache: torch.Tensor, value_cache: torch.Tensor,
+                                          k_dequant_scales: torch.Tensor,
+                                          v_dequant_scales: torch.Tensor,
+                                          slot_mapping: torch.Tensor, asm_layout: bool) -> None:
+    """Per-token (token, head) fp8 / int8 quantised KV write; the dequant scales go to
+    ``[num_heads, max_kv_tokens]`` at ``[h, slot]`` (asm: ``[num_blocks, num_heads,
+    block_size]`` at ``[block, h, offset]``)."""
+    func = "reshape_and_cache_with_pertoken_quant"
+    b = _kv(func, key, value, key_cache, value_cache, slot_mapping, asm_layout, True)
+    _scales(b, k_dequant_scales, v_dequant_scales, ("k_dequant_scales", "v_dequant_scales"))
+    if asm_layout:
+        b.subs.update(SL="asm", SSHAPE="NB, H, BS")
+    b.flag("SCALED")
+    b.run("cache", "kv", "hip")
+
+
+def reshape_and_cache_with_block_quant(key: torch.Tensor, value: torch.Tensor,
+                                       key_cache: torch.Tensor, value_cache: torch.Tensor,
+                                       k_dequant_scales: torch.Tensor,
+                                       v_dequant_scales: torch.Tensor,
+                                       slot_mapping: torch.Tensor, asm_layout: bool) -> None:
+    """Per (cache block, head) fp8 / int8 quantised KV write of ``key`` / ``value
+    [batch, seq, heads, head_size]`` (``slot_mapping [batch * seq]``); scales ``[num_heads,
+    num_blocks]`` (asm: ``[num_blocks, num_heads]``). A block whose scale grows has its
+    earlier entries re-quantised."""
+    func = "reshape_and_cache_with_block_quant"
+    A.tensor(func, "key", key, dims=(3, 4))
+    A.tensor(func, "value", value, dims=(3, 4))
+    k3 = key.reshape(-1, *key.shape[-2:])
+    v3 = value.reshape(-1, *value.shape[-2:])
+    b = _kv(func, k3, v3, key_cache, value_cache, slot_mapping, asm_layout, True)
+    _scales(b, k_dequant_scales, v_dequant_scales, ("k_dequant_scales", "v_dequant_scales"))
+    b.subs.update(QUANT="per_block", SL="asm" if asm_layout else "default",
+                  SSHAPE="NB, H" if asm_layout else "H, NB")
+    b.flag("SCALED")
+    b.run("cache", "kv", "hip")
+
+
+def fused_qk_norm_rope_cache_quant_shuffle(qkv, num_heads_q: int, num_heads_k: int,
+                                           num_heads_v: int, head_dim: int, eps: float, qw,
+                                           kw, cos_sin_cache, is_neox_style: bool, pos_ids,
+                                           k_cache, v_cache, slot_mapping, kv_cache_dtype: str,
+                                           k_scale, v_scale) -> None:
+    """Per token of ``qkv [T, (Hq + Hk + Hv) * D]`` (updated in place): RMSNorm the q and
+    k heads (weights ``qw`` / ``kw [D]``), rotate them by ``cos_sin_cache [P, D]`` (cos
+    half, sin half) at ``pos_ids`` (neox or gptj pairs), write q and k back into ``qkv``,
+    and write k and v into the caches at ``slot_mapping`` (key layout; value in the asm
+    layout ``[blocks, heads, block_size/x, D, x]``): copied (``kv_cache_dtype="auto"``) or
+    per-token quantised with scales ``[blocks, heads, block_size]``. qfuse computes the
+    norm, weight and rotation in fp32 and rounds once (AITER's torch reference rounds the
+    normalised value, the weight product and each rotation product to the input dtype)."""
+    func = "fused_qk_norm_rope_cache_quant_shuffle"
+    A.tensor(func, "qkv", qkv)
+    hq, hk, hv, d = int(num_heads_q), int(num_heads_k), int(num_heads_v), int(head_dim)
+    A.need(hk == hv, func, f"num_heads_k and num_heads_v must be equal (one cache head "
+           f"count), got {hk} and {hv}")
+    A.need(qkv.numel() % ((hq + hk + hv) * d) == 0 and qkv.stride(-1) == 1, func,
+           f"qkv must be [num_tokens, {(hq + hk + hv) * d}] contiguous, got shape "
+           f"{tuple(qkv.shape)}")
+    rows = qkv.reshape(-1, hq + hk + hv, d)
+    q, k, v = rows[:, :hq], rows[:, hq:hq + hk], rows[:, hq + hk:]
+    quantised = kv_cache_dtype != "auto"
+    if kv_cache_dtype not in ("auto", "fp8", "fp8_e4m3"):
+        raise A.unsupported(func, f"kv_cache_dtype={kv_cache_dtype!r} is not supported "
+                            f"('auto', 'fp8_e4m3')")
+    b = Binding(func)
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        b.rows(name, t, "X", rank=3)
+    b.vector("qw", qw, d, "W")
+    b.vector("kw", kw, d, "W")
+    b.scalar("eps", eps)
+    A.tensor(func, "cos_sin_cache", cos_sin_cache, dims=(2,))
+    A.need(cos_sin_cache.shape[1] == d, func, f"cos_sin_cache must be [max_positions, {d}], "
+           f"got shape {tuple(cos_sin_cache.shape)}")
+    b.subs["C"] = A.float_dsl(func, "cos_sin_cache", cos_sin_cache)
+    b.args += [cos_sin_cache[:, :d // 2], cos_sin_cache[:, d // 2:]]
+    A.tensor(func, "pos_ids", pos_ids)
+    b.subs["PI"] = _INDEX.get(pos_ids.dtype, "")
+    A.need(b.subs["PI"] != "" and pos_ids.numel() == rows.shape[0], func,
+           f"pos_ids must be int32/int64 [{rows.shape[0]}], got {pos_ids.dtype} "
+           f"{tuple(pos_ids.shape)}")
+    b.args.append(pos_ids.reshape(-1))
+    kc, b.subs["KC"] = _cache_dsl(func, "k_cache", k_cache, quantised)
+    vc, b.subs["VC"] = _cache_dsl(func, "v_cache", v_cache, quantised)
+    A.need(kc.dim() == 5 and vc.is_contiguous(), func, "k_cache must be [num_blocks, heads, "
+           "head_dim/x, block_size, x] and v_cache a contiguous cache")
+    nb, _, _, bs, x = kc.shape
+    vx = 16 // vc.element_size()
+    A.need(vc.numel() == nb * hk * bs * d and bs % vx == 0, func,
+           f"v_cache must hold [num_blocks={nb}, {hk}, block_size={bs}, {d}] entries")
+    b.args += [kc, vc.view(nb, hk, bs // vx, d, vx)]
+    b.subs.update(VECK=str(x), VECV=str(vx),
+                  STYLE=str(RopeStyle.NEOX if is_neox_style else RopeStyle.GPTJ))
+    A.tensor(func, "slot_mapping", slot_mapping, dims=(1,))
+    b.subs["I"] = _INDEX.get(slot_mapping.dtype, "i64")
+    b.args.append(slot_mapping)
+    if quantised:
+        _scales(b, k_scale, v_scale)
+        b.flag("SCALED")
+    out = b.run("qk_norm_rope_cache", "qk_norm_rope_cache", "hip")
+    q.copy_(out["qn"])
+    k.copy_(out["kn"])
