@@ -84,6 +84,16 @@ def _scales(b: Binding, ks, vs, names=("k_scale", "v_scale")) -> None:
         b.args.append(t)
 
 
+def _scaled_kv(func: str, key, value, key_cache, value_cache, ks, vs, slot_mapping,
+               asm_layout: bool, **subs) -> None:
+    """A per-token or per-block quantised write with its dequant scale tables."""
+    b = _kv(func, key, value, key_cache, value_cache, slot_mapping, asm_layout, True)
+    _scales(b, ks, vs, ("k_dequant_scales", "v_dequant_scales"))
+    b.subs.update(SL="asm" if asm_layout else "default", **subs)
+    b.flag("SCALED")
+    b.run("cache", "kv", "hip")
+
+
 def reshape_and_cache(key: torch.Tensor, value: torch.Tensor, key_cache: torch.Tensor,
                       value_cache: torch.Tensor, slot_mapping: torch.Tensor, kv_cache_dtype: str,
                       k_scale: torch.Tensor | None = None, v_scale: torch.Tensor | None = None,
@@ -114,13 +124,9 @@ def reshape_and_cache_with_pertoken_quant(key: torch.Tensor, value: torch.Tensor
     """Per-token (token, head) fp8 / int8 quantised KV write; the dequant scales go to
     ``[num_heads, max_kv_tokens]`` at ``[h, slot]`` (asm: ``[num_blocks, num_heads,
     block_size]`` at ``[block, h, offset]``)."""
-    func = "reshape_and_cache_with_pertoken_quant"
-    b = _kv(func, key, value, key_cache, value_cache, slot_mapping, asm_layout, True)
-    _scales(b, k_dequant_scales, v_dequant_scales, ("k_dequant_scales", "v_dequant_scales"))
-    if asm_layout:
-        b.subs.update(SL="asm", SSHAPE="NB, H, BS")
-    b.flag("SCALED")
-    b.run("cache", "kv", "hip")
+    _scaled_kv("reshape_and_cache_with_pertoken_quant", key, value, key_cache, value_cache,
+               k_dequant_scales, v_dequant_scales, slot_mapping, asm_layout,
+               QUANT="per_token", SSHAPE="NB, H, BS" if asm_layout else "H, S")
 
 
 def reshape_and_cache_with_block_quant(key: torch.Tensor, value: torch.Tensor,
@@ -135,14 +141,9 @@ def reshape_and_cache_with_block_quant(key: torch.Tensor, value: torch.Tensor,
     func = "reshape_and_cache_with_block_quant"
     A.tensor(func, "key", key, dims=(3, 4))
     A.tensor(func, "value", value, dims=(3, 4))
-    k3 = key.reshape(-1, *key.shape[-2:])
-    v3 = value.reshape(-1, *value.shape[-2:])
-    b = _kv(func, k3, v3, key_cache, value_cache, slot_mapping, asm_layout, True)
-    _scales(b, k_dequant_scales, v_dequant_scales, ("k_dequant_scales", "v_dequant_scales"))
-    b.subs.update(QUANT="per_block", SL="asm" if asm_layout else "default",
-                  SSHAPE="NB, H" if asm_layout else "H, NB")
-    b.flag("SCALED")
-    b.run("cache", "kv", "hip")
+    _scaled_kv(func, key.reshape(-1, *key.shape[-2:]), value.reshape(-1, *value.shape[-2:]),
+               key_cache, value_cache, k_dequant_scales, v_dequant_scales, slot_mapping,
+               asm_layout, QUANT="per_block", SSHAPE="NB, H" if asm_layout else "H, NB")
 
 
 def fused_qk_norm_rope_cache_quant_shuffle(qkv, num_heads_q: int, num_heads_k: int,
