@@ -1,6 +1,7 @@
 """The ``qfuse`` command line.
 
     qfuse ir FILE.qp [--pipeline NAME] [--emit ast|qfuse|fused|triton] [--print-after-all]
+    qfuse ir FILE.qp --emit loops|gpu|rocdl|llvm|amdgcn|ptx [--target hip:gfx942]
     qfuse ir FILE.mlir [--emit qfuse|fused|triton]      # resumes after the qfuse stage
     qfuse opt FILE.mlir --passes qf-fuse,qf-legalize     # run passes, print the module
     qfuse run FILE.qp --pipeline NAME --shape M=4,N=256 [--backend reference|triton]
@@ -21,6 +22,8 @@ from .errors import QfuseError
 __all__ = ["main"]
 
 EMIT_LADDER = ("ast", "qfuse", "fused", "triton")
+#: the ROCDL backend's stages below ``fused`` (qfuse/backends/rocdl/lower.py)
+ROCDL_LADDER = ("loops", "gpu", "rocdl", "llvm", "amdgcn", "ptx")
 
 
 def _select(pipes: dict, name, path: str) -> list:
@@ -70,11 +73,41 @@ def _emit(module, args, origin: str) -> int:
     module = run_passes(module, args.passes, print_after_all=args.print_after_all)
     if args.emit == "fused" and not args.print_after_all:
         print(print_module(module, debug_info=args.debug_info))
+    if args.emit in ROCDL_LADDER:
+        return _emit_rocdl(module, args)
     if args.emit == "triton":
         from .runtime.compiler import compile_module_sources
         for name, src in compile_module_sources(module).items():
             print(f"# ===== {name} =====")
             print(src)
+    return 0
+
+
+def _emit_rocdl(module, args) -> int:
+    """The ROCDL backend's stages for every kernel of the fused ``module``, down to
+    ``--emit``; with ``--print-after-all`` each stage on the way is printed too."""
+    from .backends.base import parse_target
+    from .backends.registry import get_backend
+    from .backends.rocdl.lower import emit
+    from .dialect.encoding import KERNEL_ATTR, SPACE_ATTR
+    from .dialect.mlir import ir
+    from .dialect.reader import read_function
+    target = parse_target(args.target or ("cuda:sm_90" if args.emit == "ptx" else "hip:gfx942"))
+    backend = get_backend("rocdl")
+    backend.check_target(target)
+    last = ROCDL_LADDER.index(args.emit)
+    stages = [s for s in ROCDL_LADDER[:last + 1] if s not in ("amdgcn", "ptx")] \
+        if args.print_after_all else []
+    stages = stages + [args.emit] if args.emit not in stages else stages
+    for op in module.body.operations:
+        if op.operation.name != "func.func" or KERNEL_ATTR not in op.operation.attributes:
+            continue
+        space = ir.StringAttr(op.operation.attributes[SPACE_ATTR]).value
+        kernel = backend.compile_kernel(read_function(op), space, target)
+        for stage in stages:
+            label = "nvvm" if stage == "rocdl" and target.platform == "cuda" else stage
+            print(f"// -----// {kernel.name}: {label} ({target}) //----- //")
+            print(emit(kernel, stage, target))
     return 0
 
 
@@ -98,8 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     ir = sub.add_parser("ir", help="print the MLIR of a .qp (or .mlir) file")
     ir.add_argument("file")
     ir.add_argument("--pipeline", help="only this pipeline of the file")
-    ir.add_argument("--emit", choices=EMIT_LADDER, default="qfuse",
-                    help="stop after this stage (default: the qf dialect)")
+    ir.add_argument("--emit", choices=EMIT_LADDER + ROCDL_LADDER, default="qfuse",
+                    help="stop after this stage (default: the qf dialect); loops .. ptx are "
+                         "the rocdl backend's")
+    ir.add_argument("--target", help="for the rocdl stages: hip:gfx942 (default), hip:gfx950, "
+                                     "cuda:sm_90 (ptx's default)")
     ir.add_argument("--passes", default="default", help="pass pipeline or comma-separated passes")
     ir.add_argument("--print-after-all", action="store_true", help="print the IR after every pass")
     ir.add_argument("--debug-info", action="store_true", help="print locations")

@@ -20,7 +20,7 @@ class RocdlKernel:
     args: list                  # [ArgSpec]: parameters, then outputs
     loops: str                  # loop-level module (func.func, C interface)
     gpu: dict                   # target -> gpu-level module text (native converts differ)
-    grid: str                   # "rows": one block per row; "one": a single block
+    grid: str                   # "rows": one block per row; "single": one block
     rows_arg: int               # the argument whose dim 0 counts the rows
     binaries: dict = field(default_factory=dict)   # target -> {ext: text or bytes}
 

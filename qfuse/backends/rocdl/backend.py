@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ...errors import QfuseError
-from ..base import Backend, Target
+from ..base import Backend, Target, parse_target
 from .artifact import RocdlKernel
 from .kernel import render, rows_param, signature
 from .mapping import Gpu, Loops
@@ -23,7 +23,7 @@ __all__ = ["RocdlBackend", "GPU_TARGETS", "BINARY_EXT"]
 GPU_TARGETS = ("hip:gfx942", "hip:gfx950", "cuda:sm_90")
 BINARY_EXT = {"hip": ("amdgcn", "hsaco"), "cuda": ("ptx", "cubin")}
 #: iteration spaces this backend lowers (tile, cache_block: not yet)
-SPACES = {"row": "rows", "tensor_amax": "one"}
+SPACES = {"row": "rows", "tensor_amax": "single"}
 
 
 class RocdlBackend(Backend):
@@ -53,9 +53,11 @@ class RocdlBackend(Backend):
             raise QfuseError(f"rocdl backend: the {space} iteration space is not lowered yet "
                              f"(kernel {kernel.name})", kernel.loc)
         loops = Loops().module([render(kernel, space)])
-        gpu = {}
-        for t in ([target] if target is not None and target.is_gpu else []):
-            gpu[str(t)] = Gpu().module([render(kernel, space, Gpu(), t)])
+        # the gpu form differs per chip only in its native converts; for no target in
+        # particular (a bundle build) every GPU target's form is rendered
+        targets = [target] if target is not None and target.is_gpu else \
+            [] if target is not None else [parse_target(t) for t in GPU_TARGETS]
+        gpu = {str(t): Gpu().module([render(kernel, space, Gpu(), t)]) for t in targets}
         return RocdlKernel(kernel.name, space, signature(kernel), loops, gpu, SPACES[space],
                            rows_param(kernel))
 

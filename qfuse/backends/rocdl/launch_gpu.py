@@ -3,7 +3,7 @@ argument list. A platform module (:mod:`.launch_hip`, :mod:`.launch_cuda`) only 
 code object and launches a function (``_load`` / ``_launch``).
 
 Grid: one block of :data:`~.mapping.BLOCK` threads per row of the kernel's rows tensor
-(``grid="rows"``; no launch for zero rows), or a single block (``grid="one"``: the
+(``grid="rows"``; no launch for zero rows), or a single block (``grid="single"``: the
 grid-wide amax).
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ class GpuKernel:
         self.function = self._load(build_binaries(kernel, target)[self.binary_ext])
 
     def grid(self, values: list) -> int:
-        if self.kernel.grid == "one":
+        if self.kernel.grid == "single":
             return 1
         return int(values[self.kernel.rows_arg].shape[0])
 

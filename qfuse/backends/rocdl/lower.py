@@ -32,7 +32,7 @@ from ...dialect.mlir import MLIRError, PassManager, ir
 from ..base import Target
 from .toolchain import ToolError, flydsl_mlir, importlib_module, ld_lld, ptxas
 
-__all__ = ["STAGES", "to_rocdl", "to_nvvm", "to_isa", "assemble_hsaco", "to_cubin",
+__all__ = ["STAGES", "emit", "to_rocdl", "to_nvvm", "to_isa", "assemble_hsaco", "to_cubin",
            "build_binaries", "gpu_stage", "GPU_ARCHES"]
 
 #: the stages ``qfuse ir --emit`` knows below ``fused``, in order
@@ -163,3 +163,24 @@ def build_binaries(kernel, target: Target) -> dict:
         out = {"ptx": ptx, "cubin": to_cubin(ptx, target)}
     kernel.binaries[key] = out
     return out
+
+
+def emit(kernel, stage: str, target: Target) -> str:
+    """The text of one stage of the ladder for one RocdlKernel (``qfuse ir --emit``)."""
+    if stage == "loops":
+        return kernel.loops
+    if stage == "amdgcn" and target.platform != "hip" or stage == "ptx" and \
+            target.platform != "cuda":
+        want = "hip:gfx942 or hip:gfx950" if stage == "amdgcn" else "cuda:sm_90"
+        raise ToolError(f"--emit {stage} is for {want}, not {target}")
+    gpu_text = kernel.gpu.get(str(target))
+    if gpu_text is None:
+        raise ToolError(f"rocdl backend: no gpu form of {kernel.name} for {target}")
+    if stage == "gpu":
+        return gpu_text
+    lowered = gpu_stage(gpu_text, target)
+    if stage == "rocdl":
+        return lowered
+    if stage == "llvm":
+        return handover(lowered)
+    return to_isa(lowered, target)

@@ -1,0 +1,33 @@
+// RUN: qfuse ir %s --emit gpu --target hip:gfx942 | FileCheck %s
+
+// The same kernel mapped onto the gpu dialect: one block per row (gpu.block_id), 256
+// threads striding over the columns, the amax combined with gpu.all_reduce, the row's
+// scale stored by thread 0 only.
+
+// CHECK:       gpu.module @qfuse_kernels
+// CHECK-LABEL:   gpu.func @per_token_fp8__k0(
+// CHECK-SAME:      kernel attributes {known_block_size = array<i32: 256, 1, 1>}
+// CHECK:           %[[TID:.+]] = gpu.thread_id x
+// CHECK:           %[[ROW:.+]] = gpu.block_id x
+// CHECK:           %[[PART:.+]] = scf.for %{{.+}} = %{{.+}} to %{{.+}} step %{{.+}} iter_args
+// CHECK:             arith.maximumf
+// CHECK:           %[[AMAX:.+]] = gpu.all_reduce maximumf %[[PART]] uniform
+// CHECK:           arith.divf %[[AMAX]]
+// CHECK:           %[[LEAD:.+]] = arith.cmpi eq, %[[TID]]
+// CHECK:           scf.if %[[LEAD]] {
+// CHECK-NEXT:        memref.store %{{.+}}, %a1[%[[ROW]]
+// CHECK:           scf.for
+// CHECK:             memref.store %{{.+}}, %a2[%[[ROW]]
+// CHECK:           gpu.return
+module {
+  func.func private @per_token_fp8__k0(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}) -> (tensor<?x1xf32> {qf.name = "s"}, tensor<?x?xf8E4M3FN> {qf.name = "q"}) attributes {qf.kernel, qf.reason = "", qf.space = "row"} {
+    %0 = "qf.scale"(%arg0) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_token", operandSegmentSizes = array<i32: 1, 0>, zero = "one"} : (tensor<?x?xbf16>) -> tensor<?x1xf32>
+    %1 = "qf.round"(%arg0, %0) {dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, granularity = "per_token", mode = "rne", recip = "div", sat = true} : (tensor<?x?xbf16>, tensor<?x1xf32>) -> tensor<?x?xf8E4M3FN>
+    return %0, %1 : tensor<?x1xf32>, tensor<?x?xf8E4M3FN>
+  }
+  func.func @per_token_fp8(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}) -> (tensor<?x?xf8E4M3FN> {qf.name = "q"}, tensor<?x1xf32> {qf.name = "s"}) {
+    %0:2 = call @per_token_fp8__k0(%arg0) : (tensor<?x?xbf16>) -> (tensor<?x1xf32>, tensor<?x?xf8E4M3FN>)
+    return %0#1, %0#0 : tensor<?x?xf8E4M3FN>, tensor<?x1xf32>
+  }
+}
+
