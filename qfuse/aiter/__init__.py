@@ -31,6 +31,8 @@ _FLAT = ("ops.quant", "ops.cache", "ops.norm", "ops.rmsnorm", "ops.communication
 def __getattr__(name: str):
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name.startswith("_"):        # private names and submodules being imported: never
+        raise AttributeError(name)  # a reason to import the ops modules
     for mod in _FLAT:
         try:
             module = importlib.import_module(f"{__name__}.{mod}")

@@ -52,7 +52,7 @@ def _model_sensitive(func: str, flag) -> None:
 
 def _bind(func, out, input, yscale, weight, epsilon, kernel: _Kernel, *, gran=None,
           residual_in=None, residual_out=None, xscale=None, bias=None, x_bias=None,
-          out_before_quant=None):
+          out_before_quant=None, rms_bias=None):
     """Check AITER's arguments and run ``norm_quant``; the outputs by name and the
     row count."""
     b = Binding(func)
@@ -90,6 +90,9 @@ def _bind(func, out, input, yscale, weight, epsilon, kernel: _Kernel, *, gran=No
     if bias is not None:
         b.vector("bias", bias, n, "W")
         b.flag("BIAS")
+    if rms_bias is not None:
+        b.vector("bias", rms_bias, n, "W")
+        b.flag("RBIAS")
     if xscale is not None:
         b.vector("xscale", xscale, n, "S")
         b.flag("SMOOTH")
