@@ -13,7 +13,8 @@ from typing import Any, Optional, Union
 from .types import ScalarType, TensorType
 from ..errors import SourceLoc
 
-__all__ = ["Value", "ScaleOf", "ParamInfo", "ConstInfo", "StageCall", "TypedPipeline"]
+__all__ = ["Value", "ScaleOf", "ParamInfo", "ConstInfo", "StageCall", "TypedPipeline",
+           "FamilyParam", "PipelineFamily"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +72,8 @@ class TypedPipeline:
     returns: list                    # Values
     loc: SourceLoc
     return_names: list = field(default_factory=list)  # user names of returned values
+    # the definition this program is one variant of (optional parameters, flags), if any
+    family: Optional["PipelineFamily"] = field(default=None, repr=False, compare=False)
 
     def symbols(self) -> list:
         """Symbolic dim names in first-appearance order over the parameters."""
@@ -83,3 +86,45 @@ class TypedPipeline:
                         if s not in seen:
                             seen.append(s)
         return seen
+
+
+@dataclass(frozen=True)
+class FamilyParam:
+    """One declared parameter of a definition with variants (:class:`PipelineFamily`).
+
+    ``kind``: ``value`` (in every variant), ``optional`` (``= None``: a variant has it or
+    not) or ``flag`` (``name: bool``: a compile-time choice, in no variant's signature)."""
+    name: str
+    kind: str
+    type: Optional[Union[TensorType, ScalarType]] = None    # None for a flag
+    default: Any = None          # a scalar's or a flag's default (None: the caller gives it)
+    loc: Optional[SourceLoc] = None
+
+
+@dataclass
+class PipelineFamily:
+    """The pipelines one definition with optional parameters or flags stands for: one
+    checked TypedPipeline per combination of present / absent optionals and flag values.
+
+    A variant's key has one bool per selecting parameter (``selectors``, declaration
+    order): present / true. ``return_names`` names every output of the definition; a
+    variant returns the ones it has (an output that is None there is absent)."""
+    name: str
+    params: list                     # FamilyParam, declaration order
+    return_names: list
+    variants: dict                   # key -> TypedPipeline
+    principal: tuple                 # the key of the variant the checker hands out
+
+    @property
+    def selectors(self) -> list:
+        return [p for p in self.params if p.kind != "value"]
+
+    def describe(self, key: tuple) -> str:
+        """``res is None, shuffle=true``: the arguments that select variant ``key``."""
+        parts = []
+        for p, on in zip(self.selectors, key):
+            if p.kind == "flag":
+                parts.append(f"{p.name}={'true' if on else 'false'}")
+            else:
+                parts.append(f"{p.name} is {'given' if on else 'None'}")
+        return ", ".join(parts)

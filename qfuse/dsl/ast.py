@@ -10,9 +10,10 @@ from typing import Optional, Union
 
 from ..errors import SourceLoc
 
-__all__ = ["Node", "DimRef", "DimExpr", "DimNode", "TensorTypeExpr", "ScalarTypeExpr", "Param", "Name", "Number",
-           "Bool", "String", "Call", "Keyword", "BinOp", "Index", "Assign", "Return",
-           "PipelineDef", "ModuleAST", "Expr", "Stmt", "TypeExpr"]
+__all__ = ["Node", "DimRef", "DimExpr", "DimNode", "TensorTypeExpr", "ScalarTypeExpr", "Param",
+           "Name", "Number", "Bool", "String", "NoneLit", "Cond", "IfExpr", "Call", "Keyword",
+           "BinOp", "Index", "Assign", "Return", "PipelineDef", "ModuleAST", "Expr", "Stmt",
+           "TypeExpr"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,27 @@ class String(Node):
 
 
 @dataclass(frozen=True)
+class NoneLit(Node):
+    """``None``: an absent value (an optional parameter's default, a variant's output)."""
+
+
+@dataclass(frozen=True)
+class Cond(Node):
+    """The condition of an ``IfExpr`` on one name: ``name`` (true: a flag that is true, a
+    value that is present), ``not name``, ``name is None``, ``name is not None``."""
+    name: str
+    test: str        # "true" | "not" | "none" | "not_none"
+
+
+@dataclass(frozen=True)
+class IfExpr(Node):
+    """``then if cond else other``: which value a pipeline variant takes."""
+    cond: Cond
+    then: "Expr"
+    other: "Expr"
+
+
+@dataclass(frozen=True)
 class Keyword(Node):
     name: str
     value: "Expr"
@@ -99,7 +121,7 @@ class Index(Node):
     index: Name
 
 
-Expr = Union[Name, Number, Bool, String, Call, BinOp, Index]
+Expr = Union[Name, Number, Bool, String, NoneLit, Call, BinOp, Index, IfExpr]
 
 
 @dataclass(frozen=True)

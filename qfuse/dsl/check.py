@@ -23,6 +23,7 @@ and its in-place results.
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from typing import Optional
 
 from ..dialect.in_place import in_place_updates
@@ -57,8 +58,30 @@ def check_module(module: A.ModuleAST) -> list:
 
 
 def check_pipeline(pipe: A.PipelineDef) -> TypedPipeline:
-    """Resolve names, stages, options and types of one pipeline; raise DSLTypeError on misuse."""
-    return _PipelineChecker(pipe).run()
+    """Resolve names, stages, options and types of one pipeline; raise DSLTypeError on misuse.
+
+    A definition with optional parameters or flags is checked once per variant
+    (:mod:`qfuse.dsl.variants`); the variant with every optional given and every flag at
+    its default is returned, the others hang off its ``family``."""
+    from .variants import check_variants
+    params = check_params(pipe.params)
+    if not any(fp.kind != "value" for _, fp in params):
+        return _PipelineChecker(pipe, params).run()
+    return check_variants(pipe, params, lambda choice: _PipelineChecker(pipe, params, choice))
+
+
+@dataclass(frozen=True)
+class Absent:
+    """The value of ``None`` in a variant: an absent optional parameter, a ``None``, a
+    result its call did not produce. ``why`` says what made it absent, for messages."""
+    why: str
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A flag parameter's value in a variant (``shuffle: bool = false``)."""
+    name: str
+    value: bool
 
 
 def _close_match(word: str, choices) -> Optional[str]:
@@ -72,11 +95,16 @@ def _literal_kind(node) -> str:
 
 
 class _PipelineChecker:
-    """Walks one PipelineDef in program order, building SSA values and stage calls."""
+    """Walks one PipelineDef in program order, building SSA values and stage calls.
 
-    def __init__(self, pipe: A.PipelineDef):
-        self.pipe = pipe
-        self.env: dict = {}               # name -> Value, as assigned so far
+    ``params``: :func:`check_params` of its parameters; ``choice``: the variant, one bool
+    per optional parameter (given) and flag (its value)."""
+
+    def __init__(self, pipe: A.PipelineDef, params: list, choice: Optional[dict] = None):
+        self.pipe, self.params, self.choice = pipe, params, choice or {}
+        self.slots: list = []             # (label, Value or None) per returned expression
+        self.unpacked: dict = {}          # id(StageCall) -> its targets' values (Absent too)
+        self.env: dict = {}               # name -> Value / Absent / Flag, as assigned so far
         self.param_ids: set = set()       # id(Value) of parameters
         self.consts: list = []
         self.calls: list = []
@@ -90,10 +118,16 @@ class _PipelineChecker:
     # ------------------------------------------------------------------ driver
     def run(self) -> TypedPipeline:
         pipe = self.pipe
-        params = check_params(pipe.params)
-        for info in params:
-            self.env[info.value.name] = info.value
-            self.param_ids.add(id(info.value))
+        params = []
+        for info, fp in self.params:
+            if fp.kind == "flag":
+                self.env[fp.name] = Flag(fp.name, self.choice[fp.name])
+            elif fp.kind == "optional" and not self.choice[fp.name]:
+                self.env[fp.name] = Absent(f"'{fp.name}' is None")
+            else:
+                params.append(info)
+                self.env[fp.name] = info.value
+                self.param_ids.add(id(info.value))
         self.taken = set(self.env)
         for stmt in pipe.body:
             if isinstance(stmt, A.Assign):
@@ -113,10 +147,13 @@ class _PipelineChecker:
         if returned is None:
             raise DSLTypeError(f"pipeline '{pipe.name}' has no 'return'", pipe.loc,
                                hint="end the body with: return <values>")
-        values, names = self._return(returned)
-        self._check_in_place_writes(values, returned.values)
-        return TypedPipeline(pipe.name, params, self.consts, self.calls, values, pipe.loc,
-                             return_names=names)
+        self.slots = self._return(returned)
+        present = [(v, node) for (_, v), node in zip(self.slots, returned.values) if v is not None]
+        if not present:
+            raise DSLTypeError("every value this pipeline returns is None here", returned.loc)
+        self._check_in_place_writes([v for v, _ in present], [n for _, n in present])
+        return TypedPipeline(pipe.name, params, self.consts, self.calls, [v for v, _ in present],
+                             pipe.loc, return_names=[n for n, v in self.slots if v is not None])
 
     # -------------------------------------------------------------- statements
     def _assign(self, stmt: A.Assign) -> None:
@@ -124,47 +161,87 @@ class _PipelineChecker:
         for i, target in enumerate(targets):
             if any(t.id == target.id for t in targets[:i]):
                 raise DSLTypeError(f"'{target.id}' appears twice on the left of '='", target.loc)
-            if id(self.env.get(target.id)) in self.param_ids:
+            if any(fp.name == target.id for _, fp in self.params):
                 raise DSLTypeError(f"cannot assign to parameter '{target.id}'", target.loc,
                                    hint="pick a new name; parameters are read-only")
             if target.id in self.env:
-                raise DSLTypeError(f"'{target.id}' is already assigned (line "
-                                   f"{self.env[target.id].loc.line}); each name is assigned once",
-                                   target.loc)
-        value = stmt.value
+                first = self.first_assigned.get(target.id)
+                line = f" (line {first.line})" if first is not None else ""
+                raise DSLTypeError(f"'{target.id}' is already assigned{line}; each name is "
+                                   f"assigned once", target.loc)
+        value = self._select(stmt.value)
         if isinstance(value, (A.Call, A.BinOp)):
-            values = self._stage_call(value, targets).results
+            call = self._stage_call(value, targets)
+            values = self.unpacked.pop(id(call), call.results)
         elif len(targets) != 1:
             raise DSLTypeError(f"cannot unpack one value into {len(targets)} names", stmt.loc)
         elif isinstance(value, A.Number):
             values = [self._const(value, name=targets[0].id, loc=targets[0].loc)]
-        elif isinstance(value, A.Name):
-            values = [self._lookup(value)]            # an alias: same SSA value
+        elif isinstance(value, (A.Name, A.NoneLit)):
+            values = [self._value(value)]             # an alias: the same value
         else:
             raise DSLTypeError(f"cannot assign {_literal_kind(value)}; assign a stage call, "
                                f"a name or a number", value.loc)
         for target, val in zip(targets, values):
             self.env[target.id] = val
 
-    def _return(self, stmt: A.Return) -> tuple:
-        values, names = [], []
+    def _return(self, stmt: A.Return) -> list:
+        """``(label, Value or None)`` per returned expression: None where the value is absent
+        in this variant (the caller gets None there); the label is the returned name, or
+        the value's own name (None for an absent value that has no name)."""
+        slots = []
         for expr in stmt.values:
-            if isinstance(expr, A.Name):
-                value, name = self._lookup(expr), expr.id
-            elif isinstance(expr, (A.Call, A.BinOp)):
-                value = self._single_value(expr)
-                name = value.name
-            else:
+            label = expr.id if isinstance(expr, A.Name) else None
+            chosen = self._select(expr)
+            if not isinstance(chosen, (A.Name, A.Call, A.BinOp, A.NoneLit)):
                 raise DSLTypeError(f"return values must be tensors (names or stage calls), "
-                                   f"got {_literal_kind(expr)}", expr.loc)
-            if not isinstance(value.type, TensorType):
-                raise DSLTypeError(f"return values must be tensors; '{name}' is a scalar "
-                                   f"{value.type}", expr.loc)
-            values.append(value)
-            names.append(name)
-        return values, names
+                                   f"got {_literal_kind(chosen)}", chosen.loc)
+            value = self._value(chosen)
+            if isinstance(value, Absent):
+                if not self.choice:
+                    raise DSLTypeError(f"this return value is always None ({value.why}): a "
+                                       f"pipeline without optional parameters or flags returns "
+                                       f"tensors", chosen.loc)
+                slots.append((label, None))
+                continue
+            name = label or value.name
+            if isinstance(value, Flag) or not isinstance(value.type, TensorType):
+                what = "the flag" if isinstance(value, Flag) else f"a scalar {value.type}"
+                raise DSLTypeError(f"return values must be tensors; '{name}' is {what}",
+                                   expr.loc)
+            slots.append((name, value))
+        return slots
 
     # ------------------------------------------------------------------ values
+    def _select(self, node):
+        """The branch of ``a if cond else b`` (nested) this variant takes; other nodes as
+        they are."""
+        while isinstance(node, A.IfExpr):
+            node = node.then if self._holds(node.cond) else node.other
+        return node
+
+    def _holds(self, cond: A.Cond) -> bool:
+        """Whether an IfExpr's condition holds in this variant: a flag's value, a value's
+        presence (a name that is a tensor or scalar is present, None is not)."""
+        v = self._lookup(A.Name(cond.loc, cond.name))
+        if isinstance(v, Flag):
+            if cond.test in ("none", "not_none"):
+                raise DSLTypeError(f"'{cond.name}' is a flag (true or false), never None",
+                                   cond.loc, hint=f"test it as: a if {cond.name} else b")
+            truth = v.value
+        else:
+            truth = not isinstance(v, Absent)
+        return truth if cond.test in ("true", "not_none") else not truth
+
+    def _value(self, node):
+        """The Value (or Absent, or Flag) of a name, ``None``, a stage call or an IfExpr."""
+        node = self._select(node)
+        if isinstance(node, A.NoneLit):
+            return Absent("None")
+        if isinstance(node, A.Name):
+            return self._lookup(node)
+        return self._single_value(node)
+
     def _lookup(self, node: A.Name) -> Value:
         name = node.id
         if name in self.env:
@@ -201,9 +278,11 @@ class _PipelineChecker:
                                node.loc, hint=f"a, b = {call.stage}(...)")
         return call.results[0]
 
-    def _operand(self, st: Stage, name: str, node) -> Value:
-        """The value of one operand argument (a name, a nested call, or a literal)."""
+    def _operand(self, st: Stage, name: str, node):
+        """The value of one operand argument (a name, a nested call, a literal, None, an
+        IfExpr): a Value, or Absent for an optional operand that is None in this variant."""
         spec = st.operand(name)
+        node = self._select(node)
         if isinstance(node, A.Index):
             raise DSLTypeError(f"indexing '{node.value.id}[{node.index.id}]' is only allowed as "
                                f"smooth's scale: smooth(x, s[ids])", node.loc)
@@ -217,7 +296,18 @@ class _PipelineChecker:
             raise DSLTypeError(f"{st.name} expects a tensor for its operand '{name}' here, not "
                                f"the option value '{node.id}'", node.loc,
                                hint=f"{st.name}'s positional arguments: {', '.join(st.positional)}")
-        value = self._lookup(node) if isinstance(node, A.Name) else self._single_value(node)
+        value = self._value(node)
+        if isinstance(value, Absent):
+            if spec.optional or spec.default is not None:
+                return value                   # left out (an operand with a default takes it)
+            raise DSLTypeError(f"{st.name} needs its operand {name}, and it is None here "
+                               f"({value.why})", node.loc,
+                               hint=f"choose a value for this variant: "
+                                    f"{st.name}(...) if <name> is not None else ...")
+        if isinstance(value, Flag):
+            raise DSLTypeError(f"'{value.name}' is a flag (true or false), not an operand: use "
+                               f"it in a condition (a if {value.name} else b) or as a bool "
+                               f"option", node.loc)
         if spec.kind == "scalar" and not isinstance(value.type, ScalarType):
             raise DSLTypeError(f"{name} of {st.name} takes a scalar (a scalar parameter or a "
                                f"number), got {value.type}", node.loc)
@@ -263,9 +353,13 @@ class _PipelineChecker:
         return operands, options
 
     def _option_value(self, spec_type: str, name: str, node):
+        node = self._select(node)
         if isinstance(node, _LITERALS):
             return node.value
         if isinstance(node, A.Name):
+            flag = self.env.get(node.id)
+            if isinstance(flag, Flag) and spec_type == "bool":
+                return flag.value             # a flag is compile-time: it may set a bool option
             if spec_type in ("float", "int", "bool") and node.id in self.env:
                 raise DSLTypeError(f"option {name} is compile-time: give a literal, not "
                                    f"'{node.id}'", node.loc)
@@ -284,7 +378,13 @@ class _PipelineChecker:
                                f"stages: {', '.join(STAGES)}")
         operand_nodes, option_nodes = self._bind(st, node)
         where = {name: n.loc for name, n in {**operand_nodes, **option_nodes}.items()}
-        values = {name: self._operand(st, name, n) for name, n in operand_nodes.items()}
+        values, absent = {}, {}
+        for name, n in operand_nodes.items():
+            v = self._operand(st, name, n)
+            if isinstance(v, Absent):
+                absent[name] = v.why           # an optional operand that is None here
+            else:
+                values[name] = v
         for spec in st.operands:
             if spec.default is not None and spec.name not in values:
                 values[spec.name] = self._const(A.Number(node.loc, spec.default))
@@ -306,13 +406,23 @@ class _PipelineChecker:
             raise DSLTypeError(err.message, where.get(err.arg, node.loc)) from None
         self._check_size(st, results, node.loc)
         result_names = [name for name, _ in results]
+        declared = [r.rstrip("?") for r in st.results]
+        unpacked = None
         if targets is not None and len(targets) != len(results):
             n = len(targets)
-            raise DSLTypeError(f"{st.name} returns {len(results)} value"
-                               f"{'s' if len(results) != 1 else ''} ({', '.join(result_names)}) "
-                               f"but {n} name{'s are' if n != 1 else ' is'} assigned",
-                               targets[0].loc)
-        if targets is not None:
+            if not (absent and n == len(declared)):
+                raise DSLTypeError(f"{st.name} returns {len(results)} value"
+                                   f"{'s' if len(results) != 1 else ''} "
+                                   f"({', '.join(result_names)}) but {n} name"
+                                   f"{'s are' if n != 1 else ' is'} assigned", targets[0].loc)
+            # an optional result its call does not produce here (a norm's residual_out when
+            # the residual is None) is None in this variant
+            why = f"{st.name} has no {{}} here: {'; '.join(absent.values())}"
+            types = dict(results)
+            unpacked = [Value(t.id, types[r], t.loc) if r in types else Absent(why.format(r))
+                        for t, r in zip(targets, declared)]
+            result_values = [v for v in unpacked if isinstance(v, Value)]
+        elif targets is not None:
             result_values = [Value(t.id, ty, t.loc) for t, (_, ty) in zip(targets, results)]
         else:
             base = self._fresh(st.name)
@@ -325,6 +435,8 @@ class _PipelineChecker:
         self.explicit[id(call)] = explicit
         for value in result_values:
             self.producer[id(value)] = call
+        if unpacked is not None:
+            self.unpacked[id(call)] = unpacked
         return call
 
     def _check_size(self, st: Stage, results: list, loc: SourceLoc) -> None:

@@ -16,7 +16,7 @@ from ..dialect.types import F32_MAX, I64_MAX, I64_MIN, fits_f32
 from ..errors import DSLSyntaxError, DSLTypeError, SourceLoc
 
 __all__ = ["MAX_NESTING", "MAX_OPERATORS", "MAX_NAME", "MAX_PARAMS", "MAX_DIM",
-           "MAX_DIM_DEPTH", "MAX_STAGES", "INT_MIN", "INT_MAX", "F32_MAX", "number_literal",
+           "MAX_DIM_DEPTH", "MAX_VARIANT_PARAMS", "MAX_STAGES", "INT_MIN", "INT_MAX", "F32_MAX", "number_literal",
            "check_identifier", "check_dim", "check_param_count", "check_f32", "fits_f32",
            "dim_depth"]
 
@@ -34,6 +34,9 @@ MAX_PARAMS = 64
 MAX_DIM = 2**31 - 1
 #: Nesting of a derived dim such as ``cdiv(N/2, 32)/2``: dims compare recursively.
 MAX_DIM_DEPTH = 16
+#: Optional parameters and flags of one pipeline: each doubles the variants the checker
+#: checks when the pipeline is defined (qfuse.dsl.variants).
+MAX_VARIANT_PARAMS = 8
 #: Stage calls in one pipeline (the verifier and the planner are linear in it).
 MAX_STAGES = 4096
 #: Integer literals are 64-bit (MLIR attributes and torch scalars are).

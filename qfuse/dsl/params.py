@@ -2,7 +2,10 @@
 
 ``x: bf16[M, N]`` is a tensor (dims are symbols or positive integers, or expressions of
 them: ``e8m0[M, cdiv(N, 32)]``); ``eps: f32`` (no brackets) is a scalar, whose optional
-default literal must fit its dtype.
+default literal must fit its dtype. Any of them may default to ``None``: an optional
+parameter, present in some variants of the pipeline and absent in the others.
+``shuffle: bool = false`` is a flag: a compile-time choice between variants (it reaches
+no kernel), read by ``a if shuffle else b`` and by bool options.
 
 A symbol used inside a dim expression must also be a plain dim of some parameter: a call
 binds symbols from the sizes of the tensors that show them alone, then checks every
@@ -18,9 +21,12 @@ from ..dialect.types import (DTYPES, Dim, DType, ScalarType, TensorType, cdiv_di
 from ..errors import DSLTypeError
 from . import ast as A
 from .limits import MAX_DIM_DEPTH, check_dim, check_param_count, dim_depth
-from ..dialect.typed import ParamInfo, Value
+from ..dialect.typed import FamilyParam, ParamInfo, Value
 
-__all__ = ["check_params", "resolve_dtype"]
+__all__ = ["check_params", "resolve_dtype", "FLAG_TYPE"]
+
+#: The type name of a flag parameter (``shuffle: bool = false``).
+FLAG_TYPE = "bool"
 
 _INT_RANGES = {"i32": (-2**31, 2**31 - 1), "i64": (-2**63, 2**63 - 1), "u8": (0, 255)}
 _FLOAT_MAX = {"f32": 3.4028234663852886e38, "bf16": 3.3895313892515355e38, "f16": 65504.0}
@@ -39,19 +45,39 @@ def resolve_dtype(type_expr) -> DType:
 
 
 def check_params(params) -> list:
-    """ParamInfo for each parameter, in order; raises DSLTypeError on a bad one."""
+    """``(ParamInfo or None, FamilyParam)`` for each parameter, in order (a flag has no
+    ParamInfo: it reaches no program); raises DSLTypeError on a bad one."""
     check_param_count(params)
     seen: dict = {}
-    infos = []
+    out = []
     for param in params:
         if param.name in seen:
             raise DSLTypeError(f"duplicate parameter '{param.name}' (first at line "
                                f"{seen[param.name].line}, column {seen[param.name].col})",
                                param.loc)
         seen[param.name] = param.loc
-        infos.append(_check_param(param))
+        if isinstance(param.type, A.ScalarTypeExpr) and param.type.dtype == FLAG_TYPE:
+            out.append((None, FamilyParam(param.name, "flag", None, _flag_default(param),
+                                          param.loc)))
+            continue
+        optional = isinstance(param.default, A.NoneLit)
+        info = _check_param(param if not optional else A.Param(param.loc, param.name,
+                                                               param.type, None))
+        out.append((info, FamilyParam(param.name, "optional" if optional else "value",
+                                      info.value.type, info.default, param.loc)))
     _check_bound_symbols(params)
-    return infos
+    return out
+
+
+def _flag_default(param: A.Param):
+    """A flag's default: true, false, or None (the caller must give it)."""
+    node = param.default
+    if node is None:
+        return None
+    if not isinstance(node, A.Bool):
+        raise DSLTypeError(f"the default of the flag '{param.name}: bool' must be true or "
+                           f"false", node.loc)
+    return node.value
 
 
 #: The dim expressions a parameter type may use, by their DSL spelling.

@@ -233,6 +233,24 @@ class _ToAST(Transformer):
     def true(self, meta, token):
         return A.Bool(self.at(token), True)
 
+    def none(self, meta, token):
+        return A.NoneLit(self.at(token))
+
+    def ifexpr(self, meta, then, cond, other):
+        return A.IfExpr(then.loc, cond, then, other)
+
+    def cond_true(self, meta, name):
+        return A.Cond(self.at(name), str(name), "true")
+
+    def cond_not(self, meta, name):
+        return A.Cond(self.at(meta), str(name), "not")
+
+    def cond_none(self, meta, name, none):
+        return A.Cond(self.at(name), str(name), "none")
+
+    def cond_not_none(self, meta, name, none):
+        return A.Cond(self.at(name), str(name), "not_none")
+
     def false(self, meta, token):
         return A.Bool(self.at(token), False)
 

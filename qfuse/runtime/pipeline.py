@@ -18,6 +18,13 @@ unless asked; ``backend="triton"`` on CPU runs Triton's interpreter), compiles o
 binary on dtypes, constexprs (row block sizes derive from N) and divisibility; M is a
 runtime argument. The call goes through a torch custom op, so pipelines work inside
 ``torch.compile`` graphs and CUDA graph capture.
+
+A definition with optional parameters (``= None``) or flags (``name: bool``) stands for
+several programs (``qfuse.dsl.variants``): a call picks the one its arguments select
+(``qfuse.runtime.variants``), compiles it on first use like any pipeline, and returns
+every output of the definition, ``None`` where that variant has none. ``ir()``,
+``source()``, ``warmup()`` and ``autotune()`` work on the principal variant (every
+optional given, flags at their defaults); ``variant(**arguments)`` gives another.
 """
 from __future__ import annotations
 
@@ -36,17 +43,20 @@ from ..backends.registry import check_name, default_backend, get_backend
 from .devices import device_target
 from .executor import Executor
 from .torch_op import aliased_params, register_pipeline_op
+from .variants import VariantBinder, bind_names
 
 __all__ = ["QuantPipeline", "quant_pipeline", "device_target"]
 
 
 
 class QuantPipeline:
-    """A compiled-on-demand pipeline. ``prebuilt`` maps target -> CompiledPipeline (bundles)."""
+    """A compiled-on-demand pipeline. ``prebuilt`` maps target -> CompiledPipeline (bundles).
+    ``variants``: a program with a ``family`` dispatches calls to its variants (False: the
+    program itself, how each variant's own callable is made)."""
 
     def __init__(self, program: TypedPipeline, backend: Optional[str] = None, *,
                  prebuilt: Optional[dict] = None, allow_jit: bool = True,
-                 index_check: Optional[str] = None):
+                 index_check: Optional[str] = None, variants: bool = True):
         if backend is not None:
             check_name(backend)
         from .index_check import index_policy
@@ -71,21 +81,41 @@ class QuantPipeline:
                               if isinstance(p.value.type, ScalarType)]
         self._first_tensor = next((i for i, p in enumerate(self._params)
                                    if not isinstance(p.value.type, ScalarType)), None)
+        self.family = program.family if variants else None
+        self._variants: dict = {}          # variant key -> QuantPipeline of that program
+        if self.family is not None:
+            self._binder = VariantBinder(self.family)
+            self._return_names = list(self.family.return_names)
+
+    # ----------------------------------------------------------------- variants
+    def variant(self, *args, **kwargs) -> "QuantPipeline":
+        """The callable of the program these arguments select (itself without variants)."""
+        if self.family is None:
+            return self
+        return self._variant(self._binder.bind(args, kwargs)[0])
+
+    def _variant(self, key: tuple) -> "QuantPipeline":
+        qp = self._variants.get(key)
+        if qp is None:
+            with self._lock:
+                qp = self._variants.get(key)
+                if qp is None:
+                    qp = QuantPipeline(self.family.variants[key], self.backend,
+                                       allow_jit=self.allow_jit, index_check=self.index_check,
+                                       variants=False)
+                    if self._tuning is not None:
+                        qp.use_tuning(*self._tuning)
+                    self._variants[key] = qp
+        return qp
+
+    def _call_variant(self, args, kwargs, as_dict: bool):
+        key, inputs = self._binder.bind(args, kwargs)
+        outs = self._variant(key)(_as_dict=True, **inputs)
+        return self._returns(self._binder.outputs(outs), as_dict)
 
     # ----------------------------------------------------------------- calling
     def _bind(self, args, kwargs) -> list:
-        names = [p.value.name for p in self._params]
-        if len(args) > len(names):
-            raise InputError(f"{self.name} takes {len(names)} arguments "
-                             f"({', '.join(names)}), got {len(args)}")
-        bound = dict(zip(names, args))
-        for k, v in kwargs.items():
-            if k not in names:
-                raise InputError(f"{self.name} has no parameter {k!r} (parameters: "
-                                 f"{', '.join(names)})")
-            if k in bound:
-                raise InputError(f"{self.name}: {k} given twice")
-            bound[k] = v
+        bound = bind_names(self.name, self._names, args, kwargs)
         out = []
         for p in self._params:
             n = p.value.name
@@ -100,6 +130,8 @@ class QuantPipeline:
         return out
 
     def __call__(self, *args, _as_dict: bool = False, **kwargs):
+        if self.family is not None:
+            return self._call_variant(args, kwargs, _as_dict)
         if not torch.compiler.is_compiling():
             pos = args if not kwargs else None if args else self._from_keywords(kwargs)
             if pos is not None and len(pos) == self._nargs:
@@ -124,7 +156,8 @@ class QuantPipeline:
         return self._returns(outs, _as_dict)
 
     def _returns(self, outs: dict, as_dict: bool):
-        """The call's result from outputs by return name: a dict, one tensor or a tuple."""
+        """The call's result from outputs by return name: a dict, one tensor or a tuple
+        (with None for an output a variant does not have)."""
         if as_dict:
             return {rn: outs[rn] for rn in self._return_names}
         vals = [outs[rn] for rn in self._return_names]
