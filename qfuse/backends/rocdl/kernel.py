@@ -113,10 +113,13 @@ class Renderer:
         the IEEE sequences on AMD). On NVIDIA the intrinsic is called directly
         (``llvm.nvvm.sqrt.rn.f``: ``sqrt.rn.f32``; ``llvm.trunc`` / ``llvm.roundeven``:
         ``cvt.rzi`` / ``cvt.rni``), because ``convert-gpu-to-nvvm`` sends ``math`` ops to
-        libdevice, which is not installed."""
+        libdevice, which is not installed; ``exp2`` likewise on AMD (``convert-gpu-to-rocdl``
+        would call ocml): LLVM lowers ``llvm.exp2.f32`` to ``v_exp_f32`` / ``ex2.approx``."""
         t = self.target
-        if t is not None and t.platform == "cuda":
-            fn = "llvm.nvvm.sqrt.rn.f" if name == "sqrt" else f"llvm.{name}.f32"
+        gpu_call = t is not None and (t.platform == "cuda" or name == "exp2" and t.is_gpu)
+        if gpu_call:
+            fn = "llvm.nvvm.sqrt.rn.f" if name == "sqrt" and t.platform == "cuda" else \
+                f"llvm.{name}.f32"
             return self.e.op(f'llvm.call_intrinsic "{fn}"({v}) : (f32) -> f32')
         return self.e.op(f"math.{name} {v} : f32")
 

@@ -7,8 +7,8 @@ it refuses through ``Renderer.refuse``, naming the stage and the option.
 """
 from __future__ import annotations
 
-from ...dialect.options import (FloatDType, Granularity, NormKind, QuantTarget, Recip,
-                                ResidualSum, ZeroPolicy)
+from ...dialect.options import (Act, FloatDType, GeluApprox, Granularity, NormKind,
+                                QuantTarget, Recip, ResidualSum, ZeroPolicy)
 from . import numerics as nx
 from .values import Scope, Val
 
@@ -75,6 +75,80 @@ def lower_smooth(r, call) -> list:
         r.refuse(call, "smooth(x, s[ids]) (expert-indexed rows)")
     x, s = _operand(r, call.operands["x"]), _operand(r, call.operands["s"])
     return [_map(r, [x, s], lambda a, b: r.e.bin("mulf", a, b, "f32"))]
+
+
+# ------------------------------------------------------------------ activations
+_LOG2E = 1.4426950408889634
+_SQRT_2_OVER_PI = 0.7978845608028654
+
+
+def _exp(r, v: str) -> str:
+    """``exp(v)`` as ``exp2(v * log2 e)`` (``exp2`` is native on both GPUs: ``v_exp_f32``,
+    ``ex2.approx``; libm's on the CPU): a few ulp, as docs/semantics.md allows silu and
+    gelu; overflow gives inf and underflow 0, as exp's."""
+    return r.math("exp2", r.e.bin("mulf", v, r.e.f32(_LOG2E), "f32"))
+
+
+def _silu(r, x: str) -> str:
+    """``x / (1 + exp(-x))`` in sigmoid's stable form (the Triton backend's):
+    ``t = exp(-|x|)``, ``(x < 0 ? x * t : x) / (1 + t)``; NaN stays NaN."""
+    e = r.e
+    t = _exp(r, e.bin("subf", e.f32(0.0), nx.abs_f32(e, x), "f32"))
+    num = e.select(e.cmpf("olt", x, e.f32(0.0)), e.bin("mulf", x, t, "f32"), x, "f32")
+    return e.bin("divf", num, e.bin("addf", e.f32(1.0), t, "f32"), "f32")
+
+
+def _gelu_tanh(r, x: str) -> str:
+    """``(0.5 x) (1 + tanh(z))``, ``z = sqrt(2/pi) (x + 0.044715 (x x) x)``, with
+    ``1 + tanh(z)`` as ``2 / (1 + exp(-2z))`` (no cancellation near tanh = -1: the Triton
+    backend's form, docs/semantics.md)."""
+    e = r.e
+    cube = e.bin("mulf", e.bin("mulf", x, x, "f32"), x, "f32")
+    inner = e.bin("addf", x, e.bin("mulf", e.f32(0.044715), cube, "f32"), "f32")
+    z = e.bin("mulf", e.f32(_SQRT_2_OVER_PI), inner, "f32")
+    t = _exp(r, e.bin("mulf", e.f32(-2.0), z, "f32"))
+    one_tanh = e.bin("divf", e.f32(2.0), e.bin("addf", e.f32(1.0), t, "f32"), "f32")
+    return e.bin("mulf", e.bin("mulf", e.f32(0.5), x, "f32"), one_tanh, "f32")
+
+
+def _act(r, call, act: Act):
+    """The activation as a function of one SSA value (``act_mul``'s choices; the silu and
+    gelu stages are the same functions)."""
+    if act is Act.SILU:
+        return lambda v: _silu(r, v)
+    if act is Act.GELU_TANH:
+        return lambda v: _gelu_tanh(r, v)
+    r.refuse(call, "gelu with erf (approx=none; erf has no exact GPU lowering without "
+                   "ROCm's device libraries yet)")
+
+
+def lower_silu(r, call) -> list:
+    """``silu(x) = x / (1 + exp(-x))``."""
+    x = _operand(r, call.operands["x"])
+    return [_map(r, [x], _act(r, call, Act.SILU))]
+
+
+def lower_gelu(r, call) -> list:
+    """``gelu(x)``: the tanh approximation (``approx=tanh``); erf is not lowered yet."""
+    x = _operand(r, call.operands["x"])
+    act = Act.GELU_TANH if call.options["approx"] == GeluApprox.TANH else Act.GELU
+    return [_map(r, [x], _act(r, call, act))]
+
+
+def lower_act_mul(r, call) -> list:
+    """``act(x[..., :N/2]) * x[..., N/2:]``: the kernel's columns are the N/2 outputs;
+    each reads x at ``c`` and ``c + N/2`` (x must be a parameter of the kernel)."""
+    value = call.operands["x"]
+    if value not in r.args or r.forced:
+        r.refuse(call, "act_mul of a computed value or after a row reduction")
+    fn = _act(r, call, Act(call.options["act"]))
+    e = r.e
+    full = r.cols
+    half = e.bin("divui", full, e.idx(2), "index")
+    r.cols = half
+    gate = r.load(value, lambda s: [s.row, s.col], "elem")
+    up = r.load(value, lambda s: [s.row, e.bin("addi", s.col, half, "index")], "elem")
+    return [_map(r, [gate, up], lambda g, u: e.bin("mulf", fn(g), u, "f32"))]
 
 
 # ------------------------------------------------------------------ norm
@@ -259,4 +333,5 @@ def lower_pack(r, call) -> list:
 HANDLERS.update({
     "add": lower_add, "mul": lower_mul, "cast": lower_cast, "smooth": lower_smooth,
     "norm": lower_norm, "scale": lower_scale, "round": lower_round, "pack": lower_pack,
+    "silu": lower_silu, "gelu": lower_gelu, "act_mul": lower_act_mul,
 })

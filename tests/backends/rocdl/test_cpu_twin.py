@@ -24,7 +24,8 @@ PIPES = {name: tp for f in sorted(EXAMPLES.glob("*.qp")) for name, tp in load_fi
 LOWERED = ["per_tensor_fp8", "static_per_tensor_fp8", "per_token_fp8", "rmsnorm_per_token_fp8",
            "add_rmsnorm_per_token_fp8", "rmsnorm_group128_fp8", "rmsnorm_static_fp8",
            "fnuz_per_token_vllm", "smooth_per_token_i8", "layernorm_i8", "rmsnorm_int4_packed",
-           "mxfp4", "mxfp4_even", "mxfp8", "scaled_residual_bf16"]
+           "mxfp4", "mxfp4_even", "mxfp8", "scaled_residual_bf16", "silu_mul_static_fp8",
+           "gelu_add_per_token_fp8"]
 REFUSED = sorted(set(PIPES) - set(LOWERED))
 
 _PIPES: dict = {}

@@ -79,7 +79,7 @@ def test_kernarg_layout_matches_the_code_object(name):
 
 
 @pytest.mark.parametrize("name", ["rmsnorm_group128_fp8", "layernorm_i8",
-                                  "rmsnorm_int4_packed", "mxfp4"])
+                                  "rmsnorm_int4_packed", "mxfp4", "gelu_add_per_token_fp8"])
 def test_nvvm_twin_ptx_and_cubin(name):
     for step, b in _built(name, "cuda:sm_90"):
         ptx = b["ptx"]
@@ -90,3 +90,9 @@ def test_nvvm_twin_ptx_and_cubin(name):
         assert "__nv_" not in ptx                    # no libdevice calls
         cubin = b["cubin"]
         assert cubin[:4] == b"\x7fELF" and struct.unpack_from("<H", cubin, 18)[0] == 190
+
+
+@pytest.mark.parametrize("target", ["hip:gfx942", "hip:gfx950"])
+def test_exp_is_the_native_instruction_not_a_device_library(target):
+    asm = _asm("gelu_add_per_token_fp8", target)
+    assert "v_exp_f32" in asm and "__ocml" not in asm

@@ -80,3 +80,20 @@ def _agree(src: str, shapes: list) -> None:
         assert ok, f"{src}\n{m}x{n}: {msg}"
         if not tolerant_stages(tp):
             assert msg == "exact", f"{src}\n{m}x{n}: {msg}"
+
+
+@pytest.mark.parametrize("act", ["act_mul(x, act=silu)", "act_mul(x, act=gelu_tanh)",
+                                 "silu(x) * x", "gelu(x, approx=tanh)"])
+def test_activations(act):
+    src = (f"def p(x: bf16[M, N]):\n    h = {act}\n"
+           f"    s = scale(h, fp8_e4m3fn, per_1x64, zero=floor)\n"
+           f"    return round(h, s, fp8_e4m3fn), s, cast(h, bf16)\n")
+    _agree(src, [(3, 256), (1, 130)])
+
+
+def test_gelu_erf_is_refused_with_the_reason():
+    from qfuse.errors import QfuseError
+    from qfuse.runtime.compiler import compile_pipeline
+    tp = next(iter(load_source("def p(x: bf16[M, N]):\n    return gelu(x)\n").values()))
+    with pytest.raises(QfuseError, match="gelu: gelu with erf .* is not lowered yet"):
+        compile_pipeline(tp, "rocdl", "cpu:interp")
