@@ -10,18 +10,22 @@ and which backend runs it (``backend_for``; ``use_backend`` overrides it).
 
 Like ``aiter``, the package also exposes the ops' functions at the top level
 (``aiter.pertoken_quant``, ``aiter.reshape_and_cache``, ...); submodules load on first use.
+Importing it also makes ``import aiter`` / ``from aiter.ops.quant import ...`` resolve to
+it when no real AITER is on the path (``qfuse/aiter/_alias.py``).
 """
 from __future__ import annotations
 
 import importlib
 
-from . import dtypes
+from . import _alias, dtypes
 from ._errors import AiterArgumentError, AiterUnsupportedError
 from ._pipes import backend_for, use_backend
 from .enum import ActivationType, QuantType
 
 __all__ = ["dtypes", "QuantType", "ActivationType", "use_backend", "backend_for",
            "AiterArgumentError", "AiterUnsupportedError", "ops", "utility", "int4_utils"]
+
+_alias.install()
 
 _SUBMODULES = ("ops", "utility", "int4_utils")
 #: the ops modules whose functions ``aiter`` itself exposes (``from .ops.quant import *``)

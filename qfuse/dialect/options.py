@@ -141,9 +141,22 @@ class ZeroPolicy(OptionEnum):
 
 
 class RoundMode(OptionEnum):
-    """Integer rounding (``round``, ``cache_write``); fp8 and fp4 always round to nearest."""
+    """How a quotient rounds to a code (``round``, ``cache_write``): to nearest, ties to
+    even (every target); toward zero (integer targets); to nearest, ties away from zero
+    (E2M1 only: AITER's MXFP4 MoE-sort kernel rounds half up on the magnitude)."""
     RNE = "rne"
     TRUNC = "trunc"
+    HALF_UP = "half_up"
+
+    def check(self, target: "QuantTarget") -> Optional[str]:
+        """Why this mode cannot round to ``target`` (None when it can)."""
+        if self == RoundMode.TRUNC and not target.is_int:
+            return f"mode=trunc applies to i8/int4 only; {target} rounds to nearest"
+        if self == RoundMode.HALF_UP and target != QuantTarget.FP4_E2M1:
+            return (f"mode=half_up applies to fp4_e2m1 only (AITER's MoE-sort MXFP4 "
+                    f"rounding); {target} rounds to nearest even"
+                    + (" or by trunc" if target.is_int else ""))
+        return None
 
 
 class Recip(OptionEnum):

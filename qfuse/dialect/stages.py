@@ -253,7 +253,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
            _DTYPE_MAX,
            OptionSpec.of("mode", RoundMode, None,
                          "int8/int4 rounding: trunc (AITER torch ref, CK; the i8 default) or "
-                         "rne (vLLM, opus); fp8/fp4 always RNE"),
+                         "rne (vLLM, opus); fp8 RNE; fp4_e2m1 rne (default) or half_up "
+                         "(AITER's MoE-sort MXFP4 kernel: ties away from zero)"),
            OptionSpec("sat", "bool", (), True, "clamp to +-dtype_max before the cast"),
            OptionSpec.of("recip", Recip, Recip.DIV,
                          "x / s (torch ref) or x * (1 / s) (AITER Triton/HIP)")),
@@ -364,9 +365,9 @@ def resolve_options(st: Stage, args: dict, opts: dict) -> dict:
                        else ZeroPolicy.ONE)
     if st.name == "round":
         out.setdefault("mode", RoundMode.TRUNC if target.is_int else RoundMode.RNE)
-        if out["mode"] == RoundMode.TRUNC and not target.is_int:
-            raise StageError(f"mode=trunc applies to i8/int4 only; {target} rounds to nearest even",
-                             "mode")
+        why = out["mode"].check(target)
+        if why:
+            raise StageError(why, "mode")
     if st.name == "cache_write":
         cache = args.get("cache")
         cdt = cache.dtype if isinstance(cache, TensorType) else None
@@ -376,6 +377,9 @@ def resolve_options(st: Stage, args: dict, opts: dict) -> dict:
             out["dtype_max"] = cdt.max if (cdt and cdt.max) else 0.0
         elif out["quant"] != CacheQuant.NONE and cdt is not None:
             _check_dtype_max(out["dtype_max"], cdt.name)
+        if out["mode"] == RoundMode.HALF_UP:
+            raise StageError("mode=half_up applies to fp4_e2m1 codes only; a cache rounds "
+                             "by rne or trunc", "mode")
     missing = [spec.name for spec in st.options if spec.name not in out]
     if missing:
         raise StageError(f"{st.name} needs option {missing[0]}{_choices(st.option(missing[0]))}",

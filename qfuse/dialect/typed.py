@@ -8,13 +8,14 @@ filled by ``qfuse.dialect.stages.resolve_options``), so nothing downstream guess
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Optional, Union
 
 from .types import ScalarType, TensorType
 from ..errors import SourceLoc
 
 __all__ = ["Value", "ScaleOf", "ParamInfo", "ConstInfo", "StageCall", "TypedPipeline",
-           "FamilyParam", "PipelineFamily"]
+           "FamilyParam", "ParamKind", "PipelineFamily"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,6 +89,13 @@ class TypedPipeline:
         return seen
 
 
+class ParamKind(str, Enum):
+    """How a declared parameter takes part in a definition's variants."""
+    VALUE = "value"          # in every variant
+    OPTIONAL = "optional"    # ``= None``: a variant has it or not
+    FLAG = "flag"            # ``name: bool``: a compile-time choice, in no signature
+
+
 @dataclass(frozen=True)
 class FamilyParam:
     """One declared parameter of a definition with variants (:class:`PipelineFamily`).
@@ -95,7 +103,7 @@ class FamilyParam:
     ``kind``: ``value`` (in every variant), ``optional`` (``= None``: a variant has it or
     not) or ``flag`` (``name: bool``: a compile-time choice, in no variant's signature)."""
     name: str
-    kind: str
+    kind: ParamKind
     type: Optional[Union[TensorType, ScalarType]] = None    # None for a flag
     default: Any = None          # a scalar's or a flag's default (None: the caller gives it)
     loc: Optional[SourceLoc] = None
@@ -117,13 +125,13 @@ class PipelineFamily:
 
     @property
     def selectors(self) -> list:
-        return [p for p in self.params if p.kind != "value"]
+        return [p for p in self.params if p.kind != ParamKind.VALUE]
 
     def describe(self, key: tuple) -> str:
         """``res is None, shuffle=true``: the arguments that select variant ``key``."""
         parts = []
         for p, on in zip(self.selectors, key):
-            if p.kind == "flag":
+            if p.kind == ParamKind.FLAG:
                 parts.append(f"{p.name}={'true' if on else 'false'}")
             else:
                 parts.append(f"{p.name} is {'given' if on else 'None'}")

@@ -6,6 +6,7 @@ Produced by ``qfuse.dsl.parser`` from a ``.qp`` file or from the source of a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Optional, Union
 
 from ..errors import SourceLoc
@@ -78,12 +79,20 @@ class NoneLit(Node):
     """``None``: an absent value (an optional parameter's default, a variant's output)."""
 
 
+class CondTest(str, Enum):
+    """What an ``IfExpr`` condition asks of its name."""
+    TRUE = "true"            # ``name``: a true flag, a present value
+    NOT = "not"              # ``not name``
+    NONE = "none"            # ``name is None``
+    NOT_NONE = "not_none"    # ``name is not None``
+
+
 @dataclass(frozen=True)
 class Cond(Node):
     """The condition of an ``IfExpr`` on one name: ``name`` (true: a flag that is true, a
     value that is present), ``not name``, ``name is None``, ``name is not None``."""
     name: str
-    test: str        # "true" | "not" | "none" | "not_none"
+    test: "CondTest"
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from ..errors import DSLTypeError, SourceLoc
 from . import ast as A
 from .limits import MAX_DIM_DEPTH, MAX_STAGES, check_f32, dim_depth
 from .params import check_params
-from ..dialect.typed import ConstInfo, StageCall, TypedPipeline, Value
+from ..dialect.typed import ConstInfo, ParamKind, StageCall, TypedPipeline, Value
 
 __all__ = ["check_pipeline", "check_module"]
 
@@ -65,7 +65,7 @@ def check_pipeline(pipe: A.PipelineDef) -> TypedPipeline:
     its default is returned, the others hang off its ``family``."""
     from .variants import check_variants
     params = check_params(pipe.params)
-    if not any(fp.kind != "value" for _, fp in params):
+    if not any(fp.kind != ParamKind.VALUE for _, fp in params):
         return _PipelineChecker(pipe, params).run()
     return check_variants(pipe, params, lambda choice: _PipelineChecker(pipe, params, choice))
 
@@ -120,9 +120,9 @@ class _PipelineChecker:
         pipe = self.pipe
         params = []
         for info, fp in self.params:
-            if fp.kind == "flag":
+            if fp.kind == ParamKind.FLAG:
                 self.env[fp.name] = Flag(fp.name, self.choice[fp.name])
-            elif fp.kind == "optional" and not self.choice[fp.name]:
+            elif fp.kind == ParamKind.OPTIONAL and not self.choice[fp.name]:
                 self.env[fp.name] = Absent(f"'{fp.name}' is None")
             else:
                 params.append(info)
@@ -225,13 +225,13 @@ class _PipelineChecker:
         presence (a name that is a tensor or scalar is present, None is not)."""
         v = self._lookup(A.Name(cond.loc, cond.name))
         if isinstance(v, Flag):
-            if cond.test in ("none", "not_none"):
+            if cond.test in (A.CondTest.NONE, A.CondTest.NOT_NONE):
                 raise DSLTypeError(f"'{cond.name}' is a flag (true or false), never None",
                                    cond.loc, hint=f"test it as: a if {cond.name} else b")
             truth = v.value
         else:
             truth = not isinstance(v, Absent)
-        return truth if cond.test in ("true", "not_none") else not truth
+        return truth if cond.test in (A.CondTest.TRUE, A.CondTest.NOT_NONE) else not truth
 
     def _value(self, node):
         """The Value (or Absent, or Flag) of a name, ``None``, a stage call or an IfExpr."""

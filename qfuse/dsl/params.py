@@ -21,7 +21,7 @@ from ..dialect.types import (DTYPES, Dim, DType, ScalarType, TensorType, cdiv_di
 from ..errors import DSLTypeError
 from . import ast as A
 from .limits import MAX_DIM_DEPTH, check_dim, check_param_count, dim_depth
-from ..dialect.typed import FamilyParam, ParamInfo, Value
+from ..dialect.typed import FamilyParam, ParamInfo, ParamKind, Value
 
 __all__ = ["check_params", "resolve_dtype", "FLAG_TYPE"]
 
@@ -57,13 +57,13 @@ def check_params(params) -> list:
                                param.loc)
         seen[param.name] = param.loc
         if isinstance(param.type, A.ScalarTypeExpr) and param.type.dtype == FLAG_TYPE:
-            out.append((None, FamilyParam(param.name, "flag", None, _flag_default(param),
+            out.append((None, FamilyParam(param.name, ParamKind.FLAG, None, _flag_default(param),
                                           param.loc)))
             continue
         optional = isinstance(param.default, A.NoneLit)
         info = _check_param(param if not optional else A.Param(param.loc, param.name,
                                                                param.type, None))
-        out.append((info, FamilyParam(param.name, "optional" if optional else "value",
+        out.append((info, FamilyParam(param.name, ParamKind.OPTIONAL if optional else ParamKind.VALUE,
                                       info.value.type, info.default, param.loc)))
     _check_bound_symbols(params)
     return out

@@ -240,16 +240,16 @@ class _ToAST(Transformer):
         return A.IfExpr(then.loc, cond, then, other)
 
     def cond_true(self, meta, name):
-        return A.Cond(self.at(name), str(name), "true")
+        return A.Cond(self.at(name), str(name), A.CondTest.TRUE)
 
     def cond_not(self, meta, name):
-        return A.Cond(self.at(meta), str(name), "not")
+        return A.Cond(self.at(meta), str(name), A.CondTest.NOT)
 
     def cond_none(self, meta, name, none):
-        return A.Cond(self.at(name), str(name), "none")
+        return A.Cond(self.at(name), str(name), A.CondTest.NONE)
 
     def cond_not_none(self, meta, name, none):
-        return A.Cond(self.at(name), str(name), "not_none")
+        return A.Cond(self.at(name), str(name), A.CondTest.NOT_NONE)
 
     def false(self, meta, token):
         return A.Bool(self.at(token), False)

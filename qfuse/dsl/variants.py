@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 from typing import Callable
 
-from ..dialect.typed import PipelineFamily, TypedPipeline
+from ..dialect.typed import ParamKind, PipelineFamily, TypedPipeline
 from ..errors import DSLTypeError
 from .limits import MAX_VARIANT_PARAMS
 
@@ -41,14 +41,14 @@ def variant_name(name: str, key: tuple) -> str:
 
 
 def _principal(selectors: list) -> tuple:
-    return tuple(True if p.kind == "optional" else bool(p.default) for p in selectors)
+    return tuple(True if p.kind == ParamKind.OPTIONAL else bool(p.default) for p in selectors)
 
 
 def check_variants(pipe, params: list, checker: Callable) -> TypedPipeline:
     """Check every variant of ``pipe`` (``params``: ``check_params`` of its parameters;
     ``checker(choice)``: a checker for one variant, ``choice`` by parameter name) and
     return the principal variant, the family attached to every variant."""
-    selectors = [fp for _, fp in params if fp.kind != "value"]
+    selectors = [fp for _, fp in params if fp.kind != ParamKind.VALUE]
     if len(selectors) > MAX_VARIANT_PARAMS:
         extra = selectors[MAX_VARIANT_PARAMS]
         raise DSLTypeError(f"more than {MAX_VARIANT_PARAMS} optional parameters and flags in "

@@ -8,7 +8,7 @@ definition's ``return``, ``None`` where the variant has none.
 """
 from __future__ import annotations
 
-from ..dialect.typed import PipelineFamily
+from ..dialect.typed import ParamKind, PipelineFamily
 from ..errors import InputError
 
 __all__ = ["VariantBinder", "bind_names"]
@@ -48,7 +48,7 @@ class VariantBinder:
         key, inputs = [], {}
         for p in fam.params:
             v = bound.get(p.name, _MISSING)
-            if p.kind == "flag":
+            if p.kind == ParamKind.FLAG:
                 if v is _MISSING:
                     if p.default is None:
                         raise InputError(f"{fam.name}: missing argument {p.name} (a flag: "
@@ -58,7 +58,7 @@ class VariantBinder:
                     raise InputError(f"{p.name}: a flag takes True or False, got "
                                      f"{type(v).__name__} {v!r}")
                 key.append(v)
-            elif p.kind == "optional":
+            elif p.kind == ParamKind.OPTIONAL:
                 given = v is not _MISSING and v is not None
                 key.append(given)
                 if given:

@@ -183,6 +183,9 @@ TYPE_ERRORS = [
     (H + "    y = scale(x, i8, per_token, dtype_max=0)\n" + R, 2, 43, "dtype_max must be positive"),
     (H + "    y = round(x, scale(x, fp8_e4m3fn, per_token), fp8_e4m3fn, mode=trunc)\n" + R, 2, 68,
      "mode=trunc applies to i8/int4 only"),
+    (H + "    y = round(x, scale(x, i8, per_token), i8, mode=half_up)\n" + R, 2, 52,
+     "mode=half_up applies to fp4_e2m1 only (AITER's MoE-sort MXFP4 rounding); i8 rounds to "
+     "nearest even or by trunc"),
     (H + "    y = smooth(x, w[w], ids=w)\n" + R, 2, 19, "'ids' given twice"),
     (H + "    y = True\n" + R, 2, 9, "cannot assign a boolean"),
     (H + "    a, b = x\n    return a\n", 2, 5, "cannot unpack one value into 2 names"),

@@ -73,50 +73,45 @@ def _static_scale(func: str, scale, rows: int) -> tuple:
 
 
 def quantise_per_tensor(func: str, kind: str, num: Numerics, x, scale, quant_dtype,
-                        dtype_max=None) -> tuple:
-    """``(y, scale[1])``: dynamic (``scale is None``) or with the given scale."""
+                        dtype_max=None, x_scale=None) -> tuple:
+    """``(y, scale[1])``: dynamic (``scale is None``) or with the given scale; ``x_scale``:
+    a SmoothQuant channel scale applied first."""
     subs = dict(X=A.float_dsl(func, "x", x), **target(func, quant_dtype, dtype_max),
                 **num.subs())
-    x2 = A.rows2d(x)
-    if scale is None:
-        y, s = pipeline("quant", "per_tensor", kind, **subs)(x2)
-    else:
-        gran, s = _static_scale(func, scale, 1)
-        A.same_device(func, x=x, scale=s)
-        y = pipeline("quant", "per_tensor_static", kind, **subs)(x2, s)
+    xs = _smooth_scale(func, x_scale, x.shape[-1], subs)
+    s_in = None if scale is None else _static_scale(func, scale, 1)[1]
+    A.same_device(func, x=x, x_scale=xs, scale=s_in)
+    y, s = pipeline("quant", "per_tensor", kind, **subs)(A.rows2d(x), xs, s_in)
     return y.view(x.shape), s
 
 
 def quantise_per_token(func: str, kind: str, num: Numerics, x, scale=None, x_scale=None,
                        quant_dtype=torch.int8, dtype_max=None) -> tuple:
     """``(y, scale[..., 1])``; ``x_scale``: a SmoothQuant channel scale ``[N]`` / ``[1, N]``;
-    a given ``scale`` (one value or one per row) is used as is and returned."""
+    a given ``scale`` (one value, or one per row) is used as is and returned."""
+    x2 = A.rows2d(x)
+    gran, s_in = (None, None) if scale is None else _static_scale(func, scale, x2.shape[0])
+    if gran == Granularity.PER_TENSOR:
+        y, _ = quantise_per_tensor(func, kind, num, x, scale, quant_dtype, dtype_max, x_scale)
+        return y, scale
     subs = dict(X=A.float_dsl(func, "x", x), **target(func, quant_dtype, dtype_max),
                 **num.subs())
-    x2 = A.rows2d(x)
-    n = x.shape[-1]
-    args = [x2]
-    name = "per_token"
-    if x_scale is not None:
-        A.tensor(func, "x_scale", x_scale)
-        A.need(x_scale.numel() == n and x_scale.shape[-1] == n, func,
-               f"x_scale (the smooth scale) must be [{n}] or [1, {n}], got shape "
-               f"{tuple(x_scale.shape)}")
-        subs["S"] = A.float_dsl(func, "x_scale", x_scale)
-        args.append(A.rows2d(x_scale).reshape(n))
-        name = "per_token_smooth"
-    if scale is None:
-        A.same_device(func, x=x, x_scale=x_scale)
-        y, s = pipeline("quant", name, kind, **subs)(*args)
-        return y.view(x.shape), s.view(*x.shape[:-1], 1)
-    gran, s = _static_scale(func, scale, x2.shape[0])
-    A.same_device(func, x=x, x_scale=x_scale, scale=s)
-    if gran == Granularity.PER_TENSOR:
-        name = "per_tensor_static" if x_scale is None else "per_tensor_smooth_static"
-    else:
-        name += "_static"
-    y = pipeline("quant", name, kind, **subs)(*args, s)
-    return y.view(x.shape), scale
+    xs = _smooth_scale(func, x_scale, x.shape[-1], subs)
+    A.same_device(func, x=x, x_scale=xs, scale=s_in)
+    y, s = pipeline("quant", "per_token", kind, **subs)(x2, xs, s_in)
+    return y.view(x.shape), (s.view(*x.shape[:-1], 1) if scale is None else scale)
+
+
+def _smooth_scale(func: str, x_scale, n: int, subs: dict):
+    """A SmoothQuant scale ``[N]`` / ``[1, N]`` as ``[N]`` (its dtype into ``subs``)."""
+    if x_scale is None:
+        return None
+    A.tensor(func, "x_scale", x_scale)
+    A.need(x_scale.numel() == n and x_scale.shape[-1] == n, func,
+           f"x_scale (the smooth scale) must be [{n}] or [1, {n}], got shape "
+           f"{tuple(x_scale.shape)}")
+    subs["S"] = A.float_dsl(func, "x_scale", x_scale)
+    return A.rows2d(x_scale).reshape(n)
 
 
 def quantise_groups(func: str, kind: str, num: Numerics, x, group_size: int, quant_dtype,

@@ -51,10 +51,10 @@ def _kv(func: str, key, value, key_cache, value_cache, slot_mapping, asm_layout:
     A.tensor(func, "value", value, dims=(3,))
     A.need(key.shape == value.shape, func, f"key and value must have one shape, got "
            f"{tuple(key.shape)} and {tuple(value.shape)}")
-    b.rows("key", key, "X", rank=3)
+    b.rows("key", key, "X", "k", rank=3)
     A.need(value.dtype == key.dtype, func, f"value must have key's dtype {key.dtype}, got "
            f"{value.dtype}")
-    b.rows("value", value, "X", rank=3)
+    b.rows("value", value, "X", "v", rank=3)
     kc, b.subs["KC"] = _cache_dsl(func, "key_cache", key_cache, quantised)
     vc, b.subs["VC"] = _cache_dsl(func, "value_cache", value_cache, quantised)
     A.need(kc.dim() == 5, func, f"key_cache must be [num_blocks, num_heads, head_size/x, "
@@ -64,7 +64,7 @@ def _kv(func: str, key, value, key_cache, value_cache, slot_mapping, asm_layout:
         "[num_blocks, num_heads, block_size/x, head_size, x] (asm_layout)" if asm_layout
         else "[num_blocks, num_heads, head_size, block_size]") + f", got shape "
            f"{tuple(vc.shape)}")
-    b.args += [kc, vc]
+    b.kw.update(kc=kc, vc=vc)
     b.subs.update(VECK=str(kc.shape[-1]),
                   VECV=str(vc.shape[-1] if asm_layout else 16 // vc.element_size()))
     if asm_layout:
@@ -73,15 +73,15 @@ def _kv(func: str, key, value, key_cache, value_cache, slot_mapping, asm_layout:
     b.subs["I"] = _INDEX.get(slot_mapping.dtype, "")
     A.need(b.subs["I"] != "", func, f"slot_mapping must be int32 or int64, got "
            f"{slot_mapping.dtype}")
-    b.args.append(slot_mapping)
+    b.kw["slots"] = slot_mapping
     return b
 
 
 def _scales(b: Binding, ks, vs, names=("k_scale", "v_scale")) -> None:
-    for name, t in zip(names, (ks, vs)):
+    for name, param, t in zip(names, ("ks", "vs"), (ks, vs)):
         A.tensor(b.func, name, t)
         A.need(t.dtype == torch.float32, b.func, f"{name} must be float32, got {t.dtype}")
-        b.args.append(t)
+        b.kw[param] = t
 
 
 def _scaled_kv(func: str, key, value, key_cache, value_cache, ks, vs, slot_mapping,
@@ -90,8 +90,7 @@ def _scaled_kv(func: str, key, value, key_cache, value_cache, ks, vs, slot_mappi
     b = _kv(func, key, value, key_cache, value_cache, slot_mapping, asm_layout, True)
     _scales(b, ks, vs, ("k_dequant_scales", "v_dequant_scales"))
     b.subs.update(SL="asm" if asm_layout else "default", **subs)
-    b.flag("SCALED")
-    b.run("cache", "kv", "hip")
+    b.run("cache_quant", "kv_scaled", "hip")
 
 
 def reshape_and_cache(key: torch.Tensor, value: torch.Tensor, key_cache: torch.Tensor,
@@ -112,8 +111,10 @@ def reshape_and_cache(key: torch.Tensor, value: torch.Tensor, key_cache: torch.T
         ks = one if k_scale is None else k_scale.reshape(1).to(torch.float32)
         vs = one if v_scale is None else v_scale.reshape(1).to(torch.float32)
         _scales(b, ks, vs)
-        b.flag("STATIC")
-    b.run("cache", "kv", "hip")
+    if quantised:
+        b.run("cache_quant", "kv_static", "hip")
+    else:
+        b.run("cache", "kv_copy", "hip")
 
 
 def reshape_and_cache_with_pertoken_quant(key: torch.Tensor, value: torch.Tensor,
@@ -175,21 +176,21 @@ def fused_qk_norm_rope_cache_quant_shuffle(qkv, num_heads_q: int, num_heads_k: i
                             f"('auto', 'fp8_e4m3')")
     b = Binding(func)
     for name, t in (("q", q), ("k", k), ("v", v)):
-        b.rows(name, t, "X", rank=3)
-    b.vector("qw", qw, d, "W")
-    b.vector("kw", kw, d, "W")
-    b.scalar("eps", eps)
+        b.rows(name, t, "X", name, rank=3)
+    b.vector("qw", qw, d, "W", "qw")
+    b.vector("kw", kw, d, "W", "kw")
+    b.scalar("eps", eps, "eps")
     A.tensor(func, "cos_sin_cache", cos_sin_cache, dims=(2,))
     A.need(cos_sin_cache.shape[1] == d, func, f"cos_sin_cache must be [max_positions, {d}], "
            f"got shape {tuple(cos_sin_cache.shape)}")
     b.subs["C"] = A.float_dsl(func, "cos_sin_cache", cos_sin_cache)
-    b.args += [cos_sin_cache[:, :d // 2], cos_sin_cache[:, d // 2:]]
+    b.kw.update(cos=cos_sin_cache[:, :d // 2], sin=cos_sin_cache[:, d // 2:])
     A.tensor(func, "pos_ids", pos_ids)
     b.subs["PI"] = _INDEX.get(pos_ids.dtype, "")
     A.need(b.subs["PI"] != "" and pos_ids.numel() == rows.shape[0], func,
            f"pos_ids must be int32/int64 [{rows.shape[0]}], got {pos_ids.dtype} "
            f"{tuple(pos_ids.shape)}")
-    b.args.append(pos_ids.reshape(-1))
+    b.kw["pos"] = pos_ids.reshape(-1)
     kc, b.subs["KC"] = _cache_dsl(func, "k_cache", k_cache, quantised)
     vc, b.subs["VC"] = _cache_dsl(func, "v_cache", v_cache, quantised)
     A.need(kc.dim() == 5 and vc.is_contiguous(), func, "k_cache must be [num_blocks, heads, "
@@ -198,15 +199,15 @@ def fused_qk_norm_rope_cache_quant_shuffle(qkv, num_heads_q: int, num_heads_k: i
     vx = 16 // vc.element_size()
     A.need(vc.numel() == nb * hk * bs * d and bs % vx == 0, func,
            f"v_cache must hold [num_blocks={nb}, {hk}, block_size={bs}, {d}] entries")
-    b.args += [kc, vc.view(nb, hk, bs // vx, d, vx)]
+    b.kw.update(kc=kc, vc=vc.view(nb, hk, bs // vx, d, vx))
     b.subs.update(VECK=str(x), VECV=str(vx),
                   STYLE=str(RopeStyle.NEOX if is_neox_style else RopeStyle.GPTJ))
     A.tensor(func, "slot_mapping", slot_mapping, dims=(1,))
     b.subs["I"] = _INDEX.get(slot_mapping.dtype, "i64")
-    b.args.append(slot_mapping)
+    b.kw["slots"] = slot_mapping
     if quantised:
         _scales(b, k_scale, v_scale)
-        b.flag("SCALED")
-    out = b.run("qk_norm_rope_cache", "qk_norm_rope_cache", "hip")
+    out = (b.run("qk_norm_rope_cache_quant", "qk_norm_rope_cache_scaled", "hip") if quantised
+           else b.run("qk_norm_rope_cache", "qk_norm_rope_cache", "hip"))
     q.copy_(out["qn"])
     k.copy_(out["kn"])

@@ -60,9 +60,9 @@ def _bind(func, out, input, yscale, weight, epsilon, kernel: _Kernel, *, gran=No
     x2 = A.rows2d(input)
     m, n = x2.shape
     b.subs["X"] = A.float_dsl(func, "input", input)
-    b.args.append(x2)
-    b.vector("weight", weight, n, "W")
-    b.scalar("epsilon", epsilon)
+    b.kw["x"] = x2
+    b.vector("weight", weight, n, "W", "w")
+    b.scalar("epsilon", epsilon, "eps")
     A.tensor(func, "out", out)
     A.need(out.numel() == input.numel(), func, f"out must have input's shape "
            f"{tuple(input.shape)}, got {tuple(out.shape)}")
@@ -76,8 +76,7 @@ def _bind(func, out, input, yscale, weight, epsilon, kernel: _Kernel, *, gran=No
         A.tensor(func, "x_bias", x_bias)
         A.need(x_bias.dtype == input.dtype, func, f"x_bias must have input's dtype "
                f"{input.dtype}, got {x_bias.dtype}")
-        b.vector("x_bias", x_bias, n, "X")
-        b.flag("XBIAS")
+        b.vector("x_bias", x_bias, n, "X", "xb")
     for name, t in (("residual_in", residual_in), ("residual_out", residual_out)):
         if t is not None:
             A.tensor(func, name, t)
@@ -85,22 +84,18 @@ def _bind(func, out, input, yscale, weight, epsilon, kernel: _Kernel, *, gran=No
                    f"{name} must be {tuple(input.shape)} {input.dtype}, got "
                    f"{tuple(t.shape)} {t.dtype}")
     if residual_in is not None:
-        b.rows("residual_in", residual_in.reshape(m, n), "X")
-        b.flag("RES")
+        b.rows("residual_in", residual_in.reshape(m, n), "X", "res")
     if bias is not None:
-        b.vector("bias", bias, n, "W")
-        b.flag("BIAS")
+        b.vector("bias", bias, n, "W", "b")
     if rms_bias is not None:
-        b.vector("bias", rms_bias, n, "W")
-        b.flag("RBIAS")
+        b.vector("bias", rms_bias, n, "W", "rb")
     if xscale is not None:
-        b.vector("xscale", xscale, n, "S")
-        b.flag("SMOOTH")
+        b.vector("xscale", xscale, n, "S", "xs")
     if out_before_quant is not None:
         A.tensor(func, "out_before_quant", out_before_quant)
         A.need(out_before_quant.numel() == input.numel(), func, "out_before_quant must have "
                f"input's shape {tuple(input.shape)}, got {tuple(out_before_quant.shape)}")
-        b.flag("UNQ")
+        b.flag("unq")
     return b.run("norm", "norm_quant", "hip"), m
 
 
@@ -146,18 +141,17 @@ def _rms_plain(func, input, weight, epsilon, residual_in=None, gemma_norm=False)
     A.tensor(func, "input", input)
     x2 = A.rows2d(input)
     b.subs["X"] = A.float_dsl(func, "input", input)
-    b.args.append(x2)
-    b.vector("weight", weight, x2.shape[1], "W")
-    b.scalar("epsilon", epsilon)
-    b.subs["GEMMA"] = "true" if gemma_norm else "false"
-    if residual_in is None:
-        return b.run("norm", "rms", "hip")
-    A.tensor(func, "residual_in", residual_in)
-    A.need(residual_in.shape == input.shape and residual_in.dtype == input.dtype, func,
-           f"residual_in must be {tuple(input.shape)} {input.dtype}, got "
-           f"{tuple(residual_in.shape)} {residual_in.dtype}")
-    b.rows("residual_in", residual_in.reshape(x2.shape), "X")
-    return b.run("norm", "rms_add", "hip")
+    b.kw["x"] = x2
+    b.vector("weight", weight, x2.shape[1], "W", "w")
+    b.scalar("epsilon", epsilon, "eps")
+    b.flag("gemma", gemma_norm)
+    if residual_in is not None:
+        A.tensor(func, "residual_in", residual_in)
+        A.need(residual_in.shape == input.shape and residual_in.dtype == input.dtype, func,
+               f"residual_in must be {tuple(input.shape)} {input.dtype}, got "
+               f"{tuple(residual_in.shape)} {residual_in.dtype}")
+        b.rows("residual_in", residual_in.reshape(x2.shape), "X", "res")
+    return b.run("norm", "rms", "hip")
 
 
 def rmsnorm2d_fwd(input, weight, epsilon, use_model_sensitive_rmsnorm=0):

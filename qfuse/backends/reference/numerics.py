@@ -47,19 +47,22 @@ def bits_f32(b: torch.Tensor) -> torch.Tensor:
     return b.to(torch.int32).contiguous().view(torch.float32)
 
 
-def _shr_rne(sig: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """``sig / 2^shift`` rounded to nearest, ties to even (int64, shift >= 1)."""
+def _shr_round(sig: torch.Tensor, shift: torch.Tensor, ties_even: bool = True) -> torch.Tensor:
+    """``sig / 2^shift`` rounded to nearest (int64, shift >= 1), ties to even, or with
+    ``ties_even=False`` away from zero (``sig`` is a magnitude: a tie rounds up)."""
     shift = shift.clamp(1, 40)
     q = torch.bitwise_right_shift(sig, shift)
     one = torch.ones_like(sig)
     rem = sig & (torch.bitwise_left_shift(one, shift) - 1)
     half = torch.bitwise_left_shift(one, shift - 1)
-    up = (rem > half) | ((rem == half) & ((q & 1) == 1))
+    tie_up = ((q & 1) == 1) if ties_even else torch.ones_like(rem, dtype=torch.bool)
+    up = (rem > half) | ((rem == half) & tie_up)
     return q + up.to(torch.int64)
 
 
-def _magnitude_code(v: torch.Tensor, bias: int, mbits: int) -> torch.Tensor:
-    """RNE code of ``|v|`` in a small float format with subnormals and unbounded exponent.
+def _magnitude_code(v: torch.Tensor, bias: int, mbits: int, ties_even: bool = True) -> torch.Tensor:
+    """Nearest code of ``|v|`` in a small float format with subnormals and unbounded
+    exponent: ties to even, or away from zero with ``ties_even=False``.
 
     The code is ``(e << mbits) | mantissa`` as for IEEE, so it is monotone in ``|v|``;
     callers compare it with the largest finite code to detect overflow. ``v`` must be
@@ -73,7 +76,7 @@ def _magnitude_code(v: torch.Tensor, bias: int, mbits: int) -> torch.Tensor:
     sig = torch.where(e > 0, m | 0x800000, m)
     et = torch.where(e > 0, e, torch.ones_like(e)) - 127 + bias
     shift = (23 - mbits) + torch.clamp(1 - et, min=0)
-    q = _shr_rne(sig, shift)
+    q = _shr_round(sig, shift, ties_even)
     return (torch.clamp(et, min=1) - 1) * (1 << mbits) + q
 
 
@@ -131,17 +134,23 @@ def round_int(v: torch.Tensor, mode: str, lo: int, hi: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------- E2M1
-def encode_e2m1(v: torch.Tensor) -> torch.Tensor:
-    """fp32 -> E2M1 codes (uint8 0..15): RNE to {0, .5, 1, 1.5, 2, 3, 4, 6}, saturating at 6.
+def encode_e2m1(v: torch.Tensor, mode: str = RoundMode.RNE) -> torch.Tensor:
+    """fp32 -> E2M1 codes (uint8 0..15): nearest of {0, .5, 1, 1.5, 2, 3, 4, 6} to ``|v|``,
+    saturating at 6; a tie goes to the even code (``rne``: 0.25 -> 0, 0.75 -> 1, 2.5 -> 2,
+    5 -> 4) or to the larger magnitude (``half_up``: 0.25 -> 0.5, 0.75 -> 1, 1.25 -> 1.5,
+    2.5 -> 3, 5 -> 6).
 
     Bit 3 is the sign bit of ``v`` (so -0.0 and -0.1 give 0x8); inf saturates; NaN
     gives ``0x7`` (a NaN's sign is ignored).
     """
+    if mode not in (RoundMode.RNE, RoundMode.HALF_UP):
+        raise ValueError(f"E2M1 rounds by rne or half_up, not {mode!r}")
     bias, mbits, max_code = _E2M1
     v = v.to(torch.float32)
     sign = _sign(v)
     finite = torch.isfinite(v)
-    code = _magnitude_code(torch.where(finite, v, torch.zeros_like(v)), bias, mbits)
+    code = _magnitude_code(torch.where(finite, v, torch.zeros_like(v)), bias, mbits,
+                           ties_even=mode == RoundMode.RNE)
     code = torch.where(finite, code.clamp(max=max_code), torch.full_like(code, max_code))
     code = torch.where(torch.isnan(v), code, code | (sign << 3))
     return code.to(torch.uint8)
@@ -268,7 +277,7 @@ def quantize(v: torch.Tensor, target: str, *, dtype_max: float, mode: str = Roun
 
     fp8: :func:`round_fp8`; i8 / int4: :func:`round_int` within
     :meth:`~qfuse.dialect.options.QuantTarget.int_bounds`; fp4_e2m1: :func:`encode_e2m1`
-    (always saturating, ``sat``/``dtype_max`` unused).
+    by ``mode`` (rne or half_up; always saturating, ``sat``/``dtype_max`` unused).
     """
     try:
         target = QuantTarget(target)
@@ -279,7 +288,7 @@ def quantize(v: torch.Tensor, target: str, *, dtype_max: float, mode: str = Roun
     if target.is_int:
         lo, hi = target.int_bounds(dtype_max, sat)
         return round_int(v, mode, lo, hi)
-    return encode_e2m1(v)
+    return encode_e2m1(v, mode)
 
 
 # ---------------------------------------------------------------------------- layout

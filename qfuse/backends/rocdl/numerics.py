@@ -17,7 +17,7 @@ from __future__ import annotations
 from ...dialect.options import E8M0Mode, QuantTarget, RoundMode
 from .emit import Emitter, f32_bits
 
-__all__ = ["abs_f32", "bits_of", "f32_of", "round_bf16_bits", "round_f16_bits", "fp8_code",
+__all__ = ["E8M0_MODES", "abs_f32", "bits_of", "f32_of", "round_bf16_bits", "round_f16_bits", "fp8_code",
            "int_code", "e2m1_code", "e8m0_byte", "e8m0_value", "magnitude_code"]
 
 _ABS = 0x7FFFFFFF
@@ -187,6 +187,12 @@ def e2m1_code(e: Emitter, v: str, native: bool = False) -> str:
 
 
 # ------------------------------------------------------------------ E8M0
+#: the E8M0 modes :func:`e8m0_byte` writes (a mode added to the catalog is refused until
+#: it is written here)
+E8M0_MODES = (E8M0Mode.FLOOR, E8M0Mode.CEIL, E8M0Mode.EVEN, E8M0Mode.ROUNDUP,
+              E8M0Mode.RNE_LEGACY)
+
+
 def _floor_log2(e: Emitter, a: str) -> str:
     """``floor(log2 a)`` of a finite positive fp32 given by its bits (subnormals: the
     mantissa converted to fp32 exactly gives its own exponent)."""

@@ -7,8 +7,8 @@ it refuses through ``Renderer.refuse``, naming the stage and the option.
 """
 from __future__ import annotations
 
-from ...dialect.options import (Act, FloatDType, GeluApprox, Granularity, NormKind,
-                                QuantTarget, Recip, ResidualSum, ZeroPolicy)
+from ...dialect.options import (Act, E8M0Mode, FloatDType, GeluApprox, Granularity, NormKind,
+                                QuantTarget, Recip, ResidualSum, RoundMode, ZeroPolicy)
 from . import numerics as nx
 from .values import Scope, Val
 
@@ -261,6 +261,8 @@ def lower_scale(r, call) -> list:
         amax = Val("group", "f32", group_amax)
         if gran == Granularity.MX:
             target = QuantTarget(opt["dtype"])
+            if E8M0Mode(opt["e8m0"]) not in nx.E8M0_MODES:
+                r.refuse(call, f"e8m0={opt['e8m0']}")
             return [Val("group", "i32",
                         lambda s: nx.e8m0_byte(e, r.at(s, amax), opt["e8m0"], target))]
         return [Val("group", "f32", lambda s: _nonmx_scale(r, r.at(s, amax), opt))]
@@ -305,12 +307,15 @@ def lower_round(r, call) -> list:
             q = _map(r, [x, s], lambda a, b: e.bin("divf", a, b, "f32"))
         v = _map(r, [q, s], lambda a, b: e.select(e.cmpf("oeq", b, e.f32(0.0)), e.f32(0.0),
                                                   a, "f32"))
+    mode = RoundMode(opt["mode"])
+    if mode not in ((RoundMode.TRUNC, RoundMode.RNE) if target.is_int else (RoundMode.RNE,)):
+        r.refuse(call, f"mode={mode} for {target}")
     native = r.native_fp8(target)
     if target.is_fp8:
         code = lambda a: nx.fp8_code(e, a, target, opt["dtype_max"], opt["sat"], native)  # noqa
     elif target.is_int:
         lo, hi = target.int_bounds(opt["dtype_max"], opt["sat"])
-        code = lambda a: nx.int_code(e, a, opt["mode"], lo, hi, r.math)   # noqa: E731
+        code = lambda a: nx.int_code(e, a, mode, lo, hi, r.math)   # noqa: E731
     else:
         fp4 = r.native_fp4()
         code = lambda a: nx.e2m1_code(e, a, fp4)                     # noqa: E731

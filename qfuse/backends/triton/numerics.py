@@ -28,13 +28,13 @@ __all__ = [
     "qf_div", "qf_div_codes", "qf_silu", "qf_div_bounded", "qf_scale_fast_ok", "qf_sqrt", "qf_amax",
     "qf_fp8_bits", "qf_fp8_bits_finite", "qf_fp8_prepare", "qf_int_codes", "qf_int_prepare",
     "qf_int_codes_bounded",
-    "qf_e2m1_codes", "qf_e8m0_bytes", "qf_e8m0_scale", "qf_e8m0_inv_scale", "qf_round_bf16",
+    "qf_e2m1_codes", "qf_e2m1_codes_half_up", "qf_e8m0_bytes", "qf_e8m0_scale", "qf_e8m0_inv_scale", "qf_round_bf16",
     "qf_to_bf16", "qf_round_f16", "qf_pack_nibbles", "qf_e2m1_codes_pow2", "qf_e8m0_pow2_ok",
 ]
 
 from .numerics_codes import (QF_E8M0_CEIL, QF_E8M0_EVEN, QF_E8M0_FLOOR,  # noqa: F401
                              QF_E8M0_RNE_LEGACY, QF_E8M0_ROUNDUP, qf_e2m1_codes,
-                             qf_e2m1_codes_pow2, qf_e8m0_bytes, qf_e8m0_pow2_ok,
+                             qf_e2m1_codes_half_up, qf_e2m1_codes_pow2, qf_e8m0_bytes, qf_e8m0_pow2_ok,
                              qf_e8m0_inv_scale, qf_e8m0_scale, qf_fp8_bits, qf_fp8_bits_finite,
                              qf_fp8_prepare, qf_int_codes, qf_int_codes_bounded, qf_int_prepare,
                              qf_pack_nibbles)

@@ -167,6 +167,25 @@ def qf_e2m1_codes(v):
 
 
 @triton.jit
+def qf_e2m1_codes_half_up(v):
+    """qf_e2m1_codes with ties away from zero (AITER's MoE-sort MXFP4 rounding): the
+    nearest E2M1 magnitude, a tie to the larger one, saturating at 6; NaN -> 0x7.
+
+    a = min(bits(|v|), bits(6.0)).
+    |v| >= 1: r = (a + 0x200000) & 0xFFC00000 (half the quantum of the one mantissa bit,
+              carried up), code = (r >> 22) - 252.
+    |v| < 1:  code = (a >= bits(0.25)) + (a >= bits(0.75)) (the two midpoints, exactly).
+    """
+    bits = v.to(tl.uint32, bitcast=True)
+    a = tl.minimum(bits & 0x7FFFFFFF, 0x40C00000)
+    norm = (((a + 0x200000) & 0xFFC00000) >> 22) - 252
+    sub = (a >= 0x3E800000).to(tl.uint32) + (a >= 0x3F400000).to(tl.uint32)
+    code = tl.where(a < 0x3F800000, sub, norm) | ((bits >> 31) << 3)
+    code = tl.where((bits & 0x7FFFFFFF) > 0x7F800000, 7, code)
+    return code.to(tl.uint8)
+
+
+@triton.jit
 def qf_e8m0_pow2_ok(b, amax):
     """1 (a program-wide scalar) when every group's E8M0 byte b lies in [27, 230] (scales
     2^-100 .. 2^103) or its amax is 0 (an all-zero group, or masked padding: b = 0 there),

@@ -54,9 +54,10 @@ def fp8_table(fmt: str) -> list:
     return [(c, minifloat_value(c, eb, mb, bias)) for c in range(maxc + 2)]
 
 
-def nearest_even(x: float, table: list) -> int:
+def nearest_even(x: float, table: list, half_up: bool = False) -> int:
     """Code of ``|x|`` in ``table`` (sorted by value) by round-to-nearest, ties to the even
-    code; values beyond the last entry map to the last entry."""
+    code (or with ``half_up`` to the larger value); values beyond the last entry map to the
+    last entry."""
     vals = [v for _, v in table]
     a = abs(x)
     i = bisect.bisect_left(vals, a)
@@ -68,7 +69,7 @@ def nearest_even(x: float, table: list) -> int:
     dlo, dhi = a - lo[1], hi[1] - a
     if dlo < dhi:
         return lo[0]
-    if dhi < dlo:
+    if dhi < dlo or half_up:
         return hi[0]
     return lo[0] if lo[0] % 2 == 0 else hi[0]
 
@@ -95,11 +96,11 @@ def oracle_fp8(x: float, fmt: str, dtype_max: float, sat: bool) -> int:
 E2M1_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
 
 
-def oracle_e2m1(x: float) -> int:
+def oracle_e2m1(x: float, half_up: bool = False) -> int:
     s = sign_bit(x)
     if math.isnan(x):
         return 7
-    code = nearest_even(x, list(enumerate(E2M1_VALUES)))
+    code = nearest_even(x, list(enumerate(E2M1_VALUES)), half_up)
     return code | (s << 3)
 
 

@@ -71,6 +71,30 @@ def test_e2m1_table():
     assert [oracle_e2m1(v) for v in vals] == [c[1] for c in E2M1_CASES]
 
 
+# round half up (AITER's MoE-sort MXFP4 kernel): every tie to the larger magnitude
+E2M1_HALF_UP = [
+    (0.0, 0x0), (0.24, 0x0), (0.25, 0x1), (0.74, 0x1), (0.75, 0x2), (1.25, 0x3), (1.74, 0x3),
+    (1.75, 0x4), (2.49, 0x4), (2.5, 0x5), (3.5, 0x6), (4.99, 0x6), (5.0, 0x7), (1e9, 0x7),
+    (INF, 0x7), (-0.25, 0x9), (-2.5, 0xD), (-5.0, 0xF), (-0.1, 0x8), (-0.0, 0x8),
+    (1e-40, 0x0), (NAN, 0x7), (-NAN, 0x7),
+]
+
+
+def test_e2m1_half_up_table():
+    vals = [c[0] for c in E2M1_HALF_UP]
+    got = encode_e2m1(torch.tensor(vals, dtype=torch.float32), "half_up").tolist()
+    assert got == [c[1] for c in E2M1_HALF_UP]
+    assert [oracle_e2m1(v, half_up=True) for v in vals] == got
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.floats(-8, 8, width=32), st.floats(width=32)), min_size=1,
+                max_size=64))
+def test_e2m1_half_up_random_matches_enumeration(vals):
+    got = encode_e2m1(torch.tensor(vals, dtype=torch.float32), "half_up").tolist()
+    assert got == [oracle_e2m1(v, half_up=True) for v in vals]
+
+
 def test_e2m1_decode_all_codes():
     got = decode_e2m1(torch.arange(16, dtype=torch.uint8))
     want = E2M1_VALUES + [-v for v in E2M1_VALUES]

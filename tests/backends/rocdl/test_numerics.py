@@ -95,7 +95,7 @@ def test_fp8_codes_match_the_reference(target, dmax, sat):
     assert torch.equal(_run(("fp8", target, dmax, sat), x), want)
 
 
-@pytest.mark.parametrize("mode", list(RoundMode))
+@pytest.mark.parametrize("mode", [RoundMode.TRUNC, RoundMode.RNE])   # the integer modes
 @pytest.mark.parametrize("bounds", [(-127, 127), (-128, 127), (-7, 7), (-8, 7)])
 def test_int_codes_match_the_reference(mode, bounds):
     x = torch.cat([_values(2), torch.arange(-300, 300) * 0.5])

@@ -37,6 +37,12 @@ def k_e2m1(x_ptr, y_ptr, N: tl.constexpr):
 
 
 @triton.jit
+def k_e2m1_half_up(x_ptr, y_ptr, N: tl.constexpr):
+    o = tl.program_id(0) * N + tl.arange(0, N)
+    tl.store(y_ptr + o, qf_e2m1_codes_half_up(tl.load(x_ptr + o)))
+
+
+@triton.jit
 def k_e2m1_pow2(x_ptr, b_ptr, y_ptr, N: tl.constexpr):
     """y = qf_e2m1_codes_pow2(x, b) (int32 codes), elementwise."""
     o = tl.program_id(0) * N + tl.arange(0, N)
@@ -200,13 +206,15 @@ SPECIALS = f32([0, 0x80000000, 1, 0x807FFFFF, 0x00800000, 0x7F7FFFFF, 0xFF7FFFFF
 
 
 # ---------------------------------------------------------------- oracles (numpy float64)
-def nearest_even(grid, ax):
+def nearest_even(grid, ax, half_up=False):
     """Index of the nearest grid point to ax (ascending float64 grid, ax in range, no NaN);
-    ties go to the even index (= the even code: its last mantissa bit is 0)."""
+    ties go to the even index (= the even code: its last mantissa bit is 0), or with
+    ``half_up`` to the larger value."""
     hi = np.clip(np.searchsorted(grid, ax, side="left"), 0, len(grid) - 1)
     lo = np.maximum(hi - 1, 0)
     dlo, dhi = ax - grid[lo], grid[hi] - ax
-    return np.where(dlo < dhi, lo, np.where(dhi < dlo, hi, np.where(lo % 2 == 0, lo, hi)))
+    tie = hi if half_up else np.where(lo % 2 == 0, lo, hi)
+    return np.where(dlo < dhi, lo, np.where(dhi < dlo, hi, tie))
 
 
 def fp8_magnitudes(fnuz, virtual=True):
@@ -239,10 +247,10 @@ def fp8_oracle(x, fnuz, dmax, sat):
 E2M1_GRID = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 6], dtype=np.float64)
 
 
-def e2m1_oracle(x):
+def e2m1_oracle(x, half_up=False):
     x = np.asarray(x, dtype=np.float32).astype(np.float64)
     nan, neg = np.isnan(x), np.signbit(x).astype(np.int64)
-    code = nearest_even(E2M1_GRID, np.where(nan, 6.0, np.minimum(np.abs(x), 6.0)))
+    code = nearest_even(E2M1_GRID, np.where(nan, 6.0, np.minimum(np.abs(x), 6.0)), half_up)
     return np.where(nan, 7, code | (neg << 3)).astype(np.uint8)
 
 

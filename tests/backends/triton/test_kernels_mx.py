@@ -31,6 +31,10 @@ def rms_mxfp4_shuffle(x: bf16[M, N], w: bf16[N], eps: f32 = 1e-6):
     q = pack(round(y, s, fp4_e2m1))
     return q, shuffle(s)
 
+def mxfp4_half_up(x: bf16[M, N]):
+    s = scale(x, fp4_e2m1, mx, e8m0=even)
+    return pack(round(x, s, fp4_e2m1, mode=half_up)), s
+
 def mxfp4_shuffle_pad(x: bf16[M, N]):
     s = scale(x, fp4_e2m1, mx)
     return pack(round(x, s, fp4_e2m1)), shuffle(s, pad=127), s
@@ -52,6 +56,21 @@ def mx_rows(m, n, seed=0):
 def test_mxfp4_modes(mode, m, n):
     x = mx_rows(m, n).to(torch.bfloat16)
     assert_bitwise(*run_both(P[f"mxfp4_{mode}"], {"x": x}))
+
+
+@pytest.mark.parametrize("m,n", [(7, 96), (9, 68)])
+def test_mxfp4_half_up(m, n):
+    """AITER's MoE-sort rounding (ties away from zero) bit for bit, and it is not RNE: in
+    a row of ties at scale 1 (amax 6, e8m0=even) every tie rounds up."""
+    x = mx_rows(m, n)
+    ties = torch.tensor([6.0, 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, -0.25, -2.5, -5.0, 0.0])
+    x[1] = ties.repeat(n // len(ties) + 1)[:n]
+    x = x.to(torch.bfloat16)
+    got, ref = run_both(P["mxfp4_half_up"], {"x": x})
+    assert_bitwise(got, ref)
+    q = P["mxfp4_half_up"].return_names[0]
+    codes = ref[q][1, :6]          # bytes of (6, 0.25), (0.75, 1.25), (1.75, 2.5), ...
+    assert codes.tolist() == [0x17, 0x32, 0x54, 0x76, 0xD9, 0x0F]
 
 
 @pytest.mark.parametrize("n", [28, 68, 200, 2])

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from qf_triton_testlib import (COLS, DEVICES, E2M1_GRID, SPECIALS, bits_of, e2m1_oracle, e8m0_edge_values,
                                e8m0_oracle, f32, fp8_magnitudes, fp8_oracle, int_oracle, k_amax, k_div_bounded, k_divcodes, k_divsqrt,
-                               k_e2m1, k_e8m0, k_e8m0_apply, k_fp8, k_int, k_pack, k_round16, launch,
+                               k_e2m1, k_e2m1_half_up, k_e8m0, k_e8m0_apply, k_fp8, k_int, k_pack, k_round16, launch,
                                run_rows, same_f32, with_neighbours)
 from qfuse.backends.triton import numerics as qn
 from qfuse.backends.triton.codegen.stages_quant import E8M0_MODE_CODES
@@ -107,11 +107,16 @@ def e2m1_edge_values():
     return np.concatenate([with_neighbours(np.concatenate([E2M1_GRID, mids, [7, 8, 1e30, 0.1]])), SPECIALS])
 
 
+# RNE, and AITER's MoE-sort rounding (ties away from zero)
+E2M1_KERNELS = [(k_e2m1, False), (k_e2m1_half_up, True)]
+
+
+@pytest.mark.parametrize("kernel,half_up", E2M1_KERNELS, ids=["rne", "half_up"])
 @pytest.mark.parametrize("device", DEVICES)
-def test_e2m1_edges_and_random(device):
+def test_e2m1_edges_and_random(device, kernel, half_up):
     x = np.concatenate([e2m1_edge_values(), random_f32(3000, -4, 4)])
-    (got,) = run_rows(k_e2m1, device, [x], [torch.uint8])
-    assert_codes(got.numpy(), e2m1_oracle(x), x, "e2m1")
+    (got,) = run_rows(kernel, device, [x], [torch.uint8])
+    assert_codes(got.numpy(), e2m1_oracle(x, half_up), x, "e2m1")
 
 
 def test_e2m1_hand_table():
@@ -122,12 +127,13 @@ def test_e2m1_hand_table():
     assert got.tolist() == [0, 2, 2, 4, 4, 6, 6, 7, 8, 8, 7, 15, 7, 7, 7]
 
 
+@pytest.mark.parametrize("kernel,half_up", E2M1_KERNELS, ids=["rne", "half_up"])
 @settings(max_examples=15, deadline=None)
 @given(st.lists(st.integers(0, 2 ** 32 - 1), min_size=1, max_size=512))
-def test_e2m1_random_bit_patterns(patterns):
+def test_e2m1_random_bit_patterns(kernel, half_up, patterns):
     x = f32(patterns)
-    (got,) = run_rows(k_e2m1, "interp", [x], [torch.uint8])
-    assert_codes(got.numpy(), e2m1_oracle(x), x, "e2m1 patterns")
+    (got,) = run_rows(kernel, "interp", [x], [torch.uint8])
+    assert_codes(got.numpy(), e2m1_oracle(x, half_up), x, "e2m1 patterns")
 
 
 # ---------------------------------------------------------------- int8 / int4

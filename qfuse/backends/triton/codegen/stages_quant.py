@@ -54,7 +54,8 @@ def codes(em: Emitter, v: str, target: str, dtype_max: float, mode: str, sat: bo
             return Reg(em.let("q", f"{em.helper('qf_int_codes_bounded')}({v}, {rne})"), "i8")
         lo, hi = target.int_bounds(dtype_max, sat)
         return Reg(em.let("q", f"{em.helper('qf_int_codes')}({v}, {rne}, {lo}, {hi})"), "i8")
-    return Reg(em.let("q", f"{em.helper('qf_e2m1_codes')}({v})"), "u8")
+    fn = "qf_e2m1_codes_half_up" if mode == RoundMode.HALF_UP else "qf_e2m1_codes"
+    return Reg(em.let("q", f"{em.helper(fn)}({v})"), "u8")
 
 
 def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q",
@@ -70,7 +71,8 @@ def _quantise(em: Emitter, call, x: str, s: str, mx: bool, hint: str = "q",
     quotients, not codes: bytes out of an ``if`` are unpacked to a register each."""
     o = call.options
     if mx:
-        if o["dtype"] == QuantTarget.FP4_E2M1 and mx_amax is not None:
+        if o["dtype"] == QuantTarget.FP4_E2M1 and mx_amax is not None and \
+                o["mode"] == RoundMode.RNE:
             return _e2m1_pow2(em, x, s, mx_amax, hint)
         v = em.let("v", f"{x} * {em.helper('qf_e8m0_inv_scale')}({s})")
         return codes(em, v, o["dtype"], o["dtype_max"], o["mode"], o["sat"])

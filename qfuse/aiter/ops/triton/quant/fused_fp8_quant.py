@@ -43,7 +43,7 @@ def _static_scale(b: Binding, scale) -> None:
     A.tensor(b.func, "the static scale", scale)
     A.need(scale.numel() == 1, b.func, f"the static scale must hold one value, got shape "
            f"{tuple(scale.shape)}")
-    b.args.append(scale.reshape(1).to(torch.float32))
+    b.kw["s"] = scale.reshape(1).to(torch.float32)
 
 
 def fused_rms_fp8_per_tensor_static_quant(inp1, inp1_weight, inp1_epsilon, inp1_scale,
@@ -61,10 +61,8 @@ def fused_rms_fp8_per_tensor_static_quant(inp1, inp1_weight, inp1_epsilon, inp1_
     _quant(b, dtype_quant)
     b.residual(res1, inp1, m, n)
     b.second_input(inp2, inp2_weight, inp2_epsilon, m)
-    if output_unquantized_inp1:
-        b.flag("OUT1")
-    if rmsnorm_convert_to_inp1_type:
-        b.flag("CONV")
+    b.flag("out1", output_unquantized_inp1)
+    b.flag("conv", rmsnorm_convert_to_inp1_type)
     out = b.run("fused_fp8", "rms_static", "triton")
     return out["q"], out.get("y1"), out.get("y2"), out.get("res_out")
 
@@ -82,8 +80,7 @@ def fused_rms_fp8_group_quant(inp1, inp1_weight, inp1_epsilon, inp2=None, inp2_w
     _quant(b, dtype_quant, group_size)
     b.residual(res1, inp1, m, n)
     b.second_input(inp2, inp2_weight, inp2_epsilon, m)
-    if output_unquantized_inp1:
-        b.flag("OUT1")
+    b.flag("out1", output_unquantized_inp1)
     out = b.run("fused_fp8", "rms_group", "triton")
     s = scale_layout(out["s"], transpose_scale, is_x_scale_strided)
     return (out["q"], s), out.get("y1"), out.get("y2"), out.get("res_out")
@@ -101,16 +98,15 @@ def fused_reduce_act_mul_fp8_group_quant(x: torch.Tensor, activation: str = "sil
     b = Binding(func)
     split = b.split_k("x", x)
     A.need(split or x2 is None, func, "x2 must be None when x is 2-D")
-    t = b.rows("x", x, "X", split=split)
+    t = b.rows("x", x, "X", "x", split=split, as_splits=True)
     A.need(t.shape[-1] % 2 == 0, func, f"the last dim of x must be even (gate and up halves), "
            f"got {t.shape[-1]}")
     if x2 is not None:
         A.tensor(func, "x2", x2, dims=(3,))
         A.need(x2.shape[:2] == x.shape[:2], func, f"x2 must be [{x.shape[0]}, {x.shape[1]}, "
                f"N2] like x, got shape {tuple(x2.shape)}")
-        b.rows("x2", x2, "X2", split=True)
+        b.rows("x2", x2, "X2", "x2", split=True)
         b.out_dtype("dtype", dtype)
-        b.flag("X2")
     b.activation(activation)
     _quant(b, dtype_quant, group_size)
     out = b.run("fused_fp8", "reduce_act_mul_group", "triton")
@@ -130,15 +126,14 @@ def fused_reduce_rms_fp8_group_quant(inp1, inp1_weight, inp1_epsilon, inp2=None,
     func = "fused_reduce_rms_fp8_group_quant"
     b = Binding(func)
     split = b.split_k("inp1", inp1)
-    m, n = b.norm_input(inp1, inp1_weight, inp1_epsilon, split=split)
+    m, n = b.norm_input(inp1, inp1_weight, inp1_epsilon, split=split, as_splits=True)
     b.out_dtype("dtype", inp1.dtype if dtype is None else dtype)
     _quant(b, dtype_quant, group_size)
     b.residual(res1, inp1, m, n)
     spk = inp1.shape[0] if split else 1
-    b.second_input(inp2, inp2_weight, inp2_epsilon, m, split=split, spk=spk)
+    b.second_input(inp2, inp2_weight, inp2_epsilon, m, split=split, spk=spk, as_splits=True)
     b.summed_input("inp3", inp3, spk, m)
-    if output_unquantized_inp1:
-        b.flag("OUT1")
+    b.flag("out1", output_unquantized_inp1)
     out = b.run("fused_fp8", "reduce_rms_group", "triton")
     y3 = into(b.func, out.get("y3"), out3)
     s = scale_layout(out["s"], transpose_scale, is_x_scale_strided)
@@ -151,13 +146,12 @@ def fused_silu_mul_fp8_per_tensor_static_quant(inp, inp_scale, dtype_quant=fp8_d
     (rounded to inp's dtype first with ``silu_convert_to_inp_type``). Returns
     ``out_fp8 [M, N]``."""
     b = Binding("fused_silu_mul_fp8_per_tensor_static_quant")
-    t = b.rows("inp", inp, "X")
+    t = b.rows("inp", inp, "X", "x")
     A.need(t.shape[-1] % 2 == 0, b.func, f"the last dim of inp must be even, got "
            f"{t.shape[-1]}")
     _static_scale(b, inp_scale)
     _quant(b, dtype_quant)
-    if silu_convert_to_inp_type:
-        b.flag("CONV")
+    b.flag("conv", silu_convert_to_inp_type)
     return b.run("fused_fp8", "silu_mul_static", "triton")["q"]
 
 
@@ -172,7 +166,7 @@ def fused_flatten_fp8_group_quant(x: torch.Tensor, group_size, dtype_quant=fp8_d
     b = Binding(func)
     A.tensor(func, "x", x, dims=(3,))
     b.subs["X"] = A.float_dsl(func, "x", x)
-    b.args.append(x if x.stride(-1) == 1 or x.shape[-1] <= 1 else x.contiguous())
+    b.kw["x"] = x if x.stride(-1) == 1 or x.shape[-1] <= 1 else x.contiguous()
     _quant(b, dtype_quant, group_size)
     out = b.run("fused_fp8", "flatten_group", "triton")
     s = out["s"]

@@ -33,9 +33,8 @@ def _mx_width(b: Binding, name: str, n: int) -> None:
 
 
 def _layout(b: Binding, shuffle, scale_shuffle_padding) -> bool:
-    """Flag SHUF; whether the unshuffled scale is to be padded afterwards."""
-    if shuffle:
-        b.flag("SHUF")
+    """Flag ``shuf``; whether the unshuffled scale is to be padded afterwards."""
+    b.flag("shuf", shuffle)
     return bool(scale_shuffle_padding) and not shuffle
 
 
@@ -67,8 +66,7 @@ def fused_rms_mxfp4_quant(x1: torch.Tensor, x1_weight: torch.Tensor, x1_epsilon:
     _mx_width(b, "x1", n)
     b.residual(res1, x1, m, n)
     b.second_input(x2, x2_weight, x2_epsilon, m, names=("x2", "x2_weight", "x2_epsilon"))
-    if output_unquantized_inp1:
-        b.flag("OUT1")
+    b.flag("out1", output_unquantized_inp1)
     pad = _layout(b, shuffle, scale_shuffle_padding)
     out = b.run("fused_mxfp4", "rms_mx", "triton")
     bs = _padded(out["bs"]) if pad else out["bs"]
@@ -84,7 +82,7 @@ def fused_flatten_mxfp4_quant(x: torch.Tensor):
     A.tensor(b.func, "x", x, dims=(3,))
     b.subs["X"] = A.float_dsl(b.func, "x", x)
     _mx_width(b, "x (flattened)", x.shape[1] * x.shape[2])
-    b.args.append(x if x.stride(-1) == 1 or x.shape[-1] <= 1 else x.contiguous())
+    b.kw["x"] = x if x.stride(-1) == 1 or x.shape[-1] <= 1 else x.contiguous()
     out = b.run("fused_mxfp4", "flatten_mx", "triton")
     return out["q"], out["s"].t().contiguous().t()
 
@@ -101,7 +99,7 @@ def fused_reduce_act_mul_and_mxfp4_quant(x: torch.Tensor,
     b = Binding("fused_reduce_act_mul_and_mxfp4_quant")
     split = b.split_k("x", x)
     A.need(split or x2 is None, b.func, "x2 must be None when x is 2-D")
-    t = b.rows("x", x, "X", split=split)
+    t = b.rows("x", x, "X", "x", split=split, as_splits=True)
     A.need(t.shape[-1] % 2 == 0, b.func, f"the last dim of x must be even (gate and up "
            f"halves), got {t.shape[-1]}")
     _mx_width(b, "the activation output (half of x's last dim)", t.shape[-1] // 2)
@@ -109,9 +107,8 @@ def fused_reduce_act_mul_and_mxfp4_quant(x: torch.Tensor,
         A.tensor(b.func, "x2", x2, dims=(3,))
         A.need(x2.shape[:2] == x.shape[:2], b.func, f"x2 must be [{x.shape[0]}, "
                f"{x.shape[1]}, N2] like x, got shape {tuple(x2.shape)}")
-        b.rows("x2", x2, "X2", split=True)
+        b.rows("x2", x2, "X2", "x2", split=True)
         b.out_dtype("dtype", dtype)
-        b.flag("X2")
     b.activation(activation)
     b.subs["MODE"] = str(e8m0_mode(b.func, scaling_mode))
     pad = _layout(b, shuffle, scale_shuffle_padding)
@@ -133,16 +130,15 @@ def fused_reduce_rms_mxfp4_quant(x1: torch.Tensor, x1_weight: torch.Tensor, x1_e
     (default x1's). Returns ``((out1_fp4, out1_bs), out1, out2, out_res1, out3)``."""
     b = Binding("fused_reduce_rms_mxfp4_quant")
     split = b.split_k("x1", x1)
-    m, n = b.norm_input(x1, x1_weight, x1_epsilon, split=split, prefix="x1")
+    m, n = b.norm_input(x1, x1_weight, x1_epsilon, split=split, prefix="x1", as_splits=True)
     _mx_width(b, "x1", n)
     b.out_dtype("dtype", x1.dtype if dtype is None else dtype)
     b.residual(res1, x1, m, n)
     spk = x1.shape[0] if split else 1
     b.second_input(x2, x2_weight, x2_epsilon, m, split=split, spk=spk,
-                   names=("x2", "x2_weight", "x2_epsilon"))
+                   names=("x2", "x2_weight", "x2_epsilon"), as_splits=True)
     b.summed_input("x3", x3, spk, m)
-    if output_unquantized_inp1:
-        b.flag("OUT1")
+    b.flag("out1", output_unquantized_inp1)
     pad = _layout(b, shuffle, scale_shuffle_padding)
     out = b.run("fused_mxfp4", "reduce_rms_mx", "triton")
     y3 = into(b.func, out.get("y3"), out3)
