@@ -25,7 +25,8 @@ from .types import DType, dtype
 
 __all__ = ["OptionEnum", "Granularity", "QuantTarget", "FloatDType", "E8M0Mode", "ZeroPolicy",
            "RoundMode", "Recip", "NormKind", "ResidualSum", "Act", "GeluApprox", "RopeStyle",
-           "CacheLayout", "CacheQuant", "ScaleLayout", "KV_TOKEN_SCALE_FLOOR",
+           "CacheLayout", "CacheQuant", "ScaleLayout", "CacheFloor", "BlockRequant",
+           "KV_TOKEN_SCALE_FLOOR",
            "KV_BLOCK_AMAX_FLOOR", "DEFAULT_EPS", "DEFAULT_AMAX_FLOOR"]
 
 
@@ -237,6 +238,26 @@ class ScaleLayout(OptionEnum):
     """Where per-token / per-block cache scales sit: qfuse's own or AITER asm's layout."""
     DEFAULT = "default"
     ASM = "asm"
+
+
+class CacheFloor(OptionEnum):
+    """``cache_write``'s floors on a dynamic scale (AITER's HIP kernels vs its torch
+    reference): ``floor`` quantises a per-token row with ``max(s, KV_TOKEN_SCALE_FLOOR)``
+    and floors a block's amax at ``KV_BLOCK_AMAX_FLOOR`` (HIP); ``none`` uses the scale as
+    computed (torch ``pertoken_quant``: a tiny amax gives a tiny scale and full-range
+    codes)."""
+    FLOOR = "floor"
+    NONE = "none"
+
+
+class BlockRequant(OptionEnum):
+    """When ``cache_write(quant=per_block)`` re-quantises a block's stored entries:
+    ``grow`` (HIP: the entries before the first new offset, only when the scale grows,
+    ``q * (old / new)``) or ``always`` (AITER's torch reference: the whole block is
+    dequantised, the new tokens inserted and every entry quantised again with the scale of
+    the block's amax)."""
+    GROW = "grow"
+    ALWAYS = "always"
 
 
 #: ``cache_write(quant=per_token)`` stores ``s = amax / dtype_max`` and quantises with

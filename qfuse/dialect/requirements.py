@@ -165,6 +165,8 @@ def _cache_write(call) -> list:
         out.append(Requirement(scales.shape[1], ">=", cache_capacity(cache, layout), "scales",
                                "per_token scales [H, S] need a column for every cache slot "
                                "(S >= num_blocks * block_size)"))
+    elif quant == CacheQuant.PER_BLOCK and o.get("scale_block"):
+        out += _super_block_scales(o, scales, cache, layout, h)
     elif quant == CacheQuant.PER_BLOCK:
         want = (nb, h) if sl == ScaleLayout.ASM else (h, nb)
         shape = "[NB, H]" if sl == ScaleLayout.ASM else "[H, NB]"
@@ -172,6 +174,23 @@ def _cache_write(call) -> list:
                             f"per_block scales with scale_layout={sl} are {shape}")
                 for k in range(min(2, scales.rank))]
     return out
+
+
+def _super_block_scales(o, scales: TensorType, cache: TensorType, layout, h: Dim) -> list:
+    """per_block with ``scale_block=SB``: one scale per SB tokens (a whole number of cache
+    blocks), ``[H, NSB]`` (asm ``[NSB, H]``) with ``NSB * SB == NB * BS``."""
+    sb, asm = int(o["scale_block"]), o["scale_layout"] == ScaleLayout.ASM
+    if scales.rank != 2:
+        return []
+    nsb, heads = (scales.shape[0], scales.shape[1]) if asm else (scales.shape[1], scales.shape[0])
+    shape = "[NSB, H]" if asm else "[H, NSB]"
+    return [Requirement(Dim(sb), "%", cache_block_size(cache, layout), "cache",
+                        f"scale_block={sb} must be a whole number of cache blocks"),
+            Requirement(heads, "==", h, "scales",
+                        f"per_block scales with scale_block are {shape}: one per head"),
+            Requirement(mul_dim(nsb, Dim(sb)), "==", cache_capacity(cache, layout), "scales",
+                        f"per_block scales {shape} with scale_block={sb} need NSB * {sb} == "
+                        f"NB * BS (one scale per {sb} cache slots)")]
 
 
 _RULES: dict[str, Callable] = {

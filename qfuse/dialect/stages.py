@@ -26,8 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
-from .options import (DEFAULT_AMAX_FLOOR, DEFAULT_EPS, Act, CacheLayout, CacheQuant, E8M0Mode,
-                      FloatDType, GeluApprox, Granularity, NormKind, QuantTarget, Recip,
+from .options import (DEFAULT_AMAX_FLOOR, DEFAULT_EPS, Act, BlockRequant, CacheFloor,
+                      CacheLayout, CacheQuant, E8M0Mode, FloatDType, GeluApprox, Granularity,
+                      NormKind, QuantTarget, Recip,
                       ResidualSum, RopeStyle, RoundMode, ScaleLayout, ZeroPolicy)
 from .stage_rules import (StageError, infer_act_mul, infer_cache_write, infer_cast,
                           infer_elementwise, infer_flatten, infer_gather, infer_norm, infer_pack,
@@ -290,7 +291,23 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
            _DTYPE_MAX,
            OptionSpec.of("mode", RoundMode, RoundMode.TRUNC, "int8 cache rounding"),
            OptionSpec("vec", "int", (), None, "vector width X of the key and value_asm layouts: "
-                                                 "16 / element bytes", (1, 2**31 - 1))),
+                                                 "16 / element bytes", (1, 2**31 - 1)),
+           OptionSpec.of("zero", ZeroPolicy, ZeroPolicy.ZERO,
+                         "a zero per_token / per_block scale is stored as 0 (zero: HIP) or 1 "
+                         "(one: AITER's torch reference); its codes are 0 either way"),
+           OptionSpec.of("floor", CacheFloor, CacheFloor.FLOOR,
+                         "floor (HIP: quotient scale max(s, 1e-12) per token, block amax "
+                         ">= 1e-6) or none (torch reference: the scale as computed)"),
+           OptionSpec.of("recip", Recip, Recip.MUL_RCP,
+                         "x * (1 / s) (HIP) or x / s (torch reference)"),
+           OptionSpec.of("requant", BlockRequant, BlockRequant.GROW,
+                         "per_block: re-quantise the block's earlier entries when its scale "
+                         "grows (grow: HIP) or the whole block on every write (always: torch "
+                         "reference)"),
+           OptionSpec("scale_block", "int", (), 0,
+                      "per_block: tokens per scale (a multiple of the cache block size; 0: "
+                      "one cache block; AITER's asm paged attention: 128 or 256)",
+                      (0, 2**31 - 1))),
           ("x", "cache", "slots"), ("out", "scales_out?"), "scatter",
           "paged KV-cache write with slot_mapping (slot < 0 skips the token)",
           infer_cache_write, "x", in_place=(("cache", "out"), ("scales", "scales_out")),
@@ -380,6 +397,11 @@ def resolve_options(st: Stage, args: dict, opts: dict) -> dict:
         if out["mode"] == RoundMode.HALF_UP:
             raise StageError("mode=half_up applies to fp4_e2m1 codes only; a cache rounds "
                              "by rne or trunc", "mode")
+        if out["zero"] == ZeroPolicy.FLOOR:
+            raise StageError("cache_write takes zero=zero or zero=one (its floors are the "
+                             "option floor=)", "zero")
+        if out["scale_block"] and out["quant"] != CacheQuant.PER_BLOCK:
+            raise StageError("scale_block applies to quant=per_block only", "scale_block")
     missing = [spec.name for spec in st.options if spec.name not in out]
     if missing:
         raise StageError(f"{st.name} needs option {missing[0]}{_choices(st.option(missing[0]))}",

@@ -16,11 +16,12 @@ from typing import Optional
 
 import torch
 
-from ....dialect.options import (KV_BLOCK_AMAX_FLOOR, KV_TOKEN_SCALE_FLOOR, CacheLayout,
-                                  CacheQuant, QuantTarget, RoundMode, ScaleLayout)
+from ....dialect.options import (BlockRequant, CacheFloor, CacheLayout, CacheQuant,
+                                  QuantTarget, Recip, RoundMode, ScaleLayout, ZeroPolicy)
 from ....errors import InputError
 from ..numerics import quantize, round_to_float
-from ._common import FLOAT_TORCH, abs_amax, byte_view, f32, scalar_f32
+from ._common import FLOAT_TORCH, byte_view, f32, scalar_f32
+from .cache_quant import Numerics, write_per_block, write_per_token, write_static
 
 __all__ = ["run_cache_write", "to_logical", "from_logical", "cache_dims"]
 
@@ -58,7 +59,7 @@ def to_logical(cache: torch.Tensor, layout: str) -> torch.Tensor:
         c = cache.permute(0, 2, 4, 1, 3)
     else:
         c = cache
-    return c.reshape(nb, bs, h, d).clone()
+    return c.reshape(nb, bs, h, d).clone(memory_format=torch.contiguous_format)
 
 
 def from_logical(logical: torch.Tensor, layout: str, x: Optional[int]) -> torch.Tensor:
@@ -90,27 +91,35 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
                     scales: Optional[torch.Tensor] = None, *, layout: str = CacheLayout.KEY,
                     quant: str = CacheQuant.NONE, scale_layout: str = ScaleLayout.DEFAULT,
                     dtype_max: Optional[float] = None, mode: str = RoundMode.TRUNC,
-                    vec_width: Optional[int] = None) -> tuple:
+                    vec_width: Optional[int] = None, zero: str = ZeroPolicy.ZERO,
+                    floor: str = CacheFloor.FLOOR, recip: str = Recip.MUL_RCP,
+                    requant: str = BlockRequant.GROW, scale_block: int = 0) -> tuple:
     """Write ``x [T, H, D]`` into ``cache`` at ``slot = slots[t]``; ``blk = slot // BS``,
     ``off = slot % BS``. A slot outside ``[0, NB * BS)`` skips the token (a negative slot is
     padding; one past the cache is a caller's error that ``index_check`` can report), and a
     slot given twice keeps the later token: only written tokens count anywhere (scales and
     block amax included).
     ``vec_width`` is the catalog option ``vec`` (the X of the key layout), checked if given.
+    ``s`` below divides as ``x * (1 / s)`` (``recip=mul_rcp``, the default) or ``x / s``
+    (``recip=div``).
 
     * ``none``: copy (float x rounded RNE to a float cache dtype).
-    * ``static``: ``q = round(x * (1 / scales[0]))``.
-    * ``per_token``: per ``(t, h)``: ``s = amax_d(x[t, h, :]) / dtype_max`` stored as is;
-      ``q = round(x * (1 / max(s, 1e-12)))`` (``KV_TOKEN_SCALE_FLOOR``). Scales ``default``
+    * ``static``: ``q = round(x / scales[0])``.
+    * ``per_token``: per ``(t, h)``: ``s = amax_d(x[t, h, :]) / dtype_max``, stored as is
+      (a 0 stored as 1 with ``zero=one``); ``q = round(x / max(s, 1e-12))``
+      (``KV_TOKEN_SCALE_FLOOR``; ``floor=none``: ``x / s``, 1 for a 0). Scales ``default``
       ``[H, S]`` at ``[h, slot]``, ``asm`` ``[NB, H, BS]`` at ``[blk, h, off]``.
-    * ``per_block``: per ``(blk, h)`` touched: ``new = max(1e-6, amax over its new tokens) /
-      dtype_max`` (``KV_BLOCK_AMAX_FLOOR``); with ``off_first`` = the smallest offset
-      written in the block: if ``off_first > 0`` and ``old < new``, entries
-      ``[0, off_first)`` become ``round(f32(q_old) * (old / new))`` and the scale ``new``;
-      if ``old >= new`` (or old is NaN) the scale stays ``old``; if ``off_first == 0`` it
-      is ``new``. New tokens:
-      ``q = round(x * (1 / scale))``. Scales ``default`` ``[H, NB]`` at ``[h, blk]``, ``asm``
-      ``[NB, H]`` at ``[blk, h]``.
+    * ``per_block``, one scale per ``SB = scale_block or BS`` slots (``sblk = slot // SB``,
+      ``off = slot % SB``), per ``(sblk, h)`` touched: ``requant=grow``: ``new = max(1e-6,
+      amax over its new tokens) / dtype_max`` (``KV_BLOCK_AMAX_FLOOR``; none with
+      ``floor=none``); with ``off_first`` = the smallest offset written: if ``off_first >
+      0`` and ``old < new``, entries ``[0, off_first)`` become ``round(f32(q_old) * (old /
+      new))`` and the scale ``new``; if ``old >= new`` (or old is NaN) the scale stays
+      ``old``; if ``off_first == 0`` it is ``new``. ``requant=always``: ``v = f32(q_old) *
+      old`` over the whole super-block, the new tokens' x at their offsets, ``s =
+      amax(v) / dtype_max`` (floored as above), every entry ``round(v / s)``. New tokens:
+      ``q = round(x / scale)``. Scales ``default`` ``[H, NSB]`` at ``[h, sblk]``, ``asm``
+      ``[NSB, H]`` at ``[sblk, h]``.
 
     ``round`` is fp8 RNE saturating at ``+-dtype_max`` or int8 by ``mode`` clamped to
     ``+-dtype_max``; constants are fp32. Inputs are not modified: returns ``(cache,)`` or
@@ -148,66 +157,32 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
         if cache.dtype not in _QUANT_TARGETS:
             raise InputError(f"cache: quant={quant} needs an fp8 or int8 cache, got {cache.dtype}")
         target = _QUANT_TARGETS[cache.dtype]
-        dmax = target.dtype.max
-        dm = scalar_f32(dmax if not dtype_max else dtype_max, dev)
+        dm = scalar_f32(target.dtype.max if not dtype_max else dtype_max, dev)
         if scales is None:
             raise InputError(f"scales: quant={quant} needs scales")
 
         def q(v):
             return byte_view(quantize(v, target, dtype_max=float(dm), mode=mode, sat=True))
 
-        want = {(CacheQuant.PER_TOKEN, ScaleLayout.ASM): (nb, h, bs),
-                (CacheQuant.PER_BLOCK, ScaleLayout.DEFAULT): (h, nb),
-                (CacheQuant.PER_BLOCK, ScaleLayout.ASM): (nb, h)}.get((quant, scale_layout))
-        if want is not None and tuple(scales.shape) != want:
-            raise InputError(f"scales: {quant} scales with scale_layout={scale_layout} must have "
-                             f"shape {want}, got {tuple(scales.shape)}")
+        num = Numerics(q, dm, zero=zero, floor=floor, recip=recip, dev=dev)
+        if (quant, scale_layout) == (CacheQuant.PER_TOKEN, ScaleLayout.ASM) and \
+                tuple(scales.shape) != (nb, h, bs):
+            raise InputError(f"scales: per_token scales with scale_layout=asm must have "
+                             f"shape {(nb, h, bs)}, got {tuple(scales.shape)}")
         if (quant, scale_layout) == (CacheQuant.PER_TOKEN, ScaleLayout.DEFAULT) and (
                 scales.dim() != 2 or scales.shape[0] != h):
             raise InputError(f"scales: per_token scales must be [H={h}, S], got "
                              f"{tuple(scales.shape)}")
         x32 = f32(xk)
-        one = torch.ones((), dtype=torch.float32, device=dev)
         if quant == CacheQuant.STATIC:
-            inv = one / f32(scales.to(dev)).reshape(-1)[0]
-            logical[blk, off] = q(x32 * inv)
+            write_static(logical, blk, off, x32, scales, num)
         elif quant == CacheQuant.PER_TOKEN:
-            sc = f32(scales.to(dev)).clone()
-            if scale_layout == ScaleLayout.ASM:
-                sc = sc.permute(1, 0, 2).reshape(h, -1)
-            if slot.numel() and int(slot.max()) >= sc.shape[1]:
-                raise InputError(f"scales: slot {int(slot.max())} is outside the per-token "
-                                 f"scales of shape {tuple(scales.shape)}")
-            s = abs_amax(x32, -1) / dm                         # [Tk, H]
-            inv = one / torch.maximum(s, scalar_f32(KV_TOKEN_SCALE_FLOOR, dev))
-            logical[blk, off] = q(x32 * inv[..., None])
-            sc[:, slot] = s.transpose(0, 1)
-            scales_out = sc if scale_layout != ScaleLayout.ASM else \
-                sc.reshape(h, nb, bs).permute(1, 0, 2).contiguous()
+            scales_out = write_per_token(logical, slot, blk, off, x32, scales, num,
+                                         scale_layout=scale_layout, shape=(nb, bs, h))
         elif quant == CacheQuant.PER_BLOCK:
-            sc = f32(scales.to(dev)).clone()
-            sc = sc.transpose(0, 1).clone() if scale_layout == ScaleLayout.ASM else sc   # [H, NB]
-            fdt = cache.dtype
-            for b in torch.unique(blk).tolist():
-                sel = blk == b
-                xb = x32[sel]                                       # [n, H, D]
-                off_first = int(off[sel].min())
-                new = torch.maximum(abs_amax(xb, (0, 2)), scalar_f32(KV_BLOCK_AMAX_FLOOR, dev)) / dm
-                if off_first > 0:
-                    old = sc[:, b]
-                    grow = old < new
-                    if bool(grow.any()):
-                        region = logical[b, :off_first].view(fdt).to(torch.float32)  # [o, H, D]
-                        ratio = (old / new)[None, :, None]
-                        requant = q(region * ratio)
-                        keep_old = logical[b, :off_first]
-                        logical[b, :off_first] = torch.where(grow[None, :, None], requant, keep_old)
-                    scale = torch.where(grow, new, old)
-                else:
-                    scale = new
-                sc[:, b] = scale
-                logical[b, off[sel]] = q(xb * (one / scale)[None, :, None])
-            scales_out = sc.transpose(0, 1).contiguous() if scale_layout == ScaleLayout.ASM else sc
+            scales_out = write_per_block(logical, slot, x32, scales, num,
+                                         scale_layout=scale_layout, requant=requant,
+                                         scale_block=scale_block, cache_dtype=cache.dtype)
         else:
             raise ValueError(f"unknown cache quant {quant!r}")
 

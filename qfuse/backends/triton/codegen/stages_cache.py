@@ -16,7 +16,8 @@ tokens of a block before any of them is written: the ``cache_block`` space
 """
 from __future__ import annotations
 
-from ....dialect.options import KV_TOKEN_SCALE_FLOOR, CacheLayout, CacheQuant, ScaleLayout
+from ....dialect.options import (KV_TOKEN_SCALE_FLOOR, CacheFloor, CacheLayout, CacheQuant, Recip,
+                                  ScaleLayout, ZeroPolicy)
 from ....dialect.types import dtype as qdtype
 from .emit import COMMENT_OPTIONS, OUT_ROWS, STORE, Emitter, f32_literal
 from ..kernel import dim_rule
@@ -68,6 +69,21 @@ def slot_prologue(em: Emitter, call) -> tuple:
     return lead, cols, slot, ok, blk, off
 
 
+def quotient(em: Emitter, options: dict, x: str, s: str) -> str:
+    """``x * (1 / s)`` (``recip=mul_rcp``) or ``x / s`` (``recip=div``), a register."""
+    div = em.helper("qf_div")
+    if options["recip"] == Recip.DIV:
+        return em.let("v", f"{div}({x}, {s})")
+    return em.let("v", f"{x} * {em.let('inv', f'{div}(1.0, {s})')}")
+
+
+def stored_scale(em: Emitter, options: dict, s: str) -> str:
+    """The scale as stored: a 0 becomes 1 with ``zero=one``."""
+    if options["zero"] == ZeroPolicy.ONE:
+        return em.let("s_st", f"tl.where({s} == 0.0, 1.0, {s})")
+    return s
+
+
 def s_cache_write(em: Emitter, call, v) -> None:
     if (s_cache_write, id(call)) in em.memo:      # one scatter for both results
         return
@@ -93,14 +109,18 @@ def s_cache_write(em: Emitter, call, v) -> None:
         div = em.helper("qf_div")
         xf = em.f32(xv)
         if quant == CacheQuant.STATIC:
-            sv = em.element(scales, ("0",), None).var
-            inv = em.let("inv", f"{div}(1.0, {sv})")
+            qs = em.element(scales, ("0",), None).var
         else:   # per_token: one scale per (t, h)
             amax = em.let("amax", f"{em.lib('qft_amax')}({xf}, {cols.mask}, 1)")
             sreg = em.let("s", f"{div}({amax}, {f32_literal(dmax)})")
-            lo = f32_literal(KV_TOKEN_SCALE_FLOOR)
-            inv = em.let("inv", f"{div}(1.0, tl.where({sreg} < {lo}, {lo}, {sreg}))")
-        val = codes(em, em.let("v", f"{xf} * {inv}"), cdt, dmax, o["mode"], True)
+            if o["floor"] == CacheFloor.FLOOR:
+                lo = f32_literal(KV_TOKEN_SCALE_FLOOR)
+                qs = f"tl.where({sreg} < {lo}, {lo}, {sreg})"
+            else:                               # the scale as is; a zero row divides by 1
+                qs = em.let("qs", f"tl.where({sreg} == 0.0, 1.0, {sreg})")
+        val = codes(em, quotient(em, o, xf, qs), cdt, dmax, o["mode"], True)
+        if sreg is not None:
+            sreg = stored_scale(em, o, sreg)
     out, scales_out = call.results[0], (call.results[1] if len(call.results) > 1 else None)
     if out in em.out_names:
         addr = cache_offset(em, call, out, blk, h, off, cols.var)
