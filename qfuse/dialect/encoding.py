@@ -166,7 +166,7 @@ def attr_name(st: Stage, option: str) -> str:
 
 def option_attr(spec: OptionSpec, value: Any) -> ir.Attribute:
     """Encode one resolved option value."""
-    if spec.type in ("enum", "dtype"):
+    if spec.type in ("enum", "dtype", "name"):
         return ir.StringAttr.get(str(value))
     if spec.type == "float":
         return ir.FloatAttr.get(ir.F64Type.get(), float(value))
@@ -180,7 +180,7 @@ def option_attr(spec: OptionSpec, value: Any) -> ir.Attribute:
 def option_value(spec: OptionSpec, attr: ir.Attribute) -> Any:
     """Decode one option attribute to its Python value; StageError on a wrong kind."""
     t = spec.type
-    if t in ("enum", "dtype") and isinstance(attr, ir.StringAttr):
+    if t in ("enum", "dtype", "name") and isinstance(attr, ir.StringAttr):
         return attr.value
     if t == "float" and isinstance(attr, ir.FloatAttr):
         return attr.value
@@ -192,7 +192,7 @@ def option_value(spec: OptionSpec, attr: ir.Attribute) -> Any:
             return bool(attr.value)
         if t == "int" and width > 1:
             return attr.value
-    want = {"enum": "a string", "dtype": "a string", "float": "a float (f64)",
+    want = {"enum": "a string", "dtype": "a string", "name": "a string", "float": "a float (f64)",
             "int": "an integer (i64)", "bool": "an i1 (true/false)"}[t]
     raise StageError(f"option {spec.name} must be {want}, got {attr}", spec.name)
 

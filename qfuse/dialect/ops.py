@@ -51,7 +51,8 @@ class QF(Dialect, name="qf"):
 #: Operands declared ``tensor`` in the catalog that also accept a scalar (elementwise glue).
 ANY_OPERANDS = {("add", "a"), ("add", "b"), ("mul", "a"), ("mul", "b")}
 
-_ATTR_TYPES = {"enum": ir.StringAttr, "dtype": ir.StringAttr, "float": ir.FloatAttr,
+_ATTR_TYPES = {"enum": ir.StringAttr, "dtype": ir.StringAttr, "name": ir.StringAttr,
+               "float": ir.FloatAttr,
                "int": ir.IntegerAttr, "bool": ir.IntegerAttr}
 
 

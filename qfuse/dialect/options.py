@@ -266,3 +266,29 @@ KV_TOKEN_SCALE_FLOOR = 1e-12
 #: ``cache_write(quant=per_block)``: a block's new scale is
 #: ``max(KV_BLOCK_AMAX_FLOOR, amax of its new tokens) / dtype_max``.
 KV_BLOCK_AMAX_FLOOR = 1e-6
+
+
+# ------------------------------------------------------------------ collectives
+class ReduceOp(OptionEnum):
+    """The reduction of ``all_reduce`` (sum only: the tensor-parallel partial sums)."""
+    SUM = "sum"
+
+
+class ReduceOrder(OptionEnum):
+    """In which order ``all_reduce`` adds the ranks' tensors (docs/multi-gpu.md):
+
+    * ``rank``: ``x_0 + x_1 + ... + x_{W-1}`` in fp32, left to right (an all-gather, then
+      the ordered sum on every rank; the one-shot kernel's order): reproducible bits,
+      the same on every rank and on every backend;
+    * ``native``: the collective's own order and precision (``torch.distributed.all_reduce``
+      in x's dtype: NCCL's ring/tree, gloo's), one collective instead of a gather; equal
+      to ``rank`` only where the sums are exact."""
+    RANK = "rank"
+    NATIVE = "native"
+
+
+#: ``all_reduce(group=...)``'s default: the default process group of torch.distributed
+#: (``qfuse.distributed.use_group`` binds other names at call time).
+WORLD_GROUP = "world"
+
+__all__ += ["ReduceOp", "ReduceOrder", "WORLD_GROUP"]

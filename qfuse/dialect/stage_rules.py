@@ -317,3 +317,9 @@ def infer_cache_write(args, opts):
         raise StageError(f"{quant} scales with scale_layout={opts['scale_layout']} must be "
                          f"{want}-D, got {scales}", "scales")
     return [("out", cache), ("scales_out", scales)]
+
+
+def infer_all_reduce(args, opts):
+    """``out``: x's shape, the ``dtype`` option's float type (x's dtype by default)."""
+    x = _tensor(args, "x", floats_only=True)
+    return [("out", TensorType(dtype(opts["dtype"]), x.shape))]

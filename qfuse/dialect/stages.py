@@ -30,10 +30,12 @@ from .options import (DEFAULT_AMAX_FLOOR, DEFAULT_EPS, Act, BlockRequant, CacheF
                       CacheLayout, CacheQuant, E8M0Mode, FloatDType, GeluApprox, Granularity,
                       NormKind, QuantTarget, Recip,
                       ResidualSum, RopeStyle, RoundMode, ScaleLayout, ZeroPolicy)
+from .options import WORLD_GROUP, ReduceOp, ReduceOrder
 from .stage_rules import (StageError, infer_act_mul, infer_cache_write, infer_cast,
                           infer_elementwise, infer_flatten, infer_gather, infer_norm, infer_pack,
                           infer_reduce, infer_rope, infer_round, infer_scale, infer_shuffle,
                           infer_smooth, infer_unary, default_dtype_max)
+from .stage_rules import infer_all_reduce
 from .types import F32_MAX, I64_MAX, I64_MIN, TensorType, dtype, fits_f32
 
 __all__ = ["StageError", "OperandSpec", "OptionSpec", "Stage", "STAGES", "stage",
@@ -110,6 +112,8 @@ class OptionSpec:
                 raise StageError(f"option {self.name}={value!r} does not fit in f32 (|x| <= "
                                  f"{F32_MAX:.7g}): stage arithmetic is fp32", self.name)
             return self._in_bounds(float(value), self.bounds)
+        if t == "name":
+            return _check_name(self.name, value)
         raise AssertionError(t)
 
     def _in_bounds(self, value, bounds: tuple):
@@ -119,6 +123,15 @@ class OptionSpec:
             raise StageError(f"option {self.name}={value!r} is out of range ({low}..{high})",
                              self.name)
         return value
+
+
+def _check_name(option: str, value: Any) -> str:
+    """A ``name`` option: an identifier (``world``, ``tp``) that the runtime resolves at
+    call time (all_reduce's process group, :mod:`qfuse.distributed`)."""
+    if not isinstance(value, str) or not value.isidentifier():
+        raise StageError(f"option {option} takes a name (an identifier such as world or tp), "
+                         f"got {value!r}", option)
+    return value
 
 
 def _never(options: dict, operands: dict) -> bool:
@@ -312,6 +325,20 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           "paged KV-cache write with slot_mapping (slot < 0 skips the token)",
           infer_cache_write, "x", in_place=(("cache", "out"), ("scales", "scales_out")),
           whole_rows=_always),
+    Stage("all_reduce", (_X,),
+          (OptionSpec("group", "name", (), WORLD_GROUP,
+                      "process group, by name: world (torch.distributed's default group) or "
+                      "a name bound at call time (qfuse.distributed.use_group)"),
+           OptionSpec.of("op", ReduceOp, ReduceOp.SUM, "the reduction (sum only)"),
+           OptionSpec.of("order", ReduceOrder, ReduceOrder.RANK,
+                         "rank: x_0 + x_1 + ... in fp32, every rank the same bits; native: "
+                         "the collective's own order and precision"),
+           OptionSpec.of("dtype", FloatDType, None, "result dtype: x's (default) or f32 "
+                         "(the fp32 sum unrounded)", type="dtype")),
+          ("x", "group"), ("out",), "collective",
+          "all-reduce over a process group (a host step between kernels): out = x_0 + x_1 + "
+          "... + x_{W-1} in fp32 in rank order, rounded (RNE) to dtype", infer_all_reduce,
+          "x", sums=True),
 ]}
 
 
@@ -330,8 +357,11 @@ def iteration_space(stage_name: str, options: dict, operands) -> str:
     * ``tensor_amax``: a dynamic ``scale(per_tensor)`` (the amax of the whole tensor);
     * ``tile``: ``scale`` / ``round`` over ``per_128x128`` tiles;
     * ``cache_block``: ``cache_write(quant=per_block)`` (a scale per cache block);
+    * ``collective``: ``all_reduce``, a host step between kernels (no kernel space);
     * ``row``: everything else (whole rows, or column chunks, per program).
     """
+    if STAGES[stage_name].space == "collective":
+        return "collective"
     gran = options.get("granularity")
     if stage_name == "scale" and gran == Granularity.PER_TENSOR and "static" not in operands:
         return "tensor_amax"
@@ -402,6 +432,10 @@ def resolve_options(st: Stage, args: dict, opts: dict) -> dict:
                              "option floor=)", "zero")
         if out["scale_block"] and out["quant"] != CacheQuant.PER_BLOCK:
             raise StageError("scale_block applies to quant=per_block only", "scale_block")
+    if st.name == "all_reduce" and "dtype" not in out:
+        x = args.get("x")
+        if isinstance(x, TensorType):
+            out["dtype"] = FloatDType(x.dtype.name) if x.dtype.is_float else FloatDType.F32
     missing = [spec.name for spec in st.options if spec.name not in out]
     if missing:
         raise StageError(f"{st.name} needs option {missing[0]}{_choices(st.option(missing[0]))}",

@@ -28,6 +28,11 @@ types the reader gives its values, :func:`qfuse.dialect.reader.value_info`):
 6. ``shuffle`` is a store layout: it joins the kernel of the mx scale it permutes when
    that scale is computed in the pipeline; a scale given as a parameter is laid out by a
    row kernel over its own rows (AITER's ``e8m0_shuffle`` of a stored scale).
+7. **Collectives.** ``all_reduce`` is a host step between kernels (space
+   ``collective``: a torch.distributed collective, or the one-shot path of
+   :mod:`qfuse.distributed`): it is a step of its own (reason ``collective``), its input
+   comes from memory, and the stages after it start a new row kernel that reads the
+   reduced tensor (reason ``after-collective``).
 
 Kernels are emitted in dependency order. A value is a kernel output when the pipeline
 returns it or a stage of another kernel reads it. The plan names ops and SSA values;
@@ -175,6 +180,10 @@ class _Planner:
         maker = self._layout_maker(call)
         if maker is not None:       # a store layout of its maker's result: its rows are the maker's
             self.add(maker, call, note=False)
+            return
+        if space == "collective":
+            self.add(self.new_kernel(space, "collective: all_reduce is a host step between "
+                                            "kernels; the next kernel reads its result"), call)
             return
         if space == "tensor_amax":
             k = self.new_kernel(space, "grid-wide-amax: a dynamic per_tensor scale needs the "

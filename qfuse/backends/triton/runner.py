@@ -46,6 +46,16 @@ def _known(kern: TritonKernel, dims: Optional[dict]) -> Optional[dict]:
     return {s: dims[s] for s in kern.source.symbols if s in dims}
 
 
+def _run_host(step, env: dict) -> dict:
+    """Run a host step (a collective between kernels, rendered to no source) with the
+    stages' host implementation, the one the reference backend runs (a pipeline with a
+    host step is rebound on every call: no fast plan)."""
+    from ..reference.interpreter import run_pipeline
+    params = [p.value.name for p in step.program.params]
+    outs = run_pipeline(step.program, {p: env[n] for p, n in zip(params, step.inputs)})
+    return dict(zip(step.outputs, outs.values()))
+
+
 class TritonRunner:
     """Runs the kernels of one compiled pipeline (``cp.steps`` with KernelSources)."""
 
@@ -85,7 +95,12 @@ class TritonRunner:
         bound = []
         on_cpu = all(v.device.type == "cpu" for v in inputs.values() if isinstance(v, torch.Tensor))
         interp = on_cpu if interpret is None else interpret
+        host = False
         for step in self.cp.steps:
+            if step.source is None:        # a host step (all_reduce): no kernel to launch
+                env.update(_run_host(step, env))
+                host = True
+                continue
             kern = self.kernel(step)
             ins = {n: env[n] for n in step.inputs}
             kdims = kern.bind_dims(ins, _known(kern, dims))
@@ -101,7 +116,7 @@ class TritonRunner:
                           list(step.inputs), outmap, kdims))
             for tensor_name, value_name in kern.source.outputs:
                 env[value_name] = outs[tensor_name]
-        if key is not None and config is None and interpret is None:
+        if key is not None and config is None and interpret is None and not host:
             self._fast[key] = _plan(bound, self.cp.returns, env)
         return {ret: env[val] for ret, val in self.cp.returns}
 

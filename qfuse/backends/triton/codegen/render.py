@@ -25,6 +25,7 @@ from ....dialect.typed import TypedPipeline
 from ....errors import UnsupportedError
 from . import (stages_cache, stages_glue, stages_layout, stages_norm,  # noqa: F401 (register)
                stages_quant)
+from . import stages_collective  # noqa: F401 (register)
 from ..kernel import SPACES, KernelSource, TritonConfig
 from .cache_block import render_cache_block
 from .row import column_split_ok, render_row
@@ -35,6 +36,9 @@ __all__ = ["render_kernel", "infer_space", "scale_facts", "column_split_ok"]
 
 RENDERERS = {"row": render_row, "tensor_amax": render_tensor_amax, "tile": render_tile,
              "cache_block": render_cache_block}
+
+#: Steps that are host work between kernels, not Triton kernels (qfuse.passes.plan).
+HOST_SPACES = ("collective",)
 
 
 def infer_space(tp: TypedPipeline) -> str:
@@ -53,8 +57,12 @@ def scale_facts(kernel: TypedPipeline) -> dict:
 def render_kernel(kernel: TypedPipeline, space: Optional[str] = None,
                   config: Optional[TritonConfig] = None) -> KernelSource:
     """Render ``kernel`` (params = inputs, returns = outputs) in ``space`` (inferred when
-    None). The text does not depend on ``config`` (block sizes are constexprs)."""
+    None). The text does not depend on ``config`` (block sizes are constexprs). A step in
+    a host space (``collective``: all_reduce) renders to None: the runner runs it on the
+    host (:mod:`qfuse.backends.collective`) between the kernels."""
     space = space or infer_space(kernel)
+    if space in HOST_SPACES:
+        return None                   # a host step: the runner runs it, nothing is rendered
     if space not in SPACES:
         raise UnsupportedError(f"triton backend: unknown iteration space {space!r} "
                                f"(supported: {', '.join(SPACES)})", kernel.loc)
