@@ -301,6 +301,80 @@ def test_kind_to_backend_is_what_the_doc_says():
         assert f"| `{kind}` | `{backend}` |" in text
 
 
+# ------------------------------------------------------------------ docs/semantics.md claims
+SEMANTICS = ROOT / "docs" / "semantics.md"
+_CACHE_QP = """def kv(x: bf16[T, H, D], kc: fp8_e4m3fn[NB, H, DX, BS, X], slots: i64[T],
+       ks: f32[H, S]):
+    kc2, ks2 = cache_write(x, kc, slots, layout=key, quant=per_token, scales=ks)
+    return kc2, ks2
+"""
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(heading, 1)[1].split("\n### ", 1)[0]
+
+
+def test_cache_write_updates_the_callers_cache_in_place_on_both_backends():
+    """semantics.md: a pipeline call updates the caller's cache and scales in place and
+    returns them (the reference's stage function works on copies the runtime copies
+    back; the Triton kernels write through)."""
+    import torch
+    from qfuse.dsl import load_source
+    from qfuse.runtime.pipeline import QuantPipeline
+    text = _section(SEMANTICS.read_text(), "### `cache_write(")
+    assert "in place" in text and "returns copies" not in text
+    prog = load_source(_CACHE_QP, "kv.qp")["kv"]
+    x = torch.randn(3, 2, 32).to(torch.bfloat16)
+    slots = torch.tensor([0, 5, 2])
+    for backend in ("reference", "triton"):
+        kc = torch.zeros(2, 2, 2, 4, 16, dtype=torch.float8_e4m3fn)
+        ks = torch.zeros(2, 8)
+        got_kc, got_ks = QuantPipeline(prog, backend=backend)(x, kc, slots, ks)
+        assert got_kc is kc and got_ks is ks, backend
+        assert kc.view(torch.uint8).any() and (ks[:, [0, 5, 2]] > 0).all(), backend
+        assert not ks[:, [1, 3, 4, 6, 7]].any(), backend
+
+
+def test_norm_agreement_is_4_ulp_of_the_row_not_the_last_bit():
+    """semantics.md's norm claim is the Agreement rule runtime/compare.py applies: an fp32
+    output of one inexact stage may be 4 ulp (of its row's largest value) off, not 5."""
+    import torch
+    from qfuse.runtime.compare import compare_outputs
+    text = SEMANTICS.read_text()
+    assert "last fp32 bit" not in text and "up to 4 ulp of its row's largest value" in text
+    want = torch.tensor([[1.0, 0.25]])
+    ulp = 2.0 ** -23
+    for off, ok in ((4 * ulp, True), (5 * ulp, False)):
+        got = want + torch.tensor([[0.0, off]])
+        assert compare_outputs({"y": got}, {"y": want}, 1)[0] is ok, off
+    assert compare_outputs({"y": want + torch.tensor([[0.0, ulp]])}, {"y": want}, 0)[0] \
+        is False                                  # no inexact stage: bit for bit
+
+
+def test_mx_errors_never_suggest_per_1x32_with_fp32_scales():
+    """fp4 has no fp32-scale granularity: the error for fp4 without mx names mx, and a
+    row that is not whole 1x32 blocks (the case the old hint was about) is an mx pipeline
+    with a partial last group, not an error."""
+    import torch
+    from qfuse.dsl import load_source
+    from qfuse.errors import QfuseError
+    from qfuse.runtime.pipeline import QuantPipeline
+    src = ("def p(x: bf16[M, N]):\n    s = scale(x, fp4_e2m1, {g})\n"
+           "    return pack(round(x, s, fp4_e2m1)), s\n")
+    try:
+        load_source(src.format(g="per_1x32"), "p.qp")
+        raise AssertionError("fp4 with per_1x32 was accepted")
+    except QfuseError as err:
+        text = str(err)
+    assert "needs granularity mx" in text and "fp32" not in text
+    q, s = QuantPipeline(load_source(src.format(g="mx"), "p.qp")["p"],
+                         backend="reference")(torch.randn(2, 100).to(torch.bfloat16))
+    assert q.shape == (2, 50) and s.shape == (2, 4)
+    bad = [p for p in (ROOT / "qfuse").rglob("*.py")
+           if re.search(r"per_1x32 with f(p)?32", p.read_text())]
+    assert not bad, f"an error suggests per_1x32 with fp32 scales: {bad}"
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
     DOC.write_text(render_table(DOC.read_text(), public_functions(), _index()))
