@@ -10,7 +10,8 @@ bounds); a slot given twice keeps the later token. Quantisation: ``fp8`` with th
 per-tensor ``k_scale`` / ``v_scale`` (``x * (1 / scale)``, RNE, saturating); per token
 ``s = amax(head row) / dtype_max`` stored as is, codes ``x * (1 / max(s, 1e-12))``; per
 block as in docs/semantics.md (``cache_write``), re-quantising a partly filled block when
-its scale grows. int8 caches round toward zero. Backend: hip.
+its scale grows (``_for_asm_pa``: one scale per ``ori_block_size`` slots, spanning
+several cache blocks). int8 caches round toward zero. Backend: hip.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from .. import dtypes
 from ._fused import Binding
 
 __all__ = ["reshape_and_cache", "reshape_and_cache_with_pertoken_quant",
-           "reshape_and_cache_with_block_quant", "fused_qk_norm_rope_cache_quant_shuffle"]
+           "reshape_and_cache_with_block_quant", "reshape_and_cache_with_block_quant_for_asm_pa",
+           "fused_qk_norm_rope_cache_quant_shuffle"]
 
 #: cache dtypes of a quantised cache (a uint8 cache holds dtypes.fp8 bytes, as in vLLM)
 _QUANT_CACHE = {torch.float8_e4m3fn: "fp8_e4m3fn", torch.float8_e4m3fnuz: "fp8_e4m3fnuz",
@@ -145,6 +147,29 @@ def reshape_and_cache_with_block_quant(key: torch.Tensor, value: torch.Tensor,
     _scaled_kv(func, key.reshape(-1, *key.shape[-2:]), value.reshape(-1, *value.shape[-2:]),
                key_cache, value_cache, k_dequant_scales, v_dequant_scales, slot_mapping,
                asm_layout, QUANT="per_block", SSHAPE="NB, H" if asm_layout else "H, NB")
+
+
+def reshape_and_cache_with_block_quant_for_asm_pa(key: torch.Tensor, value: torch.Tensor,
+                                                  key_cache: torch.Tensor,
+                                                  value_cache: torch.Tensor,
+                                                  k_dequant_scales: torch.Tensor,
+                                                  v_dequant_scales: torch.Tensor,
+                                                  slot_mapping: torch.Tensor, asm_layout: bool,
+                                                  ori_block_size: int = 128) -> None:
+    """:func:`reshape_and_cache_with_block_quant` with one scale per ``ori_block_size``
+    (128 or 256) cache slots, a super-block of ``ori_block_size / block_size`` cache blocks
+    (AITER's asm paged attention): scales ``[num_heads, num_blocks * block_size /
+    ori_block_size]`` (asm: transposed). A super-block whose scale grows has its earlier
+    entries (across its cache blocks) re-quantised (``cache_write(scale_block=...)``)."""
+    func = "reshape_and_cache_with_block_quant_for_asm_pa"
+    A.need(ori_block_size in (128, 256), func, f"ori_block_size must be 128 or 256, got "
+           f"{ori_block_size!r}")
+    A.tensor(func, "key", key, dims=(4,))
+    A.tensor(func, "value", value, dims=(4,))
+    _scaled_kv(func, key.reshape(-1, *key.shape[-2:]), value.reshape(-1, *value.shape[-2:]),
+               key_cache, value_cache, k_dequant_scales, v_dequant_scales, slot_mapping,
+               asm_layout, QUANT="per_block", SSHAPE="NSB, H" if asm_layout else "H, NSB",
+               XOPT=f", scale_block={int(ori_block_size)}")
 
 
 def fused_qk_norm_rope_cache_quant_shuffle(qkv, num_heads_q: int, num_heads_k: int,
