@@ -190,7 +190,8 @@ class _Planner:
                                        "amax of the whole tensor before quantising")
             x = call.operands["x"]
             px = self.producer.get(x)
-            if px is not None:
+            if px is not None and self.kernel_of[id(px)].space != "collective":
+                # (a host step's result is read from memory, never recomputed)
                 for c in self.chain(x, self.kernel_of[id(px)]):
                     k.calls.append(c)         # recomputed, not materialised
                     self.note_domain(k, c)

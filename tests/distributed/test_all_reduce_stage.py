@@ -10,6 +10,8 @@ import torch
 from ar_pipes import KINDS, expected, pipe, rank_inputs
 from gloo_ranks import run_ranks, same_bits
 from qfuse.backends.collective import use_group
+from qfuse.dsl import load_source
+from qfuse.runtime.pipeline import QuantPipeline
 from qfuse.errors import QfuseError
 from qfuse.runtime.compare import compare_outputs
 
@@ -75,6 +77,37 @@ def test_the_planner_puts_the_collective_between_kernels():
     assert cp.steps[1].reason.startswith("after-collective")
     assert cp.steps[1].inputs[0] == cp.steps[0].outputs[0]  # the kernel reads the sum
     assert 'group = "tp"' in cp.fused_ir and 'order = "rank"' in cp.fused_ir
+
+
+_PER_TENSOR = load_source(
+    "def pt(x: bf16[M, N]):\n    r = all_reduce(x)\n    s = scale(r, fp8_e4m3fn, per_tensor)\n"
+    "    return round(r, s, fp8_e4m3fn), s\n", "pt.qp")["pt"]
+
+
+def _per_tensor(rank: int, world: int) -> dict:
+    x = rank_inputs(rank)["x"]
+    out = {}
+    for backend in BACKENDS:
+        q, s = QuantPipeline(_PER_TENSOR, backend=backend)(x)
+        out[backend] = {"q": q, "s": s}
+    return out
+
+
+def test_a_grid_wide_amax_after_the_collective_reads_the_sum(tmp_path):
+    """A dynamic per_tensor scale recomputes its input's chain in its amax kernel, but
+    never a host step: the amax kernel reads the reduced tensor from memory."""
+    from qfuse.runtime.compiler import compile_pipeline
+    cp = compile_pipeline(_PER_TENSOR, "triton", "cpu:interp")
+    assert [s.space for s in cp.steps] == ["collective", "tensor_amax", "row"]
+    assert all(c.stage != "all_reduce" for s in cp.steps[1:] for c in s.program.calls)
+    (got,) = run_ranks(tmp_path, 1, _per_tensor)
+    reduced = rank_inputs(0)["x"]                      # one rank: the sum is x itself
+    want = QuantPipeline(load_source(
+        "def p(r: bf16[M, N]):\n    s = scale(r, fp8_e4m3fn, per_tensor)\n"
+        "    return round(r, s, fp8_e4m3fn), s\n", "p.qp")["p"], backend="reference")(reduced)
+    for backend in BACKENDS:
+        ok, text = compare_outputs(got[backend], {"q": want[0], "s": want[1]}, 0)
+        assert ok, (backend, text)
 
 
 def test_without_a_process_group_the_error_names_the_fix():
