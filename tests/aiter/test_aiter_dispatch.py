@@ -135,6 +135,17 @@ def test_supported_cells_follow_their_entry_point(cell):
         assert y.shape == x.shape
 
 
+def test_per_1x32_f4_quant_hip_is_the_fp4_form():
+    """AITER's fp4-only HIP entry (``get_hip_quant``'s per_1x32 before v0.1.16)."""
+    x = edge_rows(M, N, nan=False)
+    y, s = Q.per_1x32_f4_quant_hip(x)
+    wy, ws = O.mxfp4(x, "roundup")
+    same_bits(y.view(torch.uint8), wy, "codes")
+    same_bits(s.view(torch.uint8), ws, "scale bytes")
+    with pytest.raises(NotImplementedError, match="fp4-only"):
+        Q.per_1x32_f4_quant_hip(x, quant_dtype=torch.float8_e4m3fn)
+
+
 def test_the_default_target_is_int8():
     """AITER's dispatched functions default to quant_dtype=dtypes.i8."""
     x = torch.randn(2, 256)

@@ -288,6 +288,24 @@ def test_present_functions_keep_their_module_paths():
             assert getattr(importlib.import_module("qfuse." + module), name).__name__ == name
 
 
+def test_every_function_with_a_pipeline_is_called_by_a_test():
+    """The doc's "what has run where": every present function that runs a pipeline is
+    called by a test in tests/aiter/ (named there, or reached by a dispatcher that is)."""
+    words = set()
+    for path in DOC.parents[1].joinpath("tests", "aiter").glob("test_*.py"):
+        if path.name != Path(__file__).name:
+            words |= set(re.findall(r"\w+", path.read_text()))
+    functions, index = public_functions(), _index()
+    tested = set(words)
+    for (module, name), fn in functions.items():
+        if name.startswith("get_") and name.endswith("_quant") and name in words:
+            tested |= {f.__name__ for f in reached(fn, index)}
+    rows = doc_rows(DOC.read_text())
+    untested = sorted(name for (_, name), (pipes, _, status) in rows.items()
+                      if status == "present" and pipes != "-" and name not in tested)
+    assert not untested, f"functions no test in tests/aiter/ calls: {untested}"
+
+
 def test_the_readme_links_the_doc():
     assert "docs/aiter.md" in (ROOT / "README.md").read_text()
 
