@@ -50,7 +50,8 @@ SHARED = HERE.parents[2] / "shared" / "spec" / "aiter-quant-guide.md"
 
 M, N = 4, 256                  # N: whole 1x128 groups (per_1x128), MX blocks, moe-sort's N
 T, H, D, NB, BS = 3, 2, 32, 6, 1
-E, TOPK, TOKENS = 3, 2, 2      # moe: experts, top-k, tokens (x of moe-sort is [TOKENS*TOPK, N])
+E, TOPK, TOKENS = 3, 2, 2      # moe: experts, top-k, tokens (moe-sort's x [TOKENS*TOPK, N]
+assert M == TOKENS * TOPK      # is the guide's x [M, N])
 
 
 def guide_examples(text: Optional[str] = None) -> list:
