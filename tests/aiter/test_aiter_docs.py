@@ -11,6 +11,11 @@ code in both directions, and its computed columns are generated from the code.
   function or any ``qfuse.aiter`` function it reaches, and the entry-point kind
   (``torch`` / ``hip`` / ``triton``) it passes (:func:`computed_row`). Each named pipeline
   exists in its template.
+* Every present function that runs a pipeline is called by a test in tests/aiter/ (the
+  doc's "what has run where").
+* docs/semantics.md's claims issue 15 names: ``cache_write`` updates the caller's cache
+  in place on both backends, norms agree to 4 ulp of the row (not the last bit), and no
+  mx error suggests ``per_1x32`` with fp32 scales (which fp4 rejects).
 
 ``python tests/aiter/test_aiter_docs.py`` rewrites the computed columns (and appends rows
 for new functions, status ``present``) in docs/aiter.md; the prose is written by hand.
