@@ -33,16 +33,16 @@ if _ROOT not in sys.path:                   # `python benchmarks/bench.py` from 
 
 import torch  # noqa: E402
 
-from benchmarks import torch_refs  # noqa: E402
+from benchmarks import aiter_impl, torch_refs  # noqa: E402
 from benchmarks.cases import CASES  # noqa: E402
 from benchmarks.report import (GRAPH_MAX_M, as_tuple, compare_outputs, derive,  # noqa: E402
-                               format_row, format_table)
+                               format_row, format_table, geomean_vs_aiter)
 from benchmarks.timer import Timer, _err  # noqa: E402
 
 __all__ = ["run", "main", "load_pipes", "compare_outputs", "format_table", "parse_shapes",
            "DEFAULT_SHAPES", "SMOKE_SHAPES"]
 
-DEFAULT_SHAPES = "16x7168,4096x7168,16384x8192"
+DEFAULT_SHAPES = "1x7168,16x7168,64x7168,4096x7168,16384x8192"      # decode rows: M <= 64
 SMOKE_SHAPES = "4x256,40x512"
 IMPLS = ("qfuse", "eager", "compile")
 
@@ -171,6 +171,9 @@ def _bench_case(name, m, n, fns, timer, device, seed, tune=None) -> dict:
         if isinstance(fn, Exception):
             r["error"] = "no callable: " + _err(fn)
             continue
+        if isinstance(fn, aiter_impl.Absent):   # AITER has no Triton kernel for it
+            r["absent"] = fn.why
+            continue
         try:
             own = _clone(inputs)                # a KV write updates its cache in place
             t0 = time.perf_counter()
@@ -179,22 +182,36 @@ def _bench_case(name, m, n, fns, timer, device, seed, tune=None) -> dict:
             r["first_call_s"] = time.perf_counter() - t0
             if impl != "eager":
                 key = "correct" if impl == "qfuse" else "compile_vs_eager"
+                key = "aiter_vs_eager" if impl == "aiter" else key
                 row[key] = compare_outputs(got, ref_out, _return_names(name, ref_out))
             got = own = None
             r.update(timer.measure(lambda: fn(**inputs), m, graph_always=impl == "qfuse"))
         except Exception as e:
             r["error"] = _err(e)
             r["traceback"] = traceback.format_exc(limit=6)
+    if name == "kv_key_per_token_fp8" and "qfuse" in fns:   # the scatter's own roofline
+        row["scatter_roofline"] = _scatter_roofline(inputs, timer, m)
     return row
 
 
+def _scatter_roofline(inputs, timer, m) -> dict:
+    """probes/kv_scatter.py on a copy of this row's inputs: the best plain Triton kernel
+    moving the same bytes to the same slots (its time, launch config)."""
+    from benchmarks.probes import kv_scatter
+    try:
+        return kv_scatter.best(timer, _clone(inputs), m)
+    except Exception as e:
+        return {"error": _err(e)}
+
+
 def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="inductor",
-        timer: "Timer | None" = None, log=print, seed: int = 0, checkpoint=None,
+        timer: "Timer | None" = None, log=print, seed: int = 0, checkpoint=None, peer=None,
         tune=None, tune_path=None) -> dict:
     """Measure everything; returns the JSON-able result (see README.md). With
     ``checkpoint`` (a path), the partial result is written there after every row. With
     ``tune`` (a ``TuningTable``), each qfuse pipeline is autotuned on each shape's inputs
-    before it is timed, and the winners are merged into ``tune``."""
+    before it is timed, and the winners are merged into ``tune``. ``peer``: the AITER peer
+    (``aiter_impl.load_peer``) for the ``aiter`` impl."""
     device = torch.device(device)
     names = list(names or CASES)
     unknown = [n for n in names if n not in CASES]
@@ -231,6 +248,8 @@ def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="
             fns["eager"] = ref
         if "compile" in impls:
             fns["compile"] = compiled.setdefault(name, _compile(ref, compile_backend))
+        if "aiter" in impls:                    # AITER's own Triton kernel, same process
+            fns["aiter"] = aiter_impl.column_fn(peer, name)
         for m, n in shapes:
             row = _bench_case(name, m, n, fns, timer, device, seed, tune)
             out["results"].append(row)
@@ -245,6 +264,7 @@ def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="
     sp = [r["speedup_vs_compile"] for r in out["results"] if r.get("speedup_vs_compile")]
     out["geomean_speedup_vs_compile"] = math.exp(sum(map(math.log, sp)) / len(sp)) if sp else None
     out["geomean_count"] = len(sp)
+    out.update(geomean_vs_aiter(out["results"]))
     out["errors"] = [f"{r['pipeline']} {r['shape']} {k}: {v['error'] if isinstance(v, dict) else v}"
                      for r in out["results"] for k, v in r.items()
                      if k == "error" or (isinstance(v, dict) and "error" in v)]
@@ -291,6 +311,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tune", metavar="FILE", help="autotune each pipeline x shape before "
                     "timing it; write the merged table to FILE (ship it: qfuse build --tuning)")
+    ap.add_argument("--aiter", metavar="DIR", help="the AITER peer for the aiter impl (default "
+                    ".peer-aiter, else ../shared/peers/aiter); adds aiter to --impls")
     a = ap.parse_args(argv)
     device = "cpu" if a.cpu_smoke else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
@@ -298,6 +320,9 @@ def main(argv=None) -> int:
     shapes = parse_shapes(a.shapes or (SMOKE_SHAPES if a.cpu_smoke else DEFAULT_SHAPES))
     names = a.pipelines.split(",") if a.pipelines else None
     impls = tuple(i for i in a.impls.split(",") if i)
+    impls += ("aiter",) if a.aiter and "aiter" not in impls else ()
+    # (first: on the CPU it sets TRITON_INTERPRET=1 before anything imports triton)
+    peer = aiter_impl.load_peer(a.aiter, a.cpu_smoke) if "aiter" in impls else None
     bundle_error = None
     try:
         pipes = load_pipes(a.bundle, a.cpu_smoke) if "qfuse" in impls else {}
@@ -313,7 +338,7 @@ def main(argv=None) -> int:
     if a.tune:
         from qfuse.runtime.autotune import TuningTable
         tune = TuningTable()
-    result = run(pipes, shapes, names, device, impls, backend, timer, seed=a.seed,
+    result = run(pipes, shapes, names, device, impls, backend, timer, seed=a.seed, peer=peer,
                  checkpoint=path, tune=tune, tune_path=a.tune)
     if tune is not None:
         _write_text(a.tune, tune.dumps())

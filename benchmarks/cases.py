@@ -49,17 +49,31 @@ class Case:
     note: str = ""
 
     def inputs(self, m: int, n: int, device="cpu", seed: int = 0) -> dict:
-        """Drawn on ``device`` (deterministic in ``seed`` per device type)."""
+        """Drawn on ``device`` (deterministic in ``seed`` per device type). ``"meta"``: the
+        shapes and dtypes only, no data (for probes that compile, at any size, at once)."""
+        if str(device) == "meta":
+            return self.make(m, n, None)
         return self.make(m, n, torch.Generator(device=device).manual_seed(seed))
 
 
 # ---------------------------------------------------------------------------- inputs
+# g is None: meta tensors of the shape (Case.inputs(device="meta"))
 def _randn(g, *shape):
+    if g is None:
+        return torch.empty(*shape, device="meta")
     return torch.randn(*shape, generator=g, device=g.device)
 
 
 def _rand(g, *shape):
+    if g is None:
+        return torch.empty(*shape, device="meta")
     return torch.rand(*shape, generator=g, device=g.device)
+
+
+def _randperm(g, n):
+    if g is None:
+        return torch.empty(n, dtype=torch.int64, device="meta")
+    return torch.randperm(n, generator=g, device=g.device)
 
 
 def _bf16(g, *shape):
@@ -103,7 +117,7 @@ def _kv(m, n, g):
     cache = (_randn(g, nb, h, d // xw, bs, xw) * 4).to(torch.float8_e4m3fn)
     return {"k": _bf16(g, t, h, d), "k_cache": cache,
             "k_scales": _rand(g, h, nb * bs) * 0.05 + 0.01,
-            "slots": torch.randperm(nb * bs, generator=g, device=g.device)[:t]}
+            "slots": _randperm(g, nb * bs)[:t]}
 
 
 # ---------------------------------------------------------------------------- bytes

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -23,7 +24,7 @@ import torch
 
 __all__ = ["GRAPH_MAX_M", "as_tuple", "compare_outputs", "summarize_check", "derive",
            "format_row", "format_table", "format_comparison", "markdown", "render_blocks",
-           "BLOCK", "HEADER"]
+           "geomean_vs_aiter", "BLOCK", "HEADER", "HEADER_AITER"]
 
 GRAPH_MAX_M = 64          # rows up to this M are timed by CUDA-graph replay
 
@@ -97,8 +98,8 @@ def derive(row: dict, copy_gbps, peak) -> None:
     def us(k):
         v = row.get(k)
         return v.get("us") if isinstance(v, dict) else None
-    q, c, e = us("qfuse"), us("compile"), us("eager")
-    for k in ("qfuse", "eager", "compile"):
+    q, c, e, a = us("qfuse"), us("compile"), us("eager"), us("aiter")
+    for k in ("qfuse", "eager", "compile", "aiter"):
         if us(k) and row.get("bytes"):
             row[k]["gbps"] = row["bytes"] / us(k) / 1e3
             if copy_gbps:
@@ -109,11 +110,26 @@ def derive(row: dict, copy_gbps, peak) -> None:
         row["speedup_vs_compile"] = c / q
     if q and e:
         row["speedup_vs_eager"] = e / q
+    if q and a:
+        row["speedup_vs_aiter"] = a / q
+    roof = (row.get("scatter_roofline") or {}).get("us")
+    if q and roof:                  # qfuse's share of the scatter roofline (probes/kv_scatter)
+        row["qfuse"]["pct_scatter"] = 100 * roof / q
+
+
+def geomean_vs_aiter(results: list) -> dict:
+    """``geomean_speedup_vs_aiter`` (AITER time / qfuse time) over the rows that have both,
+    and its row count."""
+    sp = [r["speedup_vs_aiter"] for r in results if r.get("speedup_vs_aiter")]
+    g = math.exp(sum(map(math.log, sp)) / len(sp)) if sp else None
+    return {"geomean_speedup_vs_aiter": g, "geomean_aiter_count": len(sp)}
 
 
 # ---------------------------------------------------------------------------- report
 HEADER = ("pipeline", "shape", "qfuse us", "eager us", "compile us", "qfuse GB/s", "%copy",
           "%peak", "x compile", "qfuse graph us", "correct (qfuse vs eager)")
+# with an aiter column (a run with --impls ...,aiter): its time and x aiter (AITER / qfuse)
+HEADER_AITER = HEADER[:5] + ("aiter us",) + HEADER[5:9] + ("x aiter",) + HEADER[9:]
 
 
 def format_row(row: dict) -> str:
@@ -134,6 +150,9 @@ def format_row(row: dict) -> str:
          f"{q['graph_us']:.2f}" if "graph_us" in q else "-",
          row.get("error") or (("ERR " + q["error"]) if "error" in q
                               else summarize_check(row.get("correct", {}))))
+    if "aiter" in row:              # the aiter columns: '-' where AITER has no kernel
+        x = f"{row['speedup_vs_aiter']:.2f}" if row.get("speedup_vs_aiter") else "-"
+        f = f[:5] + (t("aiter"),) + f[5:9] + (x,) + f[9:]
     f = f[:-1] + (f[-1] if len(f[-1]) <= 90 else f[-1][:87] + "...",)
     return "| " + " | ".join(map(str, f)) + " |"
 
@@ -145,15 +164,41 @@ def format_table(result: dict) -> str:
     for c in result["copy"]:
         lines.append(f"copy {c['shape']}: " + (f"{c['us']:.2f} us, {c['gbps']:.0f} GB/s"
                                                 if "gbps" in c else c.get("error", "")))
-    lines += ["", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    head = HEADER_AITER if "aiter" in result.get("impls", ()) else HEADER
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += [format_row(r) for r in result["results"]]
     g = result.get("geomean_speedup_vs_compile")
     lines += ["", f"geomean speed-up over torch.compile: "
                   f"{g:.3f}x over {result['geomean_count']} rows" if g else
               "geomean speed-up over torch.compile: -"]
+    if "aiter" in result.get("impls", ()):
+        g = result.get("geomean_speedup_vs_aiter")
+        lines.append(f"geomean speed-up over AITER: {g:.3f}x over "
+                     f"{result['geomean_aiter_count']} rows" if g else
+                     "geomean speed-up over AITER: -")
+    lines += _roofline_lines(result["results"])
     if result.get("errors"):
         lines += ["", f"{len(result['errors'])} errors:"] + [f"  {e}" for e in result["errors"]]
     return "\n".join(lines)
+
+
+def _roofline_lines(results: list) -> list:
+    """One line per row with a scatter roofline (the KV write): the probe's time and
+    qfuse's share of it."""
+    out = []
+    for r in results:
+        roof = r.get("scatter_roofline")
+        if not roof:
+            continue
+        if "us" not in roof:
+            out.append(f"scatter roofline {r['shape']}: ERR {roof.get('error', '')}")
+            continue
+        gbps = f", {r['bytes'] / roof['us'] / 1e3:.0f} GB/s" if r.get("bytes") else ""
+        pct = (r.get("qfuse") or {}).get("pct_scatter")
+        share = f"; qfuse at {pct:.1f} % of it" if pct else ""
+        out.append(f"scatter roofline {r['pipeline']} {r['shape']}: {roof['us']:.2f} us"
+                   f"{gbps} (probes/kv_scatter.py, config {roof.get('config')}){share}")
+    return [""] + out if out else []
 
 
 # ---------------------------------------------------------------------------- results files
