@@ -62,6 +62,23 @@ class Emitter:
             self._indent -= 1
             self.line(tail)
 
+    def if_else(self, cond: str, then, default: str, type_: str) -> str:
+        """``scf.if cond -> type_``: ``then()`` (which writes the ops of the taken branch and
+        returns its value) or ``default``. What ``then`` computes stays inside its region:
+        a guarded load (an index read from data) touches memory only when ``cond`` holds."""
+        res = self.fresh("g")
+        self.line(f"{res} = scf.if {cond} -> ({type_}) {{")
+        self._indent += 1
+        v = then()
+        self.line(f"scf.yield {v} : {type_}")
+        self._indent -= 1
+        self.line("} else {")
+        self._indent += 1
+        self.line(f"scf.yield {default} : {type_}")
+        self._indent -= 1
+        self.line("}")
+        return res
+
     def const(self, value, type_: str) -> str:
         """A constant of ``type_`` (``index``, ``i32``, ``i8``, ``f32``), defined once in
         the prologue; floats are written by their fp32 bits."""

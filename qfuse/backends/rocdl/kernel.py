@@ -11,10 +11,17 @@ stage's lowering (:mod:`.stages`, registered in ``HANDLERS``) turns its operands
 * ``elem``: one value per column, recomputed in every loop that reads it (a pipeline
   reads its inputs once per loop instead of keeping a row in memory).
 
-A row kernel is then: the row loop; in it, each row-level value in program order (its
-reduction loops, parallel over the columns); then one output loop over the columns (or
-over the groups, each with its reduction and its columns) that stores every output.
-The mapping (:mod:`.mapping`) decides whether loops are CPU loops or GPU threads.
+A row is one index per leading dim of the kernel's domain: the outputs' leading dims
+(``[M]`` for ``[M, N]`` outputs, ``[M, K]`` for expert-indexed ``[M, K, N]``, ``[T, H]``
+for ``[T, H, D]``; :func:`rows_param` names the tensor they come from). A row kernel is
+then: the loop over the first leading dim (the launch grid), loops over the others; in
+them, each row-level value in program order (its reduction loops, parallel over the
+columns); then one output loop over the columns (or over the groups, each with its
+reduction and its columns) that stores every output. A tensor of fewer leading dims
+than the domain is read at the last of them (numpy's broadcast); a stage that reads
+other rows (a gather, an expert's scale row, a rope position) reads them itself, through
+an index checked against the tensor's size. The mapping (:mod:`.mapping`) decides
+whether loops are CPU loops or GPU threads.
 
 Kernel ABI (shared by the CPU twin, the NVVM twin and the AMD launcher, see
 :func:`signature`): the kernel's parameters in order (a tensor is a strided memref, a
@@ -26,12 +33,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from ...dialect.stages import STAGES, call_space, layout_operand
 from ...dialect.types import ScalarType, TensorType
 from ...errors import UnsupportedError
 from . import numerics as nx
 from .emit import Emitter
 from .mapping import Loops
 from .stages import HANDLERS
+from . import stages_rows  # noqa: F401  (registers its stages in HANDLERS)
 from .values import Scope, Val
 
 __all__ = ["rows_param", "Renderer", "render", "signature", "ArgSpec", "storage_type"]
@@ -88,9 +97,11 @@ class Renderer:
         self.outs: list = []            # SSA names of the output arguments, in return order
         self.vals: dict = {}            # Value -> Val
         self.group_size: Optional[int] = None
-        self.rows_tensor = None         # the param whose [rows, cols] the kernel walks
+        self.rows_tensor = None         # the param whose columns the kernel walks
+        self.lead_sizes: list = []      # SSA sizes of the domain's leading dims
         self.forced: list = []          # row-level Vals, in program order
         self.group_forced: list = []    # group-level stage results, in program order
+        self.row_tails: list = []       # fn(scope): stores at the end of each row
 
     def native_fp8(self, target) -> bool:
         """Whether this kernel converts to fp8 ``target`` with the chip's instruction: the
@@ -139,28 +150,61 @@ class Renderer:
     def scalar(self, ssa: str, type_: str = "f32") -> Val:
         return Val("scalar", type_, lambda s: ssa)
 
+    def load_at(self, value, idx: list) -> str:
+        """Tensor ``value`` at the index SSA names ``idx``, widened to f32 (floats) or i32
+        (integer storage)."""
+        ref, t = self.args[value], value.type
+        elem = storage_type(t.dtype.name)
+        e = self.e
+        x = e.op(f"memref.load {ref}[{', '.join(idx)}] : {memref_type(t)}")
+        if elem == "bf16":       # exact widening by the bits: LLVM's own bf16 folds
+            i = e.cast("extui", e.bitcast(x, "bf16", "i16"), "i16", "i32")   # can call
+            return nx.f32_of(e, e.bin("shli", i, e.i32(16), "i32"))          # libgcc
+        if elem == "f16":
+            return e.cast("extf", x, elem, "f32")
+        if elem == "f32":
+            return x
+        if elem == "i64":
+            return e.cast("trunci", x, elem, "i32")
+        signed = t.dtype.name in ("i8", "int4", "i32")      # codes and bytes: unsigned
+        return x if elem == "i32" else e.cast("extsi" if signed else "extui", x, elem, "i32")
+
+    def load_index(self, value, idx: list) -> str:
+        """An index read from data (i32 / i64 tensor ``value`` at ``idx``) as a signed
+        ``index``, never narrowed: the caller checks it against the size it indexes."""
+        t = value.type
+        elem = storage_type(t.dtype.name)
+        if elem not in ("i32", "i64"):
+            raise UnsupportedError(f"rocdl backend: {value.name} indexes rows and must be "
+                                   f"i32 or i64, not {t.dtype.name}", value.loc)
+        x = self.e.op(f"memref.load {self.args[value]}[{', '.join(idx)}] : {memref_type(t)}")
+        return self.e.cast("index_cast", x, elem, "index")
+
+    def in_range(self, i: str, size: str) -> str:
+        """``0 <= i < size`` (signed ``index`` compares): an i1."""
+        e = self.e
+        return e.bin("andi", e.cmpi("sge", i, e.idx(0), "index"),
+                     e.cmpi("slt", i, size, "index"), "i1")
+
     def load(self, value, idx: Callable, level: str) -> Val:
         """A Val loading tensor ``value`` at ``idx(scope)`` (a list of index SSA names),
         widened to f32 (floats) or i32 (integer storage)."""
-        ref, t = self.args[value], value.type
-        mtype = memref_type(t)
-        elem = storage_type(t.dtype.name)
+        t = value.type
+        return Val(level, "f32" if t.dtype.is_float else "i32",
+                   lambda s: self.load_at(value, idx(s)),
+                   width=self.cols if level == "elem" else None)
 
-        def get(s: Scope) -> str:
-            e = self.e
-            x = e.op(f"memref.load {ref}[{', '.join(idx(s))}] : {mtype}")
-            if elem == "bf16":       # exact widening by the bits: LLVM's own bf16 folds
-                i = e.cast("extui", e.bitcast(x, "bf16", "i16"), "i16", "i32")   # can call
-                return nx.f32_of(e, e.bin("shli", i, e.i32(16), "i32"))          # libgcc
-            if elem == "f16":
-                return e.cast("extf", x, elem, "f32")
-            if elem == "f32":
-                return x
-            if elem == "i64":
-                return e.cast("trunci", x, elem, "i32")
-            signed = t.dtype.name in ("i8", "int4", "i32")      # codes and bytes: unsigned
-            return x if elem == "i32" else e.cast("extsi" if signed else "extui", x, elem, "i32")
-        return Val(level, "f32" if t.dtype.is_float else "i32", get)
+    def out_dim(self, out: int, i: int) -> str:
+        """Dim ``i`` of output ``out`` (its index in the kernel's returns)."""
+        t = self.kernel.returns[out].type
+        return self.e.op(f"memref.dim {self.outs[out]}, {self.e.idx(i)} : {memref_type(t)}",
+                         "d")
+
+    def store_raw(self, out: int, x: str, idx: list) -> None:
+        """``x`` (already of the output's storage type) into output ``out`` at ``idx``."""
+        t = self.kernel.returns[out].type
+        self.e.line(f"memref.store {x}, {self.outs[out]}[{', '.join(idx)}] : "
+                    f"{memref_type(t)}")
 
     def dim(self, value, i: int) -> str:
         t = value.type
@@ -186,12 +230,12 @@ class Renderer:
 
     def reduce_cols(self, scope: Scope, body: Callable, op: str, lb=None, ub=None,
                     parallel: bool = True) -> str:
-        """``op``-reduce ``body(col_scope)`` (f32) over the columns ``[lb, ub)`` (the row by
-        default), starting from 0: a parallel loop whose partial results the mapping
-        combines (``maximumf``: amax, NaN-propagating; ``addf``: a sum)."""
+        """``op``-reduce ``body(col_scope)`` (f32) over the columns ``[lb, ub)`` (``ub``: the
+        width the caller's value is defined over), starting from 0: a parallel loop whose
+        partial results the mapping combines (``maximumf``: amax, NaN-propagating;
+        ``addf``: a sum)."""
         e = self.e
         lb = lb or e.idx(0)
-        ub = ub or self.cols
         start, step = self.m.par_bounds(e, lb, 1) if parallel else (lb, e.idx(1))
         col, acc = e.fresh("col"), e.fresh("acc")
         res = e.fresh("red")
@@ -209,6 +253,9 @@ class Renderer:
         out_value = self.kernel.returns[out]
         ref, t = self.outs[out], out_value.type
         elem = storage_type(t.dtype.name)
+        if len(idx) != t.rank:
+            raise UnsupportedError(f"rocdl backend: output {out_value.name} ({t}) is not "
+                                   f"stored over this kernel's rows", out_value.loc)
         x = self.at(scope, val)
         if elem == "bf16":
             x = e.bitcast(nx.round_bf16_bits(e, x), "i16", "bf16")
@@ -237,10 +284,12 @@ class Renderer:
             arg_texts.append(f"{name}: {memref_type(t) if isinstance(t, TensorType) else _scalar(t)}")
         self.m.setup(e)
         self._bind_params()
+        self.arg_refs = list(self.args.values()) + self.outs
         for call in k.calls:
             handler = HANDLERS.get(call.stage)
             if handler is None:
                 self.refuse(call, "this stage")
+            self._check_options(call, handler.options)
             results = handler(self, call)
             for value, val in zip(call.results, results):
                 self.vals[value] = val
@@ -251,11 +300,21 @@ class Renderer:
         if self.rows_tensor is None:
             raise UnsupportedError("rocdl backend: the kernel reads no [rows, cols] tensor",
                                    k.loc)
+        if self.space != "tensor_amax":
+            self._domain()
         if self.space == "tensor_amax":
             self._tensor_amax()
         else:
             self._row_kernel()
         return self.m.wrap(k.name, ", ".join(arg_texts), e.text(self.e._indent))
+
+    def _check_options(self, call, lowered: frozenset) -> None:
+        """Refuse an option the stage's lowering does not lower, at a value other than
+        its catalog default."""
+        spec = STAGES[call.stage]
+        for name, value in call.options.items():
+            if name not in lowered and value != spec.option(name).default:
+                self.refuse(call, f"{name}={value}")
 
     def _bind_params(self) -> None:
         k = self.kernel
@@ -265,35 +324,41 @@ class Renderer:
                 if not t.dtype.is_float:
                     raise UnsupportedError(f"rocdl backend: integer scalar {v.name}", v.loc)
                 self.vals[v] = self.scalar(self.args[v])
-        index = rows_param(k)
-        if index is not None:
-            self.rows_tensor = k.params[index].value
+        self.rows_tensor = cols_param(k)
         for c in k.consts:
             self.vals[c.value] = self.scalar(self.e.f32(float(c.literal)))
         if self.rows_tensor is not None:
+            rank = self.rows_tensor.type.rank
             self.rows_count = self.dim(self.rows_tensor, 0)
-            self.cols = self.dim(self.rows_tensor, 1)
+            self.cols = self.dim(self.rows_tensor, rank - 1)
         for p in k.params:
             v, t = p.value, p.value.type
             if isinstance(t, TensorType) and v not in self.vals:
                 self.vals[v] = self.tensor_val(v)
 
     def tensor_val(self, v) -> Val:
-        """A parameter tensor as a Val: ``[rows, cols]`` per element, ``[rows, 1]`` per
-        row, ``[cols]`` per column, ``[1]`` per kernel. (Group-shaped scales are read by
-        ``round`` itself.)"""
+        """A parameter tensor as a Val, read at the last ``rank - 1`` leading indices of
+        the row: ``[..., cols]`` per element, ``[..., 1]`` per row (``[1]``: once).
+        (Group-shaped scales are read by ``round`` itself; rows read through an index by
+        their stage.)"""
         t = v.type
-        if t.rank == 2 and _unit(t.shape[-1]):
-            return self.load(v, lambda s: [s.row, self.e.idx(0)], "row")
-        if t.rank == 2:
-            return self.load(v, lambda s: [s.row, s.col], "elem")
-        if t.rank == 1 and _unit(t.shape[0]):
-            return self.load(v, lambda s: [self.e.idx(0)], "row")
-        if t.rank == 1:
-            return self.load(v, lambda s: [s.col], "elem")
-        raise UnsupportedError(f"rocdl backend: {v.name} has rank {t.rank}; this backend "
-                               f"lowers [rows, cols] kernels (rank 1 and 2 tensors) so far",
-                               v.loc)
+        if _unit(t.shape[-1]):
+            return self.load(v, lambda s: s.suffix(t.rank - 1) + [self.e.idx(0)], "row")
+        return self.load(v, lambda s: s.suffix(t.rank - 1) + [s.col], "elem")
+
+    def _domain(self) -> None:
+        """The sizes of the leading dims of the tensor :func:`rows_param` names (the
+        domain's rows), written once at the top."""
+        k = self.kernel
+        index = rows_param(k)
+        ref = self.arg_refs[index]
+        t = (k.params[index].value if index < len(k.params)
+             else k.returns[index - len(k.params)]).type
+        e = self.e
+        if index < len(k.params) and k.params[index].value is self.rows_tensor:
+            self.lead_sizes = [self.rows_count]     # its dim 0 is already read
+        self.lead_sizes += [e.op(f"memref.dim {ref}, {e.idx(i)} : {memref_type(t)}", "d")
+                            for i in range(len(self.lead_sizes), t.rank - 1)]
 
     def _outputs(self) -> list:
         """``[(output index, its Val)]``."""
@@ -302,23 +367,43 @@ class Renderer:
     def _row_kernel(self) -> None:
         e, m = self.e, self.m
         outs = self._outputs()
-        with m.rows(e, self.rows_count) as row:
-            scope = Scope(row=row)
-            for val in self.forced:
-                self.at(scope, val)
-            with m.leader(e):
-                for i, val in outs:
-                    if val.level in ("row", "scalar"):
-                        rank = self.kernel.returns[i].type.rank
-                        self.store(scope, i, val, [row, e.idx(0)] if rank == 2 else [e.idx(0)])
-            step = 2 if any(val.pair for _, val in outs) else 1
-            if self.group_size:
-                self._group_loop(scope, outs, step)
-            else:
-                start, stride = m.par_bounds(e, e.idx(0), step)
-                col = e.fresh("col")
-                with e.block(f"scf.for {col} = {start} to {self.cols} step {stride} {{"):
-                    self._store_cols(scope.child(col=col), outs, step)
+        for i, val in outs:
+            if val.level in ("elem", "group") and val.width not in (None, self.cols):
+                out = self.kernel.returns[i]
+                raise UnsupportedError(f"rocdl backend: output {out.name} is over other "
+                                       f"columns than the kernel's last ones (one column "
+                                       f"loop per kernel)", out.loc)
+        with m.rows(e, self.lead_sizes[0]) as row:
+            self._lead_loops((row,), self.lead_sizes[1:], outs)
+
+    def _lead_loops(self, lead: tuple, sizes: list, outs: list) -> None:
+        """Loops over the domain's other leading dims, then the row's body at ``lead``."""
+        e = self.e
+        if sizes:
+            k = e.fresh("lead")
+            with e.block(f"scf.for {k} = {e.idx(0)} to {sizes[0]} step {e.idx(1)} {{"):
+                self._lead_loops(lead + (k,), sizes[1:], outs)
+            return
+        m = self.m
+        scope = Scope(lead=lead)
+        for val in self.forced:
+            self.at(scope, val)
+        with m.leader(e):
+            for i, val in outs:
+                if val.level in ("row", "scalar") and val.store is None:
+                    rank = self.kernel.returns[i].type.rank
+                    self.store(scope, i, val, list(lead) + [e.idx(0)]
+                               if rank == len(lead) + 1 else [e.idx(0)])
+        step = 2 if any(val.pair for _, val in outs) else 1
+        if self.group_size:
+            self._group_loop(scope, outs, step)
+        else:
+            start, stride = m.par_bounds(e, e.idx(0), step)
+            col = e.fresh("col")
+            with e.block(f"scf.for {col} = {start} to {self.cols} step {stride} {{"):
+                self._store_cols(scope.child(col=col), outs, step)
+        for tail in self.row_tails:
+            tail(scope)
 
     def _group_loop(self, scope: Scope, outs: list, step: int) -> None:
         e, k = self.e, self.group_size
@@ -330,18 +415,20 @@ class Renderer:
             for val in self.group_forced:
                 self.at(gs, val)
             for i, val in outs:
-                if val.level == "group":
-                    self.store(gs, i, val, [scope.row, g])
+                if val.level == "group" and val.store is not None:
+                    val.store(gs, i)
+                elif val.level == "group":
+                    self.store(gs, i, val, list(scope.lead) + [g])
             lb, ub = self.group_range(gs)
             col = e.fresh("col")
             with e.block(f"scf.for {col} = {lb} to {ub} step {e.idx(step)} {{"):
                 self._store_cols(gs.child(col=col), outs, step)
 
-    def group_range(self, scope: Scope) -> tuple:
+    def group_range(self, scope: Scope, cols: Optional[str] = None) -> tuple:
         """``[g*K, min(g*K + K, cols))``: the columns of the scope's group."""
         e, k = self.e, self.group_size
         lb = e.bin("muli", scope.group, e.idx(k), "index")
-        ub = e.bin("minui", e.bin("addi", lb, e.idx(k), "index"), self.cols, "index")
+        ub = e.bin("minui", e.bin("addi", lb, e.idx(k), "index"), cols or self.cols, "index")
         return lb, ub
 
     def _store_cols(self, scope: Scope, outs: list, step: int) -> None:
@@ -349,14 +436,14 @@ class Renderer:
         cols = [scope] if step == 1 else [scope, scope.sibling(col=e.bin(
             "addi", scope.col, e.idx(1), "index"))]
         for i, val in outs:
-            if val.level != "elem":
+            if val.level != "elem" or val.store is not None:
                 continue
             if val.pair:
                 half = e.bin("divui", scope.col, e.idx(2), "index")
-                self.store(scope, i, val, [scope.row, half])
+                self.store(scope, i, val, list(scope.lead) + [half])
             else:
                 for s in cols:
-                    self.store(s, i, val, [s.row, s.col])
+                    self.store(s, i, val, list(s.lead) + [s.col])
 
     def _tensor_amax(self) -> None:
         """One program for the whole tensor: the rows in sequence, the columns in
@@ -371,11 +458,12 @@ class Renderer:
         row, acc, res = e.fresh("row"), e.fresh("acc"), e.fresh("red")
         with e.block(f"{res} = scf.for {row} = {e.idx(0)} to {self.rows_count} step "
                      f"{e.idx(1)} iter_args({acc} = {e.f32(0.0)}) -> (f32) {{"):
-            scope = Scope(row=row)
+            scope = Scope(lead=(row,))
             for val in self.forced:
                 self.at(scope, val)
             part = self.reduce_cols(scope, lambda s: nx.abs_f32(e, self.at(s, src)),
-                                    "maximumf", parallel=False) if not self.m.gpu else \
+                                    "maximumf", ub=self.cols, parallel=False) \
+                if not self.m.gpu else \
                 self._thread_amax(scope, src)
             e.line(f"scf.yield {e.bin('maximumf', acc, part, 'f32')} : f32")
         amax = self.m.combine(e, res, "maximumf")
@@ -397,14 +485,41 @@ class Renderer:
         return res
 
 
+def cols_param(kernel):
+    """The parameter whose last dim is the kernel's columns: the first tensor of rank >= 2
+    (not a per-row ``[..., 1]``) that a stage reads, in program order (the input the
+    pipeline starts from; act_mul and flatten then change the width)."""
+    params = {p.value for p in kernel.params}
+    for call in kernel.calls:
+        for v in call.operands.values():
+            if v in params and _walkable(v.type):
+                return v
+    return next((p.value for p in kernel.params if _walkable(p.value.type)), None)
+
+
+def _walkable(t) -> bool:
+    return isinstance(t, TensorType) and t.rank >= 2 and not _unit(t.shape[-1])
+
+
 def rows_param(kernel) -> Optional[int]:
-    """The parameter whose ``[rows, cols]`` a kernel walks: the first rank-2 tensor that is
-    not a per-row column (``[rows, 1]``); its dim 0 is the launch grid."""
-    for i, p in enumerate(kernel.params):
-        t = p.value.type
-        if isinstance(t, TensorType) and t.rank == 2 and not _unit(t.shape[-1]):
-            return i
-    return None
+    """The argument (ABI index: parameters, then outputs) whose leading dims are the
+    kernel's rows, its dim 0 the launch grid: the first output of rank >= 2 that is not a
+    store layout (a shuffled scale is padded); a kernel storing nothing per row (the
+    grid-wide amax) or over tiles (``per_128x128``: the rows of its input) walks the rows
+    of :func:`cols_param`, and so does one whose rows are that input's (its leading dims
+    are the output's)."""
+    producer = {r: c for c in kernel.calls for r in c.results}
+    tiled = any(call_space(c) == "tile" for c in kernel.calls)
+    src = cols_param(kernel)
+    param = next((i for i, p in enumerate(kernel.params) if p.value is src), None)
+    for i, v in enumerate(kernel.returns):
+        call = producer.get(v)
+        if tiled or v.type.rank < 2 or call is not None and layout_operand(call.stage):
+            continue
+        if src is not None and tuple(src.type.shape[:-1]) == tuple(v.type.shape[:-1]):
+            return param
+        return len(kernel.params) + i
+    return param
 
 
 def _unit(d) -> bool:

@@ -70,10 +70,11 @@ def round_f16_bits(e: Emitter, v: str) -> str:
 
 
 # ------------------------------------------------------------------ small floats
-def magnitude_code(e: Emitter, a: str, bias: int, mbits: int) -> str:
-    """RNE code of a finite magnitude ``a`` (fp32 bits, sign clear) in a small float format
+def magnitude_code(e: Emitter, a: str, bias: int, mbits: int, ties_even: bool = True) -> str:
+    """The code of a finite magnitude ``a`` (fp32 bits, sign clear) in a small float format
     with subnormals and unbounded exponent (the reference's ``_magnitude_code``):
-    ``et = max(E, 1) - 127 + bias``; ``q = RNE(sig / 2^(23 - mbits + max(0, 1 - et)))``;
+    ``et = max(E, 1) - 127 + bias``; ``q = round(sig / 2^(23 - mbits + max(0, 1 - et)))``,
+    a tie to the even ``q`` (``ties_even``) or up, away from zero (E2M1's half_up);
     ``code = (max(et, 1) - 1) * 2^mbits + q``. The shift is clamped to 30: ``sig < 2^24``,
     so any larger shift also gives 0 with no rounding up."""
     ex = e.bin("shrui", a, e.i32(23), "i32")
@@ -88,7 +89,8 @@ def magnitude_code(e: Emitter, a: str, bias: int, mbits: int) -> str:
     rem = e.bin("andi", sig, e.bin("subi", e.bin("shli", one, shift, "i32"), one, "i32"), "i32")
     half = e.bin("shli", one, e.bin("subi", shift, one, "i32"), "i32")
     odd = e.cmpi("ne", e.bin("andi", q, one, "i32"), e.i32(0))
-    tie_up = e.bin("andi", e.cmpi("eq", rem, half), odd, "i1")
+    tie_up = e.bin("andi", e.cmpi("eq", rem, half), odd, "i1") if ties_even else \
+        e.cmpi("eq", rem, half)
     up = e.bin("ori", e.cmpi("ugt", rem, half), tie_up, "i1")
     q = e.bin("addi", q, e.cast("extui", up, "i1", "i32"), "i32")
     base = e.bin("shli", e.bin("subi", e.bin("maxsi", et, one, "i32"), one, "i32"),
@@ -162,16 +164,20 @@ def int_code(e: Emitter, v: str, mode: RoundMode, lo: int, hi: int, math=None) -
 
 
 # ------------------------------------------------------------------ E2M1
-def e2m1_code(e: Emitter, v: str, native: bool = False) -> str:
-    """fp32 ``v`` -> E2M1 code (i32 0..15): RNE to {0, .5, 1, 1.5, 2, 3, 4, 6} (bias 1, one
-    mantissa bit), saturating at code 7 (inf too); bit 3 is v's sign; NaN -> 0x7.
+def e2m1_code(e: Emitter, v: str, native: bool = False,
+              mode: RoundMode = RoundMode.RNE) -> str:
+    """fp32 ``v`` -> E2M1 code (i32 0..15): the nearest of {0, .5, 1, 1.5, 2, 3, 4, 6} (bias
+    1, one mantissa bit), a tie to the even code (``rne``: 0.25 -> 0, 2.5 -> 2, 5 -> 4) or
+    away from zero (``half_up``: 0.25 -> 0.5, 2.5 -> 3, 5 -> 6), saturating at code 7 (inf
+    too); bit 3 is v's sign; NaN -> 0x7 (the reference's ``encode_e2m1``).
 
-    ``native`` (gfx950): the magnitude is the chip's scaled convert
+    ``native`` (gfx950, rne only): the magnitude is the chip's scaled convert
     (``arith.scaling_truncf`` -> ``v_cvt_scalef32_pk_fp4_f32``) of ``min(|v|, 6)`` with the
-    scale 1.0, so it only rounds; NaN and sign are set here as in the emulation."""
+    scale 1.0, so it only rounds; NaN and sign are set here as in the emulation. The chip
+    rounds ties to even, so ``half_up`` always takes the integer sequence."""
     b = bits_of(e, v)
     a = e.bin("andi", b, e.i32(_ABS), "i32")
-    if native:
+    if native and mode is RoundMode.RNE:
         clamped = f32_of(e, _umin(e, a, e.i32(f32_bits(6.0))))
         one = e.op("arith.constant 1.000000e+00 : f8E8M0FNU")
         f4 = e.op(f"arith.scaling_truncf {clamped}, {one} : f32, f8E8M0FNU to f4E2M1FN")
@@ -179,7 +185,8 @@ def e2m1_code(e: Emitter, v: str, native: bool = False) -> str:
         mag = e.bin("andi", nib, e.i32(7), "i32")
     else:
         finite = e.cmpi("ult", a, e.i32(_INF))
-        mag = magnitude_code(e, _umin(e, a, e.i32(_INF - 1)), 1, 1)
+        mag = magnitude_code(e, _umin(e, a, e.i32(_INF - 1)), 1, 1,
+                             ties_even=mode is RoundMode.RNE)
         mag = _pick(e, finite, e.bin("minui", mag, e.i32(7), "i32"), e.i32(7))
     sign3 = e.bin("shli", e.bin("shrui", b, e.i32(31), "i32"), e.i32(3), "i32")
     is_nan = e.cmpi("ugt", a, e.i32(_INF))

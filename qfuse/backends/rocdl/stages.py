@@ -9,12 +9,23 @@ from __future__ import annotations
 
 from ...dialect.options import (Act, E8M0Mode, FloatDType, GeluApprox, Granularity, NormKind,
                                 QuantTarget, Recip, ResidualSum, RoundMode, ZeroPolicy)
+from ...dialect.options import PackOrder
 from . import numerics as nx
 from .values import Scope, Val
 
-__all__ = ["HANDLERS"]
+__all__ = ["HANDLERS", "lowers"]
 
 HANDLERS: dict = {}
+
+
+def lowers(*options: str):
+    """Marks a stage's lowering with the options it lowers: a call that gives any other
+    option a value but its catalog default is refused, naming it (so an option added to
+    the catalog is refused here until its lowering is written)."""
+    def mark(fn):
+        fn.options = frozenset(options)
+        return fn
+    return mark
 
 
 # (``r`` below is the kernel's Renderer, .kernel; not imported: the renderer imports us)
@@ -29,7 +40,12 @@ def _map(r, vals: list, fn, type_: str = "f32") -> Val:
     """A Val computing ``fn(*ssa)`` from ``vals`` at the deepest of their levels."""
     def get(s: Scope) -> str:
         return fn(*[r.at(s, v) for v in vals])
-    return Val(_deeper(*vals), type_, get)
+    return Val(_deeper(*vals), type_, get, width=_width(vals))
+
+
+def _width(vals) -> str:
+    """The columns a value made of ``vals`` is defined over (its elem operands')."""
+    return next((v.width for v in vals if v.width is not None), None)
 
 
 def _operand(r, value) -> Val:
@@ -50,31 +66,26 @@ def _round_float(r, v: str, dt) -> str:
 
 
 # ------------------------------------------------------------------ glue
+@lowers()
 def lower_add(r, call) -> list:
     """``a + b`` in fp32 (b a scalar, a [N] vector or the same shape)."""
     a, b = _operand(r, call.operands["a"]), _operand(r, call.operands["b"])
     return [_map(r, [a, b], lambda x, y: r.e.bin("addf", x, y, "f32"))]
 
 
+@lowers()
 def lower_mul(r, call) -> list:
     """``a * b`` in fp32."""
     a, b = _operand(r, call.operands["a"]), _operand(r, call.operands["b"])
     return [_map(r, [a, b], lambda x, y: r.e.bin("mulf", x, y, "f32"))]
 
 
+@lowers("dtype")
 def lower_cast(r, call) -> list:
     """RNE to bf16 / f16 (kept in fp32 on that grid), or f32 unchanged."""
     x = _operand(r, call.operands["x"])
     dt = call.options["dtype"]
     return [_map(r, [x], lambda v: _round_float(r, v, dt))]
-
-
-def lower_smooth(r, call) -> list:
-    """``y = x * s[col]`` (SmoothQuant); the expert-indexed form is not lowered yet."""
-    if call.operands.get("ids") is not None:
-        r.refuse(call, "smooth(x, s[ids]) (expert-indexed rows)")
-    x, s = _operand(r, call.operands["x"]), _operand(r, call.operands["s"])
-    return [_map(r, [x, s], lambda a, b: r.e.bin("mulf", a, b, "f32"))]
 
 
 # ------------------------------------------------------------------ activations
@@ -111,6 +122,52 @@ def _gelu_tanh(r, x: str) -> str:
     return e.bin("mulf", e.bin("mulf", e.f32(0.5), x, "f32"), one_tanh, "f32")
 
 
+#: Norbert Juffa's faithfully rounded erff (max error < 1 ulp; the form of CUDA's erff,
+#: MLX's and PyTorch MPS's erf): |x| > 475/512 ...
+_ERF_BIG = (-1.72853470e-5, 3.83197126e-4, -3.88396438e-3, 2.42546219e-2, -1.06777877e-1,
+            -6.34846687e-1, -1.28717512e-1)
+#: ... and |x| <= 475/512
+_ERF_SMALL = (-5.96761703e-4, 4.99119423e-3, -2.67681349e-2, 1.12819925e-1, -3.76125336e-1,
+              1.28379166e-1)
+_SQRT2 = 1.4142135623730951
+
+
+def _erf(r, a: str) -> str:
+    """``erf(a)`` without a device library: Juffa's erff, both branches computed and one
+    selected (``t = |a|``, ``s = a a``): ``t > 475/512``:
+    ``copysign(1 - exp(fma(P(t, s), t, -t)), a)``; else ``fma(Q(s), a, a)``, each step a
+    ``math.fma`` (``llvm.fma``: ``v_fma_f32``, ``fma.rn.f32``, ``vfmadd`` or libm's fmaf),
+    exp as :func:`_exp`. NaN stays NaN, ``erf(+-inf) = +-1``."""
+    e = r.e
+
+    def fma(x, y, z):
+        return e.op(f"math.fma {x}, {y}, {z} : f32")
+    t = nx.abs_f32(e, a)
+    s = e.bin("mulf", a, a, "f32")
+    b = [e.f32(c) for c in _ERF_BIG]
+    p = fma(fma(b[0], t, b[1]), s, fma(b[2], t, b[3]))
+    for c in b[4:]:
+        p = fma(p, t, c)
+    p = fma(p, t, e.bin("subf", e.f32(0.0), t, "f32"))
+    big = e.bin("subf", e.f32(1.0), _exp(r, p), "f32")
+    sign = e.bin("andi", nx.bits_of(e, a), e.i32(0x80000000), "i32")
+    big = nx.f32_of(e, e.bin("ori", e.bin("andi", nx.bits_of(e, big), e.i32(0x7FFFFFFF), "i32"),
+                             sign, "i32"))
+    q = e.f32(_ERF_SMALL[0])
+    for c in _ERF_SMALL[1:]:
+        q = fma(q, s, e.f32(c))
+    q = fma(q, a, a)
+    return e.select(e.cmpf("ogt", t, e.f32(475 / 512)), big, q, "f32")
+
+
+def _gelu_erf(r, x: str) -> str:
+    """``(0.5 x) (1 + erf(x / sqrt 2))`` (the division by fp32 sqrt 2 correctly rounded)."""
+    e = r.e
+    z = e.bin("divf", x, e.f32(_SQRT2), "f32")
+    one_erf = e.bin("addf", e.f32(1.0), _erf(r, z), "f32")
+    return e.bin("mulf", e.bin("mulf", e.f32(0.5), x, "f32"), one_erf, "f32")
+
+
 def _act(r, call, act: Act):
     """The activation as a function of one SSA value (``act_mul``'s choices; the silu and
     gelu stages are the same functions)."""
@@ -118,40 +175,46 @@ def _act(r, call, act: Act):
         return lambda v: _silu(r, v)
     if act is Act.GELU_TANH:
         return lambda v: _gelu_tanh(r, v)
-    r.refuse(call, "gelu with erf (approx=none; erf has no exact GPU lowering without "
-                   "ROCm's device libraries yet)")
+    return lambda v: _gelu_erf(r, v)
 
 
+@lowers()
 def lower_silu(r, call) -> list:
     """``silu(x) = x / (1 + exp(-x))``."""
     x = _operand(r, call.operands["x"])
     return [_map(r, [x], _act(r, call, Act.SILU))]
 
 
+@lowers("approx")
 def lower_gelu(r, call) -> list:
-    """``gelu(x)``: the tanh approximation (``approx=tanh``); erf is not lowered yet."""
+    """``gelu(x)``: with erf (``approx=none``) or the tanh approximation (``approx=tanh``)."""
     x = _operand(r, call.operands["x"])
     act = Act.GELU_TANH if call.options["approx"] == GeluApprox.TANH else Act.GELU
     return [_map(r, [x], _act(r, call, act))]
 
 
+@lowers("act")
 def lower_act_mul(r, call) -> list:
-    """``act(x[..., :N/2]) * x[..., N/2:]``: the kernel's columns are the N/2 outputs;
-    each reads x at ``c`` and ``c + N/2`` (x must be a parameter of the kernel)."""
-    value = call.operands["x"]
-    if value not in r.args or r.forced:
-        r.refuse(call, "act_mul of a computed value or after a row reduction")
+    """``act(x[..., :N/2]) * x[..., N/2:]``: the kernel's columns become the N/2 outputs;
+    each reads x at ``c`` and at ``c + N/2`` (x a parameter or any per-element value: the
+    second read computes it at the partner column, row-level values such as a norm's
+    statistics, made over the full width, are shared)."""
+    x = _operand(r, call.operands["x"])
+    if x.level != "elem":
+        r.refuse(call, "act_mul of a value that is not per element")
     fn = _act(r, call, Act(call.options["act"]))
     e = r.e
-    full = r.cols
-    half = e.bin("divui", full, e.idx(2), "index")
+    half = e.bin("divui", x.width or r.cols, e.idx(2), "index")
     r.cols = half
-    gate = r.load(value, lambda s: [s.row, s.col], "elem")
-    up = r.load(value, lambda s: [s.row, e.bin("addi", s.col, half, "index")], "elem")
-    return [_map(r, [gate, up], lambda g, u: e.bin("mulf", fn(g), u, "f32"))]
+
+    def get(s: Scope) -> str:
+        up = s.sibling(col=e.bin("addi", s.col, half, "index"))
+        return e.bin("mulf", fn(r.at(s, x)), r.at(up, x), "f32")
+    return [Val("elem", "f32", get, width=half)]
 
 
 # ------------------------------------------------------------------ norm
+@lowers("kind", "gemma", "residual_sum", "dtype")
 def lower_norm(r, call) -> list:
     """RMSNorm / LayerNorm over the row, all fp32 (docs/semantics.md, ``norm``):
 
@@ -173,7 +236,8 @@ def lower_norm(r, call) -> list:
     else:
         u, results_tail = x, []
     eps = _operand(r, ops["eps"])
-    n = Val("row", "f32", lambda s: r.f32_of_index(r.cols))
+    cols = r.cols
+    n = Val("row", "f32", lambda s: r.f32_of_index(cols))
     one = e.f32(1.0)
 
     def inv_of(total_sq: Val) -> Val:
@@ -185,17 +249,18 @@ def lower_norm(r, call) -> list:
 
     if opt["kind"] == NormKind.RMS:
         sq = Val("row", "f32", lambda s: r.reduce_cols(
-            s, lambda c: _sq(e, r.at(c, u)), "addf"))
+            s, lambda c: _sq(e, r.at(c, u)), "addf", ub=cols))
         r.forced.append(sq)
         inv = inv_of(sq)
         centred = u
     else:
-        total = Val("row", "f32", lambda s: r.reduce_cols(s, lambda c: r.at(c, u), "addf"))
+        total = Val("row", "f32", lambda s: r.reduce_cols(s, lambda c: r.at(c, u), "addf",
+                                                          ub=cols))
         r.forced.append(total)
         mean = Val("row", "f32", lambda s: e.bin("divf", r.at(s, total), r.at(s, n), "f32"))
         centred = _map(r, [u, mean], lambda a, b: e.bin("subf", a, b, "f32"))
         sq = Val("row", "f32", lambda s: r.reduce_cols(
-            s, lambda c: _sq(e, r.at(c, centred)), "addf"))
+            s, lambda c: _sq(e, r.at(c, centred)), "addf", ub=cols))
         r.forced.append(sq)
         inv = inv_of(sq)
     r.forced.append(inv)
@@ -238,6 +303,7 @@ def _nonmx_scale(r, amax: str, opt) -> str:
     return s
 
 
+@lowers("dtype", "granularity", "dtype_max", "zero", "amax_floor", "e8m0")
 def lower_scale(r, call) -> list:
     """Dynamic scale from amax (docs/semantics.md, ``scale``): per_token over the row,
     per_1xK / mx over each group of the row (mx: the E8M0 byte of its mode), per_tensor
@@ -247,16 +313,19 @@ def lower_scale(r, call) -> list:
     gran = Granularity(opt["granularity"])
     if call.operands.get("static") is not None:
         return [_operand(r, call.operands["static"])]
+    if opt.get("pow2"):
+        r.refuse(call, "pow2=true (a power-of-two fp32 scale)")
     x = _operand(r, call.operands["x"])
     absx = lambda c: nx.abs_f32(e, r.at(c, x))       # noqa: E731
+    cols = r.cols
     if gran == Granularity.PER_TOKEN:
-        amax = Val("row", "f32", lambda s: r.reduce_cols(s, absx, "maximumf"))
+        amax = Val("row", "f32", lambda s: r.reduce_cols(s, absx, "maximumf", ub=cols))
         return [Val("row", "f32", lambda s: _nonmx_scale(r, r.at(s, amax), opt))]
     if gran.group_size:
         _group(r, call, gran)
 
         def group_amax(s: Scope) -> str:
-            lb, ub = r.group_range(s)
+            lb, ub = r.group_range(s, cols)
             return r.reduce_cols(s, absx, "maximumf", lb, ub, parallel=False)
         amax = Val("group", "f32", group_amax)
         if gran == Granularity.MX:
@@ -264,8 +333,10 @@ def lower_scale(r, call) -> list:
             if E8M0Mode(opt["e8m0"]) not in nx.E8M0_MODES:
                 r.refuse(call, f"e8m0={opt['e8m0']}")
             return [Val("group", "i32",
-                        lambda s: nx.e8m0_byte(e, r.at(s, amax), opt["e8m0"], target))]
-        return [Val("group", "f32", lambda s: _nonmx_scale(r, r.at(s, amax), opt))]
+                        lambda s: nx.e8m0_byte(e, r.at(s, amax), opt["e8m0"], target),
+                        width=cols)]
+        return [Val("group", "f32", lambda s: _nonmx_scale(r, r.at(s, amax), opt),
+                    width=cols)]
     if gran == Granularity.PER_TENSOR and r.space == "tensor_amax":
         amax = Val("scalar", "f32", lambda s: (_ for _ in ()).throw(
             AssertionError("the tensor amax is set by the kernel")))
@@ -288,6 +359,7 @@ def _scale_operand(r, call, gran: Granularity) -> Val:
     return _operand(r, value)
 
 
+@lowers("dtype", "granularity", "dtype_max", "mode", "sat", "recip")
 def lower_round(r, call) -> list:
     """Quantise ``x`` with ``s`` (docs/semantics.md, ``round``): ``v = x / s`` (div) or
     ``x * (1 / s)`` (mul_rcp), 0 where ``s == 0``; mx: ``v = x / 2^(b - 127)``; then the
@@ -308,7 +380,7 @@ def lower_round(r, call) -> list:
         v = _map(r, [q, s], lambda a, b: e.select(e.cmpf("oeq", b, e.f32(0.0)), e.f32(0.0),
                                                   a, "f32"))
     mode = RoundMode(opt["mode"])
-    if mode not in ((RoundMode.TRUNC, RoundMode.RNE) if target.is_int else (RoundMode.RNE,)):
+    if mode.check(target):                  # the catalog's rule; resolve_options refuses too
         r.refuse(call, f"mode={mode} for {target}")
     native = r.native_fp8(target)
     if target.is_fp8:
@@ -318,25 +390,30 @@ def lower_round(r, call) -> list:
         code = lambda a: nx.int_code(e, a, mode, lo, hi, r.math)   # noqa: E731
     else:
         fp4 = r.native_fp4()
-        code = lambda a: nx.e2m1_code(e, a, fp4)                     # noqa: E731
+        code = lambda a: nx.e2m1_code(e, a, fp4, mode)               # noqa: E731
     return [_map(r, [v], code, "i32")]
 
 
+@lowers()
 def lower_pack(r, call) -> list:
     """Two 4-bit codes per byte: ``byte[j] = (q[2j] & 0xF) | (q[2j+1] & 0xF) << 4``."""
     e = r.e
+    if PackOrder(call.options.get("order", PackOrder.LINEAR)).word > 1:
+        r.refuse(call, f"order={call.options['order']}")
     q = _operand(r, call.operands["x"])
+    if q.level != "elem":
+        r.refuse(call, "pack of a value that is not per element")
 
     def get(s: Scope) -> str:
         nxt = s.sibling(col=e.bin("addi", s.col, e.idx(1), "index"))
         lo = e.bin("andi", r.at(s, q), e.i32(0xF), "i32")
         hi = e.bin("andi", r.at(nxt, q), e.i32(0xF), "i32")
         return e.bin("ori", lo, e.bin("shli", hi, e.i32(4), "i32"), "i32")
-    return [Val("elem", "i32", get, pair=True)]
+    return [Val("elem", "i32", get, pair=True, width=q.width)]
 
 
 HANDLERS.update({
-    "add": lower_add, "mul": lower_mul, "cast": lower_cast, "smooth": lower_smooth,
+    "add": lower_add, "mul": lower_mul, "cast": lower_cast,
     "norm": lower_norm, "scale": lower_scale, "round": lower_round, "pack": lower_pack,
     "silu": lower_silu, "gelu": lower_gelu, "act_mul": lower_act_mul,
 })

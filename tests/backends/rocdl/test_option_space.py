@@ -83,7 +83,8 @@ def _agree(src: str, shapes: list) -> None:
 
 
 @pytest.mark.parametrize("act", ["act_mul(x, act=silu)", "act_mul(x, act=gelu_tanh)",
-                                 "silu(x) * x", "gelu(x, approx=tanh)"])
+                                 "silu(x) * x", "gelu(x, approx=tanh)", "act_mul(x, act=gelu)",
+                                 "gelu(x) + x"])
 def test_activations(act):
     src = (f"def p(x: bf16[M, N]):\n    h = {act}\n"
            f"    s = scale(h, fp8_e4m3fn, per_1x64, zero=floor)\n"
@@ -91,9 +92,16 @@ def test_activations(act):
     _agree(src, [(3, 256), (1, 130)])
 
 
-def test_gelu_erf_is_refused_with_the_reason():
-    from qfuse.errors import QfuseError
-    from qfuse.runtime.compiler import compile_pipeline
-    tp = next(iter(load_source("def p(x: bf16[M, N]):\n    return gelu(x)\n").values()))
-    with pytest.raises(QfuseError, match="gelu: gelu with erf .* is not lowered yet"):
-        compile_pipeline(tp, "rocdl", "cpu:interp")
+def test_gelu_erf_over_its_range():
+    """erf (Juffa's erff, stages._erf) across both branches, the switch at 475/512, the
+    tails where 1 + erf cancels, +-inf and NaN, in rows of random data (the agreement
+    rule's row term) and in f32 as it is."""
+    tp = next(iter(load_source("def p(x: f32[M, N]):\n    return gelu(x)\n").values()))
+    pipe = QuantPipeline(tp, backend="rocdl")
+    sweep = torch.cat([torch.linspace(-10, 10, 2048), (475 / 512 * 2 ** 0.5) *
+                       (1 + torch.arange(-8, 8) * 2.0 ** -23)])
+    x = torch.randn(sweep.numel(), 64, generator=torch.Generator().manual_seed(5)) * 4
+    x[:, 0] = sweep
+    x[0, 1:6] = torch.tensor([float("inf"), -float("inf"), float("nan"), -0.0, 1e-40])
+    ok, msg = compare_outputs(pipe(x=x, _as_dict=True), run_pipeline(tp, {"x": x}), 1)
+    assert ok, msg
