@@ -32,20 +32,26 @@ PATHS = ("auto", "oneshot", "two_step")
 
 
 class FusedAllReduce:
-    """Call ``qp`` (a Triton QuantPipeline ``all_reduce(x, group) -> row kernel``) on this
-    rank: ``FusedAllReduce(qp, max_rows)(x, res, w, ...)`` returns what ``qp`` returns.
+    """Call ``pipeline`` (``all_reduce(x, group) -> row kernel``: a QuantPipeline, or its
+    Triton CompiledPipeline, e.g. read back from ``cp.dumps()`` on a machine without the
+    compiler) on this rank: ``FusedAllReduce(qp, max_rows)(x, res, w, ...)`` returns the
+    pipeline's results in return order.
     ``max_rows``: the most rows a one-shot call may have (the symmetric buffer's size,
     allocated on the first one-shot call: collective). ``path``: ``auto`` (the one-shot
     kernel up to :data:`ONESHOT_MAX_BYTES` where symmetric memory serves the device),
     ``oneshot`` or ``two_step`` (forced, for benchmarks and tests)."""
 
-    def __init__(self, qp, max_rows: int, path: str = "auto"):
+    def __init__(self, pipeline, max_rows: int, path: str = "auto"):
+        from ..runtime.executor import Executor
         if path not in PATHS:
             raise InputError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
-        self.qp, self.max_rows, self.path = qp, int(max_rows), path
-        self.plan = plan_oneshot(qp.compiled("triton", "cpu:interp"))
+        cp = pipeline if hasattr(pipeline, "steps") else pipeline.compiled("triton",
+                                                                           "cpu:interp")
+        self.max_rows, self.path = int(max_rows), path
+        self.plan = plan_oneshot(cp)              # the Triton text is the same for any target
         self.kernel = OneShotKernel(self.plan)
-        self.params = [p.value.name for p in qp.program.params]
+        self.two_step = Executor(cp)
+        self.params = [p.value.name for p in cp.program.params]
         self._buffer: Optional[SymmetricBuffer] = None
 
     def choose(self, x) -> str:
@@ -56,18 +62,22 @@ class FusedAllReduce:
         return "oneshot" if small and unavailable(x.device) is None else "two_step"
 
     def __call__(self, *args, **kwargs):
-        inputs = dict(zip(self.params, args), **kwargs)
+        if len(args) > len(self.params):
+            raise InputError(f"{len(args)} arguments, the pipeline takes "
+                             f"{len(self.params)} ({', '.join(self.params)})")
+        inputs = {**dict(self.plan.defaults), **dict(zip(self.params, args)), **kwargs}
         x = inputs.get(self.plan.x)
         if x is None:
             raise InputError(f"{self.plan.x}: missing input")
         if self.choose(x) == "two_step":
-            return self.qp(*args, **kwargs)
-        buf = self._symmetric(x)
-        local = buf.local(x.shape[0])
-        local.copy_(x)
-        buf.barrier()                     # every peer's rows are in place
-        outs = self.kernel(buf.table, local, inputs)
-        buf.barrier()                     # no rank overwrites its rows while a peer reads
+            outs = self.two_step.run(inputs)
+        else:
+            buf = self._symmetric(x)
+            local = buf.local(x.shape[0])
+            local.copy_(x)
+            buf.barrier()                 # every peer's rows are in place
+            outs = self.kernel(buf.table, local, inputs)
+            buf.barrier()                 # no rank overwrites its rows while a peer reads
         return tuple(outs[name] for name, _ in self.plan.returns)
 
     def _symmetric(self, x) -> SymmetricBuffer:
