@@ -24,7 +24,8 @@ from typing import Optional
 from .types import DType, dtype
 
 __all__ = ["OptionEnum", "Granularity", "QuantTarget", "FloatDType", "E8M0Mode", "ZeroPolicy",
-           "RoundMode", "Recip", "NormKind", "ResidualSum", "Act", "GeluApprox", "RopeStyle",
+           "RoundMode", "PackOrder", "Recip", "NormKind", "ResidualSum", "Act", "GeluApprox",
+           "RopeStyle",
            "CacheLayout", "CacheQuant", "ScaleLayout", "CacheFloor", "BlockRequant",
            "KV_TOKEN_SCALE_FLOOR",
            "KV_BLOCK_AMAX_FLOOR", "DEFAULT_EPS", "DEFAULT_AMAX_FLOOR"]
@@ -158,6 +159,19 @@ class RoundMode(OptionEnum):
                     f"rounding); {target} rounds to nearest even"
                     + (" or by trunc" if target.is_int else ""))
         return None
+
+
+class PackOrder(OptionEnum):
+    """Which 4-bit codes share a byte (``pack``): ``linear`` (byte j holds codes 2j, 2j+1)
+    or ``even_odd`` (AITER's ``rearrange_4bit_elements`` of the linear packing: in each
+    32-bit word of 8 codes the even codes fill the low 16 bits, the odd ones the high 16)."""
+    LINEAR = "linear"
+    EVEN_ODD = "even_odd"
+
+    @property
+    def word(self) -> int:
+        """Codes per unit the order permutes within (1: none; 8: a 32-bit word)."""
+        return 8 if self is PackOrder.EVEN_ODD else 1
 
 
 class Recip(OptionEnum):

@@ -93,6 +93,16 @@ def _even(call) -> list:
     return [Requirement(x.shape[-1], "%", Dim(2), "x", f"{call.stage} needs an even last dim")]
 
 
+def _pack(call) -> list:
+    """An even last dim; a multiple of the order's word when it permutes within words."""
+    word = call.options["order"].word
+    if word == 1:
+        return _even(call)
+    return [Requirement(_t(call, "x").shape[-1], "%", Dim(word), "x",
+                        f"pack(order={call.options['order']}) needs a multiple of {word} "
+                        "codes per row")]
+
+
 def _reduce(call) -> list:
     x = _t(call, "x")
     return [Requirement(x.shape[0], ">=", Dim(1), "x", "split-K reduce needs at least one split")]
@@ -194,7 +204,7 @@ def _super_block_scales(o, scales: TensorType, cache: TensorType, layout, h: Dim
 
 
 _RULES: dict[str, Callable] = {
-    "act_mul": _even, "pack": _even, "reduce": _reduce,
+    "act_mul": _even, "pack": _pack, "reduce": _reduce,
     "rope": _rope, "cache_write": _cache_write,
 }
 
@@ -223,6 +233,8 @@ def _positions(call) -> list:
 
 
 def _gather_rows(call) -> list:
+    # packed ids: the row is (id & 0xFFFFFF) * topk + (id >> 24), a slot outside [0, topk)
+    # is padding too (topk = 1 reads no slot)
     return [IndexOperand("idx", _t(call, "x").shape[0], "a zero row (padding)",
                          error_below=False, error_above=False, bound_of="x", samples=(1, 1))]
 

@@ -142,9 +142,12 @@ def infer_smooth(args, opts):
     if s.rank != 2:
         raise StageError(f"expert-indexed smooth scale must be [E, {n}], got {s}", "s")
     _same_dim(n, s.shape[1], "smooth scale row length must equal the last dim of x", "s")
-    if x.rank != 2 or ids.rank != 2:
-        raise StageError("expert-indexed smooth takes x [M, N] and ids [M, topk]", "ids")
+    if x.rank not in (2, 3) or ids.rank != 2:
+        raise StageError("expert-indexed smooth takes x [M, N] (or one row per slot, "
+                         "[M, topk, N]) and ids [M, topk]", "ids")
     _same_dim(x.shape[0], ids.shape[0], "ids rows must equal x rows", "ids")
+    if x.rank == 3:
+        _same_dim(x.shape[1], ids.shape[1], "ids columns must equal x's slots (dim 1)", "ids")
     return [("out", _f32((x.shape[0], ids.shape[1], n)))]
 
 
@@ -189,6 +192,9 @@ def infer_scale(args, opts):
     shape = _scale_shape(x, gran)
     sdt = dtype("e8m0") if gran == Granularity.MX else dtype("f32")
     static = args.get("static")
+    if opts.get("pow2") and (static is not None or gran == Granularity.MX):
+        raise StageError("pow2 rounds a dynamic fp32 scale up to a power of two; an mx scale "
+                         "is one already and a static scale is used as given", "pow2")
     if static is not None:
         if gran != Granularity.PER_TENSOR:
             raise StageError("a static (given) scale is supported for per_tensor only "
@@ -218,7 +224,35 @@ def infer_pack(args, opts):
     n = x.shape[-1]
     if n.is_const and n.value % 2:
         raise StageError(f"pack needs an even last dim, got {n}", "x")
+    word = opts["order"].word
+    if word > 1 and n.is_const and n.value % word:
+        raise StageError(f"pack(order={opts['order']}) permutes words of {word} codes: the "
+                         f"last dim must be a multiple of {word}, got {n}", "x")
     return [("out", TensorType(dtype("u8"), x.shape[:-1] + (div_dim(n, 2),)))]
+
+
+def infer_dequant(args, opts):
+    """``dequant(q, s)``: codes of a quantisation target, an optional scale laid out as
+    ``scale`` would give it for ``q``'s shape; the result has q's shape in ``dtype``."""
+    q = _tensor(args, "q")
+    try:
+        target = QuantTarget(q.dtype.name)
+    except ValueError:
+        raise StageError(f"dequant takes codes ({', '.join(QuantTarget)}), got "
+                         f"{q.dtype.name}", "q") from None
+    s = args.get("s")
+    if s is not None:
+        s = _tensor(args, "s")
+        gran = opts["granularity"]
+        if gran == Granularity.PER_128X128:
+            raise StageError("dequant takes per_tensor, per_token, per_1xK and mx scales; "
+                             "per_128x128 is not supported", "granularity")
+        _check_target_granularity(target, gran)
+        want = TensorType(dtype("e8m0") if gran == Granularity.MX else dtype("f32"),
+                          _scale_shape(q, gran))
+        if s.dtype != want.dtype or s.shape != want.shape:
+            raise StageError(f"scale for {gran} {target} codes must be {want}, got {s}", "s")
+    return [("out", TensorType(dtype(opts["dtype"]), q.shape))]
 
 
 def infer_shuffle(args, opts):

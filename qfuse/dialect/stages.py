@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from .options import (DEFAULT_AMAX_FLOOR, DEFAULT_EPS, Act, BlockRequant, CacheFloor,
                       CacheLayout, CacheQuant, E8M0Mode, FloatDType, GeluApprox, Granularity,
-                      NormKind, QuantTarget, Recip,
+                      NormKind, PackOrder, QuantTarget, Recip,
                       ResidualSum, RopeStyle, RoundMode, ScaleLayout, ZeroPolicy)
 from .options import WORLD_GROUP, ReduceOp, ReduceOrder
 from .stage_rules import (StageError, infer_act_mul, infer_cache_write, infer_cast,
@@ -36,6 +36,7 @@ from .stage_rules import (StageError, infer_act_mul, infer_cache_write, infer_ca
                           infer_reduce, infer_rope, infer_round, infer_scale, infer_shuffle,
                           infer_smooth, infer_unary, default_dtype_max)
 from .stage_rules import infer_all_reduce
+from .stage_rules import infer_dequant
 from .types import F32_MAX, I64_MAX, I64_MIN, TensorType, dtype, fits_f32
 
 __all__ = ["StageError", "OperandSpec", "OptionSpec", "Stage", "STAGES", "stage",
@@ -196,6 +197,11 @@ def _whole_row_scale(options: dict, operands: dict) -> bool:
     return operands.get("static") is None and Granularity(options["granularity"]).whole_rows
 
 
+def _dequant_elementwise(options: dict, operands: dict) -> bool:
+    """dequant without a scale, or with a per_tensor one, reads only its own element."""
+    return operands.get("s") is None or options.get("granularity") == Granularity.PER_TENSOR
+
+
 def _unindexed(options: dict, operands: dict) -> bool:
     """smooth without expert ids (with them, a row reads the scale row its id picks)."""
     return operands.get("ids") is None
@@ -256,7 +262,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
                       (2.0**-149, F32_MAX)),
            OptionSpec.of("e8m0", E8M0Mode, E8M0Mode.ROUNDUP,
                          "E8M0 rounding for mx: roundup (AITER HEAD default), even (AITER "
-                         "Triton), rne_legacy (<= v0.1.15), floor (OCP), ceil")),
+                         "Triton), rne_legacy (<= v0.1.15), floor (OCP), ceil"),
+           OptionSpec("pow2", "bool", (), False,
+                      "non-mx: round the fp32 scale up to a power of two (ue8m0 scales, "
+                      "DeepGEMM / AITER's e8m0 group scales), stored as fp32")),
           ("x", "dtype", "granularity"), ("out",), "row",
           "dynamic scale from amax (or a given static per-tensor scale)", infer_scale, "x",
           whole_rows=_whole_row_scale),
@@ -274,8 +283,26 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
                          "x / s (torch ref) or x * (1 / s) (AITER Triton/HIP)")),
           ("x", "s", "dtype"), ("out",), "row",
           "quantise x with scale s to fp8/int8/fp4/int4 codes", infer_round, "x"),
-    Stage("pack", (_X,), (), ("x",), ("out",), "row",
+    Stage("pack", (_X,), (OptionSpec.of("order", PackOrder, PackOrder.LINEAR,
+                                        "linear (byte j: codes 2j | 2j+1 << 4) or even_odd "
+                                        "(AITER's rearrange_4bit_elements: per 8 codes, "
+                                        "the even ones in the low 16 bits)"),),
+          ("x",), ("out",), "row",
           "two 4-bit codes per byte, element 2j in the low nibble", infer_pack),
+    Stage("dequant", (_o("q", doc="codes: fp8, i8, int4 (one per int8), fp4_e2m1 (one per "
+                                  "byte)"),
+                      _o("s", optional=True, doc="scale: f32 per_tensor / per_token / per_1xK, "
+                                                 "e8m0 for mx; absent: 1")),
+          (OptionSpec.of("granularity", Granularity, None,
+                         "what one scale covers; an e8m0 scale is mx, an absent one needs none"),
+           OptionSpec.of("dtype", FloatDType, FloatDType.F32,
+                         "result dtype (RNE from the fp32 product)", type="dtype"),
+           OptionSpec.of("codes", QuantTarget, None,
+                         "the code format of q: taken from its type (int4 and i8 share "
+                         "int8 storage)", type="dtype")),
+          ("q", "s"), ("out",), "row",
+          "codes + scales -> float: decode(q) * s in fp32", infer_dequant,
+          elementwise=_dequant_elementwise),
     Stage("shuffle", (_o("s", made_by="scale", layout_of=True,
                          doc="E8M0 scale bytes [M, G]: a scale(..., mx) of this pipeline (the "
                              "shuffle is then its store layout) or a parameter (a layout "
@@ -293,7 +320,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           "rotary embedding of x [T, H, D] at positions pos", infer_rope),
     Stage("gather", (_o("x", doc="input tensor", rows_via="idx"), _o("idx")),
           (OptionSpec("packed_ids", "bool", (), False,
-                      "MoE sorted ids: row = id & 0xFFFFFF; rows >= M read as zeros"),),
+                      "MoE sorted ids: row = id & 0xFFFFFF; rows >= M read as zeros"),
+           OptionSpec("topk", "int", (), 1,
+                      "packed ids of x [T * topk, N]: row = (id & 0xFFFFFF) * topk + "
+                      "(id >> 24), the slot outside [0, topk) a zero row", (1, 255))),
           ("x", "idx"), ("out",), "row",
           "row gather out[i] = x[idx[i]] (idx < 0 or >= M gives a zero row)", infer_gather),
     Stage("cache_write", (_X, _o("cache"), _o("slots"),
@@ -415,6 +445,20 @@ def resolve_options(st: Stage, args: dict, opts: dict) -> dict:
         why = out["mode"].check(target)
         if why:
             raise StageError(why, "mode")
+    if st.name == "dequant":
+        _dequant_codes(args, out)
+    if st.name == "dequant" and "granularity" not in out:
+        s = args.get("s")
+        if s is None:
+            out["granularity"] = Granularity.PER_TENSOR      # no scale: the value 1
+        elif isinstance(s, TensorType) and s.dtype.name == "e8m0":
+            out["granularity"] = Granularity.MX
+        else:
+            raise StageError("dequant with an f32 scale needs granularity= (per_tensor, "
+                             "per_token, per_1x32, per_1x64, per_1x128)", "granularity")
+    if st.name == "gather" and out["topk"] > 1 and not out["packed_ids"]:
+        raise StageError("topk > 1 reads the slot from packed ids: give packed_ids=true",
+                         "topk")
     if st.name == "cache_write":
         cache = args.get("cache")
         cdt = cache.dtype if isinstance(cache, TensorType) else None
@@ -441,6 +485,20 @@ def resolve_options(st: Stage, args: dict, opts: dict) -> dict:
         raise StageError(f"{st.name} needs option {missing[0]}{_choices(st.option(missing[0]))}",
                          missing[0])
     return out
+
+
+def _dequant_codes(args: dict, out: dict) -> None:
+    """dequant's ``codes``: q's dtype (a given value must name the same format)."""
+    q = args.get("q")
+    if not isinstance(q, TensorType):
+        return
+    try:
+        fmt = QuantTarget(q.dtype.name)
+    except ValueError:
+        raise StageError(f"dequant takes codes ({', '.join(QuantTarget)}), got "
+                         f"{q.dtype.name}", "q") from None
+    if out.setdefault("codes", fmt) != fmt:
+        raise StageError(f"codes={out['codes']} but q holds {fmt} codes", "codes")
 
 
 def _choices(spec: OptionSpec) -> str:

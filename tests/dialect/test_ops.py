@@ -24,7 +24,7 @@ NORM_ATTRS = ('dtype = "f32", gemma = false, kind = "rms", residual_sum = "fp32"
               'operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, '
               'resultSegmentSizes = array<i32: 1, 0>')
 SCALE_ATTRS = ('amax_floor = 1.0e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 448.0 : f64, '
-               'e8m0 = "roundup", granularity = "per_token", zero = "one", '
+               'e8m0 = "roundup", granularity = "per_token", zero = "one", pow2 = false, '
                'operandSegmentSizes = array<i32: 1, 0>')
 ROUND_ATTRS = ('dtype = "fp8_e4m3fn", dtype_max = 448.0 : f64, granularity = "per_token", '
                'mode = "rne", recip = "div", sat = true')

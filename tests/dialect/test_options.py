@@ -37,7 +37,8 @@ def _args(st):
 
 
 REQUIRED = {"cast": {"dtype": "bf16"}, "scale": {"dtype": "int8", "granularity": "per_token"},
-            "round": {"dtype": "fp8_e4m3fn", "granularity": "mx"}}
+            "round": {"dtype": "fp8_e4m3fn", "granularity": "mx"},
+            "dequant": {"codes": "int4"}}
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))

@@ -115,11 +115,13 @@ def _smooth_scale(func: str, x_scale, n: int, subs: dict):
 
 
 def quantise_groups(func: str, kind: str, num: Numerics, x, group_size: int, quant_dtype,
-                    dtype_max=None) -> tuple:
-    """``(y [..., N], scale [..., ceil(N / group_size)])`` for 1x32 / 1x64 / 1x128 groups."""
+                    dtype_max=None, pow2: bool = False) -> tuple:
+    """``(y [..., N], scale [..., ceil(N / group_size)])`` for 1x32 / 1x64 / 1x128 groups;
+    ``pow2``: each fp32 scale rounded up to a power of two (ue8m0 scales)."""
     X = A.float_dsl(func, "x", x)
     gran = GROUPS.get(group_size)
     A.need(gran is not None, func, f"group_size must be 32, 64 or 128, got {group_size}")
     y, s = pipeline("quant", "per_group", kind, X=X, GRAN=str(gran), **num.subs(),
+                    POW2="true" if pow2 else "false",
                     **target(func, quant_dtype, dtype_max))(A.rows2d(x))
     return y.view(x.shape), s.view(*x.shape[:-1], s.shape[-1])

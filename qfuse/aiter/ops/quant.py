@@ -191,7 +191,9 @@ def per_group_quant_hip(x, scale=None, quant_dtype=dtypes.i8, group_size=128,
     max(amax, 1e-10) / dtype_max``, ``y = x * (1 / scale)``. ``scale [..., N/group]`` fp32;
     ``transpose_scale`` stores it column-major in that buffer (AITER's layout: the bytes of
     ``scale.t()``). ``scale_type=dtypes.fp8_e8m0`` with ``group_size=32`` is MXFP8 (E8M0
-    RoundUp). Backend: hip."""
+    RoundUp); with 64 or 128 (AITER's ``dynamic_per_group_scaled_quant`` e8m0 branch: a
+    power-of-two group scale, ``ceil_pow2(max(amax, 1e-10) / dtype_max)``) it is the
+    ``scale(pow2=true)`` ue8m0 scale, returned as its E8M0 bytes. Backend: hip."""
     func = "per_group_quant_hip"
     if scale is not None:
         raise A.AiterArgumentError(f"{func}: unsupported: static per token quant (scale "
@@ -199,8 +201,15 @@ def per_group_quant_hip(x, scale=None, quant_dtype=dtypes.i8, group_size=128,
     if scale_layout_m32k4:
         raise A.unsupported(func, "scale_layout_m32k4 (the gfx1250 ASM GEMM scale layout) "
                             "is not supported")
+    if scale_type == dtypes.fp8_e8m0 and group_size != 32:
+        A.need(group_size in (64, 128), func, f"an e8m0 scale needs group_size 32, 64 or "
+               f"128, got {group_size}")
+        A.need(not transpose_scale, func, "transpose_scale with an e8m0 scale of 1x64 / "
+               "1x128 groups is not supported")
+        y, s = Q.quantise_groups(func, "hip", Q.HIP_GROUP, x, group_size, quant_dtype,
+                                 pow2=True)
+        return y, as_e8m0(_pow2_byte(s))
     if scale_type == dtypes.fp8_e8m0:
-        A.need(group_size == 32, func, f"an e8m0 scale needs group_size=32, got {group_size}")
         y, s = quantise_mxfp8(func, "hip", x, quant_dtype, E8M0Mode.ROUNDUP, transpose_scale)
         return y.view(x.shape), as_e8m0(s)
     A.need(scale_type == dtypes.fp32, func, f"scale_type must be dtypes.fp32 or "
@@ -303,22 +312,26 @@ def smooth_per_token_scaled_quant(out, input, scales, smooth_scale, smooth_scale
 def _moe_smooth(func: str, kind: str, num, x, xs, ids, out_dtype) -> tuple:
     """``(q, scale)`` of ``smooth(x, xs[ids])`` quantised per token: ``x [M, N]`` with ids
     ``[M, K]`` gives ``[M, K, N]``; ``x [M, K, N]`` with ids ``[M, K]`` gives the same
-    shape (an expanded ``[M, 1, N]`` is read once)."""
+    shape, each (token, slot) row smoothed by its own expert's row (the DSL's 3-D
+    expert-indexed smooth; an expanded ``[M, 1, N]`` is read once as ``[M, N]``)."""
     X = A.float_dsl(func, "input", x)
     S = A.float_dsl(func, "smooth_scale", xs)
     idt = {torch.int32: "i32", torch.int64: "i64"}.get(ids.dtype)
     A.need(idt is not None, func, f"expert ids must be int32 or int64, got {ids.dtype}")
     A.same_device(func, input=x, smooth_scale=xs, ids=ids)
-    if x.dim() == 3 and x.stride(1) != 0:     # each (token, slot) row its own: one id each
-        m, k, n = x.shape
-        x, ids = x.reshape(m * k, n), ids.reshape(m * k, 1)
-    elif x.dim() == 3:                        # input.expand(-1, topk, -1): one row per token
-        x = x[:, 0, :]
     if ids.dim() == 1:
         ids = ids.view(-1, 1)
-    run = pipeline("quant", "moe_smooth", kind, X=X, S=S, I=idt, **num.subs(),
+    name = "moe_smooth"
+    if x.dim() == 3 and x.stride(1) != 0:     # each (token, slot) row its own
+        name = "moe_smooth_3d"
+        x = x if x.stride(-1) == 1 else x.contiguous()
+    elif x.dim() == 3:                        # input.expand(-1, topk, -1): one row per token
+        x = A.rows2d(x[:, 0, :])
+    else:
+        x = A.rows2d(x)
+    run = pipeline("quant", name, kind, X=X, S=S, I=idt, **num.subs(),
                    **Q.target(func, out_dtype))
-    return run(A.rows2d(x), A.rows2d(xs), ids.contiguous())
+    return run(x, A.rows2d(xs), ids.contiguous())
 
 
 #: CK's smoothquant: scale = amax / 127 (no zero guard), y / scale (true division),
@@ -384,6 +397,11 @@ def per_1x32_f4_quant_triton(x, scale=None, quant_dtype=dtypes.fp4x2, shuffle=Fa
 
 
 # ------------------------------------------------------------------ dispatch
+def _pow2_byte(s: torch.Tensor) -> torch.Tensor:
+    """A power-of-two fp32 scale (normal) as its E8M0 byte: the exponent field."""
+    return ((s.contiguous().view(torch.int32) >> 23) & 0xFF).to(torch.uint8)
+
+
 def _identity(*a, **k):
     return a[0], None
 

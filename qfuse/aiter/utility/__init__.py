@@ -1,5 +1,5 @@
-"""``aiter.utility``: ``dtypes`` and ``fp4_utils``."""
+"""``aiter.utility``: ``dtypes``, ``fp4_utils`` and ``mx_types``."""
 from .. import dtypes
-from . import fp4_utils
+from . import fp4_utils, mx_types
 
-__all__ = ["dtypes", "fp4_utils"]
+__all__ = ["dtypes", "fp4_utils", "mx_types"]

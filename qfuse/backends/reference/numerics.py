@@ -14,16 +14,18 @@ Public functions:
 * :func:`round_to_float` - fp32 -> bf16 / f16, RNE.
 * :func:`quantize` - "then, by target" of ``round``: one call for every quant target.
 * :func:`shuffle_index`, :func:`pack_nibbles` - AITER's e8m0 preshuffle index, nibble pack.
+* :func:`decode_fp8` / :func:`decode_codes` - codes of any target -> fp32 (``dequant``).
+* :func:`pow2_ceil` - an fp32 scale rounded up to a power of two (``scale(pow2=true)``).
 """
 from __future__ import annotations
 
 import torch
 
-from ...dialect.options import E8M0Mode, FloatDType, QuantTarget, RoundMode
+from ...dialect.options import E8M0Mode, FloatDType, PackOrder, QuantTarget, RoundMode
 
 __all__ = ["FP8_FORMATS", "round_fp8", "round_int", "encode_e2m1", "decode_e2m1", "e8m0_byte",
            "e8m0_to_f32", "round_to_float", "quantize", "shuffle_index", "pack_nibbles",
-           "f32_bits", "bits_f32"]
+           "f32_bits", "bits_f32", "decode_fp8", "decode_codes", "pow2_ceil"]
 
 # (exponent bias, mantissa bits, largest finite magnitude code, NaN code)
 FP8_FORMATS = {
@@ -164,6 +166,54 @@ def decode_e2m1(codes: torch.Tensor) -> torch.Tensor:
     return torch.where((c & 0x8) != 0, -mag, mag)
 
 
+def decode_fp8(codes: torch.Tensor, fmt: str) -> torch.Tensor:
+    """fp8 bytes -> fp32, exact: e4m3fn ``0x7F | sign`` is NaN, ``0x80`` is -0; e4m3fnuz
+    ``0x80`` is the only NaN (bias 8). Subnormals: ``m * 2^(1 - bias - 3)``."""
+    bias, mbits, _, _ = FP8_FORMATS[QuantTarget(fmt)]
+    b = codes.to(torch.int64) & 0xFF
+    e, m, neg = (b >> mbits) & 0xF, b & 0x7, (b & 0x80) != 0
+    # normal: bits of 2^(e - bias) * (1 + m/8); subnormal: m * 2^(1 - bias - 3) exactly
+    normal = bits_f32(((e - bias + 127) << 23) | (m << 20))
+    sub = m.to(torch.float32) * 2.0 ** (1 - bias - mbits)
+    mag = torch.where(e == 0, sub, normal)
+    val = torch.where(neg, -mag, mag)
+    nan = (b & 0x7F) == 0x7F if fmt == QuantTarget.FP8_E4M3FN else b == 0x80
+    return torch.where(nan, torch.full_like(val, float("nan")), val)
+
+
+def decode_codes(q: torch.Tensor, target: str) -> torch.Tensor:
+    """Codes of ``target`` (storage per qfuse/dialect/types.py) -> their fp32 values: fp8 by
+    :func:`decode_fp8`; i8 the integer; int4 the two's-complement value of the low nibble
+    (``((v & 0xF) ^ 8) - 8``); fp4_e2m1 :func:`decode_e2m1` of the low nibble."""
+    target = QuantTarget(target)
+    if target.is_fp8:
+        return decode_fp8(q.view(torch.uint8) if q.element_size() == 1 else q, target)
+    if target == QuantTarget.I8:
+        return q.to(torch.float32)
+    if target == QuantTarget.INT4:
+        return (((q.to(torch.int64) & 0xF) ^ 8) - 8).to(torch.float32)
+    return decode_e2m1(q)
+
+
+def pow2_ceil(s: torch.Tensor) -> torch.Tensor:
+    """The smallest power of two ``>= s`` for a finite positive fp32 ``s`` (normal or
+    subnormal, exact: the exponent field plus one when any mantissa bit is set; a subnormal
+    is rounded to the power of two of its top bit, or above); 0, inf and NaN unchanged.
+    A value above 2^127 rounds to inf."""
+    b = f32_bits(s)
+    e, m = (b >> 23) & 0xFF, b & 0x7FFFFF
+    sign = b & 0x80000000
+    up = torch.where(m != 0, e + 1, e)
+    normal = torch.where(up >= 255, torch.full_like(b, 0x7F800000), up << 23)
+    # subnormal (e == 0, m != 0): 2^(p - 149) with p = bit length of m - 1, rounded up
+    p = torch.floor(torch.log2(m.clamp(min=1).to(torch.float64))).to(torch.int64)
+    p = torch.where((m & (m - 1)) != 0, p + 1, p)
+    sub = torch.where(p >= 23, torch.full_like(b, 1 << 23), torch.ones_like(b) << p.clamp(0, 22))
+    bits = torch.where(e == 0, torch.where(m == 0, b & 0, sub), normal)
+    keep = (e == 255) | (s == 0)
+    return torch.where(keep, s.to(torch.float32), bits_f32(bits | sign))
+
+
 # ---------------------------------------------------------------------------- E8M0
 def _floor_log2(a_bits: torch.Tensor) -> torch.Tensor:
     """``floor(log2 a)`` of finite positive fp32 ``a`` given by its bits (subnormals too)."""
@@ -300,12 +350,19 @@ def shuffle_index(r, c, sn: int):
             + ((c % 8) // 4) * 2 + (r % 32) // 16)
 
 
-def pack_nibbles(codes: torch.Tensor) -> torch.Tensor:
+def pack_nibbles(codes: torch.Tensor, order: str = PackOrder.LINEAR) -> torch.Tensor:
     """Two 4-bit codes per byte: ``byte[j] = (q[2j] & 0xF) | (q[2j+1] & 0xF) << 4`` (uint8).
 
-    ``codes`` holds E2M1 codes (uint8) or int4 values (int8, two's-complement nibble)."""
+    ``codes`` holds E2M1 codes (uint8) or int4 values (int8, two's-complement nibble).
+    ``order=even_odd`` first permutes each word of 8 codes to ``q0 q2 q4 q6 q1 q3 q5 q7``
+    (AITER's ``rearrange_4bit_elements`` of the linear packing)."""
     n = codes.shape[-1]
-    if n % 2:
-        raise ValueError(f"pack needs an even last dim, got {n}")
+    word = PackOrder(order).word
+    if n % 2 or n % word:
+        raise ValueError(f"pack(order={order}) needs a last dim that is a multiple of "
+                         f"{max(2, word)}, got {n}")
     c = codes.to(torch.int64) & 0xF
+    if word > 1:
+        lead = c.shape[:-1]
+        c = c.reshape(lead + (n // 8, 4, 2)).transpose(-1, -2).reshape(lead + (n,))
     return (c[..., 0::2] | (c[..., 1::2] << 4)).to(torch.uint8)

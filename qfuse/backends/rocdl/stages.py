@@ -7,6 +7,7 @@ it refuses through ``Renderer.refuse``, naming the stage and the option.
 """
 from __future__ import annotations
 
+from ...dialect.stages import STAGES
 from ...dialect.options import (Act, E8M0Mode, FloatDType, GeluApprox, Granularity, NormKind,
                                 QuantTarget, Recip, ResidualSum, RoundMode, ZeroPolicy)
 from ...dialect.options import PackOrder
@@ -50,6 +51,25 @@ def _width(vals) -> str:
 
 def _operand(r, value) -> Val:
     return r.val(value)
+
+
+def elementwise_inputs(r, v):
+    """The kernel inputs ``v`` is made of when it is an input or made from inputs by
+    elementwise stages only (the catalog's ``Stage.elementwise``: it may then be computed
+    at any row, e.g. a row of a 128x128 tile or of a flattened ``[M, A, B]``); else None."""
+    producer = {out: c for c in r.kernel.calls for out in c.results}
+    todo, found = [v], []
+    while todo:
+        w = todo.pop()
+        call = producer.get(w)
+        if call is None:
+            found.append(w)
+        elif STAGES[call.stage].elementwise(call.options, call.operands):
+            todo += [o for o in call.operands.values()
+                     if hasattr(getattr(o, "type", None), "shape")]
+        else:
+            return None
+    return found
 
 
 def _round_float(r, v: str, dt) -> str:
@@ -283,8 +303,13 @@ def _sq(e, v: str) -> str:
 
 
 # ------------------------------------------------------------------ scale / round
+#: rows and columns of a ``per_128x128`` tile
+TILE = 128
+
+
 def _group(r, call, gran: Granularity) -> None:
-    k = gran.group_size
+    """The kernel's groups along a row: K of per_1xK / mx, or the 128 columns of a tile."""
+    k = gran.group_size or (TILE if gran == Granularity.PER_128X128 else None)
     if r.group_size not in (None, k):
         r.refuse(call, f"granularity={gran} next to groups of {r.group_size} in one kernel")
     r.group_size = k
@@ -337,6 +362,8 @@ def lower_scale(r, call) -> list:
                         width=cols)]
         return [Val("group", "f32", lambda s: _nonmx_scale(r, r.at(s, amax), opt),
                     width=cols)]
+    if gran == Granularity.PER_128X128:
+        return [_tile_scale(r, call, x, opt, cols)]
     if gran == Granularity.PER_TENSOR and r.space == "tensor_amax":
         amax = Val("scalar", "f32", lambda s: (_ for _ in ()).throw(
             AssertionError("the tensor amax is set by the kernel")))
@@ -346,16 +373,56 @@ def lower_scale(r, call) -> list:
     r.refuse(call, f"granularity={gran}")
 
 
+def _tile_scale(r, call, x: Val, opt, cols: str) -> Val:
+    """per_128x128: ``s = amax / dtype_max`` (zero policy as the others) over the tile of
+    the row's 128 rows and the group's 128 columns (partial at the edges), a group value
+    of every row (each row reads its whole tile: correct, not fast), stored once per tile
+    by its first row at ``[row / 128, group]``. x must be elementwise in the inputs (it is
+    computed at the tile's other rows)."""
+    if r.space != "tile" or not elementwise_inputs(r, call.operands["x"]):
+        r.refuse(call, "granularity=per_128x128 of a value that is not elementwise in the "
+                       "kernel's inputs")
+    _group(r, call, Granularity.PER_128X128)
+    e = r.e
+    rows = r.rows_count
+
+    def amax(s: Scope) -> str:
+        r0 = e.bin("muli", e.bin("divui", s.row, e.idx(TILE), "index"), e.idx(TILE), "index")
+        r1 = e.bin("minui", e.bin("addi", r0, e.idx(TILE), "index"), rows, "index")
+        lb, ub = r.group_range(s, cols)
+        row, acc, res = e.fresh("trow"), e.fresh("acc"), e.fresh("tile")
+        with e.block(f"{res} = scf.for {row} = {r0} to {r1} step {e.idx(1)} "
+                     f"iter_args({acc} = {e.f32(0.0)}) -> (f32) {{"):
+            part = r.reduce_cols(s.elsewhere(lead=(row,), group=s.group),
+                                 lambda c: nx.abs_f32(e, r.at(c, x)), "maximumf", lb, ub,
+                                 parallel=False)
+            e.line(f"scf.yield {e.bin('maximumf', acc, part, 'f32')} : f32")
+        return _nonmx_scale(r, res, opt)
+
+    def place(s: Scope, out: int) -> None:
+        first = e.cmpi("eq", e.bin("remui", s.row, e.idx(TILE), "index"), e.idx(0), "index")
+        with e.block(f"scf.if {first} {{"):
+            r.store(s, out, scale, [e.bin("divui", s.row, e.idx(TILE), "index"), s.group])
+    scale = Val("group", "f32", amax, width=cols, store=place)
+    return scale
+
+
 def _scale_operand(r, call, gran: Granularity) -> Val:
     """round's ``s``: a Val of this kernel, or a parameter read at the granularity's
-    place (``[1]``: once; ``[rows, 1]``: per row; ``[rows, groups]``: per group)."""
+    place (``[1]``: once; ``[..., 1]``: per row; ``[..., groups]``: per group;
+    ``[tile rows, tile columns]``: per 128x128 tile)."""
     value = call.operands["s"]
-    if gran.group_size:
+    tiled = gran == Granularity.PER_128X128
+    if gran.group_size or tiled:
         _group(r, call, gran)
+    if value in r.args and tiled:
+        if r.space != "tile":
+            r.refuse(call, f"granularity={gran} outside the tile space")
+        return r.load(value, lambda s: [r.e.bin("divui", s.row, r.e.idx(TILE), "index"),
+                                        s.group], "group")
     if value in r.args and gran.group_size:
-        return r.load(value, lambda s: [s.row, s.group], "group")
-    if gran == Granularity.PER_128X128:
-        r.refuse(call, f"granularity={gran}")
+        rank = value.type.rank
+        return r.load(value, lambda s: s.suffix(rank - 1) + [s.group], "group")
     return _operand(r, value)
 
 

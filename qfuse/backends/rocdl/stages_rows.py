@@ -11,8 +11,7 @@ row, a NaN rotation; docs/semantics.md "Shapes and indices from data").
 from __future__ import annotations
 
 from ...dialect.options import RopeStyle
-from ...dialect.stages import STAGES
-from .stages import HANDLERS, _map, _operand, lowers
+from .stages import HANDLERS, _map, _operand, elementwise_inputs, lowers
 from .values import Scope, Val
 
 __all__ = ["lower_reduce", "lower_flatten", "lower_gather", "lower_smooth", "lower_rope",
@@ -56,31 +55,13 @@ def lower_reduce(r, call) -> list:
 
 
 # ------------------------------------------------------------------ flatten
-def _flat_source(r, v):
-    """The rank-3 kernel input whose dims ``v`` has, when ``v`` is that input or made from
-    inputs by elementwise stages only (the catalog's ``Stage.elementwise``: it may then be
-    computed at any leading indices); else None."""
-    producer = {out: c for c in r.kernel.calls for out in c.results}
-    todo, src = [v], None
-    while todo:
-        w = todo.pop()
-        call = producer.get(w)
-        if call is None:
-            src = src or (w if w.type.rank == 3 else None)
-        elif STAGES[call.stage].elementwise(call.options, call.operands):
-            todo += [o for o in call.operands.values() if hasattr(getattr(o, "type", None),
-                                                                    "shape")]
-        else:
-            return None
-    return src
-
-
 @lowers()
 def lower_flatten(r, call) -> list:
     """``[M, A, B] -> [M, A*B]``: output column ``c`` is ``x[m, c / B, c % B]`` (x an input,
     strided or not, or elementwise in inputs, computed there)."""
     xv = call.operands["x"]
-    src = _flat_source(r, xv)
+    srcs = elementwise_inputs(r, xv)
+    src = next((v for v in srcs or () if v.type.rank == 3), None)
     if src is None:
         r.refuse(call, "flatten of a value that is not elementwise in the kernel's inputs")
     x = _operand(r, xv)

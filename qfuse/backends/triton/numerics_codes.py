@@ -245,6 +245,71 @@ def qf_pack_nibbles(codes, R: tl.constexpr, N: tl.constexpr, MASK: tl.constexpr 
     return b.to(tl.uint8)
 
 
+@triton.jit
+def qf_even_odd(codes, R: tl.constexpr, N: tl.constexpr):
+    """[R, N] codes (N % 8 == 0) with each word of 8 permuted to q0 q2 q4 q6 q1 q3 q5 q7
+    (pack(order=even_odd): AITER's rearrange_4bit_elements of the linear packing)."""
+    tl.static_assert(N % 8 == 0, "qf_even_odd needs a multiple of 8 codes")
+    w = tl.permute(tl.reshape(codes, (R, N // 8, 4, 2)), (0, 1, 3, 2))
+    return tl.reshape(w, (R, N))
+
+
+# ---------------------------------------------------------------- decoding (dequant)
+@triton.jit
+def qf_fp8_value(b, IS_FNUZ: tl.constexpr):
+    """fp8 byte -> fp32, exact (integer arithmetic: the interpreter's fp8 casts are wrong).
+    e4m3fn: bias 7, 0x7F | sign NaN, 0x80 -0; e4m3fnuz: bias 8, 0x80 the only NaN."""
+    u = b.to(tl.int32) & 0xFF
+    e = (u >> 3) & 0xF
+    m = u & 0x7
+    # normal 2^(e - bias) (1 + m/8); subnormal m * 2^(-bias - 2) (exact products)
+    if IS_FNUZ:
+        normal = ((e + 119) << 23) | (m << 20)
+        sub = (m.to(tl.float32) * _pow2(-10)).to(tl.int32, bitcast=True)
+        nan = u == 0x80
+    else:
+        normal = ((e + 120) << 23) | (m << 20)
+        sub = (m.to(tl.float32) * _pow2(-9)).to(tl.int32, bitcast=True)
+        nan = (u & 0x7F) == 0x7F
+    mag = tl.where(e == 0, sub, normal)
+    v = (mag | ((u & 0x80) << 24)).to(tl.float32, bitcast=True)
+    return tl.where(nan, float("nan"), v)
+
+
+@triton.jit
+def qf_e2m1_value(c):
+    """E2M1 code (low nibble) -> fp32: 0, 0.5, 1, 1.5, 2, 3, 4, 6; bit 3 the sign (8: -0)."""
+    u = c.to(tl.int32) & 0xF
+    e = (u >> 1) & 0x3
+    m = u & 0x1
+    mag = tl.where(e == 0, m * 0x3F000000, ((e + 126) << 23) | (m << 22))
+    return (mag | ((u & 0x8) << 28)).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def qf_int4_value(c):
+    """int4 code -> fp32: the two's-complement value of the low nibble."""
+    return (((c.to(tl.int32) & 0xF) ^ 8) - 8).to(tl.float32)
+
+
+@triton.jit
+def qf_pow2_ceil(s):
+    """The smallest power of two >= s (fp32 s >= 0, exact, subnormals too); 0, inf and
+    NaN unchanged; above 2^127 inf (scale(pow2=true))."""
+    bits = s.to(tl.int32, bitcast=True)
+    e = (bits >> 23) & 0xFF
+    m = bits & 0x7FFFFF
+    up = e + (m != 0).to(tl.int32)
+    normal = tl.where(up >= 255, 0x7F800000, up << 23)
+    # subnormal: m as an fp32 integer; its own ceiling power of two, as bits of 2^-149 * that
+    f = m.to(tl.float32).to(tl.int32, bitcast=True)
+    p = ((f >> 23) & 0xFF) - 127 + ((f & 0x7FFFFF) != 0).to(tl.int32)
+    sub = tl.where(p >= 23, 0x800000, 1 << tl.minimum(tl.maximum(p, 0), 22))
+    out = tl.where(e == 0, sub, normal)
+    keep = (e == 255) | (m == 0) & (e == 0)
+    return tl.where(keep, s, out.to(tl.float32, bitcast=True))
+
+
 # ---------------------------------------------------------------- E8M0 (MX scales)
 @triton.jit
 def qf_e8m0_bytes(amax, MODE: tl.constexpr, MAX_POS: tl.constexpr, EMAX: tl.constexpr):

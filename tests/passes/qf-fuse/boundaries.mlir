@@ -17,8 +17,8 @@
 // CHECK-NEXT:    "qf.round"
 func.func @gathered(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}, %arg1: tensor<?xi32> {qf.dims = ["R"], qf.name = "ids"}) -> (tensor<?x?xf8E4M3FN> {qf.name = "q"}, tensor<?x1xf32> {qf.name = "s"}) {
   %0 = "qf.silu"(%arg0) : (tensor<?x?xbf16>) -> tensor<?x?xf32> loc("y")
-  %1 = "qf.gather"(%0, %arg1) {packed_ids = false} : (tensor<?x?xf32>, tensor<?xi32>) -> tensor<?x?xf32> loc("g")
-  %2 = "qf.scale"(%1) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_token", operandSegmentSizes = array<i32: 1, 0>, zero = "one"} : (tensor<?x?xf32>) -> tensor<?x1xf32> loc("s")
+  %1 = "qf.gather"(%0, %arg1) {packed_ids = false, topk = 1 : i64} : (tensor<?x?xf32>, tensor<?xi32>) -> tensor<?x?xf32> loc("g")
+  %2 = "qf.scale"(%1) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_token", operandSegmentSizes = array<i32: 1, 0>, pow2 = false, zero = "one"} : (tensor<?x?xf32>) -> tensor<?x1xf32> loc("s")
   %3 = "qf.round"(%1, %2) {dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, granularity = "per_token", mode = "rne", recip = "div", sat = true} : (tensor<?x?xf32>, tensor<?x1xf32>) -> tensor<?x?xf8E4M3FN> loc("q")
   return %3, %2 : tensor<?x?xf8E4M3FN>, tensor<?x1xf32>
 }
@@ -34,7 +34,7 @@ func.func @gathered(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"
 // CHECK-NEXT:    "qf.round"(%arg0, %[[S]])
 func.func @tiles(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}) -> (tensor<?x?xf8E4M3FN> {qf.name = "q"}, tensor<?x?xf32> {qf.name = "s"}) {
   %0 = "qf.silu"(%arg0) : (tensor<?x?xbf16>) -> tensor<?x?xf32> loc("y")
-  %1 = "qf.scale"(%0) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_128x128", operandSegmentSizes = array<i32: 1, 0>, zero = "one"} : (tensor<?x?xf32>) -> tensor<?x?xf32> loc("s")
+  %1 = "qf.scale"(%0) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_128x128", operandSegmentSizes = array<i32: 1, 0>, pow2 = false, zero = "one"} : (tensor<?x?xf32>) -> tensor<?x?xf32> loc("s")
   %2 = "qf.round"(%0, %1) {dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, granularity = "per_128x128", mode = "rne", recip = "div", sat = true} : (tensor<?x?xf32>, tensor<?x?xf32>) -> tensor<?x?xf8E4M3FN> loc("q")
   return %2, %1 : tensor<?x?xf8E4M3FN>, tensor<?x?xf32>
 }

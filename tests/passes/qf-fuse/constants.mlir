@@ -25,7 +25,7 @@ func.func @f(%arg0: tensor<?x?xf32> {qf.dims = ["M", "N"], qf.name = "x"}) -> (t
   %one = arith.constant 1.000000e+00 : f32
   %seven = arith.constant 7.000000e+00 : f32
   %0 = "qf.mul"(%arg0, %two) : (tensor<?x?xf32>, f32) -> tensor<?x?xf32> loc("a")
-  %1 = "qf.scale"(%0) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_tensor", operandSegmentSizes = array<i32: 1, 0>, zero = "zero"} : (tensor<?x?xf32>) -> tensor<1xf32> loc("s")
+  %1 = "qf.scale"(%0) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_tensor", operandSegmentSizes = array<i32: 1, 0>, pow2 = false, zero = "zero"} : (tensor<?x?xf32>) -> tensor<1xf32> loc("s")
   %2 = "qf.round"(%0, %1) {dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, granularity = "per_tensor", mode = "rne", recip = "div", sat = true} : (tensor<?x?xf32>, tensor<1xf32>) -> tensor<?x?xf8E4M3FN> loc("q")
   %3 = "qf.add"(%0, %one) : (tensor<?x?xf32>, f32) -> tensor<?x?xf32> loc("b")
   return %2, %3, %1, %seven : tensor<?x?xf8E4M3FN>, tensor<?x?xf32>, tensor<1xf32>, f32

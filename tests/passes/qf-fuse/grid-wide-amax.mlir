@@ -27,7 +27,7 @@
 func.func @f(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}, %arg1: tensor<?xbf16> {qf.dims = ["N"], qf.name = "w"}) -> (tensor<?x?xf8E4M3FN> {qf.name = "q"}, tensor<1xf32> {qf.name = "s"}) {
   %cst = arith.constant 9.99999997E-7 : f32
   %0 = "qf.norm"(%arg0, %arg1, %cst) {dtype = "f32", gemma = false, kind = "rms", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, residual_sum = "fp32", resultSegmentSizes = array<i32: 1, 0>} : (tensor<?x?xbf16>, tensor<?xbf16>, f32) -> tensor<?x?xf32> loc("y")
-  %1 = "qf.scale"(%0) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_tensor", operandSegmentSizes = array<i32: 1, 0>, zero = "zero"} : (tensor<?x?xf32>) -> tensor<1xf32> loc("s")
+  %1 = "qf.scale"(%0) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_tensor", operandSegmentSizes = array<i32: 1, 0>, pow2 = false, zero = "zero"} : (tensor<?x?xf32>) -> tensor<1xf32> loc("s")
   %2 = "qf.round"(%0, %1) {dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, granularity = "per_tensor", mode = "rne", recip = "div", sat = true} : (tensor<?x?xf32>, tensor<1xf32>) -> tensor<?x?xf8E4M3FN> loc("q")
   return %2, %1 : tensor<?x?xf8E4M3FN>, tensor<1xf32>
 }
@@ -50,7 +50,7 @@ func.func @f(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}, %arg
 // CHECK-NEXT:    return
 func.func @g(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}) -> (tensor<?x?xf8E4M3FN> {qf.name = "q"}, tensor<1xf32> {qf.name = "s"}) {
   %0 = "qf.add"(%arg0, %arg0) : (tensor<?x?xbf16>, tensor<?x?xbf16>) -> tensor<?x?xf32>
-  %1 = "qf.scale"(%0) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_tensor", operandSegmentSizes = array<i32: 1, 0>, zero = "zero"} : (tensor<?x?xf32>) -> tensor<1xf32> loc("s")
+  %1 = "qf.scale"(%0) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_tensor", operandSegmentSizes = array<i32: 1, 0>, pow2 = false, zero = "zero"} : (tensor<?x?xf32>) -> tensor<1xf32> loc("s")
   %2 = "qf.round"(%arg0, %1) {dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, granularity = "per_tensor", mode = "rne", recip = "div", sat = true} : (tensor<?x?xbf16>, tensor<1xf32>) -> tensor<?x?xf8E4M3FN> loc("q")
   return %2, %1 : tensor<?x?xf8E4M3FN>, tensor<1xf32>
 }
@@ -73,6 +73,6 @@ func.func @g(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}) -> (
 // CHECK-NEXT:    return %[[K0]], %[[K1]]
 func.func @h(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}) -> (tensor<?x?xf32> {qf.name = "y"}, tensor<1xf32> {qf.name = "s"}) {
   %0 = "qf.silu"(%arg0) : (tensor<?x?xbf16>) -> tensor<?x?xf32> loc("y")
-  %1 = "qf.scale"(%0) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_tensor", operandSegmentSizes = array<i32: 1, 0>, zero = "zero"} : (tensor<?x?xf32>) -> tensor<1xf32> loc("s")
+  %1 = "qf.scale"(%0) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_tensor", operandSegmentSizes = array<i32: 1, 0>, pow2 = false, zero = "zero"} : (tensor<?x?xf32>) -> tensor<1xf32> loc("s")
   return %0, %1 : tensor<?x?xf32>, tensor<1xf32>
 }

@@ -11,7 +11,7 @@
 // CHECK-NEXT:    return %[[T]]
 // CHECK-NOT:   func.func private @joined__k1
 func.func @joined(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}) -> (tensor<?x?xf8E8M0FNU> {qf.name = "t"}) {
-  %0 = "qf.scale"(%arg0) {amax_floor = 1.000000e-10 : f64, dtype = "fp4_e2m1", dtype_max = 6.000000e+00 : f64, e8m0 = "roundup", granularity = "mx", operandSegmentSizes = array<i32: 1, 0>, zero = "one"} : (tensor<?x?xbf16>) -> tensor<?x?xf8E8M0FNU> loc("s")
+  %0 = "qf.scale"(%arg0) {amax_floor = 1.000000e-10 : f64, dtype = "fp4_e2m1", dtype_max = 6.000000e+00 : f64, e8m0 = "roundup", granularity = "mx", operandSegmentSizes = array<i32: 1, 0>, pow2 = false, zero = "one"} : (tensor<?x?xbf16>) -> tensor<?x?xf8E8M0FNU> loc("s")
   %1 = "qf.shuffle"(%0) {pad = 0 : i64} : (tensor<?x?xf8E8M0FNU>) -> tensor<?x?xf8E8M0FNU> loc("t")
   return %1 : tensor<?x?xf8E8M0FNU>
 }

@@ -12,7 +12,7 @@ func.func @wrong_result(%x: tensor<?x?xbf16>) -> tensor<?x?xbf16> {
 // -----
 // CHECK: invalid.mlir:[[# @LINE + 2]]:8: error: qf.scale: option granularity='per_row' is not one of per_tensor, per_token,
 func.func @bad_option(%x: tensor<?x?xbf16>) -> tensor<?x1xf32> {
-  %0 = "qf.scale"(%x) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_row", operandSegmentSizes = array<i32: 1, 0>, zero = "one"} : (tensor<?x?xbf16>) -> tensor<?x1xf32>
+  %0 = "qf.scale"(%x) {amax_floor = 1.000000e-10 : f64, dtype = "fp8_e4m3fn", dtype_max = 4.480000e+02 : f64, e8m0 = "roundup", granularity = "per_row", operandSegmentSizes = array<i32: 1, 0>, pow2 = false, zero = "one"} : (tensor<?x?xbf16>) -> tensor<?x1xf32>
   return %0 : tensor<?x1xf32>
 }
 

@@ -143,14 +143,25 @@ def run_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pos: torch.T
     return (out,)
 
 
-def run_gather(x: torch.Tensor, idx: torch.Tensor, *, packed_ids: bool = False) -> tuple:
+def run_gather(x: torch.Tensor, idx: torch.Tensor, *, packed_ids: bool = False,
+               topk: int = 1) -> tuple:
     """``out[i] = x[t]``, ``t = idx[i]`` (``& 0xFFFFFF`` with ``packed_ids``); ``t < 0`` or
-    ``t >= M`` gives a zero row. Same dtype as x."""
-    t = idx.to(device=x.device, dtype=torch.int64)
-    if packed_ids:
-        t = t & 0xFFFFFF
+    ``t >= M`` gives a zero row. Same dtype as x. With ``topk > 1`` (packed ids of AITER's
+    MoE sort, ``token | slot << 24``; x holds ``topk`` rows per token) the row is
+    ``(id & 0xFFFFFF) * topk + (id >> 24)``, the slot ``id >> 24`` taken with the id's
+    sign (an arithmetic shift of its integer type); a slot outside ``[0, topk)`` gives a
+    zero row too."""
+    raw = idx.to(device=x.device, dtype=torch.int64)
+    if idx.dtype == torch.int32:
+        raw = torch.where(raw >= 2 ** 31, raw - 2 ** 32, raw)
+    t = raw & 0xFFFFFF if packed_ids else raw
+    slot_ok = torch.ones_like(t, dtype=torch.bool)
+    if topk > 1:
+        k = raw >> 24
+        slot_ok = (k >= 0) & (k < topk)
+        t = t * topk + k.clamp(0, topk - 1)
     m = x.shape[0]
-    valid = (t >= 0) & (t < m)
+    valid = (t >= 0) & (t < m) & slot_ok
     if m == 0:
         return (torch.zeros((t.shape[0],) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device),)
     rows = x[t.clamp(0, m - 1)]
@@ -159,7 +170,8 @@ def run_gather(x: torch.Tensor, idx: torch.Tensor, *, packed_ids: bool = False) 
 
 def run_smooth(x: torch.Tensor, s: torch.Tensor, ids: Optional[torch.Tensor] = None) -> tuple:
     """SmoothQuant: ``y = f32(x) * f32(s)[col]`` with ``s [N]``. Expert-indexed (``ids [M, K]``,
-    ``s [E, N]``, x ``[M, N]``): ``y[m, k, :] = x[m, :] * s[ids[m, k], :]``; an id outside
+    ``s [E, N]``, x ``[M, N]``): ``y[m, k, :] = x[m, :] * s[ids[m, k], :]``; with one x row
+    per slot (x ``[M, K, N]``): ``y[m, k, :] = x[m, k, :] * s[ids[m, k], :]``; an id outside
     ``[0, E)`` gives a zero row."""
     x32 = f32(x)
     s32 = f32(s.to(x32.device))
@@ -170,5 +182,5 @@ def run_smooth(x: torch.Tensor, s: torch.Tensor, ids: Optional[torch.Tensor] = N
     valid = (i >= 0) & (i < e)
     rows = s32[i.clamp(0, max(e - 1, 0))] if e else torch.zeros(i.shape + (x32.shape[-1],),
                                                                  device=x32.device)
-    y = x32[:, None, :] * rows
+    y = (x32 if x32.dim() == 3 else x32[:, None, :]) * rows
     return (torch.where(valid[..., None], y, torch.zeros((), device=y.device)),)

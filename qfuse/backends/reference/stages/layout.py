@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import torch
 
+from ....dialect.options import PackOrder
 from ..numerics import pack_nibbles, shuffle_index
 
 __all__ = ["run_pack", "run_shuffle"]
 
 
-def run_pack(x: torch.Tensor) -> tuple:
+def run_pack(x: torch.Tensor, *, order: str = PackOrder.LINEAR) -> tuple:
     """``byte[j] = nib(q[2j]) | nib(q[2j+1]) << 4`` over the last dim (even), ``nib(v) = v & 0xF``
-    (the E2M1 code, or the int4 two's-complement nibble). Result ``u8[..., N/2]``."""
-    return (pack_nibbles(x),)
+    (the E2M1 code, or the int4 two's-complement nibble). Result ``u8[..., N/2]``.
+    ``order=even_odd`` (last dim a multiple of 8): each word of 8 codes is first permuted
+    to ``q0 q2 q4 q6 q1 q3 q5 q7``, so the little-endian 32-bit word holds the even codes
+    in its low 16 bits (AITER's ``rearrange_4bit_elements`` of the linear packing)."""
+    return (pack_nibbles(x, order),)
 
 
 def run_shuffle(s: torch.Tensor, *, pad: int = 0) -> tuple:

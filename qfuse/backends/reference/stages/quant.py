@@ -14,10 +14,12 @@ import torch
 from ....dialect.options import (DEFAULT_AMAX_FLOOR, E8M0Mode, Granularity, QuantTarget, Recip,
                                   RoundMode, ZeroPolicy)
 from ....dialect.stages import default_dtype_max
-from ..numerics import e8m0_byte, e8m0_to_f32, quantize
+from ..numerics import (decode_codes, e8m0_byte, e8m0_to_f32, pow2_ceil, quantize,
+                        round_to_float)
 from ._common import abs_amax, f32, scalar_f32
 
-__all__ = ["run_scale", "run_round", "group_amax", "expand_scale", "scale_shape"]
+__all__ = ["run_scale", "run_round", "run_dequant", "group_amax", "expand_scale",
+           "scale_shape"]
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -98,13 +100,16 @@ def expand_scale(s: torch.Tensor, granularity: str, x_shape: tuple) -> torch.Ten
 
 def run_scale(x: torch.Tensor, static: Optional[torch.Tensor] = None, *, dtype: str,
               granularity: str, dtype_max: Optional[float] = None, zero: Optional[str] = None,
-              amax_floor: float = DEFAULT_AMAX_FLOOR, e8m0: str = E8M0Mode.ROUNDUP) -> tuple:
+              amax_floor: float = DEFAULT_AMAX_FLOOR, e8m0: str = E8M0Mode.ROUNDUP,
+              pow2: bool = False) -> tuple:
     """Dynamic quantisation scale of ``x`` (or the given ``static`` f32[1] scale, returned as is).
 
     Non-mx (fp32 result, shape per :func:`scale_shape`): ``s = amax(G) / dtype_max`` and
     the zero policy: ``one`` (default except per_tensor): ``s == 0 -> 1``; ``floor``:
     ``s = max(amax, amax_floor) / dtype_max``; ``zero`` (per_tensor default): s stays 0.
-    ``dtype_max`` and ``amax_floor`` are taken as fp32.
+    ``dtype_max`` and ``amax_floor`` are taken as fp32. ``pow2`` then rounds ``s`` up to
+    a power of two (:func:`~qfuse.backends.reference.numerics.pow2_ceil`; 0 stays 0): the
+    ue8m0 scales of DeepGEMM-style 1x128 groups, still stored as fp32.
 
     mx (uint8 result ``[..., ceil(N/32)]``): ``b = e8m0_byte(amax(G), e8m0, dtype)`` with the
     target's fixed constants (``dtype_max`` is not used).
@@ -126,7 +131,7 @@ def run_scale(x: torch.Tensor, static: Optional[torch.Tensor] = None, *, dtype: 
             s = torch.where(s == 0, torch.ones_like(s), s)
         elif zero != ZeroPolicy.ZERO:
             raise ValueError(f"unknown zero policy {zero!r}")
-    return (s,)
+    return (pow2_ceil(s) if pow2 else s,)
 
 
 def run_round(x: torch.Tensor, s: torch.Tensor, *, dtype: str, granularity: str,
@@ -157,3 +162,24 @@ def run_round(x: torch.Tensor, s: torch.Tensor, *, dtype: str, granularity: str,
             raise ValueError(f"unknown recip {recip!r}")
         v = torch.where(sb == 0, torch.zeros_like(v), v)
     return (quantize(v, dtype, dtype_max=dtype_max, mode=mode, sat=sat),)
+
+
+def run_dequant(q: torch.Tensor, s: Optional[torch.Tensor] = None, *, granularity: str,
+                codes: str, dtype: str = "f32") -> tuple:
+    """Codes and scales back to floats: ``y = decode(q) * s`` in fp32 (one correctly rounded
+    multiply), then RNE to ``dtype`` (bf16 / f16; f32 keeps it).
+
+    ``decode`` (:func:`~qfuse.backends.reference.numerics.decode_codes`): fp8 its value
+    (NaN codes NaN), i8 the integer, int4 the two's-complement low nibble, fp4_e2m1 the E2M1
+    value of the low nibble (code 8 is -0); ``codes`` names q's format. ``s`` is broadcast by ``granularity`` as for
+    ``round`` (per_tensor ``[1]``, per_token ``[..., 1]``, per_1xK ``[..., ceil(N/K)]``, the
+    last group partial); mx: ``s`` holds E8M0 bytes, the factor ``2^(b-127)`` (``b = 0`` is
+    ``2^-127``, 255 NaN). No ``s``: the factor 1 (the decoded value itself)."""
+    v = decode_codes(q, codes)
+    if s is not None:
+        if granularity == Granularity.MX:
+            sb = expand_scale(e8m0_to_f32(s.to(v.device)), granularity, tuple(v.shape))
+        else:
+            sb = expand_scale(f32(s.to(v.device)), granularity, tuple(v.shape))
+        v = v * sb
+    return (round_to_float(v, dtype),)

@@ -177,9 +177,20 @@ def r_gather(em: Emitter, call, which, lead, cols) -> Reg:
     x, idx = call.operands["x"], call.operands["idx"]
     em.stage_comment(call, ": out[i] = x[idx[i]], zero rows outside [0, M)")
     i = em.element(idx, lead.names[:1], lead.mask)
+    topk = call.options["topk"]
+    slot_ok = None
     if call.options["packed_ids"]:
-        i = Reg(em.let("ids", f"{i.var} & 0xFFFFFF"), i.kind)
+        raw = i
+        i = Reg(em.let("ids", f"{raw.var} & 0xFFFFFF"), i.kind)
+        if topk > 1:            # token * topk + slot; a slot outside [0, topk): a zero row
+            k = em.let("slot", f"{raw.var} >> 24")
+            slot_ok = em.let("slot_ok", f"({k} >= 0) & ({k} < {topk})")
+            i = Reg(em.let("ids", f"{i.var}.to(tl.int64) * {topk} + "
+                                  f"tl.where({slot_ok}, {k}, 0)"), "i64")
     t, ok, mask = _index_lead(em, i, em.dim(x.type.shape[0]), lead, "grow")
+    if slot_ok is not None:
+        ok = em.let("grow_ok", f"{ok} & {slot_ok}")
+        mask = em.and_mask(mask, slot_ok)
     xl = Lead((t,) + lead.names[1:], mask, f"({t},{','.join(lead.names[1:])}|{mask})")
     v = em.value_at(x, xl, cols)
     if em.is_memory(x):
@@ -201,7 +212,7 @@ def r_smooth(em: Emitter, call, which, lead, cols) -> Reg:
     e = em.element(ids, lead.names, lead.mask)
     t, ok, mask = _index_lead(em, e, em.dim(s.type.shape[0]), lead, "expert")
     sv = em.f32(em.value_at(s, Lead((t,), mask, f"({t}|{mask})"), cols))
-    xv = em.f32(em.value_at(x, m, cols))
+    xv = em.f32(em.value_at(x, m if x.type.rank == 2 else lead, cols))   # [M, K, N]: its own
     return Reg(em.let(call.results[0].name, f"tl.where({ok}, {xv} * {sv}, 0.0)"), "f32")
 
 

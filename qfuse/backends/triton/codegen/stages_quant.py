@@ -1,4 +1,5 @@
-"""``scale``, ``round`` and ``pack``: amax, scales, E8M0 bytes and codes.
+"""``scale``, ``round``, ``pack`` and ``dequant``: amax, scales, E8M0 bytes, codes and
+their values.
 
 Groups: ``per_token`` is a per-row reduction ([BLOCK_M, 1]); ``per_1xK`` / ``mx`` evaluate
 the input at natural columns ``arange(0, B)`` and reshape to ``[BLOCK_M, B/K, K]``, so a
@@ -11,9 +12,11 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Optional
 
-from ....dialect.options import E8M0Mode, Granularity, QuantTarget, Recip, RoundMode, ZeroPolicy
+from ....dialect.options import (E8M0Mode, Granularity, PackOrder, QuantTarget, Recip,
+                                  RoundMode, ZeroPolicy)
 from .emit import (COMMENT_OPTIONS, NAT_BLOCK, OUT_ROWS, RENDER, ROW, STORE, Cols, Emitter,
                    Reg, f32_literal)
+from .stages_glue import round_float
 from .stores import scalar_store, storage_value, store_plain, store_at
 
 __all__ = ["scale_from_amax", "codes", "E8M0_MODE_CODES"]
@@ -25,16 +28,20 @@ E8M0_MODE_CODES = {E8M0Mode.ROUNDUP: 0, E8M0Mode.EVEN: 1, E8M0Mode.RNE_LEGACY: 2
 
 
 def scale_from_amax(em: Emitter, call, amax: str) -> str:
-    """Non-mx scale with the zero policy: ``s = amax / dtype_max`` (fp32 registers)."""
+    """Non-mx scale with the zero policy: ``s = amax / dtype_max`` (fp32 registers), then
+    with ``pow2`` the power of two at or above it."""
     o = call.options
     div = em.helper("qf_div")
     dm = f32_literal(o["dtype_max"])
     if o["zero"] == ZeroPolicy.FLOOR:
         fl = f32_literal(o["amax_floor"])
-        return em.let("s", f"{div}(tl.where({amax} < {fl}, {fl}, {amax}), {dm})")
-    s = em.let("s", f"{div}({amax}, {dm})")
+        s = em.let("s", f"{div}(tl.where({amax} < {fl}, {fl}, {amax}), {dm})")
+    else:
+        s = em.let("s", f"{div}({amax}, {dm})")
     if o["zero"] == ZeroPolicy.ONE:
         s = em.let("s", f"tl.where({s} == 0.0, 1.0, {s})")
+    if o.get("pow2"):
+        s = em.let("s", f"{em.helper('qf_pow2_ceil')}({s})")
     return s
 
 
@@ -305,6 +312,10 @@ def r_pack(em: Emitter, call, which, lead, cols) -> Reg:
     qv = em.value_at(q, lead, em.natural(qb, q.type.shape[-1]))
     em.stage_comment(call, ": byte[j] = nib(q[2j]) | nib(q[2j+1]) << 4")
     full = f"tl.broadcast_to({qv.var}, ({em.ctx.block_rows}, {qb.text}))"
+    if call.options["order"] == PackOrder.EVEN_ODD:
+        em.stage_comment(call, ": each word of 8 codes as q0 q2 q4 q6 q1 q3 q5 q7")
+        full = em.let("words", f"{em.helper('qf_even_odd')}({full}, {em.ctx.block_rows}, "
+                               f"{qb.text})")
     # codes this kernel rounded to E2M1 are 0..15; int4 ones are signed, and codes read
     # from memory are whatever the caller stored: those keep their low nibble only
     mask = q.type.dtype.name != QuantTarget.FP4_E2M1 or em.is_memory(q)
@@ -346,13 +357,64 @@ def _scale_rows(call, v):
     return tuple(call.operands["x"].type.shape[:-1])
 
 
-RENDER.update({"scale": r_scale, "round": r_round, "pack": r_pack})
+def _decode(em: Emitter, q: Reg, codes: QuantTarget) -> str:
+    """The fp32 value of a code register (docs/semantics.md, ``dequant``)."""
+    if codes.is_fp8:
+        fnuz = codes == QuantTarget.FP8_E4M3FNUZ
+        return em.let("dq", f"{em.helper('qf_fp8_value')}({q.var}, {fnuz})")
+    if codes == QuantTarget.I8:
+        return em.let("dq", f"{q.var}.to(tl.float32)")
+    fn = "qf_int4_value" if codes == QuantTarget.INT4 else "qf_e2m1_value"
+    return em.let("dq", f"{em.helper(fn)}({q.var})")
+
+
+def r_dequant(em: Emitter, call, which, lead, cols) -> Reg:
+    """``decode(q) * s`` (s broadcast by the granularity; mx: 2^(b-127)), one fp32
+    multiply, then RNE to the result dtype."""
+    o = call.options
+    q, s = call.operands["q"], call.operands.get("s")
+    gran = o["granularity"]
+    name = call.results[0].name
+    em.stage_comment(call)
+    if s is not None and gran.group_size:
+        _need_natural(em, call, cols)
+        k = gran.group_size
+        sv = em.value_at(s, lead, em.natural(cols.block.times(f"1/{k}"), s.type.shape[-1]))
+        v = _decode(em, em.value_at(q, lead, cols), o["codes"])
+        g = em.lib("qft_to_groups")
+        v3 = em.let("dq3", f"{g}({v}, {em.ctx.block_rows}, {cols.block.text}, {k})")
+        f = sv.var if gran != Granularity.MX else \
+            em.let("sf", f"{em.helper('qf_e8m0_scale')}({sv.var})")
+        y = em.let(name, f"tl.reshape({v3} * {f}[:, :, None], "
+                         f"({em.ctx.block_rows}, {cols.block.text}))")
+    else:
+        v = _decode(em, em.value_at(q, lead, cols), o["codes"])
+        if s is None:
+            y = v
+        else:
+            at = em.make_lead((), None) if gran == Granularity.PER_TENSOR else lead
+            y = em.let(name, f"{v} * {em.value_at(s, at, ROW).var}")
+    return Reg(round_float(em, y, o["dtype"], name), "f32")
+
+
+def _pack_block(em: Emitter, call):
+    """Packed bytes sit at half their codes' block; even_odd needs whole words of 8 codes
+    in a program's block (its base at least 8: noted through a 1/8 block)."""
+    base = em.nat_block(call.operands["x"])
+    if call.options["order"].word > 1:
+        em.note_block(base.times(Fraction(1, call.options["order"].word)))
+    return em.note_block(base.times(Fraction(1, 2)))
+
+
+RENDER.update({"scale": r_scale, "round": r_round, "pack": r_pack, "dequant": r_dequant})
 STORE["scale"] = s_scale
-NAT_BLOCK.update({"scale": _scale_block,
-                  "pack": lambda em, call: em.nat_block(call.operands["x"]).times(Fraction(1, 2))})
+NAT_BLOCK.update({"scale": _scale_block, "pack": _pack_block})
 OUT_ROWS["scale"] = _scale_rows
 COMMENT_OPTIONS.update({
     # a scale shows the option that applies to its granularity: e8m0 for mx, else zero
     "scale": lambda o: ("dtype", "granularity") + (
         ("e8m0",) if o["granularity"] == Granularity.MX else ("zero",)),
-    "round": ("dtype", "granularity", "mode", "recip")})
+    "round": ("dtype", "granularity", "mode", "recip"),
+    "dequant": ("codes", "granularity", "dtype"),
+    # pack shows its order when it permutes (the default keeps earlier kernels' text)
+    "pack": lambda o: ("order",) if o["order"] != PackOrder.LINEAR else ()})

@@ -19,10 +19,12 @@ import torch
 
 from qfuse.aiter import _args as A
 from qfuse.aiter.ops._fused import Binding, into
+from qfuse.aiter.ops._mx import as_e8m0, as_fp4x2, quantise_mxfp4_moe_sort
 from qfuse.aiter.ops._mx import scaling_mode as e8m0_mode
 
 __all__ = ["fused_rms_mxfp4_quant", "fused_flatten_mxfp4_quant",
-           "fused_reduce_act_mul_and_mxfp4_quant", "fused_reduce_rms_mxfp4_quant"]
+           "fused_reduce_act_mul_and_mxfp4_quant", "fused_reduce_rms_mxfp4_quant",
+           "fused_dynamic_mxfp4_quant_moe_sort"]
 
 _PAD = 127
 
@@ -144,3 +146,32 @@ def fused_reduce_rms_mxfp4_quant(x1: torch.Tensor, x1_weight: torch.Tensor, x1_e
     y3 = into(b.func, out.get("y3"), out3)
     bs = _padded(out["bs"]) if pad else out["bs"]
     return (out["q"], bs), out.get("y1"), out.get("y2"), out.get("res_out"), y3
+
+
+def fused_dynamic_mxfp4_quant_moe_sort(x: torch.Tensor, sorted_ids: torch.Tensor,
+                                       num_valid_ids: torch.Tensor, token_num: int,
+                                       topk: int, block_size: int = 32,
+                                       scaling_mode: str = "even"):
+    """MXFP4 of ``x [M, N]`` with its scales gathered in MoE-sorted order, AITER's Triton
+    kernel (``dynamic_mxfp4_quant`` + ``moe_mxfp4_sort`` in one launch).
+
+    Returns ``(x_fp4 [M, N/2] fp4x2, blockscale fp8_e8m0 [round_up(R, 32),
+    round_up(ceil(N/32), 8)])``, ``R = len(sorted_ids)``: x's codes in place (E8M0
+    ``even`` scales, E2M1 ties away from zero: this kernel kept the pre-#975 rounding),
+    and the E8M0 bytes of x's row ``token * topk + slot`` at each sorted position (a
+    sorted id packs ``token | slot << 24``; with ``topk = 1`` the row is ``token``), in
+    the ``e8m0_shuffle`` layout with rows padded to 32, the kernel's own buffer shape.
+    ``x`` holds ``token_num * topk`` rows (one per token and slot) or more.
+
+    Defined results where AITER's are not: a position ``>= num_valid_ids``, a token
+    ``>= token_num`` or a slot outside ``[0, topk)`` is a zero row (scale bytes 0; AITER
+    reads past x for a bad slot and leaves tiles past ``num_valid_ids`` unwritten); a tiny
+    ``|x / scale|`` (below about 2^-32) gives code 0 (AITER's shift wraps). ``N`` must be a
+    multiple of 4; a partial last 1x32 group is scaled by its real elements.
+    Backend: triton."""
+    func = "fused_dynamic_mxfp4_quant_moe_sort"
+    A.need(isinstance(block_size, int) and block_size > 0 and block_size % 32 == 0, func,
+           f"block_size must be a multiple of 32, got {block_size!r}")
+    q, s = quantise_mxfp4_moe_sort(func, x, sorted_ids, num_valid_ids, token_num, topk,
+                                   e8m0_mode(func, scaling_mode))
+    return as_fp4x2(q), as_e8m0(s)
