@@ -214,6 +214,24 @@ class RopeStyle(OptionEnum):
     GPTJ = "gptj"
 
 
+class MRope(OptionEnum):
+    """Multi-section RoPE (Qwen2-VL style): positions ``[3, T]`` (t, h, w rows), each
+    rotary frequency ``i < R/2`` reading the row of its section. ``none``: one row of
+    positions ``[T]``; ``chunked``: ``i < s_t`` row 0, then ``mrope_h`` frequencies of row
+    1, then ``mrope_w`` of row 2 (``s_t = R/2 - h - w``); ``interleaved`` (Qwen3-VL):
+    ``i % 3 == 1 and i < 3 h`` row 1, ``i % 3 == 2 and i < 3 w`` row 2, else row 0."""
+    NONE = "none"
+    CHUNKED = "chunked"
+    INTERLEAVED = "interleaved"
+
+    def rows(self) -> int:
+        """Rows of the positions tensor."""
+        return 1 if self == MRope.NONE else 3
+
+
+__all__ += ["MRope"]
+
+
 # ------------------------------------------------------------------ KV cache
 class CacheLayout(OptionEnum):
     """Physical layouts of a paged KV cache (docs/semantics.md, "cache layouts")."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .options import CacheLayout, CacheQuant, ScaleLayout
+from .options import CacheLayout, CacheQuant, MRope, ScaleLayout
 from .types import Dim, TensorType, mul_dim
 
 __all__ = ["Requirement", "IndexOperand", "call_requirements", "index_operands",
@@ -115,6 +115,14 @@ def _rope(call) -> list:
            for k in range(min(cos.rank, sin.rank))]
     out.append(Requirement(mul_dim(cos.shape[1], Dim(2)), "<=", x.shape[2], "cos",
                            "the rotary dim 2 * cos.shape[1] must not exceed the head dim D"))
+    o = call.options
+    if o["mrope"] != MRope.NONE:
+        hw = int(o["mrope_h"]) + int(o["mrope_w"])
+        out.append(Requirement(_t(call, "pos").shape[0], "==", Dim(3), "pos",
+                               "mrope positions are [3, T] (t, h, w rows)"))
+        out.append(Requirement(Dim(hw), "<=", cos.shape[1], "cos",
+                               f"mrope sections h + w = {hw} must fit the rotary half "
+                               "cos.shape[1]"))
     return out
 
 

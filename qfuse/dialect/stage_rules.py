@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .options import CacheLayout, CacheQuant, Granularity, NormKind, QuantTarget, ScaleLayout
+from .options import (CacheLayout, CacheQuant, Granularity, MRope, NormKind, QuantTarget,
+                      ScaleLayout)
 from .types import (Dim, ScalarType, TensorType, ValueType, cdiv_dim, div_dim, dtype,
                     mul_dim, round_up_dim)
 
@@ -289,8 +290,11 @@ def infer_rope(args, opts):
     pos = _tensor(args, "pos")
     if x.rank != 3:
         raise StageError(f"rope takes x [T, H, D], got {x}", "x")
-    _index_vector(pos, "rope positions", "T", "pos")
-    _same_dim(x.shape[0], pos.shape[0], "positions length must equal tokens of x", "pos")
+    if MRope(opts["mrope"]) == MRope.NONE:
+        _index_vector(pos, "rope positions", "T", "pos")
+    elif pos.dtype.name not in ("i32", "i64") or pos.rank != 2:
+        raise StageError(f"mrope positions must be i32/i64 [3, T], got {pos}", "pos")
+    _same_dim(x.shape[0], pos.shape[-1], "positions length must equal tokens of x", "pos")
     half = div_dim(x.shape[2], 2)
     for nm, t in (("cos", cos), ("sin", sin)):
         if t.rank != 2:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
+from .options import MRope
 from .options import (DEFAULT_AMAX_FLOOR, DEFAULT_EPS, Act, BlockRequant, CacheFloor,
                       CacheLayout, CacheQuant, E8M0Mode, FloatDType, GeluApprox, Granularity,
                       NormKind, PackOrder, QuantTarget, Recip,
@@ -315,7 +316,14 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("flatten", (_X,), (), ("x",), ("out",), "row",
           "[M, A, B] -> [M, A*B] (strided input allowed)", infer_flatten),
     Stage("rope", (_X, _o("cos"), _o("sin"), _o("pos")),
-          (OptionSpec.of("style", RopeStyle, RopeStyle.NEOX),),
+          (OptionSpec.of("style", RopeStyle, RopeStyle.NEOX),
+           OptionSpec.of("mrope", MRope, MRope.NONE,
+                         "multi-section RoPE: positions [3, T], each frequency reads the "
+                         "row of its section (chunked: Qwen2-VL; interleaved: Qwen3-VL)"),
+           OptionSpec("mrope_h", "int", (), 0, "mrope: frequencies of the h section",
+                      (0, 2**31 - 1)),
+           OptionSpec("mrope_w", "int", (), 0, "mrope: frequencies of the w section",
+                      (0, 2**31 - 1))),
           ("x", "cos", "sin", "pos"), ("out",), "row",
           "rotary embedding of x [T, H, D] at positions pos", infer_rope),
     Stage("gather", (_o("x", doc="input tensor", rows_via="idx"), _o("idx")),

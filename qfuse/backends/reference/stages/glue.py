@@ -8,7 +8,7 @@ from typing import Optional
 
 import torch
 
-from ....dialect.options import Act, GeluApprox, RopeStyle
+from ....dialect.options import Act, GeluApprox, MRope, RopeStyle
 from ..numerics import round_to_float
 from ._common import as_f32_operand, f32, zero_rows
 
@@ -112,13 +112,38 @@ def _table_rows(table: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     return torch.where(ok[:, None], rows, torch.full((), float("nan"), device=table.device))
 
 
+def mrope_rows(mrope: str, half: int, h: int, w: int, device=None) -> torch.Tensor:
+    """The positions row (0 t, 1 h, 2 w) each rotary frequency ``i < half`` reads."""
+    i = torch.arange(half, device=device)
+    if MRope(mrope) == MRope.CHUNKED:
+        t = half - h - w
+        return (i >= t).to(torch.int64) + (i >= t + h).to(torch.int64)
+    if MRope(mrope) == MRope.INTERLEAVED:
+        return torch.where((i % 3 == 1) & (i < 3 * h), 1,
+                           torch.where((i % 3 == 2) & (i < 3 * w), 2, 0))
+    return torch.zeros(half, dtype=torch.int64, device=device)
+
+
+def _mrope_table(table: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``table[pos[rows[i], t], i]`` per token and frequency (NaN where that position is
+    outside the table)."""
+    per_row = torch.stack([_table_rows(table, pos[r]) for r in range(pos.shape[0])])
+    return per_row.gather(0, rows.view(1, 1, -1).expand(1, *per_row.shape[1:]))[0]
+
+
 def run_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pos: torch.Tensor, *,
-             style: str = RopeStyle.NEOX) -> tuple:
+             style: str = RopeStyle.NEOX, mrope: str = MRope.NONE, mrope_h: int = 0,
+             mrope_w: int = 0) -> tuple:
     """Rotary embedding of ``x [T, H, D]``; rotary dim ``R = 2 * cos.shape[1]``, the rest of D
     passes through. neox pairs ``(i, i + R/2)``, gptj ``(2i, 2i+1)``; with ``c = cos[pos[t], i]``,
     ``s = sin[pos[t], i]``: ``o1 = x1*c - x2*s``, ``o2 = x2*c + x1*s`` (each product rounded).
     A position outside the table ``[0, P)`` rotates by NaN: that token's rotated dims are
-    NaN (the pass-through dims keep x)."""
+    NaN (the pass-through dims keep x).
+
+    ``mrope`` (chunked / interleaved): ``pos`` is ``[3, T]`` and frequency ``i`` reads
+    ``cos[pos[r(i), t], i]`` with ``r`` from :func:`mrope_rows` (sections ``mrope_h``,
+    ``mrope_w``); an out-of-table position makes the dims of the frequencies that read it
+    NaN."""
     x32 = f32(x)
     dev = x32.device
     half = cos.shape[1]
@@ -128,8 +153,15 @@ def run_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pos: torch.T
     if tuple(sin.shape) != tuple(cos.shape):
         raise ValueError(f"rope sin table {tuple(sin.shape)} must have the shape of the cos "
                          f"table {tuple(cos.shape)}")
-    c = _table_rows(f32(cos.to(dev)), pos)[:, None, :]
-    s = _table_rows(f32(sin.to(dev)), pos)[:, None, :]
+    if MRope(mrope) == MRope.NONE:
+        c = _table_rows(f32(cos.to(dev)), pos)[:, None, :]
+        s = _table_rows(f32(sin.to(dev)), pos)[:, None, :]
+    else:
+        if pos.dim() != 2 or pos.shape[0] != 3:
+            raise ValueError(f"mrope positions must be [3, T], got {tuple(pos.shape)}")
+        rows = mrope_rows(mrope, half, mrope_h, mrope_w, dev)
+        c = _mrope_table(f32(cos.to(dev)), pos, rows)[:, None, :]
+        s = _mrope_table(f32(sin.to(dev)), pos, rows)[:, None, :]
     out = x32.clone()
     if style == RopeStyle.NEOX:
         i1, i2 = slice(0, half), slice(half, r)

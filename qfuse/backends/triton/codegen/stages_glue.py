@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from ....dialect.options import Act, FloatDType, GeluApprox, RopeStyle
+from ....dialect.options import Act, FloatDType, GeluApprox, MRope, RopeStyle
 from ....dialect.stages import STAGES
 from .emit import COMMENT_OPTIONS, RENDER, Cols, Emitter, Lead, Reg, f32_literal
 
@@ -138,7 +138,8 @@ def r_rope(em: Emitter, call, which, lead, cols) -> Reg:
     rh = em.dim(cos.type.shape[1])
     c = cols.var
     em.stage_comment(call, f": rotary dim 2 * {rh}")
-    p = em.element(pos, lead.names[:1], lead.mask)
+    if call.options["mrope"] == MRope.NONE:
+        p = em.element(pos, lead.names[:1], lead.mask)
     if style == RopeStyle.NEOX:
         first = em.let("first", f"{c} < {rh}")
         i = em.let("ri", f"tl.where({first}, {c}, {c} - {rh})")
@@ -149,6 +150,8 @@ def r_rope(em: Emitter, call, which, lead, cols) -> Reg:
         partner = em.let("partner", f"tl.where({first}, {c} + 1, {c} - 1)")
     rot = em.let("in_rot", f"{c} < 2 * {rh}")
     rmask = em.and_mask(cols.mask, rot)
+    if call.options["mrope"] != MRope.NONE:
+        p = _mrope_position(em, call, i, lead)
     # a position outside the table [0, P) reads nothing and rotates by NaN (the reference's
     # defined result, docs/semantics.md "Indices from data")
     pl, pos_ok, cs_mask = _index_lead(em, p, em.dim(cos.type.shape[0]), lead, "pos")
@@ -164,6 +167,19 @@ def r_rope(em: Emitter, call, which, lead, cols) -> Reg:
     b = em.let("xp_sin", f"{xp} * {sn}")
     o = em.let("rot", f"tl.where({first}, {a} - {b}, {a} + {b})")
     return Reg(em.let(call.results[0].name, f"tl.where({rot}, {o}, {xc})"), "f32")
+
+
+def _mrope_position(em: Emitter, call, i: str, lead: Lead) -> Reg:
+    """mrope: ``pos[r(i), t]`` per column, ``r(i)`` the section row of frequency ``i``."""
+    o, rh = call.options, em.dim(call.operands["cos"].type.shape[1])
+    h, w = int(o["mrope_h"]), int(o["mrope_w"])
+    if o["mrope"] == MRope.CHUNKED:            # t: [0, R/2 - h - w), then h, then w
+        t0 = em.let("sec_t", f"{rh} - {h + w}")
+        r = em.let("mrow", f"({i} >= {t0}).to(tl.int64) + ({i} >= {t0} + {h}).to(tl.int64)")
+    else:                                      # interleaved: i % 3 == 1 (h), 2 (w)
+        r = em.let("mrow", f"tl.where(({i} % 3 == 1) & ({i} < {3 * h}), 1, "
+                           f"tl.where(({i} % 3 == 2) & ({i} < {3 * w}), 2, 0)).to(tl.int64)")
+    return em.element(call.operands["pos"], (r, lead.names[0]), lead.mask)
 
 
 def _index_lead(em: Emitter, idx: Reg, bound: str, lead: Lead, hint: str):

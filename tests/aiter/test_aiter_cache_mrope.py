@@ -1,0 +1,115 @@
+"""fused_qk_norm_mrope_3d_cache_(pts_)quant_shuffle on both backends against an fp32 oracle
+of AITER's torch reference (op_tests/test_fused_qk_norm_mrope_cache_quant.py: RMSNorm,
+mRoPE with chunked or interleaved sections, then the caches, plain or per-tensor fp8):
+shuffle and flat cache layouts, return_kv, skipped and past-the-end slots, positions
+outside the table."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import aiter_oracles as O
+from aiter_testlib import agree, backends, on, same_bits
+from qfuse.aiter.ops import cache as C
+
+FP8 = torch.float8_e4m3fn
+T, HQ, HK, D, P = 5, 3, 2, 32, 40
+SECTIONS = [6, 5, 5]                               # sums to D / 2
+
+
+def mrope_ref(x, cos_sin, pos, neox, interleaved):
+    """AITER's reference rotation in fp32: cos_sin[positions], the sections' rows picked."""
+    half = cos_sin.shape[1] // 2
+    ok = (pos >= 0) & (pos < cos_sin.shape[0])
+    cs = torch.where(ok[..., None], cos_sin.float()[pos.clamp(0, cos_sin.shape[0] - 1)],
+                     torch.tensor(float("nan")))
+    cos, sin = cs[..., :half], cs[..., half:]
+
+    def pick(m):
+        if interleaved:
+            out = m[0].clone()
+            out[..., 1:SECTIONS[1] * 3:3] = m[1, ..., 1:SECTIONS[1] * 3:3]
+            out[..., 2:SECTIONS[2] * 3:3] = m[2, ..., 2:SECTIONS[2] * 3:3]
+            return out
+        return torch.cat([p[i] for i, p in enumerate(m.split(SECTIONS, -1))], -1)
+
+    c, s = pick(cos)[:, None, :], pick(sin)[:, None, :]
+    if neox:
+        x1, x2 = x[..., :half], x[..., half:]
+        return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], -1)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * c - x2 * s, x2 * c + x1 * s], -1).flatten(-2)
+
+
+def setup(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    qkv = torch.randn(T, (HQ + 2 * HK) * D, generator=g).bfloat16()
+    qw, kw = torch.randn(D, generator=g).bfloat16(), torch.randn(D, generator=g).bfloat16()
+    cs = torch.randn(P, D, generator=g).bfloat16()
+    pos = torch.randint(0, P, (3, T), generator=g)
+    pos[2, 3] = P                                   # past the table: w frequencies NaN
+    slots = torch.tensor([5, 33, -1, 17, 64])       # -1 skipped, 64 past a 64-slot cache
+    return qkv, qw, kw, cs, pos, slots
+
+
+@backends
+@pytest.mark.parametrize("neox,interleaved,fp8,shuffle", [
+    (True, False, False, True), (False, True, True, True), (True, True, True, False),
+    (False, False, False, False)])
+def test_fused_qk_norm_mrope(backend, neox, interleaved, fp8, shuffle):
+    qkv, qw, kw, cs, pos, slots = setup()
+    orig = qkv.clone()
+    dt = FP8 if fp8 else torch.bfloat16
+    nb, bs = 4, 16
+    x = 16 // torch.empty(0, dtype=dt).element_size()
+    if shuffle:
+        kc = torch.zeros(nb, HK, D // x, bs, x).to(dt)
+        vc = torch.zeros(nb, HK, bs // x, D, x).to(dt)
+    else:
+        kc, vc = torch.zeros(nb * bs, HK, D).to(dt), torch.zeros(nb * bs, HK, D).to(dt)
+    q_out = torch.empty(T, HQ, D, dtype=torch.bfloat16)
+    k_out, v_out = torch.empty(T, HK, D, dtype=dt), torch.empty(T, HK, D, dtype=dt)
+    ks, vs = torch.tensor(0.05), torch.tensor(0.02)
+    on(backend, C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle, qkv, qw, kw, cs, pos, T,
+       HQ, HK, HK, D, neox, SECTIONS, interleaved, 1e-6, q_out, kc, vc, slots, ks, vs,
+       k_out, v_out, True, shuffle, bs, x)
+    same_bits(qkv, orig, "qkv unchanged")
+    rows = orig.view(T, HQ + 2 * HK, D)
+    wq = mrope_ref(O.rms(rows[:, :HQ], qw, 1e-6), cs, pos, neox, interleaved).bfloat16()
+    wk = mrope_ref(O.rms(rows[:, HQ:HQ + HK], kw, 1e-6), cs, pos, neox, interleaved)
+    agree({"q": q_out}, {"q": wq}, k=2)
+    assert q_out[3].isnan().any() and not q_out[0].isnan().any()
+    v = rows[:, HQ + HK:]
+    if fp8:
+        agree({"k": k_out.float() * ks}, {"k": O.codes(wk.bfloat16().float() * (1 / ks),
+                                                        FP8).float() * ks}, k=3)
+        same_bits(v_out, O.codes(v.float() * (1 / vs), FP8), "v_out")
+    else:
+        agree({"k": k_out}, {"k": wk.bfloat16()}, k=2)
+        same_bits(v_out, v, "v_out")
+    flat_k = kc.permute(0, 3, 1, 2, 4).reshape(-1, HK, D) if shuffle else kc
+    flat_v = vc.view(nb, HK, bs // x, D, x).permute(0, 2, 4, 1, 3).reshape(-1, HK, D) \
+        if shuffle else vc
+    for t, s in enumerate(slots.tolist()):
+        if 0 <= s < nb * bs:
+            same_bits(flat_k[s], k_out[t], f"k cache slot {s}")
+            same_bits(flat_v[s], v_out[t], f"v cache slot {s}")
+    assert not flat_k[18:33].float().any()          # only the written slots change
+
+
+def test_old_name_and_arguments():
+    assert C.fused_qk_norm_mrope_3d_cache_quant_shuffle is \
+        C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle
+    qkv, qw, kw, cs, pos, slots = setup()
+    kc = vc = torch.zeros(64, HK, D, dtype=torch.bfloat16)
+    q_out = torch.empty(T, HQ, D, dtype=torch.bfloat16)
+    args = (qkv, qw, kw, cs, pos, T, HQ, HK, HK, D, True, [6, 5, 4], False, 1e-6, q_out, kc,
+            vc, slots, torch.tensor(1.0), torch.tensor(1.0))
+    with pytest.raises(ValueError, match="mrope_section_ must be"):
+        C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle(*args, use_shuffle_layout=False)
+    args = args[:11] + (SECTIONS,) + args[12:]
+    with pytest.raises(ValueError, match="positions must be"):
+        C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle(
+            *args[:4], pos[:2], *args[5:], use_shuffle_layout=False)
+    with pytest.raises(ValueError, match="k_cache must be"):
+        C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle(*args, use_shuffle_layout=True)
