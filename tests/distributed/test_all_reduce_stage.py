@@ -166,3 +166,43 @@ def test_the_rocdl_backend_refuses_the_collective():
     with pytest.raises(QfuseError, match="collective") as e:
         compile_pipeline(PROGRAMS["ar_fp8"], "rocdl", "hip:gfx942")
     assert "ar_pipes.py" in str(e.value)            # located at the all_reduce call
+
+
+_ORDERS = load_source(
+    "def rk(x: bf16[M, N], w: bf16[N]):\n    return norm(all_reduce(x), w)\n\n"
+    "def nat(x: bf16[M, N], w: bf16[N]):\n    return norm(all_reduce(x, order=native), w)\n",
+    "orders.qp")
+
+
+def _int_parts(rank: int, m: int) -> tuple:
+    """Integer-valued partial sums (every order gives the exact sum), every other row of
+    a taller tensor (strided rows)."""
+    g = torch.Generator().manual_seed(50 + rank)
+    tall = torch.randint(-64, 65, (2 * m, 24), generator=g).to(torch.bfloat16)
+    return tall[::2], torch.ones(24, dtype=torch.bfloat16)
+
+
+def _orders(rank: int, world: int) -> dict:
+    out = {}
+    for m in (4, 0):                          # M = 0: an empty all-gather / all-reduce
+        x, w = _int_parts(rank, m)
+        for name in ("rk", "nat"):
+            out[(m, name)] = QuantPipeline(_ORDERS[name], backend="reference")(x, w)
+    return out
+
+
+def test_native_order_equals_rank_order_on_exact_sums(tmp_path):
+    """order=native (torch.distributed.all_reduce, the collective's order) gives the
+    rank-order bits where the partial sums are exact; strided rows and M = 0 work (the
+    reference backend: the collective is the same host step on both)."""
+    ranks = run_ranks(tmp_path, 3, _orders)
+    for m in (4, 0):
+        total = sum(_int_parts(r, m)[0].float() for r in range(3)).bfloat16()
+        for r in ranks:
+            a, b = r[(m, "rk")], r[(m, "nat")]
+            assert a.shape == (m, 24) and torch.equal(a, b), m
+        if m:
+            ref = load_source("def p(x: bf16[M, N], w: bf16[N]):\n    return norm(x, w)\n",
+                              "p.qp")["p"]
+            assert torch.equal(ranks[0][(m, "rk")],
+                               QuantPipeline(ref, backend="reference")(total, _int_parts(0, m)[1]))
