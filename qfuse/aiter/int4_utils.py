@@ -35,8 +35,9 @@ def convert_int8_to_uint32_int4(tensor: torch.Tensor) -> torch.Tensor:
            f"the last dim (k) must be a multiple of 8 (k % 8 should be zero), got shape "
            f"{tuple(tensor.shape)}")
     k = tensor.shape[-1]
-    packed = pipeline("utils", "int4_words", "triton")(A.rows2d(tensor) if tensor.numel()
-                                                       else tensor.reshape(-1, k))
+    if tensor.numel() == 0:
+        return torch.empty(*tensor.shape[:-1], k // 8, dtype=torch.uint32, device=tensor.device)
+    packed = pipeline("utils", "int4_words", "triton")(A.rows2d(tensor))
     return packed.contiguous().view(torch.uint32).reshape(*tensor.shape[:-1], k // 8)
 
 

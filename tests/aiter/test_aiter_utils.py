@@ -155,3 +155,12 @@ def test_rearrange_4bit_elements_is_pack_even_odd(backend):
     two_step = int4_utils.rearrange_4bit_elements(
         on(backend, int4_utils.convert_int8_to_uint32_int4, q))
     assert torch.equal(direct.view(torch.int32), two_step.view(torch.int32))
+
+
+def test_empty_inputs_keep_their_shapes():
+    assert int4_utils.convert_int8_to_uint32_int4(
+        torch.zeros(0, 3, 16, dtype=torch.int8)).shape == (0, 3, 2)
+    assert int4_utils.convert_int8_to_uint32_int4(torch.zeros(2, 0, dtype=torch.int8)).shape \
+        == (2, 0)
+    assert F.mxfp4_to_f32(torch.zeros(0, 4, dtype=torch.uint8)).shape == (0, 8)
+    assert F.f32_to_mxfp4(torch.zeros(3, 0)).shape == (3, 0)

@@ -65,7 +65,7 @@ def mxfp4_to_f32(x: torch.Tensor) -> torch.Tensor:
     A.need(x.element_size() == 1, func, f"x must hold packed bytes (fp4x2 or uint8), got "
            f"{x.dtype}")
     b = x.view(torch.uint8).to(torch.int64)
-    codes = torch.stack((b & 0xF, b >> 4), dim=-1).reshape(*x.shape[:-1], -1)
+    codes = torch.stack((b & 0xF, b >> 4), dim=-1).reshape(*x.shape[:-1], 2 * x.shape[-1])
     return decode_e2m1(codes)
 
 

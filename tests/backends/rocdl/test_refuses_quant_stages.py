@@ -1,0 +1,34 @@
+"""The ROCDL backend refuses what it does not lower of the quantisation stages added for
+issue 15 (dequant, pack(order=even_odd), scale(pow2=true), gather(topk > 1)) with an
+error naming the stage and the option, at compile time: never a silently wrong kernel."""
+import pytest
+import torch
+
+from qfuse.dsl import load_source
+from qfuse.errors import UnsupportedError
+from qfuse.runtime.pipeline import QuantPipeline
+
+P = load_source("""
+def dq(q: i8[M, N], s: f32[M, 1]):
+    return dequant(q, s, granularity=per_token)
+
+def eo(q: int4[M, N]):
+    return pack(q, order=even_odd)
+
+def p2(x: bf16[M, N]):
+    return scale(x, fp8_e4m3fn, per_token, pow2=true)
+
+def gk(x: bf16[M, N], i: i32[R]):
+    return gather(x, i, packed_ids=true, topk=2)
+""", "rocdl_refuse.qp")
+
+
+@pytest.mark.parametrize("name,args,match", [
+    ("dq", (torch.zeros(2, 4, dtype=torch.int8), torch.ones(2, 1)), "dequant"),
+    ("eo", (torch.zeros(2, 8, dtype=torch.int8),), "order"),
+    ("p2", (torch.zeros(2, 8, dtype=torch.bfloat16),), "pow2"),
+    ("gk", (torch.zeros(4, 8, dtype=torch.bfloat16), torch.zeros(3, dtype=torch.int32)), "topk"),
+])
+def test_refused_with_the_reason(name, args, match):
+    with pytest.raises(UnsupportedError, match=match):
+        QuantPipeline(P[name], backend="rocdl")(*args)
