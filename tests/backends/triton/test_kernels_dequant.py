@@ -3,10 +3,16 @@ expert-indexed smooth and gather(packed_ids, topk) against the reference, bit fo
 codes of every byte, edge scales (0, inf, NaN bytes), partial groups, column chunks,
 strided inputs, M = 0 and 1, and fused round-trips (quantise then dequantise in one
 kernel)."""
+import numpy as np
 import pytest
 import torch
+import triton
+import triton.language as tl
 
+from qf_triton_testlib import run_rows
+from qfuse.backends.reference.numerics import pow2_ceil
 from qfuse.backends.triton import TritonConfig, run_pipeline
+from qfuse.backends.triton.numerics import qf_pow2_ceil
 from test_kernels_helpers import assert_bitwise, edge_rows, pipes, run_both, split
 
 P = pipes("""
@@ -140,3 +146,27 @@ def test_gather_topk_packed_slots():
     raw = [0, 1 | (3 << 24), 1 | (4 << 24), 2, -1, 0 | (2 << 24), 0xFFFFFF, 1 | (1 << 24)]
     ids = torch.tensor([v - 2 ** 32 if v >= 2 ** 31 else v for v in raw], dtype=torch.int32)
     assert_bitwise(*run_both(P["gk"], {"x": x[:8], "ids": ids}))
+
+
+# ---------------------------------------------------------------- device helpers directly
+@triton.jit
+def k_pow2_ceil(x_ptr, y_ptr, N: tl.constexpr):
+    o = tl.program_id(0) * N + tl.arange(0, N)
+    tl.store(y_ptr + o, qf_pow2_ceil(tl.load(x_ptr + o)))
+
+
+def test_pow2_ceil_every_binade():
+    """qf_pow2_ceil against the reference's pow2_ceil (and math) on every exponent field,
+    exact powers, their neighbours, subnormals, 0, inf and NaN."""
+    g = np.random.default_rng(7)
+    e = np.arange(0, 256, dtype=np.int64)
+    mant = np.concatenate([[0, 1, 0x400000, 0x7FFFFF], g.integers(0, 1 << 23, 12)])
+    bits = (e[:, None] << 23 | mant[None, :]).reshape(-1).astype(np.uint32)
+    x = bits.view(np.float32)
+    got = run_rows(k_pow2_ceil, "interp", [x], [torch.float32])[0]
+    want = pow2_ceil(torch.from_numpy(x.copy()))
+    same = (got.view(torch.int32) == want.view(torch.int32)) | (got.isnan() & want.isnan())
+    assert bool(same.all()), x[~same.numpy()][:5]
+    finite = np.isfinite(x) & (x > 0) & (x < 2.0 ** 127)
+    ref = np.array([2.0 ** np.ceil(np.log2(np.float64(v))) for v in x[finite]])
+    assert np.array_equal(got.numpy()[finite].astype(np.float64), ref)
