@@ -145,3 +145,28 @@ def test_per_group_quant_hip_ue8m0(backend, g, dt):
                     scale_type=dtypes.fp8_e8m0)
         same_bits(y2, wq, "per_1x128 codes")
         same_bits(s2.view(torch.uint8), wb, "per_1x128 bytes")
+
+
+@backends
+@pytest.mark.parametrize("dt", [torch.int8, torch.float8_e4m3fn])
+def test_smooth_per_token_scaled_quant_3d_distinct_rows(backend, dt):
+    """A 3-D input whose (token, slot) rows differ (AITER's [M, topk, N] activations, here a
+    strided slice): each row smoothed by its own expert's row (the DSL's 3-D
+    expert-indexed smooth), quantised per row; an id out of [0, E) is skipped."""
+    m, k, n, e = 4, 3, 40, 5
+    big = edge_rows(m * k * 2 - 4, n, nan=False).view(m, 2 * k, n)   # 4 edge rows appended
+    x = big[:, ::2, :]                                    # strided along the slot dim
+    xs = torch.rand(e, n) + 0.5
+    ids = torch.randint(0, e, (m, k), dtype=torch.int32)
+    ids[1, 2] = -1
+    out = torch.full((m, k, n), 3, dtype=torch.int8).view(dt)
+    scales = torch.full((m, k), 7.0)
+    on(backend, Q.smooth_per_token_scaled_quant, out, x, scales, xs, ids)
+    for i in range(m):
+        for j in range(k):
+            if ids[i, j] < 0:
+                assert bool((out[i, j].view(torch.int8) == 3).all()) and scales[i, j] == 7.0
+                continue
+            wy, ws = O.per_token(x[i, j:j + 1], dt, "floor", "rcp", x_scale=xs[ids[i, j]])
+            same_bits(out[i, j], wy[0], f"row {i},{j}")
+            same_bits(scales[i, j], ws[0, 0], f"scale {i},{j}")
