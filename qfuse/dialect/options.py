@@ -239,6 +239,7 @@ class CacheLayout(OptionEnum):
     VALUE = "value"            # [NB, H, D, BS]
     VALUE_ASM = "value_asm"    # [NB, H, BS/X, D, X]
     FLASH = "flash"            # [NB, BS, H, D]
+    PRESHUFFLE = "preshuffle"  # [NB, BS/X, H, D/X, X, X]: 16x16 MFMA tiles (AITER indexer)
 
     @property
     def axes(self) -> dict:
@@ -255,7 +256,8 @@ class CacheLayout(OptionEnum):
 _CACHE_AXES = {CacheLayout.KEY: {"H": 1, "DX": 2, "BS": 3, "X": 4},
                CacheLayout.VALUE: {"H": 1, "D": 2, "BS": 3},
                CacheLayout.VALUE_ASM: {"H": 1, "BSX": 2, "D": 3, "X": 4},
-               CacheLayout.FLASH: {"BS": 1, "H": 2, "D": 3}}
+               CacheLayout.FLASH: {"BS": 1, "H": 2, "D": 3},
+               CacheLayout.PRESHUFFLE: {"BSX": 1, "H": 2, "DX": 3, "XB": 4, "X": 5}}
 
 
 class CacheQuant(OptionEnum):
@@ -267,9 +269,11 @@ class CacheQuant(OptionEnum):
 
 
 class ScaleLayout(OptionEnum):
-    """Where per-token / per-block cache scales sit: qfuse's own or AITER asm's layout."""
+    """Where per-token / per-block cache scales sit: qfuse's own or AITER asm's layout;
+    ``token`` (per_token): ``[NB, BS, H]`` at ``[blk, off, h]`` (AITER's indexer cache)."""
     DEFAULT = "default"
     ASM = "asm"
+    TOKEN = "token"
 
 
 class CacheFloor(OptionEnum):

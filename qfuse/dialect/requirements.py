@@ -163,6 +163,9 @@ def _cache_write(call) -> list:
     if "X" in ax and o.get("vec"):
         out.append(Requirement(cache.shape[ax["X"]], "==", Dim(int(o["vec"])), "cache",
                                f"{where}'s last dim must be the vector width vec"))
+    if "XB" in ax and o.get("vec"):
+        out.append(Requirement(cache.shape[ax["XB"]], "==", Dim(int(o["vec"])), "cache",
+                               f"{where}'s token tile (dim {ax['XB']}) must be vec"))
     out.append(Requirement(x.shape[0], "<", Dim(MAX_CACHE_TOKENS), "x",
                            "a cache write takes fewer than 2**24 tokens per call"))
     if scales is None:
@@ -172,10 +175,11 @@ def _cache_write(call) -> list:
     if quant == CacheQuant.STATIC:
         out.append(Requirement(scales.shape[0], ">=", Dim(1), "scales",
                                "a static cache scale needs one element"))
-    elif quant == CacheQuant.PER_TOKEN and sl == ScaleLayout.ASM:
-        want = (nb, h, bs)
+    elif quant == CacheQuant.PER_TOKEN and sl != ScaleLayout.DEFAULT:
+        want, shape = ((nb, h, bs), "[NB, H, BS]") if sl == ScaleLayout.ASM else \
+            ((nb, bs, h), "[NB, BS, H]")
         out += [Requirement(scales.shape[k], "==", want[k], "scales",
-                            "per_token scales with scale_layout=asm are [NB, H, BS]")
+                            f"per_token scales with scale_layout={sl} are {shape}")
                 for k in range(min(3, scales.rank))]
     elif quant == CacheQuant.PER_TOKEN:
         out.append(Requirement(scales.shape[0], "==", h, "scales",

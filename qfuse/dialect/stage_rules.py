@@ -350,7 +350,8 @@ def infer_cache_write(args, opts):
             raise StageError(f"quant=static takes one scale, scales f32[1], got {scales}",
                              "scales")
         return [("out", cache)]
-    want = 3 if (quant == CacheQuant.PER_TOKEN and opts["scale_layout"] == ScaleLayout.ASM) else 2
+    want = 3 if (quant == CacheQuant.PER_TOKEN and opts["scale_layout"] != ScaleLayout.DEFAULT) \
+        else 2
     if scales.rank != want:
         raise StageError(f"{quant} scales with scale_layout={opts['scale_layout']} must be "
                          f"{want}-D, got {scales}", "scales")

@@ -358,7 +358,12 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
            OptionSpec("scale_block", "int", (), 0,
                       "per_block: tokens per scale (a multiple of the cache block size; 0: "
                       "one cache block; AITER's asm paged attention: 128 or 256)",
-                      (0, 2**31 - 1))),
+                      (0, 2**31 - 1)),
+           OptionSpec("amax_floor", "float", (), 0.0,
+                      "per_token: s = max(amax, amax_floor) / dtype_max (AITER's indexer: "
+                      "1e-4; 0: none)", (0.0, F32_MAX)),
+           OptionSpec("pow2", "bool", (), False,
+                      "per_token: s rounded up to a power of two (AITER's ue8m0 scales)")),
           ("x", "cache", "slots"), ("out", "scales_out?"), "scatter",
           "paged KV-cache write with slot_mapping (slot < 0 skips the token)",
           infer_cache_write, "x", in_place=(("cache", "out"), ("scales", "scales_out")),
@@ -484,6 +489,12 @@ def resolve_options(st: Stage, args: dict, opts: dict) -> dict:
                              "option floor=)", "zero")
         if out["scale_block"] and out["quant"] != CacheQuant.PER_BLOCK:
             raise StageError("scale_block applies to quant=per_block only", "scale_block")
+        for name in ("amax_floor", "pow2"):
+            if out[name] and out["quant"] != CacheQuant.PER_TOKEN:
+                raise StageError(f"{name} applies to quant=per_token only", name)
+        if out["scale_layout"] == ScaleLayout.TOKEN and out["quant"] != CacheQuant.PER_TOKEN:
+            raise StageError("scale_layout=token applies to quant=per_token only",
+                             "scale_layout")
     if st.name == "all_reduce" and "dtype" not in out:
         x = args.get("x")
         if isinstance(x, TensorType):

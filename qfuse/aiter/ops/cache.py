@@ -24,7 +24,7 @@ from ._fused import Binding
 
 __all__ = ["reshape_and_cache", "reshape_and_cache_with_pertoken_quant",
            "reshape_and_cache_with_block_quant", "reshape_and_cache_with_block_quant_for_asm_pa",
-           "fused_qk_norm_rope_cache_quant_shuffle",
+           "indexer_k_quant_and_cache", "fused_qk_norm_rope_cache_quant_shuffle",
            "fused_qk_norm_mrope_3d_cache_pts_quant_shuffle",
            "fused_qk_norm_mrope_3d_cache_quant_shuffle"]
 
@@ -172,6 +172,56 @@ def reshape_and_cache_with_block_quant_for_asm_pa(key: torch.Tensor, value: torc
                key_cache, value_cache, k_dequant_scales, v_dequant_scales, slot_mapping,
                asm_layout, QUANT="per_block", SSHAPE="NSB, H" if asm_layout else "H, NSB",
                XOPT=f", scale_block={int(ori_block_size)}")
+
+
+def indexer_k_quant_and_cache(k: torch.Tensor, kv_cache: torch.Tensor,
+                              slot_mapping: torch.Tensor, quant_block_size: int,
+                              scale_fmt: str | None, preshuffle: bool = False) -> None:
+    """The sparse-attention indexer's K cache: per token and group of ``quant_block_size``
+    columns of ``k [T, head_dim]``, ``s = max(amax, 1e-4) / fp8_max`` (``scale_fmt="ue8m0"``:
+    rounded up to a power of two, exactly: AITER's ``exp2f(ceilf(log2f(s)))`` can round a
+    value just above a power of two down), codes ``fp8(x * (1 / s))`` RNE saturating.
+    ``kv_cache [num_blocks, block_size, head_dim + head_dim / quant_block_size * 4]`` (fp8
+    or uint8 bytes) holds per block the codes ``[block_size, head_dim]`` (``preshuffle``:
+    16x16 tiles ``[block_size / 16, head_dim / 16, 16, 16]``), then the fp32 scales
+    ``[block_size, head_dim / quant_block_size]``."""
+    func = "indexer_k_quant_and_cache"
+    A.tensor(func, "k", k, dims=(2,))
+    A.tensor(func, "kv_cache", kv_cache, dims=(3,))
+    t, hd = k.shape
+    qbs = int(quant_block_size)
+    A.need(qbs > 0 and hd % qbs == 0, func, f"head_dim {hd} must be divisible by "
+           f"quant_block_size, got {quant_block_size!r}")
+    g = hd // qbs
+    nb, bs, stride = kv_cache.shape
+    A.need(stride == hd + 4 * g and hd % 4 == 0, func, f"kv_cache must be [num_blocks, "
+           f"block_size, {hd + 4 * g}] (head_dim codes + {g} fp32 scales per token), got "
+           f"shape {tuple(kv_cache.shape)}")
+    A.need(kv_cache.is_contiguous(), func, "kv_cache must be contiguous")
+    if preshuffle:
+        A.need(bs % 16 == 0 and hd % 16 == 0 and qbs % 16 == 0, func, f"preshuffle needs "
+               f"block_size, head_dim and quant_block_size multiples of 16, got {bs}, {hd}, "
+               f"{qbs}")
+    raw = kv_cache.view(torch.uint8).view(nb, bs * stride)
+    fp8 = kv_cache.dtype if kv_cache.dtype in (torch.float8_e4m3fn,
+                                               torch.float8_e4m3fnuz) else dtypes.fp8
+    codes, dsl = _cache_dsl(func, "kv_cache", raw[:, :bs * hd].view(fp8), True)
+    A.need(dsl.startswith("fp8"), func, f"kv_cache must hold fp8 bytes, got {kv_cache.dtype}")
+    b = Binding(func)
+    b.subs.update(X=A.float_dsl(func, "k", k), KC=dsl, POW2=str(scale_fmt == "ue8m0").lower())
+    if preshuffle:
+        b.subs.update(KL="preshuffle", KSHAPE="NB, BSX, G, QX, XB, XV")
+        b.kw["kc"] = codes.view(nb, bs // 16, g, qbs // 16, 16, 16)
+    else:
+        b.kw["kc"] = codes.view(nb, bs, g, qbs)
+    b.kw["ks"] = raw[:, bs * hd:].view(torch.float32).view(nb, bs, g)
+    b.kw["k"] = (k if k.stride(-1) == 1 else k.contiguous()).view(t, g, qbs)
+    A.tensor(func, "slot_mapping", slot_mapping, dims=(1,))
+    b.subs["I"] = _INDEX.get(slot_mapping.dtype, "")
+    A.need(b.subs["I"] != "" and slot_mapping.numel() == t, func, f"slot_mapping must be "
+           f"int32/int64 [{t}], got {slot_mapping.dtype} {tuple(slot_mapping.shape)}")
+    b.kw["slots"] = slot_mapping
+    b.run("indexer_cache", "indexer_k", "hip")
 
 
 def _qk_norm_rope(b: Binding, qkv, num_heads_q, num_heads_k, num_heads_v, head_dim, eps, qw,

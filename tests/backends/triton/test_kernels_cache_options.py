@@ -235,3 +235,52 @@ def test_scale_block_shape_errors(sb, shape, match):
     with pytest.raises(Exception, match=match):
         QuantPipeline(tp, backend="reference")(torch.zeros(1, 2, 32, dtype=torch.bfloat16), c,
                                                torch.tensor([0]), torch.ones(shape))
+
+
+# ------------------------------------------------- preshuffle layout, token scales, pow2
+def test_preshuffle_token_scales_pow2():
+    """per_token with amax_floor, pow2 and scale_layout=token into the 16x16-tile layout
+    (AITER's indexer cache), and per_block into the same layout: Triton == reference, and
+    the reference == the oracle through the logical view."""
+    src = ("def cw(k: bf16[T, H, D], c: fp8_e4m3fn[B, BSX, H, DX, XB, X], slots: i64[T], "
+           "s: f32[B, BS, H]):\n"
+           "    kc, ks = cache_write(k, c, slots, layout=preshuffle, quant=per_token, scales=s, "
+           "scale_layout=token, amax_floor=0.0001, pow2=true)\n    return kc, ks\n")
+    tp = pipes(src, "cache_options_test.qp")["cw"]
+    k, slots = edge_tokens(h=2, d=32)
+    c = torch.randint(0, 0x70, (2, 2, 2, 2, 16, 16), dtype=torch.uint8).view(torch.float8_e4m3fn)
+    s = torch.full((2, 32, 2), -1.0)
+    inputs = {"k": k, "c": c, "slots": slots, "s": s}
+    got, ref = run_both(tp, inputs)
+    assert_bitwise(got, ref)
+    lg = c.view(torch.uint8).permute(0, 1, 4, 2, 3, 5).reshape(64, 2, 32).clone()
+    ws = s.clone().reshape(64, 2)
+    for slot, t in written(slots, 64).items():
+        for h in range(2):
+            a = k[t, h].float()
+            sc = torch.maximum(a.abs().max(), torch.tensor(1e-4)) / 448.0
+            if torch.isfinite(sc):
+                m, e = torch.frexp(sc)
+                sc = torch.ldexp(torch.tensor(1.0), e - 1) if m == 0.5 else \
+                    torch.ldexp(torch.tensor(1.0), e)
+            lg[slot, h] = codes(a * (1.0 / torch.maximum(sc, torch.tensor(1e-12))), "fp8_e4m3fn")
+            ws[slot, h] = sc
+    got_lg = ref["kc"].view(torch.uint8).permute(0, 1, 4, 2, 3, 5).reshape(64, 2, 32)
+    assert_bitwise({"kc": got_lg, "ks": ref["ks"].reshape(64, 2)}, {"kc": lg, "ks": ws})
+
+
+def test_preshuffle_per_block():
+    src = ("def cw(k: bf16[T, H, D], c: i8[B, BSX, H, DX, XB, X], slots: i64[T], "
+           "s: f32[H, B]):\n"
+           "    kc, ks = cache_write(k, c, slots, layout=preshuffle, quant=per_block, scales=s)\n"
+           "    return kc, ks\n")
+    tp = pipes(src, "cache_options_test.qp")["cw"]
+    g = torch.Generator().manual_seed(4)
+    c = (torch.randint(0, 0x70, (3, 2, 2, 2, 16, 16), generator=g).to(torch.int16) - 0x38) \
+        .to(torch.int8)
+    k = (torch.randn(5, 2, 32, generator=g) * 3).bfloat16()
+    inputs = {"k": k, "c": c, "slots": torch.tensor([3, 40, 41, -1, 95]),
+              "s": torch.tensor([[1e-4, 0.3, 5.0], [2e-3, 1.0, 1e-5]])}
+    got, ref = run_both(tp, inputs)
+    assert_bitwise(got, ref)
+    assert (ref["kc"] != c).any()

@@ -47,7 +47,7 @@ func.func @tiles(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}) 
 // CHECK-NEXT:    return %[[W]]#0, %[[W]]#1
 func.func @kv_block(%arg0: tensor<?x?x?xbf16> {qf.dims = ["T", "H", "D"], qf.name = "k"}, %arg1: tensor<?x?x?x?x?xf8E4M3FN> {qf.dims = ["B", "H", "DX", "BS", "X"], qf.name = "c"}, %arg2: tensor<?xi64> {qf.dims = ["T"], qf.name = "slots"}, %arg3: tensor<?x?xf32> {qf.dims = ["H", "B"], qf.name = "s"}) -> (tensor<?x?x?x?x?xf8E4M3FN> {qf.name = "kc"}, tensor<?x?xf32> {qf.name = "ks"}) {
   %0 = "qf.silu"(%arg0) : (tensor<?x?x?xbf16>) -> tensor<?x?x?xf32>
-  %1:2 = "qf.cache_write"(%0, %arg1, %arg2, %arg3) {dtype_max = 4.480000e+02 : f64, floor = "floor", layout = "key", mode = "trunc", operandSegmentSizes = array<i32: 1, 1, 1, 1>, quant = "per_block", recip = "mul_rcp", requant = "grow", resultSegmentSizes = array<i32: 1, 1>, scale_block = 0 : i64, scale_layout = "default", vec = 16 : i64, zero = "zero"} : (tensor<?x?x?xf32>, tensor<?x?x?x?x?xf8E4M3FN>, tensor<?xi64>, tensor<?x?xf32>) -> (tensor<?x?x?x?x?xf8E4M3FN>, tensor<?x?xf32>)
+  %1:2 = "qf.cache_write"(%0, %arg1, %arg2, %arg3) {amax_floor = 0.000000e+00 : f64, dtype_max = 4.480000e+02 : f64, floor = "floor", layout = "key", mode = "trunc", operandSegmentSizes = array<i32: 1, 1, 1, 1>, pow2 = false, quant = "per_block", recip = "mul_rcp", requant = "grow", resultSegmentSizes = array<i32: 1, 1>, scale_block = 0 : i64, scale_layout = "default", vec = 16 : i64, zero = "zero"} : (tensor<?x?x?xf32>, tensor<?x?x?x?x?xf8E4M3FN>, tensor<?xi64>, tensor<?x?xf32>) -> (tensor<?x?x?x?x?xf8E4M3FN>, tensor<?x?xf32>)
   return %1#0, %1#1 : tensor<?x?x?x?x?xf8E4M3FN>, tensor<?x?xf32>
 }
 

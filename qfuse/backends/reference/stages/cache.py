@@ -9,6 +9,7 @@ The implementation works on a *logical* view of the cache, ``[NB, BS, H, D]`` in
 | value     | ``[NB, H, D, BS]``      | ``[blk, h, d, off]``         |
 | value_asm | ``[NB, H, BS/X, D, X]`` | ``[blk, h, off//X, d, off%X]`` |
 | flash     | ``[NB, BS, H, D]``      | ``[blk, off, h, d]``         |
+| preshuffle | ``[NB, BS/X, H, D/X, X, X]`` | ``[blk, off//X, h, d//X, off%X, d%X]`` |
 """
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ def cache_dims(cache_shape: tuple, layout: str) -> tuple:
     if layout == CacheLayout.VALUE_ASM:
         nb, h, bsx, d, x = s
         return nb, bsx * x, h, d, x
+    if layout == CacheLayout.PRESHUFFLE:
+        nb, bsx, h, dx, xb, x = s
+        return nb, bsx * xb, h, dx * x, x
     nb, bs, h, d = s
     return nb, bs, h, d, None
 
@@ -57,6 +61,8 @@ def to_logical(cache: torch.Tensor, layout: str) -> torch.Tensor:
         c = cache.permute(0, 3, 1, 2)
     elif layout == CacheLayout.VALUE_ASM:
         c = cache.permute(0, 2, 4, 1, 3)
+    elif layout == CacheLayout.PRESHUFFLE:
+        c = cache.permute(0, 1, 4, 2, 3, 5)
     else:
         c = cache
     return c.reshape(nb, bs, h, d).clone(memory_format=torch.contiguous_format)
@@ -71,6 +77,9 @@ def from_logical(logical: torch.Tensor, layout: str, x: Optional[int]) -> torch.
         return logical.permute(0, 2, 3, 1).contiguous()
     if layout == CacheLayout.VALUE_ASM:
         return logical.reshape(nb, bs // x, x, h, d).permute(0, 3, 1, 4, 2).contiguous()
+    if layout == CacheLayout.PRESHUFFLE:
+        return logical.reshape(nb, bs // x, x, h, d // x, x).permute(0, 1, 3, 4, 2, 5) \
+            .contiguous()
     return logical.contiguous()
 
 
@@ -93,7 +102,8 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
                     dtype_max: Optional[float] = None, mode: str = RoundMode.TRUNC,
                     vec_width: Optional[int] = None, zero: str = ZeroPolicy.ZERO,
                     floor: str = CacheFloor.FLOOR, recip: str = Recip.MUL_RCP,
-                    requant: str = BlockRequant.GROW, scale_block: int = 0) -> tuple:
+                    requant: str = BlockRequant.GROW, scale_block: int = 0,
+                    amax_floor: float = 0.0, pow2: bool = False) -> tuple:
     """Write ``x [T, H, D]`` into ``cache`` at ``slot = slots[t]``; ``blk = slot // BS``,
     ``off = slot % BS``. A slot outside ``[0, NB * BS)`` skips the token (a negative slot is
     padding; one past the cache is a caller's error that ``index_check`` can report), and a
@@ -108,7 +118,9 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
     * ``per_token``: per ``(t, h)``: ``s = amax_d(x[t, h, :]) / dtype_max``, stored as is
       (a 0 stored as 1 with ``zero=one``); ``q = round(x / max(s, 1e-12))``
       (``KV_TOKEN_SCALE_FLOOR``; ``floor=none``: ``x / s``, 1 for a 0). Scales ``default``
-      ``[H, S]`` at ``[h, slot]``, ``asm`` ``[NB, H, BS]`` at ``[blk, h, off]``.
+      ``[H, S]`` at ``[h, slot]``, ``asm`` ``[NB, H, BS]`` at ``[blk, h, off]``, ``token``
+      ``[NB, BS, H]`` at ``[blk, off, h]``. ``amax_floor``: ``s = max(amax, amax_floor) /
+      dtype_max``; ``pow2``: ``s`` then rounded up to a power of two (ue8m0).
     * ``per_block``, one scale per ``SB = scale_block or BS`` slots (``sblk = slot // SB``,
       ``off = slot % SB``), per ``(sblk, h)`` touched: ``requant=grow``: ``new = max(1e-6,
       amax over its new tokens) / dtype_max`` (``KV_BLOCK_AMAX_FLOOR``; none with
@@ -165,10 +177,10 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
             return byte_view(quantize(v, target, dtype_max=float(dm), mode=mode, sat=True))
 
         num = Numerics(q, dm, zero=zero, floor=floor, recip=recip, dev=dev)
-        if (quant, scale_layout) == (CacheQuant.PER_TOKEN, ScaleLayout.ASM) and \
-                tuple(scales.shape) != (nb, h, bs):
-            raise InputError(f"scales: per_token scales with scale_layout=asm must have "
-                             f"shape {(nb, h, bs)}, got {tuple(scales.shape)}")
+        want = {ScaleLayout.ASM: (nb, h, bs), ScaleLayout.TOKEN: (nb, bs, h)}.get(scale_layout)
+        if quant == CacheQuant.PER_TOKEN and want and tuple(scales.shape) != want:
+            raise InputError(f"scales: per_token scales with scale_layout={scale_layout} must "
+                             f"have shape {want}, got {tuple(scales.shape)}")
         if (quant, scale_layout) == (CacheQuant.PER_TOKEN, ScaleLayout.DEFAULT) and (
                 scales.dim() != 2 or scales.shape[0] != h):
             raise InputError(f"scales: per_token scales must be [H={h}, S], got "
@@ -178,7 +190,8 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
             write_static(logical, blk, off, x32, scales, num)
         elif quant == CacheQuant.PER_TOKEN:
             scales_out = write_per_token(logical, slot, blk, off, x32, scales, num,
-                                         scale_layout=scale_layout, shape=(nb, bs, h))
+                                         scale_layout=scale_layout, shape=(nb, bs, h),
+                                         amax_floor=amax_floor, pow2=pow2)
         elif quant == CacheQuant.PER_BLOCK:
             scales_out = write_per_block(logical, slot, x32, scales, num,
                                          scale_layout=scale_layout, requant=requant,

@@ -17,6 +17,7 @@ import torch
 from ....dialect.options import (KV_BLOCK_AMAX_FLOOR, KV_TOKEN_SCALE_FLOOR, BlockRequant,
                                   CacheFloor, Recip, ScaleLayout, ZeroPolicy)
 from ....errors import InputError
+from ..numerics import pow2_ceil
 from ._common import abs_amax, f32, scalar_f32
 
 __all__ = ["Numerics", "write_static", "write_per_token", "write_per_block"]
@@ -62,23 +63,33 @@ def write_static(logical, blk, off, x32, scales, num: Numerics) -> None:
 
 
 def write_per_token(logical, slot, blk, off, x32, scales, num: Numerics, *, scale_layout,
-                    shape) -> torch.Tensor:
-    """Per ``(t, h)``: ``s = amax_d / dtype_max`` stored (``zero``), codes with the quotient
-    scale (``floor``). Returns the updated scales."""
+                    shape, amax_floor: float = 0.0, pow2: bool = False) -> torch.Tensor:
+    """Per ``(t, h)``: ``s = max(amax_d, amax_floor) / dtype_max`` (rounded up to a power of
+    two with ``pow2``) stored (``zero``), codes with the quotient scale (``floor``).
+    Returns the updated scales."""
     nb, bs, h = shape
     sc = f32(scales.to(num.dev)).clone()
     if scale_layout == ScaleLayout.ASM:
         sc = sc.permute(1, 0, 2).reshape(h, -1)
+    elif scale_layout == ScaleLayout.TOKEN:                  # [NB, BS, H] -> [H, S]
+        sc = sc.permute(2, 0, 1).reshape(h, -1)
     if slot.numel() and int(slot.max()) >= sc.shape[1]:
         raise InputError(f"scales: slot {int(slot.max())} is outside the per-token "
                          f"scales of shape {tuple(scales.shape)}")
-    s = abs_amax(x32, -1) / num.dm                         # [Tk, H]
+    amax = abs_amax(x32, -1)                               # [Tk, H]
+    if amax_floor:
+        amax = torch.maximum(amax, scalar_f32(amax_floor, num.dev))
+    s = amax / num.dm
+    if pow2:
+        s = pow2_ceil(s)
     qs = num.quotient_scale(s, KV_TOKEN_SCALE_FLOOR)
     logical[blk, off] = num.q(num.divide(x32, qs[..., None]))
     sc[:, slot] = num.stored(s).transpose(0, 1)
-    if scale_layout != ScaleLayout.ASM:
-        return sc
-    return sc.reshape(h, nb, bs).permute(1, 0, 2).contiguous()
+    if scale_layout == ScaleLayout.ASM:
+        return sc.reshape(h, nb, bs).permute(1, 0, 2).contiguous()
+    if scale_layout == ScaleLayout.TOKEN:
+        return sc.reshape(h, nb, bs).permute(1, 2, 0).contiguous()
+    return sc
 
 
 def write_per_block(logical, slot, x32, scales, num: Numerics, *, scale_layout, requant,

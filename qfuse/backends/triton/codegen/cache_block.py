@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ....dialect.options import (KV_BLOCK_AMAX_FLOOR, BlockRequant, CacheFloor, CacheLayout,
+from ....dialect.options import (KV_BLOCK_AMAX_FLOOR, BlockRequant, CacheFloor,
                                   QuantTarget, ScaleLayout)
 from ....dialect.stages import call_space
 from ....dialect.types import dtype as qdtype
@@ -34,7 +34,8 @@ from .assemble import assemble
 from .emit import EmitContext, Emitter, _ident, dim_expr, f32_literal, unsupported
 from .slot_claims import (claim_constexprs, claim_grid, claim_regions, emit_claim_phase,
                           finish_claims)
-from .stages_cache import block_size, cache_offset, quotient, slot_prologue, stored_scale
+from .stages_cache import (block_size, cache_offset, check_vec, quotient, slot_prologue,
+                           stored_scale)
 from .stages_quant import codes
 from .stores import storage_value
 
@@ -264,10 +265,7 @@ def render_cache_block(tp: TypedPipeline, facts: Optional[dict] = None) -> Kerne
     _phase_scale(e2, call, dmax, cdt)
     _phase_write(e3, call, dmax, cdt)
     finish_claims(e3, list(regions.values()))
-    if call.options["layout"] in (CacheLayout.KEY, CacheLayout.VALUE_ASM):
-        e1.check(f"{dim_rule(call.operands['cache'].type.shape[4])} == {call.options['vec']}",
-                 f"{call.operands['cache'].name}: the {call.options['layout']} layout's last "
-                 f"dim must be x={call.options['vec']}")
+    check_vec(e1, call)
     phases = [(f"{name}_claim", e0, claim_grid(x.type.shape[0])), (f"{name}_amax", e1, (rows,)),
               (f"{name}_scale", e2, (pairs,)), (f"{name}_write", e3, (rows,))]
     return assemble(tp, "cache_block", phases, primary=1, workspace=ws)

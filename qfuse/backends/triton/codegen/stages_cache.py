@@ -37,7 +37,22 @@ def cache_offset(em: Emitter, call, out, blk: str, h: str, off: str, d: str) -> 
         return f"{blk} * {s[0]} + {h} * {s[1]} + {d} * {s[2]} + {off}"
     if layout == CacheLayout.VALUE_ASM:    # [blk, h, off // X, d, off % X]
         return f"{blk} * {s[0]} + {h} * {s[1]} + ({off} // {xw}) * {s[2]} + {d} * {s[3]} + {off} % {xw}"
+    if layout == CacheLayout.PRESHUFFLE:   # [blk, off // X, h, d // X, off % X, d % X]
+        return (f"{blk} * {s[0]} + ({off} // {xw}) * {s[1]} + {h} * {s[2]} + ({d} // {xw}) * "
+                f"{s[3]} + ({off} % {xw}) * {s[4]} + {d} % {xw}")
     return f"{blk} * {s[0]} + {off} * {s[1]} + {h} * {s[2]} + {d}"     # flash [blk, off, h, d]
+
+
+def check_vec(em: Emitter, call) -> None:
+    """The launch check that the layout's vector dims are ``vec``."""
+    layout, cache, vec = call.options["layout"], call.operands["cache"], call.options["vec"]
+    for name in ("XB", "X"):
+        if name in layout.axes:
+            k = layout.axes[name]
+            em.check(f"{dim_rule(cache.type.shape[k])} == {vec}",
+                     f"{cache.name}: the {layout} layout's " + (
+                         "last dim" if k == layout.rank - 1 else f"dim {k}") +
+                     f" must be vec={vec}")
 
 
 def block_size(call, dim) -> str:
@@ -94,9 +109,7 @@ def s_cache_write(em: Emitter, call, v) -> None:
     if quant == CacheQuant.PER_BLOCK:
         raise em.unsupported(call, "quant=per_block needs the amax over all new tokens of a "
                                    "cache block: render it in the cache_block space")
-    if layout in (CacheLayout.KEY, CacheLayout.VALUE_ASM):
-        em.check(f"{dim_rule(cache.type.shape[4])} == {o['vec']}",
-                 f"{cache.name}: the {layout} layout's last dim must be vec={o['vec']}")
+    check_vec(em, call)
     lead, cols, slot, ok, blk, off = slot_prologue(em, call)
     h = lead.names[1]
     xv = em.value_at(x, lead, cols)
@@ -112,7 +125,12 @@ def s_cache_write(em: Emitter, call, v) -> None:
             qs = em.element(scales, ("0",), None).var
         else:   # per_token: one scale per (t, h)
             amax = em.let("amax", f"{em.lib('qft_amax')}({xf}, {cols.mask}, 1)")
+            if o["amax_floor"]:
+                lo = f32_literal(o["amax_floor"])
+                amax = em.let("amax_fl", f"tl.where({amax} < {lo}, {lo}, {amax})")
             sreg = em.let("s", f"{div}({amax}, {f32_literal(dmax)})")
+            if o["pow2"]:                   # ue8m0: rounded up to a power of two
+                sreg = em.let("s_p2", f"{em.helper('qf_pow2_ceil')}({sreg})")
             if o["floor"] == CacheFloor.FLOOR:
                 lo = f32_literal(KV_TOKEN_SCALE_FLOOR)
                 qs = f"tl.where({sreg} < {lo}, {lo}, {sreg})"
@@ -130,6 +148,9 @@ def s_cache_write(em: Emitter, call, v) -> None:
         nm = em.out_names[scales_out]
         if o["scale_layout"] == ScaleLayout.ASM:   # [NB, H, BS] at [blk, h, off]
             addr = f"{blk} * {nm}_s0 + {h} * {nm}_s1 + {off}"
+            mask = ok
+        elif o["scale_layout"] == ScaleLayout.TOKEN:   # [NB, BS, H] at [blk, off, h]
+            addr = f"{blk} * {nm}_s0 + {off} * {nm}_s1 + {h}"
             mask = ok
         else:                               # [H, S] at [h, slot]
             addr = f"{h} * {nm}_s0 + {slot}"
