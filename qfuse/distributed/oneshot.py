@@ -185,7 +185,9 @@ class OneShotKernel:
         """Run it: ``table`` the peer pointers (int64 [W]), ``local`` this rank's buffer
         (the peers' layout: contiguous [M, N] of x's dtype; its values are not read here,
         its entry in the table is), ``inputs`` the pipeline's other inputs by parameter
-        name. Returns the pipeline's results by return name."""
+        name. Returns the pipeline's results by return name. The table's addresses are
+        trusted, not checked: each must hold at least this rank's ``M`` rows at its
+        stride (build it with :func:`peer_table` or ``symm.SymmetricBuffer``)."""
         p = self.plan
         if table.dtype != torch.int64 or table.dim() != 1 or table.numel() < 1:
             raise _refuse(f"the peer table must be a non-empty int64 vector, got "
