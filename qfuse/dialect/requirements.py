@@ -103,6 +103,16 @@ def _pack(call) -> list:
                         "codes per row")]
 
 
+def _unpack(call) -> list:
+    """unpack(order=even_odd) reads whole 32-bit words: a multiple of 4 bytes per row."""
+    word = call.options["order"].word // 2
+    if word <= 1:
+        return []
+    return [Requirement(_t(call, "x").shape[-1], "%", Dim(word), "x",
+                        f"unpack(order={call.options['order']}) needs a multiple of {word} "
+                        "bytes per row")]
+
+
 def _reduce(call) -> list:
     x = _t(call, "x")
     return [Requirement(x.shape[0], ">=", Dim(1), "x", "split-K reduce needs at least one split")]
@@ -216,7 +226,7 @@ def _super_block_scales(o, scales: TensorType, cache: TensorType, layout, h: Dim
 
 
 _RULES: dict[str, Callable] = {
-    "act_mul": _even, "pack": _pack, "reduce": _reduce,
+    "act_mul": _even, "pack": _pack, "unpack": _unpack, "reduce": _reduce,
     "rope": _rope, "cache_write": _cache_write,
 }
 

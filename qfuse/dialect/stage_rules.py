@@ -264,6 +264,22 @@ def infer_shuffle(args, opts):
                                          round_up_dim(s.shape[1], 8))))]
 
 
+def infer_unpack(args, opts):
+    """``unpack(x, dtype, order)``: bytes ``[..., B]`` -> 4-bit codes ``[..., 2B]``."""
+    x = _tensor(args, "x")
+    if x.dtype.name != "u8":
+        raise StageError(f"unpack takes packed bytes u8, got {x.dtype.name}", "x")
+    target = opts["dtype"]
+    if target not in (QuantTarget.FP4_E2M1, QuantTarget.INT4):
+        raise StageError(f"unpack gives 4-bit codes (fp4_e2m1 or int4), not {target}", "dtype")
+    n = x.shape[-1]
+    word = opts["order"].word // 2
+    if word > 1 and n.is_const and n.value % word:
+        raise StageError(f"unpack(order={opts['order']}) reads words of {word} bytes: the last "
+                         f"dim must be a multiple of {word}, got {n}", "x")
+    return [("out", TensorType(dtype(target), x.shape[:-1] + (mul_dim(n, Dim(2)),)))]
+
+
 def infer_reduce(args, opts):
     x = _tensor(args, "x", floats_only=True)
     if x.rank < 2:

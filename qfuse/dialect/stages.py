@@ -37,7 +37,7 @@ from .stage_rules import (StageError, infer_act_mul, infer_cache_write, infer_ca
                           infer_reduce, infer_rope, infer_round, infer_scale, infer_shuffle,
                           infer_smooth, infer_unary, default_dtype_max)
 from .stage_rules import infer_all_reduce
-from .stage_rules import infer_dequant
+from .stage_rules import infer_dequant, infer_unpack
 from .types import F32_MAX, I64_MAX, I64_MIN, TensorType, dtype, fits_f32
 
 __all__ = ["StageError", "OperandSpec", "OptionSpec", "Stage", "STAGES", "stage",
@@ -304,6 +304,14 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           ("q", "s"), ("out",), "row",
           "codes + scales -> float: decode(q) * s in fp32", infer_dequant,
           elementwise=_dequant_elementwise),
+    Stage("unpack", (_o("x", doc="packed bytes u8 [..., B] (two 4-bit codes each)"),),
+          (OptionSpec.of("dtype", QuantTarget, None, "the codes: fp4_e2m1 or int4",
+                         type="dtype"),
+           OptionSpec.of("order", PackOrder, PackOrder.LINEAR,
+                         "the order pack wrote them in (even_odd: AITER's "
+                         "rearrange_4bit_elements)")),
+          ("x", "dtype"), ("out",), "row",
+          "4-bit codes from bytes (the inverse of pack): [..., B] -> [..., 2B]", infer_unpack),
     Stage("shuffle", (_o("s", made_by="scale", layout_of=True,
                          doc="E8M0 scale bytes [M, G]: a scale(..., mx) of this pipeline (the "
                              "shuffle is then its store layout) or a parameter (a layout "

@@ -155,6 +155,19 @@ def test_rearrange_4bit_elements_is_pack_even_odd(backend):
     two_step = int4_utils.rearrange_4bit_elements(
         on(backend, int4_utils.convert_int8_to_uint32_int4, q))
     assert torch.equal(direct.view(torch.int32), two_step.view(torch.int32))
+    # and on any words: the DSL's pack(unpack(w, int4), order=even_odd)
+    tp = load_source("def p(w: u8[M, B]):\n    return pack(unpack(w, int4), order=even_odd)\n")["p"]
+    via_dsl = QuantPipeline(tp, backend=backend)(t.view(torch.uint8)).contiguous()
+    assert torch.equal(via_dsl.view(torch.int32), got.view(torch.int32))
+
+
+@backends
+def test_mxfp4_to_f32_is_dequant_of_unpacked_codes(backend):
+    from qfuse.dsl import load_source
+    from qfuse.runtime.pipeline import QuantPipeline
+    tp = load_source("def p(w: u8[M, B]):\n    return dequant(unpack(w, fp4_e2m1))\n")["p"]
+    w = torch.arange(256, dtype=torch.uint8).view(8, 32)
+    same_bits(QuantPipeline(tp, backend=backend)(w), F.mxfp4_to_f32(w), "values")
 
 
 def test_empty_inputs_keep_their_shapes():

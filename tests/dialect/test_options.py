@@ -38,7 +38,7 @@ def _args(st):
 
 REQUIRED = {"cast": {"dtype": "bf16"}, "scale": {"dtype": "int8", "granularity": "per_token"},
             "round": {"dtype": "fp8_e4m3fn", "granularity": "mx"},
-            "dequant": {"codes": "int4"}}
+            "dequant": {"codes": "int4"}, "unpack": {"dtype": "int4"}}
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))

@@ -13,7 +13,8 @@ Public functions:
 * :func:`e8m0_byte` / :func:`e8m0_to_f32` - E8M0 block-scale bytes, five modes.
 * :func:`round_to_float` - fp32 -> bf16 / f16, RNE.
 * :func:`quantize` - "then, by target" of ``round``: one call for every quant target.
-* :func:`shuffle_index`, :func:`pack_nibbles` - AITER's e8m0 preshuffle index, nibble pack.
+* :func:`shuffle_index`, :func:`pack_nibbles`, :func:`unpack_nibbles` - AITER's e8m0
+  preshuffle index, nibble pack and its inverse.
 * :func:`decode_fp8` / :func:`decode_codes` - codes of any target -> fp32 (``dequant``).
 * :func:`pow2_ceil` - an fp32 scale rounded up to a power of two (``scale(pow2=true)``).
 """
@@ -25,7 +26,7 @@ from ...dialect.options import E8M0Mode, FloatDType, PackOrder, QuantTarget, Rou
 
 __all__ = ["FP8_FORMATS", "round_fp8", "round_int", "encode_e2m1", "decode_e2m1", "e8m0_byte",
            "e8m0_to_f32", "round_to_float", "quantize", "shuffle_index", "pack_nibbles",
-           "f32_bits", "bits_f32", "decode_fp8", "decode_codes", "pow2_ceil"]
+           "f32_bits", "bits_f32", "decode_fp8", "decode_codes", "pow2_ceil", "unpack_nibbles"]
 
 # (exponent bias, mantissa bits, largest finite magnitude code, NaN code)
 FP8_FORMATS = {
@@ -366,3 +367,19 @@ def pack_nibbles(codes: torch.Tensor, order: str = PackOrder.LINEAR) -> torch.Te
         lead = c.shape[:-1]
         c = c.reshape(lead + (n // 8, 4, 2)).transpose(-1, -2).reshape(lead + (n,))
     return (c[..., 0::2] | (c[..., 1::2] << 4)).to(torch.uint8)
+
+
+def unpack_nibbles(b: torch.Tensor, order: str = PackOrder.LINEAR,
+                   signed: bool = False) -> torch.Tensor:
+    """The inverse of :func:`pack_nibbles`: bytes ``[..., B]`` -> codes ``[..., 2B]``, code
+    ``2j`` from the low nibble of byte ``j``; ``order=even_odd`` undoes the word
+    permutation (B a multiple of 4). ``signed``: int4 values ``((c ^ 8) - 8)`` as int8,
+    else E2M1 codes 0..15 as uint8."""
+    v = b.to(torch.int64) & 0xFF
+    lead, n = tuple(v.shape[:-1]), v.shape[-1]
+    c = torch.stack((v & 0xF, v >> 4), dim=-1).reshape(lead + (2 * n,))
+    if PackOrder(order).word > 1:
+        if n % 4:
+            raise ValueError(f"unpack(order={order}) needs a multiple of 4 bytes, got {n}")
+        c = c.reshape(lead + (n // 4, 2, 4)).transpose(-1, -2).reshape(lead + (2 * n,))
+    return ((c ^ 8) - 8).to(torch.int8) if signed else c.to(torch.uint8)

@@ -31,6 +31,7 @@ __all__ = [
     "qf_e2m1_codes", "qf_e2m1_codes_half_up", "qf_e8m0_bytes", "qf_e8m0_scale", "qf_e8m0_inv_scale", "qf_round_bf16",
     "qf_to_bf16", "qf_round_f16", "qf_pack_nibbles", "qf_e2m1_codes_pow2", "qf_e8m0_pow2_ok",
     "qf_even_odd", "qf_fp8_value", "qf_e2m1_value", "qf_int4_value", "qf_pow2_ceil",
+    "qf_unpack_nibbles",
 ]
 
 from .numerics_codes import (QF_E8M0_CEIL, QF_E8M0_EVEN, QF_E8M0_FLOOR,  # noqa: F401
@@ -40,7 +41,7 @@ from .numerics_codes import (QF_E8M0_CEIL, QF_E8M0_EVEN, QF_E8M0_FLOOR,  # noqa:
                              qf_fp8_prepare, qf_int_codes, qf_int_codes_bounded, qf_int_prepare,
                              qf_pack_nibbles)
 from .numerics_codes import (qf_e2m1_value, qf_even_odd, qf_fp8_value,  # noqa: F401
-                             qf_int4_value, qf_pow2_ceil)
+                             qf_int4_value, qf_pow2_ceil, qf_unpack_nibbles)
 from .numerics_trace import _fma_is_exact, _interpreting, _nv_target, _rank  # noqa: F401
 
 

@@ -254,6 +254,22 @@ def qf_even_odd(codes, R: tl.constexpr, N: tl.constexpr):
     return tl.reshape(w, (R, N))
 
 
+@triton.jit
+def qf_unpack_nibbles(b, R: tl.constexpr, NB: tl.constexpr, SIGNED: tl.constexpr,
+                      EVEN_ODD: tl.constexpr):
+    """[R, NB] bytes -> [R, 2 NB] 4-bit codes (unpack): code 2j the low nibble of byte j,
+    2j+1 the high one; EVEN_ODD undoes pack(order=even_odd)'s word permutation (NB % 4 ==
+    0); SIGNED: int4 values (c ^ 8) - 8 as int8, else E2M1 codes as uint8."""
+    u = b.to(tl.int32) & 0xFF
+    c = tl.reshape(tl.join(u & 0xF, u >> 4), (R, NB * 2))
+    if EVEN_ODD:
+        tl.static_assert(NB % 4 == 0, "qf_unpack_nibbles(EVEN_ODD) needs whole words")
+        c = tl.reshape(tl.permute(tl.reshape(c, (R, NB // 4, 2, 4)), (0, 1, 3, 2)), (R, NB * 2))
+    if SIGNED:
+        return ((c ^ 8) - 8).to(tl.int8)
+    return c.to(tl.uint8)
+
+
 # ---------------------------------------------------------------- decoding (dequant)
 @triton.jit
 def qf_fp8_value(b, IS_FNUZ: tl.constexpr):

@@ -42,6 +42,15 @@ def sm3(x: bf16[M, K, N], s: f32[E, N], ids: i32[M, K]):
 
 def gk(x: f32[M, N], ids: i32[R]):
     return gather(x, ids, packed_ids=true, topk=3)
+
+def up_fp4(w: u8[M, B]):
+    return unpack(w, fp4_e2m1)
+
+def up_eo(w: u8[M, B]):
+    return unpack(w, int4, order=even_odd)
+
+def dq_packed(w: u8[M, B], s: e8m0[M, cdiv(B * 2, 32)]):
+    return dequant(unpack(w, fp4_e2m1), s)
 """, "ref_dequant_test.qp")
 
 
@@ -161,6 +170,32 @@ def test_gather_topk_slot_bounds():
         assert torch.equal(got[i], want), i
 
 
+def test_unpack_inverts_pack_in_both_orders():
+    w = all_bytes(3, 20)
+    got = run("up_fp4", w=w)
+    assert got.dtype == torch.uint8 and got.shape == (3, 40)
+    for j in range(20):
+        assert torch.equal(got[:, 2 * j], w[:, j] & 0xF) and torch.equal(got[:, 2 * j + 1], w[:, j] >> 4)
+    q = run("up_eo", w=w)                          # int4 values, even_odd words
+    assert q.dtype == torch.int8 and q.shape == (3, 40)
+    order = [0, 2, 4, 6, 1, 3, 5, 7]
+    for r in range(3):
+        for wd in range(5):
+            word = int.from_bytes(bytes(w[r, 4 * wd: 4 * wd + 4].tolist()), "little")
+            for p, src in enumerate(order):
+                nib = (word >> (4 * p)) & 0xF
+                assert int(q[r, 8 * wd + src]) == ((nib ^ 8) - 8)
+    assert torch.equal(run("pk_eo", q=q), w)       # pack(order=even_odd) undoes it
+
+
+def test_dequant_of_packed_mxfp4():
+    w = all_bytes(4, 40)
+    b = torch.randint(90, 160, (4, 3), dtype=torch.uint8)
+    codes = torch.stack((w & 0xF, w >> 4), -1).reshape(4, 80)
+    want = run("dq_mx", q=codes, s=b)
+    same(run("dq_packed", w=w, s=b), want)
+
+
 @pytest.mark.parametrize("src,match", [
     ("def p(q: i8[M, N], s: f32[M, 1]):\n    return dequant(q, s)\n", "granularity"),
     ("def p(q: bf16[M, N]):\n    return dequant(q)\n", "codes"),
@@ -170,6 +205,9 @@ def test_gather_topk_slot_bounds():
      "mx"),
     ("def p(x: bf16[M, N]):\n    return scale(x, fp4_e2m1, mx, pow2=true)\n", "pow2"),
     ("def p(x: bf16[M, N], i: i32[R]):\n    return gather(x, i, topk=2)\n", "packed_ids"),
+    ("def p(w: u8[M, B]):\n    return unpack(w, i8)\n", "4-bit"),
+    ("def p(w: bf16[M, B]):\n    return unpack(w, int4)\n", "u8"),
+    ("def p(w: u8[M, 6]):\n    return unpack(w, int4, order=even_odd)\n", "multiple of 4"),
 ])
 def test_bad_uses_are_located_errors(src, match):
     with pytest.raises(QfuseError, match=match):

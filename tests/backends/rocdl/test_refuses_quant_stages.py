@@ -1,5 +1,5 @@
 """The ROCDL backend refuses what it does not lower of the quantisation stages added for
-issue 15 (dequant, pack(order=even_odd), scale(pow2=true), gather(topk > 1)) with an
+issue 15 (dequant, unpack, pack(order=even_odd), scale(pow2=true), gather(topk > 1)) with an
 error naming the stage and the option, at compile time: never a silently wrong kernel."""
 import pytest
 import torch
@@ -20,6 +20,9 @@ def p2(x: bf16[M, N]):
 
 def gk(x: bf16[M, N], i: i32[R]):
     return gather(x, i, packed_ids=true, topk=2)
+
+def up(w: u8[M, B]):
+    return unpack(w, int4)
 """, "rocdl_refuse.qp")
 
 
@@ -28,6 +31,7 @@ def gk(x: bf16[M, N], i: i32[R]):
     ("eo", (torch.zeros(2, 8, dtype=torch.int8),), "order"),
     ("p2", (torch.zeros(2, 8, dtype=torch.bfloat16),), "pow2"),
     ("gk", (torch.zeros(4, 8, dtype=torch.bfloat16), torch.zeros(3, dtype=torch.int32)), "topk"),
+    ("up", (torch.zeros(2, 4, dtype=torch.uint8),), "unpack"),
 ])
 def test_refused_with_the_reason(name, args, match):
     with pytest.raises(UnsupportedError, match=match):

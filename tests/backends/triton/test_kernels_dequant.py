@@ -66,6 +66,16 @@ def gk(x: bf16[M, N], ids: i32[R]):
     g = gather(x, ids, packed_ids=true, topk=4)
     s = scale(g, fp4_e2m1, mx, e8m0=even)
     return shuffle(s), g
+
+def up(w: u8[M, B]):
+    return unpack(w, fp4_e2m1), unpack(w, int4)
+
+def up_eo_repack(w: u8[M, B]):
+    q = unpack(w, int4, order=even_odd)
+    return q, pack(q), pack(unpack(w, int4), order=even_odd)
+
+def dq_packed(w: u8[M, B], s: e8m0[M, cdiv(B * 2, 32)]):
+    return dequant(unpack(w, fp4_e2m1), s, dtype=bf16)
 """, "dequant_test.qp")
 
 
@@ -146,6 +156,19 @@ def test_gather_topk_packed_slots():
     raw = [0, 1 | (3 << 24), 1 | (4 << 24), 2, -1, 0 | (2 << 24), 0xFFFFFF, 1 | (1 << 24)]
     ids = torch.tensor([v - 2 ** 32 if v >= 2 ** 31 else v for v in raw], dtype=torch.int32)
     assert_bitwise(*run_both(P["gk"], {"x": x[:8], "ids": ids}))
+
+
+@pytest.mark.parametrize("m,b,chunks", [(5, 20, 1), (1, 4, 1), (0, 8, 1), (6, 64, 2)])
+def test_unpack(m, b, chunks):
+    w = all_bytes(m, b)
+    for name in ("up", "up_eo_repack"):
+        tp = P[name]
+        ref = run_both(tp, {"w": w})[1]
+        got = run_pipeline(tp, {"w": w}, kernels=split(tp),
+                           config=TritonConfig(col_chunks=chunks), interpret=True)
+        assert_bitwise(got, ref)
+    s = torch.randint(100, 150, (m, -(-2 * b // 32)), dtype=torch.uint8)
+    assert_bitwise(*run_both(P["dq_packed"], {"w": w, "s": s}))
 
 
 # ---------------------------------------------------------------- device helpers directly

@@ -14,21 +14,21 @@ from .cache import run_cache_write
 from .collective import run_all_reduce
 from .glue import (run_act_mul, run_add, run_cast, run_flatten, run_gather, run_gelu,
                    run_mul, run_reduce, run_rope, run_silu, run_smooth)
-from .layout import run_pack, run_shuffle
+from .layout import run_pack, run_shuffle, run_unpack
 from .norm import run_norm
 from .quant import run_dequant, run_round, run_scale
 
 __all__ = ["HANDLERS", "OPTION_KEYWORDS", "call_stage"] + [
     "run_add", "run_mul", "run_silu", "run_gelu", "run_act_mul", "run_cast", "run_norm",
     "run_smooth", "run_scale", "run_round", "run_pack", "run_shuffle", "run_reduce",
-    "run_flatten", "run_rope", "run_gather", "run_cache_write", "run_dequant", "run_all_reduce"]
+    "run_flatten", "run_rope", "run_gather", "run_cache_write", "run_dequant", "run_unpack", "run_all_reduce"]
 
 HANDLERS: dict[str, Callable] = {
     "add": run_add, "mul": run_mul, "silu": run_silu, "gelu": run_gelu,
     "act_mul": run_act_mul, "cast": run_cast, "norm": run_norm, "smooth": run_smooth,
     "scale": run_scale, "round": run_round, "pack": run_pack, "shuffle": run_shuffle,
     "reduce": run_reduce, "flatten": run_flatten, "rope": run_rope, "gather": run_gather,
-    "cache_write": run_cache_write, "dequant": run_dequant, "all_reduce": run_all_reduce,
+    "cache_write": run_cache_write, "dequant": run_dequant, "unpack": run_unpack, "all_reduce": run_all_reduce,
 }
 
 # (stage, catalog option name) -> Python keyword, where the two differ

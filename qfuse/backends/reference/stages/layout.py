@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from ....dialect.options import PackOrder
-from ..numerics import pack_nibbles, shuffle_index
+from ....dialect.options import PackOrder, QuantTarget
+from ..numerics import pack_nibbles, shuffle_index, unpack_nibbles
 
-__all__ = ["run_pack", "run_shuffle"]
+__all__ = ["run_pack", "run_unpack", "run_shuffle"]
 
 
 def run_pack(x: torch.Tensor, *, order: str = PackOrder.LINEAR) -> tuple:
@@ -16,6 +16,14 @@ def run_pack(x: torch.Tensor, *, order: str = PackOrder.LINEAR) -> tuple:
     to ``q0 q2 q4 q6 q1 q3 q5 q7``, so the little-endian 32-bit word holds the even codes
     in its low 16 bits (AITER's ``rearrange_4bit_elements`` of the linear packing)."""
     return (pack_nibbles(x, order),)
+
+
+def run_unpack(x: torch.Tensor, *, dtype: str, order: str = PackOrder.LINEAR) -> tuple:
+    """The inverse of ``pack``: bytes ``[..., B]`` -> 4-bit codes ``[..., 2B]``, code ``2j``
+    from the low nibble of byte ``j``, code ``2j+1`` from the high one; ``order=even_odd``
+    undoes pack's word permutation. ``dtype=int4``: two's-complement values ``-8..7``
+    (int8); ``fp4_e2m1``: E2M1 codes ``0..15`` (uint8)."""
+    return (unpack_nibbles(x, order, signed=QuantTarget(dtype) == QuantTarget.INT4),)
 
 
 def run_shuffle(s: torch.Tensor, *, pad: int = 0) -> tuple:

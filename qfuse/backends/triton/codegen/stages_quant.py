@@ -397,6 +397,25 @@ def r_dequant(em: Emitter, call, which, lead, cols) -> Reg:
     return Reg(round_float(em, y, o["dtype"], name), "f32")
 
 
+def r_unpack(em: Emitter, call, which, lead, cols) -> Reg:
+    """Codes from the bytes at half the columns: code 2j from the low nibble of byte j."""
+    if cols.block is None:
+        raise em.unsupported(call, "unpack is evaluated at natural columns only")
+    x = call.operands["x"]
+    order = call.options["order"]
+    if order.word > 1:                  # whole words of 8 codes in a program's block
+        em.note_block(cols.block.times(Fraction(1, order.word)))
+    xb = cols.block.times(Fraction(1, 2))
+    xv = em.value_at(x, lead, em.natural(xb, x.type.shape[-1]))
+    em.stage_comment(call, ": q[2j] = byte[j] & 0xF, q[2j+1] = byte[j] >> 4")
+    signed = call.options["dtype"] == QuantTarget.INT4
+    full = f"tl.broadcast_to({xv.var}, ({em.ctx.block_rows}, {xb.text}))"
+    q = em.let(call.results[0].name, f"{em.helper('qf_unpack_nibbles')}({full}, "
+                                     f"{em.ctx.block_rows}, {xb.text}, {signed}, "
+                                     f"{order.word > 1})")
+    return Reg(q, "i8" if signed else "u8")
+
+
 def _pack_block(em: Emitter, call):
     """Packed bytes sit at half their codes' block; even_odd needs whole words of 8 codes
     in a program's block (its base at least 8: noted through a 1/8 block)."""
@@ -406,7 +425,8 @@ def _pack_block(em: Emitter, call):
     return em.note_block(base.times(Fraction(1, 2)))
 
 
-RENDER.update({"scale": r_scale, "round": r_round, "pack": r_pack, "dequant": r_dequant})
+RENDER.update({"scale": r_scale, "round": r_round, "pack": r_pack, "dequant": r_dequant,
+               "unpack": r_unpack})
 STORE["scale"] = s_scale
 NAT_BLOCK.update({"scale": _scale_block, "pack": _pack_block})
 OUT_ROWS["scale"] = _scale_rows
@@ -415,6 +435,6 @@ COMMENT_OPTIONS.update({
     "scale": lambda o: ("dtype", "granularity") + (
         ("e8m0",) if o["granularity"] == Granularity.MX else ("zero",)),
     "round": ("dtype", "granularity", "mode", "recip"),
-    "dequant": ("codes", "granularity", "dtype"),
+    "dequant": ("codes", "granularity", "dtype"), "unpack": ("dtype", "order"),
     # pack shows its order when it permutes (the default keeps earlier kernels' text)
     "pack": lambda o: ("order",) if o["order"] != PackOrder.LINEAR else ()})
