@@ -40,7 +40,7 @@ from . import numerics as nx
 from .emit import Emitter
 from .mapping import Loops
 from .stages import HANDLERS
-from . import stages_rows  # noqa: F401  (registers its stages in HANDLERS)
+from . import stages_cache, stages_rows  # noqa: F401  (register their stages in HANDLERS)
 from .values import Scope, Val
 
 __all__ = ["rows_param", "Renderer", "render", "signature", "ArgSpec", "storage_type"]
@@ -390,7 +390,9 @@ class Renderer:
             self.at(scope, val)
         with m.leader(e):
             for i, val in outs:
-                if val.level in ("row", "scalar") and val.store is None:
+                if val.level in ("row", "scalar") and val.store is not None:
+                    val.store(scope, i)
+                elif val.level in ("row", "scalar"):
                     rank = self.kernel.returns[i].type.rank
                     self.store(scope, i, val, list(lead) + [e.idx(0)]
                                if rank == len(lead) + 1 else [e.idx(0)])
@@ -436,9 +438,12 @@ class Renderer:
         cols = [scope] if step == 1 else [scope, scope.sibling(col=e.bin(
             "addi", scope.col, e.idx(1), "index"))]
         for i, val in outs:
-            if val.level != "elem" or val.store is not None:
+            if val.level != "elem":
                 continue
-            if val.pair:
+            if val.store is not None:
+                for s in cols:
+                    val.store(s, i)
+            elif val.pair:
                 half = e.bin("divui", scope.col, e.idx(2), "index")
                 self.store(scope, i, val, list(scope.lead) + [half])
             else:
@@ -505,16 +510,18 @@ def rows_param(kernel) -> Optional[int]:
     """The argument (ABI index: parameters, then outputs) whose leading dims are the
     kernel's rows, its dim 0 the launch grid: the first output of rank >= 2 that is not a
     store layout (a shuffled scale is padded); a kernel storing nothing per row (the
-    grid-wide amax) or over tiles (``per_128x128``: the rows of its input) walks the rows
-    of :func:`cols_param`, and so does one whose rows are that input's (its leading dims
-    are the output's)."""
+    grid-wide amax), over tiles (``per_128x128``: the rows of its input) or into a tensor
+    it updates in place (a KV cache: the rows of the tokens written) walks the rows of
+    :func:`cols_param`, and so does one whose rows are that input's (its leading dims are
+    the output's)."""
     producer = {r: c for c in kernel.calls for r in c.results}
     tiled = any(call_space(c) == "tile" for c in kernel.calls)
     src = cols_param(kernel)
     param = next((i for i, p in enumerate(kernel.params) if p.value is src), None)
     for i, v in enumerate(kernel.returns):
         call = producer.get(v)
-        if tiled or v.type.rank < 2 or call is not None and layout_operand(call.stage):
+        if tiled or v.type.rank < 2 or call is not None and (
+                layout_operand(call.stage) or STAGES[call.stage].in_place):
             continue
         if src is not None and tuple(src.type.shape[:-1]) == tuple(v.type.shape[:-1]):
             return param

@@ -1,7 +1,8 @@
 """``RocdlRunner``: runs a compiled pipeline's ROCDL kernels on torch tensors.
 
 Each call binds the pipeline's symbols from its inputs, allocates every kernel's outputs
-from the kernel's declared types, and calls the kernel in its ABI order (parameters,
+from the kernel's declared types (an output updated in place, a KV cache, is its
+parameter's tensor), and calls the kernel in its ABI order (parameters,
 then outputs). Where it runs follows the tensors: CPU tensors go to the CPU twin
 (:mod:`.cpu`), CUDA tensors to the NVVM twin and AMD tensors to the HIP launcher
 (:mod:`.launch`): everything but that last call is shared.
@@ -12,6 +13,7 @@ from typing import Optional
 
 import torch
 
+from ...dialect.in_place import updated_params
 from ...dialect.types import TensorType
 
 __all__ = ["RocdlRunner", "bind_symbols", "output_shape"]
@@ -70,8 +72,12 @@ class RocdlRunner:
             syms = bind_symbols(prog, ins)
             if dims:
                 syms = {**dims, **syms}
+            in_place = updated_params(prog)      # {result: parameter}: a KV cache's tensor
             outs = []
             for v in prog.returns:
+                if v.name in in_place:
+                    outs.append(ins[in_place[v.name]])
+                    continue
                 shape = output_shape(v.type, syms)
                 outs.append(torch.empty(shape, dtype=v.type.dtype.torch_dtype(), device=device))
             args = [ins[p.value.name] for p in prog.params] + outs

@@ -14,7 +14,7 @@ from ...dialect.options import PackOrder
 from . import numerics as nx
 from .values import Scope, Val
 
-__all__ = ["HANDLERS", "lowers"]
+__all__ = ["HANDLERS", "lowers", "code_fn", "elementwise_inputs"]
 
 HANDLERS: dict = {}
 
@@ -195,7 +195,9 @@ def _act(r, call, act: Act):
         return lambda v: _silu(r, v)
     if act is Act.GELU_TANH:
         return lambda v: _gelu_tanh(r, v)
-    return lambda v: _gelu_erf(r, v)
+    if act is Act.GELU:
+        return lambda v: _gelu_erf(r, v)
+    r.refuse(call, f"act={act}")
 
 
 @lowers()
@@ -267,6 +269,8 @@ def lower_norm(r, call) -> list:
             return e.bin("divf", one, root, "f32")
         return Val("row", "f32", get)
 
+    if NormKind(opt["kind"]) not in (NormKind.RMS, NormKind.LAYER):
+        r.refuse(call, f"kind={opt['kind']}")
     if opt["kind"] == NormKind.RMS:
         sq = Val("row", "f32", lambda s: r.reduce_cols(
             s, lambda c: _sq(e, r.at(c, u)), "addf", ub=cols))
@@ -449,16 +453,22 @@ def lower_round(r, call) -> list:
     mode = RoundMode(opt["mode"])
     if mode.check(target):                  # the catalog's rule; resolve_options refuses too
         r.refuse(call, f"mode={mode} for {target}")
-    native = r.native_fp8(target)
+    return [_map(r, [v], code_fn(r, target, opt["dtype_max"], opt["sat"], mode), "i32")]
+
+
+def code_fn(r, target: QuantTarget, dtype_max: float, sat: bool, mode: RoundMode):
+    """fp32 SSA -> the target's code (i32): fp8 (the chip's convert where it has one), i8 /
+    int4 by ``mode`` within the target's bounds, E2M1 by ``mode`` (round's "then, by
+    target" step; the reference's ``quantize``)."""
+    e = r.e
     if target.is_fp8:
-        code = lambda a: nx.fp8_code(e, a, target, opt["dtype_max"], opt["sat"], native)  # noqa
-    elif target.is_int:
-        lo, hi = target.int_bounds(opt["dtype_max"], opt["sat"])
-        code = lambda a: nx.int_code(e, a, mode, lo, hi, r.math)   # noqa: E731
-    else:
-        fp4 = r.native_fp4()
-        code = lambda a: nx.e2m1_code(e, a, fp4, mode)               # noqa: E731
-    return [_map(r, [v], code, "i32")]
+        native = r.native_fp8(target)
+        return lambda a: nx.fp8_code(e, a, target, dtype_max, sat, native)
+    if target.is_int:
+        lo, hi = target.int_bounds(dtype_max, sat)
+        return lambda a: nx.int_code(e, a, mode, lo, hi, r.math)
+    fp4 = r.native_fp4()
+    return lambda a: nx.e2m1_code(e, a, fp4, mode)
 
 
 @lowers()

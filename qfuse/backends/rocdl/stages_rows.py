@@ -143,7 +143,10 @@ def lower_rope(r, call) -> list:
     e = r.e
     rh, table_rows = r.dim(cos, 1), r.dim(cos, 0)
     rdim = e.bin("muli", rh, e.idx(2), "index")
-    neox = RopeStyle(call.options["style"]) is RopeStyle.NEOX
+    style = RopeStyle(call.options["style"])
+    if style not in (RopeStyle.NEOX, RopeStyle.GPTJ):
+        r.refuse(call, f"style={style}")
+    neox = style is RopeStyle.NEOX
 
     def get(s: Scope) -> str:
         c = s.col
@@ -190,26 +193,30 @@ def _shuffle_index(e, row: str, col: str, sn: str) -> str:
 
 @lowers("pad")
 def lower_shuffle(r, call) -> list:
-    """The E8M0 preshuffle as the store layout of this kernel's mx scale: scale ``(m, g)``
-    goes to :func:`_shuffle_index` of the ``[round_up(M, 256), round_up(G, 8)]`` buffer;
-    every other byte is ``pad``. Row m writes its own scales, the pad bytes of its columns
-    ``G..``, and the pad rows ``M + m, 2M + m, ...`` below M, so the kernel writes every
-    byte of the buffer once (no fill launch)."""
+    """The E8M0 preshuffle: scale ``(m, g)`` goes to :func:`_shuffle_index` of the
+    ``[round_up(M, 256), round_up(G, 8)]`` buffer; every other byte is ``pad``. Of this
+    kernel's mx scale it is the scale's store layout (``g``: the group); of a scale given
+    as a parameter ``[M, G]`` a layout kernel of its own (``g``: the column). Row m writes
+    its own scales, the pad bytes of its columns ``G..``, and the pad rows ``M + m,
+    2M + m, ...`` below M, so the kernel writes every byte of the buffer once (no fill
+    launch)."""
     s = _operand(r, call.operands["s"])
-    if s.level != "group":
-        r.refuse(call, "shuffle of a scale given as a parameter (a layout kernel of its own)")
+    given = call.operands["s"] in r.args
+    if s.level != ("elem" if given else "group") or call.operands["s"].type.rank != 2:
+        r.refuse(call, "shuffle of a value that is not a [M, G] scale")
     e = r.e
     pad = e.const(int(call.options["pad"]), "i8")
+    width = r.cols
 
     def place(scope: Scope, out: int) -> None:
         sn = r.out_dim(out, 1)
-        flat = _shuffle_index(e, scope.row, scope.group, sn)
+        flat = _shuffle_index(e, scope.row, scope.col if given else scope.group, sn)
         _store_byte(r, out, e.cast("trunci", r.at(scope, s), "i32", "i8"), flat, sn)
 
     def pad_tail(scope: Scope) -> None:
         out = next(i for i, v in enumerate(r.kernel.returns) if r.vals.get(v) is val)
         sm, sn = r.out_dim(out, 0), r.out_dim(out, 1)
-        groups = e.bin("ceildivui", r.cols, e.idx(r.group_size), "index")
+        groups = width if given else e.bin("ceildivui", width, e.idx(r.group_size), "index")
         start, step = r.m.par_bounds(e, groups, 1)
         col = e.fresh("pc")
         with e.block(f"scf.for {col} = {start} to {sn} step {step} {{"):
@@ -222,7 +229,7 @@ def lower_shuffle(r, call) -> list:
             with e.block(f"scf.for {col} = {start} to {sn} step {step} {{"):
                 _store_byte(r, out, pad, _shuffle_index(e, prow, col, sn), sn)
 
-    val = Val("group", "i32", s.get, width=s.width, store=place)
+    val = Val(s.level, "i32", s.get, width=s.width, store=place)
     r.row_tails.append(pad_tail)
     return [val]
 

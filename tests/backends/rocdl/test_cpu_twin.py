@@ -26,10 +26,11 @@ LOWERED = ["per_tensor_fp8", "static_per_tensor_fp8", "per_token_fp8", "rmsnorm_
            "fnuz_per_token_vllm", "smooth_per_token_i8", "layernorm_i8", "rmsnorm_int4_packed",
            "mxfp4", "mxfp4_even", "mxfp8", "scaled_residual_bf16", "silu_mul_static_fp8",
            "gelu_add_per_token_fp8"]
-#: lowered too, checked with their own dims and hostile indices in test_stages_rows.py and
-#: test_stages_tile.py
+#: lowered too, checked with their own dims and hostile indices in test_stages_rows.py,
+#: test_stages_tile.py and test_stages_cache.py
 ROWS = ["flatten_group_fp8", "moe_smoothquant_i8", "moe_sort_mxfp4", "reduce_act_mul_group_fp8",
-        "rmsnorm_mxfp4_shuffle", "block128x128_fp8"]
+        "rmsnorm_mxfp4_shuffle", "block128x128_fp8", "kv_copy_bf16", "kv_per_token_fp8",
+        "kv_flash_static_fp8", "rmsnorm_rope_key_cache"]
 REFUSED = sorted(set(PIPES) - set(LOWERED) - set(ROWS))
 
 _PIPES: dict = {}

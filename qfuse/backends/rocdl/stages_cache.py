@@ -1,0 +1,198 @@
+"""``cache_write``: paged KV-cache writes through a slot mapping (registered in
+``HANDLERS`` next to :mod:`.stages`); formulas: docs/semantics.md and the reference's
+``cache.py`` / ``cache_quant.py``.
+
+The kernel walks the tokens' rows ``(t, h)`` of ``x [T, H, D]`` and writes row ``(t, h)``
+into ``slot = slots[t]``, ``blk = slot / BS``, ``off = slot % BS``, at the layout's place:
+
+=============  ========================  ==================================
+layout         cache                     element ``(t, h, d)`` at
+=============  ========================  ==================================
+``key``        ``[NB, H, D/X, BS, X]``   ``[blk, h, d / X, off, d % X]``
+``value``      ``[NB, H, D, BS]``        ``[blk, h, d, off]``
+``value_asm``  ``[NB, H, BS/X, D, X]``   ``[blk, h, off / X, d, off % X]``
+``flash``      ``[NB, BS, H, D]``        ``[blk, off, h, d]``
+=============  ========================  ==================================
+
+A token writes when ``0 <= slot < NB * BS`` (a negative slot is padding, one past the
+cache is skipped) and no later token claims the same slot (the later token wins): each
+row checks the tokens after its own (``O(T)`` per row: correct, not fast). The cache
+(and a per-token scale tensor) are updated in place: the kernel stores into its output,
+which the runner must hand over as the parameter's tensor (``Executor.aliases``).
+"""
+from __future__ import annotations
+
+from ...dialect.options import (KV_TOKEN_SCALE_FLOOR, CacheFloor, CacheLayout, CacheQuant,
+                                QuantTarget, Recip, RoundMode, ScaleLayout, ZeroPolicy)
+from . import numerics as nx
+from .stages import HANDLERS, _operand, code_fn, lowers
+from .values import Scope, Val
+
+__all__ = ["lower_cache_write"]
+
+#: what is lowered: the cache layouts (the module table), the quant modes and the
+#: per-token scale layouts (the scales' index of a written row); others are refused
+_LAYOUTS = (CacheLayout.KEY, CacheLayout.VALUE, CacheLayout.VALUE_ASM, CacheLayout.FLASH)
+_QUANTS = (CacheQuant.NONE, CacheQuant.STATIC, CacheQuant.PER_TOKEN)
+_SCALE_LAYOUTS = (ScaleLayout.DEFAULT, ScaleLayout.ASM)
+
+
+def _claims(r, slots, cap: str) -> tuple:
+    """Row-level ``(slot, writes)``: the row's slot (a signed index) and whether its token
+    writes it (in range, and the last token with that slot)."""
+    e = r.e
+    tokens = r.dim(slots, 0)
+
+    def slot_of(s: Scope) -> str:
+        return r.load_index(slots, [s.lead[0]])
+
+    slot = Val("row", "index", slot_of)
+
+    def writes(s: Scope) -> str:
+        me = r.at(s, slot)
+        t2, ok, res = e.fresh("t"), e.fresh("last"), e.fresh("claim")
+        first = e.bin("addi", s.lead[0], e.idx(1), "index")
+        with e.block(f"{res} = scf.for {t2} = {first} to {tokens} step {e.idx(1)} "
+                     f"iter_args({ok} = {e.const(1, 'i1')}) -> (i1) {{"):
+            other = e.cmpi("ne", r.load_index(slots, [t2]), me, "index")
+            e.line(f"scf.yield {e.bin('andi', ok, other, 'i1')} : i1")
+        return e.bin("andi", r.in_range(me, cap), res, "i1")
+
+    claim = Val("row", "i1", writes)
+    r.forced += [slot, claim]
+    return slot, claim
+
+
+def _place(r, layout: CacheLayout, cache, s: Scope, blk: str, off: str) -> list:
+    """The cache index of element ``(t, h, d)`` of the scope (``d``: its column)."""
+    e = r.e
+    h, d = s.lead[1], s.col
+    if layout is CacheLayout.KEY:
+        x = r.dim(cache, 4)
+        return [blk, h, e.bin("divui", d, x, "index"), off, e.bin("remui", d, x, "index")]
+    if layout is CacheLayout.VALUE:
+        return [blk, h, d, off]
+    if layout is CacheLayout.VALUE_ASM:
+        x = r.dim(cache, 4)
+        return [blk, h, e.bin("divui", off, x, "index"), d, e.bin("remui", off, x, "index")]
+    return [blk, off, h, d]
+
+
+def _block_size(r, layout: CacheLayout, cache) -> str:
+    """BS of the cache's shape (see the module table)."""
+    e = r.e
+    if layout in (CacheLayout.KEY, CacheLayout.VALUE):
+        return r.dim(cache, 3)
+    if layout is CacheLayout.VALUE_ASM:
+        return e.bin("muli", r.dim(cache, 2), r.dim(cache, 4), "index")
+    return r.dim(cache, 1)
+
+
+@lowers("layout", "quant", "scale_layout", "dtype_max", "mode", "vec", "zero", "floor",
+        "recip")
+def lower_cache_write(r, call) -> list:
+    """Write ``x [T, H, D]`` at ``slot = slots[t]`` (docs/semantics.md, ``cache_write``):
+    ``none``: a copy (rounded RNE to a float cache's dtype); ``static``:
+    ``q = round(x (*1/ or /) scales[0])``; ``per_token``: per ``(t, h)``
+    ``s = amax_d |x| / dtype_max``, stored at ``[h, slot]`` (``asm``: ``[blk, h, off]``; a 0
+    stored as 1 with ``zero=one``), ``q = round(x / max(s, 1e-12))`` (``floor=none``:
+    ``x / s``, 1 for a 0). round: fp8 RNE saturating at ``+-dtype_max``, int8 by ``mode``.
+    ``per_block`` is the cache_block space (not lowered here)."""
+    opt = call.options
+    quant, layout = CacheQuant(opt["quant"]), CacheLayout(opt["layout"])
+    if quant is CacheQuant.PER_BLOCK:
+        r.refuse(call, "quant=per_block (the cache_block iteration space)")
+    if quant not in _QUANTS:
+        r.refuse(call, f"quant={quant}")
+    if layout not in _LAYOUTS:
+        r.refuse(call, f"layout={layout}")
+    cache, slots, sv = (call.operands[k] for k in ("cache", "slots", "scales"))
+    if cache not in r.args:
+        r.refuse(call, "a cache computed in the kernel")
+    x = _operand(r, call.operands["x"])
+    if x.level != "elem" or call.operands["x"].type.rank != 3:
+        r.refuse(call, "x that is not [T, H, D] per element")
+    e = r.e
+    bs = _block_size(r, layout, cache)
+    bs_safe = e.bin("maxui", bs, e.idx(1), "index")
+    slot, claim = _claims(r, slots, e.bin("muli", r.dim(cache, 0), bs, "index"))
+    cols = r.cols
+
+    def blk_off(s: Scope) -> tuple:
+        me = r.at(s, slot)
+        return e.bin("divui", me, bs_safe, "index"), e.bin("remui", me, bs_safe, "index")
+
+    results = []
+    if quant is CacheQuant.NONE:
+        ctype = cache.type.dtype
+        if ctype.is_float != call.operands["x"].type.dtype.is_float or not ctype.is_float and \
+                ctype != call.operands["x"].type.dtype:
+            r.refuse(call, f"quant=none of {call.operands['x'].type.dtype.name} into a "
+                           f"{ctype.name} cache")
+        codes = x
+    else:
+        target = QuantTarget(cache.type.dtype.name)
+        dm = float(opt["dtype_max"]) or target.dtype.max
+        q = code_fn(r, target, dm, True, RoundMode(opt["mode"]))
+        mul_rcp = Recip(opt["recip"]) is Recip.MUL_RCP
+
+        def divide(v: str, s: str) -> str:
+            if mul_rcp:
+                return e.bin("mulf", v, e.bin("divf", e.f32(1.0), s, "f32"), "f32")
+            return e.bin("divf", v, s, "f32")
+        if quant is CacheQuant.STATIC:
+            s_static = r.load(sv, lambda s: [e.idx(0)], "row")
+            codes = Val("elem", "i32", lambda s: q(divide(r.at(s, x), r.at(s, s_static))),
+                        width=x.width)
+        else:
+            codes, scale = _per_token(r, call, x, cols, dm, q, divide, slot, claim, blk_off)
+            results.append(scale)
+
+    def store(s: Scope, out: int) -> None:
+        with e.block(f"scf.if {r.at(s, claim)} {{"):
+            r.store(s, out, codes, _place(r, layout, cache, s, *blk_off(s)))
+    return [Val("elem", codes.type, codes.get, width=x.width, store=store)] + results
+
+
+def _per_token(r, call, x: Val, cols: str, dm: float, q, divide, slot, claim, blk_off):
+    """The per-token codes and the scale Val (stored at the row's scale index)."""
+    e, opt = r.e, call.options
+    sv = call.operands["scales"]
+    layout = ScaleLayout(opt["scale_layout"])
+    if layout not in _SCALE_LAYOUTS:
+        r.refuse(call, f"scale_layout={layout}")
+    amax = Val("row", "f32", lambda s: r.reduce_cols(
+        s, lambda c: nx.abs_f32(e, r.at(c, x)), "maximumf", ub=cols))
+    s_val = Val("row", "f32", lambda s: e.bin("divf", r.at(s, amax), e.f32(dm), "f32"))
+    r.forced += [amax, s_val]
+    floor = CacheFloor(opt["floor"]) is CacheFloor.FLOOR
+
+    def quotient(s: Scope) -> str:
+        v = r.at(s, s_val)
+        if floor:
+            return e.bin("maximumf", v, e.f32(KV_TOKEN_SCALE_FLOOR), "f32")
+        return e.select(e.cmpf("oeq", v, e.f32(0.0)), e.f32(1.0), v, "f32")
+    qs = Val("row", "f32", quotient)
+    r.forced.append(qs)
+    codes = Val("elem", "i32", lambda s: q(divide(r.at(s, x), r.at(s, qs))), width=x.width)
+
+    def stored(s: Scope) -> str:
+        v = r.at(s, s_val)
+        if ZeroPolicy(opt["zero"]) is ZeroPolicy.ONE:
+            return e.select(e.cmpf("oeq", v, e.f32(0.0)), e.f32(1.0), v, "f32")
+        return v
+    def place(s: Scope, out: int) -> None:
+        me, h = r.at(s, slot), s.lead[1]
+        if layout is ScaleLayout.ASM:
+            blk, off = blk_off(s)
+            idx, ok = [blk, h, off], r.at(s, claim)
+        else:                              # [H, S]: a slot past S is not stored
+            idx = [h, me]
+            ok = e.bin("andi", r.at(s, claim), e.cmpi("slt", me, r.dim(sv, 1), "index"), "i1")
+        with e.block(f"scf.if {ok} {{"):
+            r.store(s, out, scale, idx)
+    scale = Val("row", "f32", stored, store=place)
+    return codes, scale
+
+
+HANDLERS["cache_write"] = lower_cache_write
