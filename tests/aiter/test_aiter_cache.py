@@ -118,7 +118,7 @@ def test_reshape_and_cache_with_block_quant_requantises(backend):
     for h in range(H):
         if new[h] > old[h]:
             q_old = kc_old[1, h, :, 0, :].float()          # offset 0, all of D
-            want = O.codes(q_old * (old[h] / new[h]), FP8)
+            want = O.codes((q_old * old[h]) / new[h], FP8)
             same_bits(kc[1, h, :, 0, :], want, f"re-quantised head {h}")
         want_new = O.codes(k2[0, 0, h].float() * (1.0 / ks[h, 1]), FP8)
         same_bits(kc[1, h, :, 3, :].reshape(-1), want_new, f"new token head {h}")

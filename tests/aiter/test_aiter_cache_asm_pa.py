@@ -27,7 +27,7 @@ def logical_value(vc, asm):
 
 def oracle(x, slots, flat, scales, dt, ori):
     """AITER's per super-block write: new = max(1e-6, amax of its new tokens) / dtype_max;
-    first offset > 0 and old < new: entries [0, first) become q * (old / new), scale new;
+    first offset > 0 and old < new: entries [0, first) become (q * old) / new, scale new;
     old >= new: keep old; first offset 0: new. Codes x * (1 / scale). scales [H, NSB]."""
     flat, scales = flat.clone(), scales.clone()
     dm = torch.tensor(O.FMAX[dt])
@@ -45,7 +45,7 @@ def oracle(x, slots, flat, scales, dt, ori):
             if first > 0:
                 if old < new:
                     rows = slice(b * ori, b * ori + first)
-                    flat[rows, h] = O.codes(flat[rows, h].float() * (old / new), dt)
+                    flat[rows, h] = O.codes((flat[rows, h].float() * old) / new, dt)
                 else:
                     sc = old
             scales[h, b] = sc

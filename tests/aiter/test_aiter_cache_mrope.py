@@ -17,9 +17,12 @@ T, HQ, HK, D, P = 5, 3, 2, 32, 40
 SECTIONS = [6, 5, 5]                               # sums to D / 2
 
 
-def mrope_ref(x, cos_sin, pos, neox, interleaved):
-    """AITER's reference rotation in fp32: cos_sin[positions], the sections' rows picked."""
+def mrope_ref(x, cos_sin, pos, neox, interleaved, sections=SECTIONS):
+    """AITER's reference rotation in fp32: cos_sin[positions], the sections' rows picked;
+    dims past the rotary dim pass through."""
     half = cos_sin.shape[1] // 2
+    tail = x[..., 2 * half:]
+    x = x[..., :2 * half]
     ok = (pos >= 0) & (pos < cos_sin.shape[0])
     cs = torch.where(ok[..., None], cos_sin.float()[pos.clamp(0, cos_sin.shape[0] - 1)],
                      torch.tensor(float("nan")))
@@ -28,17 +31,18 @@ def mrope_ref(x, cos_sin, pos, neox, interleaved):
     def pick(m):
         if interleaved:
             out = m[0].clone()
-            out[..., 1:SECTIONS[1] * 3:3] = m[1, ..., 1:SECTIONS[1] * 3:3]
-            out[..., 2:SECTIONS[2] * 3:3] = m[2, ..., 2:SECTIONS[2] * 3:3]
+            out[..., 1:sections[1] * 3:3] = m[1, ..., 1:sections[1] * 3:3]
+            out[..., 2:sections[2] * 3:3] = m[2, ..., 2:sections[2] * 3:3]
             return out
-        return torch.cat([p[i] for i, p in enumerate(m.split(SECTIONS, -1))], -1)
+        return torch.cat([p[i] for i, p in enumerate(m.split(sections, -1))], -1)
 
     c, s = pick(cos)[:, None, :], pick(sin)[:, None, :]
     if neox:
         x1, x2 = x[..., :half], x[..., half:]
-        return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], -1)
+        return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s, tail], -1)
     x1, x2 = x[..., 0::2], x[..., 1::2]
-    return torch.stack([x1 * c - x2 * s, x2 * c + x1 * s], -1).flatten(-2)
+    return torch.cat([torch.stack([x1 * c - x2 * s, x2 * c + x1 * s], -1).flatten(-2), tail],
+                     -1)
 
 
 def setup(seed=0):
@@ -95,6 +99,26 @@ def test_fused_qk_norm_mrope(backend, neox, interleaved, fp8, shuffle):
             same_bits(flat_k[s], k_out[t], f"k cache slot {s}")
             same_bits(flat_v[s], v_out[t], f"v cache slot {s}")
     assert not flat_k[18:33].float().any()          # only the written slots change
+
+
+@backends
+def test_partial_rotary_dim(backend):
+    """rotary_dim 16 of head size 32 (cos_sin [P, 16], sections [4, 2, 2]): the last 16
+    dims of q and k pass through the norm unrotated."""
+    qkv, qw, kw, _, pos, slots = setup(seed=3)
+    cs = torch.randn(P, 16).bfloat16()
+    q_out = torch.empty(T, HQ, D, dtype=torch.bfloat16)
+    kc = vc = torch.zeros(64, HK, D, dtype=torch.bfloat16)
+    k_out, v_out = torch.empty(T, HK, D, dtype=torch.bfloat16), torch.empty(T, HK, D,
+                                                                            dtype=torch.bfloat16)
+    on(backend, C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle, qkv, qw, kw, cs, pos, T,
+       HQ, HK, HK, D, True, [4, 2, 2], True, 1e-6, q_out, kc, vc, slots, torch.tensor(1.0),
+       torch.tensor(1.0), k_out, v_out, True, False, 0, 0, 16)
+    rows = qkv.view(T, HQ + 2 * HK, D)
+    wq = mrope_ref(O.rms(rows[:, :HQ], qw, 1e-6), cs, pos, True, True, [4, 2, 2])
+    wk = mrope_ref(O.rms(rows[:, HQ:HQ + HK], kw, 1e-6), cs, pos, True, True, [4, 2, 2])
+    agree({"q": q_out, "k": k_out}, {"q": wq.bfloat16(), "k": wk.bfloat16()}, k=2)
+    assert not q_out[3, :, 16:].isnan().any()        # the tail ignores the bad position
 
 
 def test_old_name_and_arguments():

@@ -1,5 +1,7 @@
-"""``aiter.ops.cache`` on qfuse pipelines (``cache.qp``): paged KV-cache writes, plain or
-quantised, into the caller's caches (in place, as AITER's kernels).
+"""``aiter.ops.cache`` on qfuse pipelines (``cache.qp``, ``cache_quant.qp``,
+``indexer_cache.qp``, ``qk_norm_rope_cache*.qp``, ``qk_norm_mrope_cache*.qp``): paged
+KV-cache writes, plain or quantised, into the caller's caches (in place, as AITER's
+kernels), and the fused QK-norm + RoPE / mRoPE writes.
 
 Layouts (aiter-semantics.md 9): key cache ``[num_blocks, num_heads, head_size/x,
 block_size, x]``; value cache ``[num_blocks, num_heads, head_size, block_size]``, or with

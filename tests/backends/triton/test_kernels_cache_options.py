@@ -166,7 +166,7 @@ def oracle_per_block(k, c, slots, s, cdt, layout, requant, floor, zero, recip, s
             first = min(offs)
             if first > 0 and old < new:
                 q = decode(flat[base:base + first, hh], cdt)
-                flat[base:base + first, hh] = codes(q * (old / new), cdt)
+                flat[base:base + first, hh] = codes((q * old) / new, cdt)
             sc = new if (first == 0 or old < new) else old
             s[hh, b] = sc
             qs = torch.where(sc == 0, one, sc)

@@ -125,8 +125,8 @@ def run_cache_write(x: torch.Tensor, cache: torch.Tensor, slots: torch.Tensor,
       ``off = slot % SB``), per ``(sblk, h)`` touched: ``requant=grow``: ``new = max(1e-6,
       amax over its new tokens) / dtype_max`` (``KV_BLOCK_AMAX_FLOOR``; none with
       ``floor=none``); with ``off_first`` = the smallest offset written: if ``off_first >
-      0`` and ``old < new``, entries ``[0, off_first)`` become ``round(f32(q_old) * (old /
-      new))`` and the scale ``new``; if ``old >= new`` (or old is NaN) the scale stays
+      0`` and ``old < new``, entries ``[0, off_first)`` become ``round((f32(q_old) * old) /
+      new)`` and the scale ``new``; if ``old >= new`` (or old is NaN) the scale stays
       ``old``; if ``off_first == 0`` it is ``new``. ``requant=always``: ``v = f32(q_old) *
       old`` over the whole super-block, the new tokens' x at their offsets, ``s =
       amax(v) / dtype_max`` (floored as above), every entry ``round(v / s)``. New tokens:

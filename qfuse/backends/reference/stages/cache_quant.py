@@ -123,14 +123,15 @@ def write_per_block(logical, slot, x32, scales, num: Numerics, *, scale_layout, 
 
 def _grow(rows, offs, xb, old, num: Numerics, cache_dtype) -> torch.Tensor:
     """HIP: ``new`` from the new tokens' amax; a grown scale re-quantises ``[0, off_first)``
-    as ``round(f32(q_old) * (old / new))``; returns the scale used."""
+    as ``round((f32(q_old) * old) / new)`` (the HIP kernel's order); returns the scale
+    used."""
     new = num.block_scale(abs_amax(xb, (0, 2)))
     first = int(offs.min())
     if first > 0:
         grow = old < new
         if bool(grow.any()):
             region = rows[:first].view(cache_dtype).to(torch.float32)      # [o, H, D]
-            requant = num.q(region * (old / new)[None, :, None])
+            requant = num.q((region * old[None, :, None]) / new[None, :, None])
             rows[:first] = torch.where(grow[None, :, None], requant, rows[:first])
         scale = torch.where(grow, new, old)
     else:

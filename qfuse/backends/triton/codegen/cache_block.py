@@ -9,7 +9,7 @@ and growing the scale re-quantises the codes already in the block. So (docs/sema
 2. ``<k>_scale`` (one program per (blk, h)): ``new = max(1e-6, amax) / dtype_max``
    (``KV_BLOCK_AMAX_FLOOR``); with
    ``first > 0`` and ``old < new`` the entries ``[0, first)`` become
-   ``round(f32(q_old) * (old / new))`` and the scale ``new``; ``old >= new`` (or NaN) keeps
+   ``round((f32(q_old) * old) / new)`` and the scale ``new``; ``old >= new`` (or NaN) keeps
    ``old``; ``first == 0`` takes ``new``. Touched scales are stored;
 3. ``<k>_write`` (rows): ``q = round(x * (1 / scale[blk, h]))`` at the layout address.
 
@@ -152,8 +152,8 @@ def _phase_scale(em: Emitter, call, dmax: float, cdt: str) -> None:
     m = em.let("rq_mask", f"({offs} < {upto}) & ({dcol} < {d})")
     addr = _tile_addr(em, call, blk, h, offs, dcol)
     q_old = em.let("q_old", f"tl.load({addr}, mask={m}, other=0)")
-    ratio = em.let("ratio", f"{div}({old}, {new})")
-    v = em.let("v", f"{em.lib('qft_code_to_f32')}({q_old}, {_KIND[cdt]}) * {ratio}")
+    deq = em.let("deq", f"{em.lib('qft_code_to_f32')}({q_old}, {_KIND[cdt]}) * {old}")
+    v = em.let("v", f"{div}({deq}, {new})")                    # (q * old) / new, as HIP
     q = codes(em, v, cdt, dmax, o["mode"], True)
     em.emit(f"tl.store({addr}, {storage_value(em, q, cdt)}, mask={m})")
 
