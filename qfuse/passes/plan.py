@@ -19,7 +19,12 @@ types the reader gives its values, :func:`qfuse.dialect.reader.value_info`):
    before any element can be quantised. It gets its own kernel (space ``tensor_amax``)
    that *recomputes* the scale's input from the pipeline inputs (the chain is duplicated:
    reading x twice is cheaper than writing and re-reading an intermediate), and the
-   quantisation continues in the row kernel (reason ``grid-wide-amax``).
+   quantisation continues in the row kernel (reason ``grid-wide-amax``). The plan keeps
+   the two kernels whatever the shape; where the whole tensor fits one program (a
+   shape known only at bind time), the Triton launcher runs the amax kernel and the row
+   kernel after it as one launch of one program, bit for bit the same
+   (``qfuse/backends/triton/launch/one_launch.py``, ``ONE_PROGRAM_MAX_ELEMENTS``: the
+   next kernel, when it is a row kernel reading the scale).
 4. **Tiles.** ``per_128x128`` scales work on 128x128 tiles (space ``tile``); the tile
    kernel reads its input from memory, so a row-space producer is materialised (reason
    ``tile-space``).

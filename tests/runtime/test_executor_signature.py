@@ -24,10 +24,12 @@ def test_launch_hooks_detection():
     assert _hook_active(Chain([print])) and _hook_active(print)
 
 
-def test_seen_call_plans():
+def test_seen_call_plans(monkeypatch):
     """A single kernel without cache outputs gets the direct plan (returns mapped from its
-    outputs); two kernels (dynamic per-tensor) and a KV write (an aliased cache) take the
-    step-by-step one; both give the checked path's results on later calls."""
+    outputs), and so does dynamic per-tensor where the tensor fits one program (one launch:
+    qfuse/backends/triton/launch/one_launch.py); its two kernels (QFUSE_ONE_LAUNCH=0) and a
+    KV write (an aliased cache) take the step-by-step one; both give the checked path's
+    results on later calls."""
     from qfuse.dsl import load_file
     from qfuse.runtime.pipeline import QuantPipeline
     import sys
@@ -36,9 +38,11 @@ def test_seen_call_plans():
     if str(root) not in sys.path:                    # benchmarks/ is not a package install
         sys.path.insert(0, str(root))
     pipes = load_file(str(root / "benchmarks" / "pipelines.qp"))
-    cases = {"per_token_fp8": True, "per_tensor_fp8": False, "kv_key_per_token_fp8": False}
+    cases = [("per_token_fp8", "1", True), ("per_tensor_fp8", "1", True),
+             ("per_tensor_fp8", "0", False), ("kv_key_per_token_fp8", "1", False)]
     from benchmarks.cases import CASES
-    for name, single in cases.items():
+    for name, one_launch, single in cases:
+        monkeypatch.setenv("QFUSE_ONE_LAUNCH", one_launch)
         qp = QuantPipeline(pipes[name], backend="triton")
         ref = QuantPipeline(pipes[name], backend="reference")
         inputs = CASES[name].inputs(2, 256, torch.device("cpu"), seed=0)

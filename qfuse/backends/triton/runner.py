@@ -9,11 +9,12 @@ is updated in place: the caller's tensor is the kernel's output.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Optional
 
 import torch
 
-from .launch import TritonKernel, bind_launch
+from .launch import TritonKernel, bind_launch, one_launch
 
 __all__ = ["TritonRunner"]
 
@@ -67,6 +68,7 @@ class TritonRunner:
         self._kernels: dict = {}
         self._fast: dict = {}              # call signature -> _plan(...) of its launches
         self._configs = None               # (kernel name, rows) -> TritonConfig or None
+        self._pairs: dict = {}             # (amax step, row step) -> one launch, or False
 
     def set_configs(self, lookup) -> None:
         """Launch with the configs ``lookup(kernel name, rows)`` gives (a tuning table's,
@@ -96,20 +98,29 @@ class TritonRunner:
         on_cpu = all(v.device.type == "cpu" for v in inputs.values() if isinstance(v, torch.Tensor))
         interp = on_cpu if interpret is None else interpret
         host = False
-        for step in self.cp.steps:
+        steps, i = self.cp.steps, 0
+        while i < len(steps):
+            step = steps[i]
+            i += 1
             if step.source is None:        # a host step (all_reduce): no kernel to launch
                 env.update(_run_host(step, env))
                 host = True
                 continue
-            kern = self.kernel(step)
+            one = self._one_launch(step, steps[i], env, dims) \
+                if config is None and i < len(steps) else None
+            if one is not None:            # the amax kernel and its row kernel: one launch
+                step, kern, kdims, cfg = one
+                i += 1
+            else:
+                kern = self.kernel(step)
+                kdims = kern.bind_dims({n: env[n] for n in step.inputs}, _known(kern, dims))
+                cfg = config or self.config_for(step, kdims)
             ins = {n: env[n] for n in step.inputs}
-            kdims = kern.bind_dims(ins, _known(kern, dims))
             outs = kern.allocate_outputs(ins, kdims)
             for tensor_name, value_name in kern.source.outputs:
                 alias = self.aliases.get(value_name)
                 if alias is not None:
                     outs[tensor_name] = inputs[alias]        # update the cache in place
-            cfg = config or self.config_for(step, kdims)
             kern.launch(ins, outs, kdims, cfg, interpret)
             outmap = [(t, v, self.aliases.get(v)) for t, v in kern.source.outputs]
             bound.append((step, bind_launch(kern, ins, outs, kdims, cfg, interp),
@@ -119,6 +130,33 @@ class TritonRunner:
         if key is not None and config is None and interpret is None and not host:
             self._fast[key] = _plan(bound, self.cp.returns, env)
         return {ret: env[val] for ret, val in self.cp.returns}
+
+    def _one_launch(self, step, after, env: dict, dims: Optional[dict]):
+        """``(pseudo step, kernel, dims, config)`` of one launch for ``step`` (a tensor_amax
+        kernel) and ``after`` (the row kernel reading its scale) when the tensor fits one
+        program at these shapes (launch/one_launch.py), else None."""
+        if step.source.space != "tensor_amax" or after.source is None or not one_launch.enabled():
+            return None
+        key = (step.name, after.name)
+        pair = self._pairs.get(key)
+        if pair is None:
+            src = one_launch.one_launch_source(step.source, after.source)
+            if src is None:
+                pair = False
+            else:
+                made = {t for t, _ in step.source.outputs}
+                names = list(step.inputs) + [n for n in after.inputs
+                                             if n not in made and n not in step.inputs]
+                pair = (SimpleNamespace(name=src.name, source=src, inputs=names),
+                        TritonKernel(src))
+                self._kernels[src.name] = pair[1]
+            self._pairs[key] = pair
+        if pair is False:
+            return None
+        pseudo, kern = pair
+        kdims = kern.bind_dims({n: env[n] for n in pseudo.inputs}, _known(kern, dims))
+        cfg = one_launch.one_program_config(step.source, after.source, kern, kdims)
+        return None if cfg is None else (pseudo, kern, kdims, cfg)
 
     def has(self, key) -> bool:
         return key in self._fast

@@ -6,6 +6,12 @@ amax into the scale, stores it and zeroes the workspace again (so a workspace is
 once, when allocated: launch/workspace.py). The kernel's only output is the scale, so the
 next (row) kernel takes it as a plain f32[1] input: no side channel between kernels, and
 the zero policy is applied once.
+
+``ONE_PROGRAM`` (a constexpr, 0 in the kernel's own launch): the launcher runs this
+kernel as the first half of a single launch with its row kernel when the whole tensor
+fits one program (``launch/one_launch.py``, selected at bind time from the shape). Then
+the program's own amax is the tensor's: no atomics, no workspace traffic, the same scale
+(the max of the same |v| bits; masked lanes count 0, the workspace's start value).
 """
 from __future__ import annotations
 
@@ -30,12 +36,28 @@ def render_tensor_amax(kernel: TypedPipeline, facts: dict) -> KernelSource:
                  "(qfuse.runtime.compiler.compile_pipeline renders each)")
     x = call.operands["x"]
     dom = tuple(x.type.shape[:-1])
-    em = Emitter(kernel, EmitContext("tensor_amax", rows=dom, scale_facts=facts))
+    em = Emitter(kernel, EmitContext("tensor_amax", rows=dom, scale_facts=facts,
+                                     constexprs=(("ONE_PROGRAM", "0"),)))
     cols = em.natural(em.base_block(x.type.shape[-1]), x.type.shape[-1])
     xv = em.f32(em.value_at(x, em.domain_lead, cols))
     em.emit("")
     em.stage_comment(call, ": grid-wide amax, then the last program stores the scale")
     part = em.let("part", f"{em.lib('qft_amax_bits_all')}({xv}, rmask & {cols.mask})")
+    out = em.out_names[call.results[0]]
+    em.emit("if ONE_PROGRAM:")
+    with em.indented():             # this program holds the whole tensor (one launch)
+        s = scale_from_amax(em, call, em.let("amax", f"{part}.to(tl.float32, bitcast=True)"))
+        em.emit(f"tl.store({out}_ptr, {s})")
+    em.emit("else:")
+    with em.indented():
+        _grid_wide(em, call, part, out)
+    rows = " * ".join(dim_rule(d) for d in dom) or "1"
+    grid = (f"cdiv({rows}, BLOCK_M)",)
+    return assemble(kernel, "tensor_amax", single(em, grid), min_programs=1, workspace=2)
+
+
+def _grid_wide(em: Emitter, call, part: str, out: str) -> None:
+    """Every program maxes its part into the workspace; the last to arrive stores the scale."""
     # the counter's acq_rel add releases this program's max and, in the last program,
     # acquires every other's, so the max itself and the final read can be relaxed
     em.emit(f"tl.atomic_max(ws_ptr, {part}, sem=\"relaxed\")")
@@ -44,7 +66,7 @@ def render_tensor_amax(kernel: TypedPipeline, facts: dict) -> KernelSource:
     with em.indented():
         amax = em.let("amax", "tl.atomic_max(ws_ptr, 0, sem=\"relaxed\").to(tl.float32, bitcast=True)")
         s = scale_from_amax(em, call, amax)
-        em.emit(f"tl.store({em.out_names[call.results[0]]}_ptr, {s})")
+        em.emit(f"tl.store({out}_ptr, {s})")
         # every other program is done with the workspace: leave it zeroed for the next launch
         # (the launcher keeps one per stream instead of clearing it before every launch)
         # (plain stores, after a barrier so that no thread's store can pass the atomic read
@@ -52,7 +74,4 @@ def render_tensor_amax(kernel: TypedPipeline, facts: dict) -> KernelSource:
         em.emit("tl.debug_barrier()")
         em.emit("tl.store(ws_ptr, 0)")
         em.emit("tl.store(ws_ptr + 1, 0)")
-    rows = " * ".join(dim_rule(d) for d in dom) or "1"
-    grid = (f"cdiv({rows}, BLOCK_M)",)
-    return assemble(kernel, "tensor_amax", single(em, grid), min_programs=1, workspace=2)
 

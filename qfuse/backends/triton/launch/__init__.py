@@ -5,6 +5,8 @@
   tensors), cross-compiles;
 * ``fastpath.py`` - :class:`BoundLaunch` (:func:`bind_launch`): a launch bound once per
   input signature, re-run with new tensors through the compiled kernel's own launcher;
+* ``one_launch.py`` - a dynamic per-tensor scale and its row kernel as one launch where
+  the tensor fits one program (chosen by the runner at bind time);
 * ``workspace.py`` - zeroed workspaces of self-resetting kernels, one per stream;
 * ``loader.py`` - generated module text -> an imported module (in the cache directory);
 * ``cross_compile.py`` - ptx/cubin and amdgcn/hsaco for a target, without a GPU.
