@@ -104,7 +104,7 @@ def test_fused_qk_norm_mrope(backend, neox, interleaved, fp8, shuffle):
 @backends
 def test_partial_rotary_dim(backend):
     """rotary_dim 16 of head size 32 (cos_sin [P, 16], sections [4, 2, 2]): the last 16
-    dims of q and k pass through the norm unrotated."""
+    dims of q and k pass through the norm unrotated; gemma_norm weighs by 1 + w."""
     qkv, qw, kw, _, pos, slots = setup(seed=3)
     cs = torch.randn(P, 16).bfloat16()
     q_out = torch.empty(T, HQ, D, dtype=torch.bfloat16)
@@ -113,10 +113,11 @@ def test_partial_rotary_dim(backend):
                                                                             dtype=torch.bfloat16)
     on(backend, C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle, qkv, qw, kw, cs, pos, T,
        HQ, HK, HK, D, True, [4, 2, 2], True, 1e-6, q_out, kc, vc, slots, torch.tensor(1.0),
-       torch.tensor(1.0), k_out, v_out, True, False, 0, 0, 16)
+       torch.tensor(1.0), k_out, v_out, True, False, 0, 0, 16, gemma_norm=True)
     rows = qkv.view(T, HQ + 2 * HK, D)
-    wq = mrope_ref(O.rms(rows[:, :HQ], qw, 1e-6), cs, pos, True, True, [4, 2, 2])
-    wk = mrope_ref(O.rms(rows[:, HQ:HQ + HK], kw, 1e-6), cs, pos, True, True, [4, 2, 2])
+    gq, gk = qw.float() + 1, kw.float() + 1                      # gemma_norm: 1 + w
+    wq = mrope_ref(O.rms(rows[:, :HQ], gq, 1e-6), cs, pos, True, True, [4, 2, 2])
+    wk = mrope_ref(O.rms(rows[:, HQ:HQ + HK], gk, 1e-6), cs, pos, True, True, [4, 2, 2])
     agree({"q": q_out, "k": k_out}, {"q": wq.bfloat16(), "k": wk.bfloat16()}, k=2)
     assert not q_out[3, :, 16:].isnan().any()        # the tail ignores the bad position
 

@@ -315,7 +315,7 @@ def fused_qk_norm_mrope_3d_cache_pts_quant_shuffle(
         is_interleaved: bool, eps: float, q_out, k_cache, v_cache, slot_mapping,
         per_tensor_k_scale, per_tensor_v_scale, k_out=None, v_out=None,
         return_kv: bool = False, use_shuffle_layout: bool = True, block_size: int = 0,
-        x: int = 0, rotary_dim: int = 0) -> None:
+        x: int = 0, rotary_dim: int = 0, gemma_norm: bool = False) -> None:
     """mRoPE (Qwen2/3-VL) form of :func:`fused_qk_norm_rope_cache_quant_shuffle`, per token
     of ``qkv [T, (Hq + Hk + Hv) * D]`` (left unchanged): RMSNorm of the q and k heads,
     rotation by ``cos_sin [P, rotary_dim]`` (cos half, sin half; ``rotary_dim=0``: D) at
@@ -326,8 +326,9 @@ def fused_qk_norm_mrope_3d_cache_pts_quant_shuffle(
     cache of qkv's dtype is written as is, an fp8 cache quantised with the per-tensor
     scales (``x * (1 / scale)``, RNE saturating). ``return_kv``: the written k and v also
     in token order in ``k_out`` / ``v_out [T, H, D]``. Norm, weight and rotation in fp32,
-    rounded once (AITER's torch reference rounds each step: not an option); a position
-    outside the table makes the frequencies that read it NaN."""
+    rounded once (AITER's torch reference rounds each step: not an option); ``gemma_norm``
+    weighs by ``1 + w``; a position outside the table makes the frequencies that read it
+    NaN."""
     func = "fused_qk_norm_mrope_3d_cache_pts_quant_shuffle"
     d = int(head_size)
     rd = int(rotary_dim) or d
@@ -342,7 +343,7 @@ def fused_qk_norm_mrope_3d_cache_pts_quant_shuffle(
     A.need(int(num_tokens) == t, func, f"num_tokens must be qkv's {t} tokens, got "
            f"{num_tokens}")
     b.subs.update(MROPE="interleaved" if is_interleaved else "chunked", MH=str(sec[1]),
-                  MW=str(sec[2]))
+                  MW=str(sec[2]), GEMMA=str(bool(gemma_norm)).lower())
     A.tensor(func, "positions", positions)
     b.subs["PI"] = _INDEX.get(positions.dtype, "")
     A.need(b.subs["PI"] != "" and positions.numel() == 3 * t, func, f"positions must be "
