@@ -138,3 +138,7 @@ def test_old_name_and_arguments():
             *args[:4], pos[:2], *args[5:], use_shuffle_layout=False)
     with pytest.raises(ValueError, match="k_cache must be"):
         C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle(*args, use_shuffle_layout=True)
+    i8 = torch.zeros(64, HK, D, dtype=torch.int8)
+    with pytest.raises(ValueError, match="or an fp8 dtype"):
+        C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle(*args[:15], i8, i8, *args[17:],
+                                                         use_shuffle_layout=False)

@@ -352,7 +352,9 @@ def fused_qk_norm_mrope_3d_cache_pts_quant_shuffle(
     quantised = k_cache.dtype != qkv.dtype         # an fp8 (or uint8 fp8) cache
     kc, b.subs["KC"] = _cache_dsl(func, "k_cache", k_cache, quantised)
     vc, b.subs["VC"] = _cache_dsl(func, "v_cache", v_cache, quantised)
-    A.need(kc.dtype == vc.dtype, func, f"k_cache and v_cache must have one dtype, got "
+    A.need(kc.dtype == vc.dtype and (not quantised or kc.element_size() == 1 and
+                                     kc.dtype != torch.int8), func,
+           f"k_cache and v_cache must both have qkv's dtype {qkv.dtype} or an fp8 dtype, got "
            f"{k_cache.dtype} and {v_cache.dtype}")
     b.kw.update(_mrope_caches(func, kc, vc, hk, d, bool(use_shuffle_layout)))
     b.subs.update(_MROPE_LAYOUTS[bool(use_shuffle_layout)],
