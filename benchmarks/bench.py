@@ -181,7 +181,7 @@ def _bench_case(name, m, n, fns, timer, device, seed, tune=None) -> dict:
             _sync(device)
             r["first_call_s"] = time.perf_counter() - t0
             if impl != "eager":
-                key = "correct" if impl == "qfuse" else "compile_vs_eager"
+                key = {"qfuse": "correct", "rocdl": "rocdl_correct"}.get(impl, "compile_vs_eager")
                 key = "aiter_vs_eager" if impl == "aiter" else key
                 row[key] = compare_outputs(got, ref_out, _return_names(name, ref_out))
             got = own = None
@@ -206,7 +206,7 @@ def _scatter_roofline(inputs, timer, m) -> dict:
 
 def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="inductor",
         timer: "Timer | None" = None, log=print, seed: int = 0, checkpoint=None, peer=None,
-        tune=None, tune_path=None) -> dict:
+        tune=None, tune_path=None, rocdl_pipes=None) -> dict:
     """Measure everything; returns the JSON-able result (see README.md). With
     ``checkpoint`` (a path), the partial result is written there after every row. With
     ``tune`` (a ``TuningTable``), each qfuse pipeline is autotuned on each shape's inputs
@@ -244,6 +244,8 @@ def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="
                 fns["qfuse"] = pipes[name]
             except Exception as e:
                 fns["qfuse"] = e
+        if "rocdl" in impls:                    # the rocdl bundle (NVVM twin on CUDA)
+            fns["rocdl"] = _rocdl_fn(rocdl_pipes, name)
         if "eager" in impls:
             fns["eager"] = ref
         if "compile" in impls:
@@ -255,6 +257,8 @@ def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="
             out["results"].append(row)
             derive(row, copy_gbps.get((m, n)), peak)
             log(format_row(row))
+            if "rocdl" in impls:
+                log(_rocdl_derive(row, copy_gbps.get((m, n))))
             if checkpoint:
                 write_json(out, checkpoint)
             if tune is not None and tune_path:      # the table so far (a run may be cut off)
@@ -269,6 +273,43 @@ def run(pipes, shapes, names=None, device="cuda", impls=IMPLS, compile_backend="
                      for r in out["results"] for k, v in r.items()
                      if k == "error" or (isinstance(v, dict) and "error" in v)]
     return out
+
+
+# ---------------------------------------------------------------------------- rocdl column
+def _rocdl_fn(pipes, name):
+    """The rocdl bundle's callable for ``name``, or the exception saying why there is none
+    (a pipeline the rocdl backend refused is listed in the bundle's ``failed``)."""
+    if pipes is None:
+        return RuntimeError("--impls rocdl needs --rocdl-bundle DIR (qfuse build --backend "
+                            "rocdl --target cuda:sm_90 ...)")
+    try:
+        return pipes[name]
+    except Exception as e:
+        why = {f["pipeline"]: f["error"] for f in getattr(pipes, "manifest", {}).get("failed", [])}
+        return RuntimeError(why.get(name, "").splitlines()[0][:200] if name in why else _err(e))
+
+
+def _rocdl_derive(row: dict, copy_gbps) -> str:
+    """The rocdl column of one row: its time, GB/s, % of copy and speed relative to the
+    Triton backend (``rocdl_vs_triton`` > 1: faster); returns the log line."""
+    r, q = row.get("rocdl") or {}, row.get("qfuse") or {}
+    if "us" in r and row.get("bytes"):
+        r["gbps"] = row["bytes"] / r["us"] / 1e3
+        if copy_gbps:
+            r["pct_copy"] = 100 * r["gbps"] / copy_gbps
+    if "us" in r and "us" in q:
+        row["rocdl_vs_triton"] = q["us"] / r["us"]
+    return rocdl_line(row)
+
+
+def rocdl_line(row: dict) -> str:
+    from benchmarks.report import summarize_check
+    r = row.get("rocdl") or {}
+    t = "ERR " + r["error"][:120] if "error" in r else f"{r['us']:.2f} us" if "us" in r else "-"
+    rel = f", {row['rocdl_vs_triton']:.2f}x triton" if "rocdl_vs_triton" in row else ""
+    pct = f", {r['pct_copy']:.1f}% copy" if "pct_copy" in r else ""
+    ok = summarize_check(row["rocdl_correct"]) if "rocdl_correct" in row else "-"
+    return f"  rocdl {row['pipeline']} {row['shape']}: {t}{pct}{rel}, correct: {ok}"
 
 
 def _return_names(name, ref_out) -> list:
@@ -288,6 +329,21 @@ def write_json(result: dict, path: str) -> None:
     _write_text(path, json.dumps(result, indent=1, default=str))
 
 
+def _load_rocdl(path):
+    """The rocdl bundle (its manifest must say rocdl), or an _Unloadable saying why not."""
+    if not path:
+        return None
+    try:
+        import qfuse
+        pipes = qfuse.load(path)
+        if pipes.manifest.get("backend") != "rocdl":
+            raise ValueError(f"{path} is a {pipes.manifest.get('backend')} bundle, not rocdl")
+        return pipes
+    except Exception as e:
+        print(f"rocdl bundle did not load: {_err(e)}", flush=True)
+        return _Unloadable(_err(e))
+
+
 class _Unloadable:
     def __init__(self, why: str):
         self.why = why
@@ -301,7 +357,10 @@ def main(argv=None) -> int:
     ap.add_argument("--bundle", help="qfuse bundle dir (qfuse.load), or 'reference' / 'stub'")
     ap.add_argument("--shapes", help=f"MxN list (default {DEFAULT_SHAPES}; smoke {SMOKE_SHAPES})")
     ap.add_argument("--pipelines", help="comma-separated subset (default: all 12)")
-    ap.add_argument("--impls", default=",".join(IMPLS), help="subset of qfuse,eager,compile")
+    ap.add_argument("--impls", default=",".join(IMPLS), help="subset of qfuse,eager,compile "
+                    "(add rocdl with --rocdl-bundle)")
+    ap.add_argument("--rocdl-bundle", help="a rocdl bundle dir for the rocdl column (qfuse build "
+                    "--backend rocdl --target cuda:sm_90: the NVVM twin)")
     ap.add_argument("--out", help="JSON path (default $OUT/bench_results.json when $OUT is set)")
     ap.add_argument("--cpu-smoke", action="store_true", help="tiny shapes on CPU, perf_counter")
     ap.add_argument("--compile-backend", help="torch.compile backend (default inductor; "
@@ -330,6 +389,7 @@ def main(argv=None) -> int:
         bundle_error = _err(e)
         print(f"bundle did not load: {bundle_error}", flush=True)
         pipes = _Unloadable(bundle_error)
+    rocdl_pipes = _load_rocdl(a.rocdl_bundle) if "rocdl" in impls else None
     backend = a.compile_backend or ("eager" if a.cpu_smoke else "inductor")
     timer = Timer(torch.device(device), a.warmup_ms, a.rep_ms)
     path = a.out or (os.path.join(os.environ["OUT"], "bench_results.json")
@@ -339,7 +399,7 @@ def main(argv=None) -> int:
         from qfuse.runtime.autotune import TuningTable
         tune = TuningTable()
     result = run(pipes, shapes, names, device, impls, backend, timer, seed=a.seed, peer=peer,
-                 checkpoint=path, tune=tune, tune_path=a.tune)
+                 checkpoint=path, tune=tune, tune_path=a.tune, rocdl_pipes=rocdl_pipes)
     if tune is not None:
         _write_text(a.tune, tune.dumps())
         result["tuning_file"] = a.tune
@@ -350,6 +410,8 @@ def main(argv=None) -> int:
                                 else "the default rule (TritonConfig)")
     print(f"launch configs: {result['launch_configs']}", flush=True)
     text = format_table(result)
+    if "rocdl" in impls:                       # the rocdl column, under the table
+        text += "\n\nrocdl (NVVM twin):\n" + "\n".join(rocdl_line(r) for r in result["results"])
     print("\n" + text, flush=True)
     if path:
         write_json(result, path)

@@ -1,8 +1,13 @@
-"""Bit-identity of the Triton backend against the reference, on a real GPU, from a bundle.
+"""Bit-identity of a GPU backend against the reference, on a real GPU, from a bundle.
 
-    python benchmarks/gpu_check.py --bundle DIR [--out results.json]
+    python benchmarks/gpu_check.py --bundle DIR [--out results.json] [--backend rocdl]
 
-Runs on a box with torch + triton only (no lark, no MLIR): every pipeline of the bundle
+The backend is the bundle's (``qfuse build --backend ...``); ``--backend`` states which one
+is expected and refuses another bundle. Triton bundles run on a box with torch + triton
+only; rocdl bundles (``--target cuda:sm_90``: the NVVM twin) with torch + cuda-bindings
+(their cubins load through the CUDA driver API; pipelines the rocdl backend refused at
+build time are listed as skipped). ``--device cpu`` runs a rocdl bundle's CPU twin (needs
+torch-mlir). Neither needs lark or the passes: every pipeline of the bundle
 at M in {1, 16, 4096, 16384} (row pipelines: N = 7168 for M <= 4096, 8192 for 16384;
 KV-cache pipelines: 4096 tokens, 8 heads of 128), with random inputs, zero rows and
 ties injected; qfuse (Triton, compiled from the bundled source by the local Triton) is
@@ -81,24 +86,53 @@ def compare(name: str, got: torch.Tensor, want: torch.Tensor, tolerant: bool = F
             "fraction": frac, "all_one_step": bool(step.all())}
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bundle", required=True)
     ap.add_argument("--out", default="gpu_check.json")
     ap.add_argument("--pipelines", default="")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--backend", choices=("triton", "rocdl"), default=None,
+                    help="the backend the bundle must be built for (default: any)")
     ap.add_argument("--shapes", default="1x7168,16x7168,4096x7168,16384x8192")
-    args = ap.parse_args(argv)
-    import triton
+    return ap.parse_args(argv)
+
+
+def bundle_backend(path: str, expected) -> str:
+    """The bundle's backend (its manifest's), checked against ``expected``."""
+    with open(os.path.join(path, "manifest.json")) as f:
+        backend = json.load(f).get("backend", "triton")
+    if expected and backend != expected:
+        raise SystemExit(f"gpu_check: {path} is a {backend} bundle, --backend {expected} "
+                         f"was asked for (qfuse build --backend {expected} ...)")
+    return backend
+
+
+def toolchain(backend: str) -> dict:
+    """What runs the kernels here: Triton's version, or the CUDA driver bindings'."""
+    from importlib.metadata import PackageNotFoundError, version
+    if backend == "triton":
+        import triton
+        return {"triton": triton.__version__}
+    try:
+        return {"cuda-bindings": version("cuda-bindings")}
+    except PackageNotFoundError:
+        return {"cuda-bindings": "absent"}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    backend = bundle_backend(args.bundle, args.backend)
     import qfuse
     from qfuse.backends.reference import run_pipeline
     from qfuse.runtime.inputs import random_inputs
     t0 = time.perf_counter()
-    pipes = qfuse.load(args.bundle)
+    pipes = qfuse.load(args.bundle, target=None if args.device == "cuda" else "cpu:interp")
     load_s = time.perf_counter() - t0
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     results = {"device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu", "torch": torch.__version__,
-               "triton": triton.__version__, "bundle_load_s": load_s, "runs": []}
+               "backend": backend, **toolchain(backend), "bundle_load_s": load_s,
+               "skipped": pipes.manifest.get("failed", []), "runs": []}
     only = set(filter(None, args.pipelines.split(",")))
     for name, qp in pipes.items():
         if only and name not in only:
@@ -141,7 +175,10 @@ def main(argv=None) -> int:
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
     bad = [r for r in results["runs"] if not r["ok"]]
-    print(f"{len(results['runs']) - len(bad)} passed, {len(bad)} failed")
+    for skip in results["skipped"]:
+        print(f"skip {skip['pipeline']:32s} {skip['error'].splitlines()[0][:200]}")
+    print(f"{len(results['runs']) - len(bad)} passed, {len(bad)} failed, "
+          f"{len(results['skipped'])} not built for {backend}")
     return 1 if bad else 0
 
 

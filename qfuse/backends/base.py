@@ -17,21 +17,28 @@ finds them by name; nothing else compares backend names):
   (cross-compiled here, no hardware needed);
 * ``runner(compiled, aliases)``: an object that runs a compiled pipeline's kernels on
   tensors (``run(inputs)``, and ``run_seen(key, inputs)`` for a call signature it bound
-  before).
+  before);
+* the stored form of an artifact (the disk cache, bundles): ``artifact_schema(s)`` (its
+  JSON's schema, built from the combinators the runtime hands in as ``s``),
+  ``dump_artifact`` / ``load_artifact`` (JSON data <-> artifact; the loader raises
+  :class:`ArtifactError` for what a schema cannot see) and ``source_suffix`` (the file
+  suffix of the artifact's ``text``, stored next to it for humans). Loading a stored
+  artifact must need no compiler: only what running it needs.
 
 Backends import only ``qfuse.dialect``, ``qfuse.errors``, this module and their own
 toolchain.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from ..errors import UnsupportedError
+from ..errors import QfuseError, UnsupportedError
 
-__all__ = ["Target", "parse_target", "Backend", "KNOWN_TARGETS"]
+__all__ = ["Target", "parse_target", "Backend", "KNOWN_TARGETS", "ArtifactError", "from_asdict"]
 
 KNOWN_TARGETS = ("cuda:sm_80", "cuda:sm_89", "cuda:sm_90", "cuda:sm_100",
                  "hip:gfx942", "hip:gfx950", "cpu:interp", "cpu:ref")
@@ -86,6 +93,29 @@ def parse_target(text: Union[str, Target]) -> Target:
     return Target(platform, arch)
 
 
+class ArtifactError(QfuseError):
+    """A stored artifact that passed its schema but cannot be used (the message says
+    where and why); the runtime treats it as damage."""
+
+
+def _tup(x):
+    return tuple(_tup(i) for i in x) if isinstance(x, list) else x
+
+
+def from_asdict(cls, d: dict, nested: Optional[dict] = None):
+    """The inverse of ``dataclasses.asdict`` on checked JSON: lists become tuples, nested
+    dataclass lists are rebuilt (``nested``: field -> class), keys ``cls`` lacks are
+    dropped (a newer writer's extra fields)."""
+    nested = nested or {}
+    kw = {}
+    for f in dataclasses.fields(cls):
+        if f.name in d:
+            v = d[f.name]
+            kw[f.name] = (tuple(from_asdict(nested[f.name], i) for i in v)
+                          if f.name in nested else _tup(v))
+    return cls(**kw)
+
+
 class Backend:
     """Base class: a backend sets ``name`` and ``version`` and overrides the methods."""
 
@@ -129,6 +159,25 @@ class Backend:
         """``{extension: bytes or text}`` a bundle ships for one kernel on ``target``,
         built here without the target's hardware (``dims``: sizes for the constexprs)."""
         return {}
+
+    # ------------------------------------------------------------ stored form
+    #: suffix of the file holding an artifact's ``text`` in cache entries and bundles
+    source_suffix = ".txt"
+
+    def artifact_schema(self, s: Any) -> Any:
+        """The schema of :meth:`dump_artifact`'s JSON, built from the combinators of ``s``
+        (``qfuse.runtime.schema``, handed in: a backend does not import the runtime);
+        None when the backend stores no artifact (a step's ``source`` is then null)."""
+        return None
+
+    def dump_artifact(self, artifact: Any) -> Any:
+        """``artifact`` as JSON data (dicts, lists, strings, numbers)."""
+        return None
+
+    def load_artifact(self, data: Any) -> Any:
+        """The artifact from JSON data that passed :meth:`artifact_schema`; raises
+        :class:`ArtifactError` for damage a schema cannot see. Needs no compiler."""
+        return None
 
     def runner(self, compiled: Any, aliases: dict) -> Any:
         """Runs ``compiled`` (a ``CompiledPipeline`` of this backend) on tensors:

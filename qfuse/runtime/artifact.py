@@ -1,20 +1,22 @@
 """A compiled pipeline as plain data: what the cache stores and a bundle ships.
 
 ``CompiledPipeline`` holds the checked program (JSON), the fused IR text (for humans),
-and one ``KernelStep`` per kernel in launch order: the rendered Triton source with its
-launch rules, and the names of the values it reads and writes. Loading and running it
-needs torch and triton only (no lark, no MLIR bindings).
+and one ``KernelStep`` per kernel in launch order: the backend's artifact for it (Triton:
+the rendered source with its launch rules; ROCDL: the kernel's IR, ABI and code
+objects), and the names of the values it reads and writes. Each backend stores and
+reads its own artifact (``Backend.dump_artifact`` / ``load_artifact``, checked against
+``Backend.artifact_schema``); loading and running needs what running the kernels needs
+(torch, and Triton or the platform's driver bindings), never lark or the MLIR bindings.
 
 :meth:`CompiledPipeline.loads` is the one reader of the stored form (cache entries and
-bundles): the JSON is checked against :func:`artifact_schema` (kernel sources against the
-fields of ``KernelSource`` itself) before anything is built from it, so damage raises
+bundles): the JSON is checked against :func:`artifact_schema` (a step's artifact against
+its backend's schema) before anything is built from it, so damage raises
 :class:`~qfuse.runtime.schema.SchemaError` naming the place, never a raw ``KeyError``.
 Kernel and pipeline names must be Python identifiers: a kernel name becomes a function
 and a module name, and must not carry a path (``../x``) into the module directory.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 from dataclasses import dataclass, field
@@ -22,58 +24,48 @@ from typing import Any, Optional
 
 from ..dialect.typed import TypedPipeline
 from .program_json import PROGRAM, pipeline_from_json, pipeline_to_json
-from .schema import IDENT, ListOf, MapOf, Obj, Opt, SchemaError, TupleOf, check, dataclass_spec, \
-    load_json
+from .schema import (IDENT, Anything, ListOf, MapOf, Obj, Opt, SchemaError, TupleOf, Where,
+                     check, load_json)
 
 __all__ = ["KernelStep", "CompiledPipeline", "FORMAT_VERSION", "artifact_schema"]
 
 FORMAT_VERSION = 1
 
 
-@functools.lru_cache(maxsize=1)
-def artifact_schema() -> Obj:
-    """The schema of :meth:`CompiledPipeline.to_json` (built on first use: it reads the
-    kernel dataclasses, whose module imports the Triton backend)."""
-    from ..backends.triton.kernel import KernelArg, KernelSource, ScalarSpec, TensorSpec
-    source = dataclass_spec(KernelSource, {
-        "name": IDENT,
-        "args": ListOf(dataclass_spec(KernelArg)),
-        "tensors": ListOf(dataclass_spec(TensorSpec)),
-        "scalars": ListOf(dataclass_spec(ScalarSpec)),
-        "phases": ListOf(TupleOf(IDENT, ListOf(str))),     # (kernel function, grid rules)
-    })
+_HEAD = Obj({"format": int, "backend": str})
+
+
+@functools.lru_cache(maxsize=None)
+def artifact_schema(backend: str) -> Obj:
+    """The schema of :meth:`CompiledPipeline.to_json` for ``backend`` (built on first use:
+    a step's ``source`` is the backend's own stored artifact, whose schema the backend
+    gives, :meth:`~qfuse.backends.base.Backend.artifact_schema`)."""
+    from . import schema
+    inner = _backend(backend).artifact_schema(schema)
+    source = Opt(inner) if inner is not None else \
+        Where(Anything(), lambda v: v is None, "null (this backend stores no kernel artifact)")
     step = Obj({"name": IDENT, "space": str, "reason": str, "inputs": ListOf(str),
-                "outputs": ListOf(str), "source": Opt(source), "program": Opt(PROGRAM)})
+                "outputs": ListOf(str), "source": source, "program": Opt(PROGRAM)})
     return Obj({"format": int, "name": IDENT, "backend": str, "target": str,
                 "program": PROGRAM, "returns": ListOf(TupleOf(str, str)),
                 "steps": ListOf(step)},
                {"versions": MapOf(str), "fused_ir": str})
 
 
-def _source_to_json(src) -> dict:
-    return dataclasses.asdict(src)
+def _backend(name: str):
+    from ..backends.registry import get_backend
+    return get_backend(name)
 
 
-def _tup(x):
-    return tuple(_tup(i) for i in x) if isinstance(x, list) else x
-
-
-def _dataclass_from_json(cls, d: dict, nested: Optional[dict] = None):
-    """``cls`` from checked JSON: lists become tuples, keys ``cls`` lacks are dropped."""
-    nested = nested or {}
-    kw = {}
-    for f in dataclasses.fields(cls):
-        if f.name in d:
-            v = d[f.name]
-            kw[f.name] = (tuple(_dataclass_from_json(nested[f.name], i) for i in v)
-                          if f.name in nested else _tup(v))
-    return cls(**kw)
-
-
-def _source_from_json(d: dict):
-    from ..backends.triton.kernel import KernelArg, KernelSource, ScalarSpec, TensorSpec
-    return _dataclass_from_json(KernelSource, d, {"args": KernelArg, "tensors": TensorSpec,
-                                                  "scalars": ScalarSpec})
+def _load_source(b, data: Any, what: str):
+    """A step's stored artifact through its backend; its ArtifactError is damage."""
+    from ..backends.base import ArtifactError
+    if data is None:
+        return None
+    try:
+        return b.load_artifact(data)
+    except ArtifactError as e:
+        raise SchemaError(f"{what}: {e.message}") from None
 
 
 def _check_names(j: dict, what: str) -> None:
@@ -91,7 +83,7 @@ class KernelStep:
     reason: str               # why the boundary before it exists
     inputs: list              # value names read (pipeline params or earlier outputs)
     outputs: list             # value names written
-    source: object = None     # KernelSource (triton backend) or None (reference)
+    source: object = None     # the backend's artifact (KernelSource, RocdlKernel; None: reference)
     program: Optional[TypedPipeline] = None   # the kernel's own program (reference fallback)
 
 
@@ -107,17 +99,23 @@ class CompiledPipeline:
     versions: dict = field(default_factory=dict)
 
     def sources(self) -> dict:
-        """``{kernel name: Triton source text}``."""
+        """``{kernel name: its artifact's text}`` (Triton: the module source; ROCDL: the
+        loop-level MLIR), stored for humans as ``<kernel><source_suffix>``."""
         return {s.name: s.source.text for s in self.steps if s.source is not None}
 
+    @property
+    def source_suffix(self) -> str:
+        return _backend(self.backend).source_suffix
+
     def to_json(self) -> dict:
+        b = _backend(self.backend)
         return {
             "format": FORMAT_VERSION, "name": self.name, "backend": self.backend,
             "target": self.target, "versions": self.versions, "fused_ir": self.fused_ir,
             "program": pipeline_to_json(self.program), "returns": self.returns,
             "steps": [{"name": s.name, "space": s.space, "reason": s.reason,
                        "inputs": s.inputs, "outputs": s.outputs,
-                       "source": _source_to_json(s.source) if s.source is not None else None,
+                       "source": b.dump_artifact(s.source) if s.source is not None else None,
                        "program": pipeline_to_json(s.program) if s.program is not None else None}
                       for s in self.steps],
         }
@@ -142,13 +140,19 @@ class CompiledPipeline:
         if not isinstance(j, dict) or j.get("format") != FORMAT_VERSION:
             got = j.get("format") if isinstance(j, dict) else type(j).__name__
             raise SchemaError(f"{what}: format {got!r:.40}, this qfuse reads {FORMAT_VERSION}")
-        check(j, artifact_schema(), f"{what}: $")
+        check(j, _HEAD, f"{what}: $")
+        from ..backends.registry import NAMES
+        if j["backend"] not in NAMES:
+            raise SchemaError(f"{what}: $.backend: {j['backend']!r:.40} is not a backend of "
+                              f"this qfuse ({', '.join(NAMES)})")
+        b = _backend(j["backend"])
+        check(j, artifact_schema(j["backend"]), f"{what}: $")
         _check_names(j, what)
         try:                         # what a schema cannot see (dtypes, value ids)
             program = pipeline_from_json(j["program"])
             steps = [KernelStep(s["name"], s["space"], s["reason"], list(s["inputs"]),
                                 list(s["outputs"]),
-                                _source_from_json(s["source"]) if s["source"] else None,
+                                _load_source(b, s["source"], f"{what}: step {s['name']}"),
                                 pipeline_from_json(s["program"]) if s["program"] else None)
                      for s in j["steps"]]
         except SchemaError as e:

@@ -76,10 +76,9 @@ def build_bundle(files: Iterable[str], targets: list, out: str, *, backend: str 
             try:
                 cp = compile_pipeline(tp, backend, "any")
                 entry = _entry(cp, f)
-                payload[f"{tp.name}.json"] = cp.dumps()
                 payload[f"{tp.name}.mlir"] = cp.fused_ir
                 for k, text in cp.sources().items():
-                    payload[f"kernels/{k}.py"] = text
+                    payload[f"kernels/{k}{cp.source_suffix}"] = text
                 if prog:
                     prog.advance(task)
                 for t in targets:
@@ -88,6 +87,8 @@ def build_bundle(files: Iterable[str], targets: list, out: str, *, backend: str 
                     entry["binaries"][t] = _compile_binaries(b, cp, t, shapes or {}, payload)
                     if prog:
                         prog.advance(task)
+                # last: a backend whose artifact keeps the binaries (rocdl) stores them
+                payload[f"{tp.name}.json"] = cp.dumps()
                 pipelines[tp.name] = entry
                 report.built.append(tp.name)
             except Exception as e:        # one pipeline failing must not stop the build
@@ -136,7 +137,7 @@ def _entry(cp, source_file: str) -> dict:
                            "default": p.default} for p in prog.params],
             "returns": [n for n, _ in cp.returns],
             "kernels": [{"name": s.name, "space": s.space, "reason": s.reason,
-                         "source": f"kernels/{s.name}.py"} for s in cp.steps],
+                         "source": f"kernels/{s.name}{cp.source_suffix}"} for s in cp.steps],
             "binaries": {}}
 
 

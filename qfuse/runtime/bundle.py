@@ -2,16 +2,20 @@
 
 A bundle directory holds ``manifest.json`` and, per pipeline, ``<name>.json`` (the
 compiled pipeline: checked program, fused IR, Triton kernel sources with launch rules),
-``<name>.mlir`` (fused IR, for reading) and ``kernels/<kernel>.py`` (the sources), plus
+``<name>.mlir`` (fused IR, for reading) and ``kernels/<kernel>.py`` (the sources; the
+ROCDL backend's loop-level IR: ``kernels/<kernel>.mlir``), plus
 ``binaries/<target>/<kernel>.<ext>`` when the build was given shapes to specialise
 (cubin/ptx for CUDA, hsaco/amdgcn for HIP: proof that the kernel compiles for that
 target, and artefacts for AOT consumers), and ``autotune.json`` when a tuning table was
 shipped. The manifest records the format, the qfuse, Triton and MLIR versions of the
 builder, the targets, each pipeline's signature and the sha256 of every file.
 
-Loading needs torch and triton only: no lark, no MLIR bindings. Kernels launch through
-the local Triton's JIT from the bundled source, so a GPU box whose Triton differs from
-the builder's (3.6 vs 3.9) still runs them. A bundle of another qfuse format/version,
+Loading needs torch and what the bundle's backend runs with: no lark, no MLIR bindings.
+Triton kernels launch through the local Triton's JIT from the bundled source, so a GPU
+box whose Triton differs from the builder's (3.6 vs 3.9) still runs them; ROCDL kernels
+carry their code objects in the compiled pipeline (hsaco, cubin: base64) and load
+through the driver bindings (hip-python, cuda-bindings); on the CPU their loop-level IR
+runs on the CPU twin (which needs torch-mlir's ExecutionEngine, not the passes). A bundle of another qfuse format/version,
 or one without the caller's target, is refused with :class:`BundleError`; the caller can
 then fall back to JIT compilation (``load(..., fallback="jit")`` does that per pipeline).
 

@@ -3,9 +3,10 @@
 ``compile_pipeline`` runs the MLIR pipeline once and renders each kernel function with
 the backend; ``cached_compile`` looks the result up in the :class:`KernelCache` first.
 The key (``compile_key``) is a sha256 over everything that changes the output:
-qfuse's own fingerprint (version + a hash of its sources), the MLIR bindings and
-Triton versions, the canonical qf IR text, the backend, the target and the
-``QFUSE_*`` codegen environment. A warm entry is found without running the passes.
+qfuse's own fingerprint (version + a hash of its sources), the MLIR bindings' version,
+the canonical qf IR text, the backend, the target, the backend's hash (its version and
+its toolchain's: Triton; for rocdl torch-mlir, flydsl, ziglang's ld.lld and ptxas) and
+the ``QFUSE_*`` codegen environment. A warm entry is found without running the passes.
 """
 from __future__ import annotations
 
@@ -154,7 +155,7 @@ def cached_compile(tp: TypedPipeline, backend: str, target: str,
     cp = compile_pipeline(tp, backend, target)
     payload = {f"{tp.name}.json": cp.dumps(), f"{tp.name}.mlir": cp.fused_ir}
     for name, text in cp.sources().items():
-        payload[f"{name}.py"] = text
+        payload[f"{name}{cp.source_suffix}"] = text
     cache.put(key, tp.name, payload)
     return cp
 

@@ -5,7 +5,14 @@
 * binaries: AMDGCN text and a linked hsaco for ``hip:gfx942`` / ``hip:gfx950``, PTX and
   a cubin for ``cuda:sm_90`` (the NVVM twin), built on the CPU (``lower.py``);
 * run: :class:`~.runner.RocdlRunner`: the CPU twin on CPU tensors, the NVVM twin on
-  CUDA tensors, the HIP launcher on AMD tensors.
+  CUDA tensors, the HIP launcher on AMD tensors;
+* store: :mod:`.artifact` (the IR, the ABI and, for a GPU target, the code objects, so a
+  stored kernel launches with torch and the driver bindings alone).
+
+Compiling for a GPU target builds its code objects at once (a fraction of a second per
+kernel; skipped where flydsl or the linker is not installed), so that a cache entry
+holds them; for no target in particular (a bundle) the ``gpu`` form of every GPU target
+is rendered and the bundle builder asks for the binaries of each ``--target``.
 """
 from __future__ import annotations
 
@@ -13,9 +20,8 @@ from typing import Optional
 
 from ...errors import QfuseError
 from ..base import Backend, Target, parse_target
+from . import artifact
 from .artifact import RocdlKernel
-from .kernel import render, rows_param, signature
-from .mapping import Gpu, Loops
 
 __all__ = ["RocdlBackend", "GPU_TARGETS", "BINARY_EXT"]
 
@@ -23,7 +29,7 @@ __all__ = ["RocdlBackend", "GPU_TARGETS", "BINARY_EXT"]
 GPU_TARGETS = ("hip:gfx942", "hip:gfx950", "cuda:sm_90")
 BINARY_EXT = {"hip": ("amdgcn", "hsaco"), "cuda": ("ptx", "cubin")}
 #: iteration spaces this backend lowers (tile, cache_block: not yet)
-SPACES = {"row": "rows", "tensor_amax": "single"}
+SPACES = {"row": "rows", "tensor_amax": "blocks"}
 
 
 class RocdlBackend(Backend):
@@ -49,6 +55,8 @@ class RocdlBackend(Backend):
         return None
 
     def compile_kernel(self, kernel, space: str, target: Optional[Target]) -> RocdlKernel:
+        from .kernel import render, rows_param, signature
+        from .mapping import Gpu, Loops
         if space not in SPACES:
             raise QfuseError(f"rocdl backend: the {space} iteration space is not lowered yet "
                              f"(kernel {kernel.name})", kernel.loc)
@@ -57,14 +65,32 @@ class RocdlBackend(Backend):
         # particular (a bundle build) every GPU target's form is rendered
         targets = [target] if target is not None and target.is_gpu else \
             [] if target is not None else [parse_target(t) for t in GPU_TARGETS]
-        gpu = {str(t): Gpu().module([render(kernel, space, Gpu(), t)]) for t in targets}
-        return RocdlKernel(kernel.name, space, signature(kernel), loops, gpu, SPACES[space],
-                           rows_param(kernel))
+        gpu = {str(t): Gpu(t).module([render(kernel, space, Gpu(t), t)]) for t in targets}
+        k = RocdlKernel(kernel.name, space, signature(kernel), loops, gpu, SPACES[space],
+                        rows_param(kernel))
+        if target is not None and target.is_gpu:
+            from .toolchain import ToolMissing
+            try:
+                self.binaries(k, target, {})
+            except ToolMissing:      # no flydsl / linker here (qfuse ir --emit gpu): the
+                pass                 # launcher builds them, or says what is missing
+        return k
 
     def binaries(self, artifact: RocdlKernel, target: Target, dims: dict) -> dict:
         """``{ext: text or bytes}``: amdgcn + hsaco (HIP), ptx + cubin (CUDA)."""
         from .lower import build_binaries
         return build_binaries(artifact, target)
+
+    source_suffix = ".mlir"
+
+    def artifact_schema(self, s):
+        return artifact.schema(s)
+
+    def dump_artifact(self, kernel: RocdlKernel) -> dict:
+        return artifact.dump(kernel)
+
+    def load_artifact(self, data: dict) -> RocdlKernel:
+        return artifact.load(data)
 
     def runner(self, compiled, aliases: dict):
         from .runner import RocdlRunner

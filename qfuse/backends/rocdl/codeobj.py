@@ -34,8 +34,18 @@ class CodeObject:
 
 
 def read_code_object(data: bytes) -> CodeObject:
-    if data[:4] != b"\x7fELF" or data[4] != 2:
+    """The header, ``.kd`` symbols and metadata of an hsaco; a ``ValueError`` for any
+    file that is not a well-formed 64-bit ELF (a damaged stored code object)."""
+    if data[:4] != b"\x7fELF" or len(data) < 64 or data[4] != 2:
         raise ValueError("not a 64-bit ELF file")
+    try:
+        return _read(data)
+    except (struct.error, IndexError, ZeroDivisionError, UnicodeDecodeError, TypeError,
+            RecursionError) as e:
+        raise ValueError(f"a damaged ELF file ({type(e).__name__}: {e})") from None
+
+
+def _read(data: bytes) -> CodeObject:
     machine = struct.unpack_from("<H", data, 18)[0]
     flags = struct.unpack_from("<I", data, 48)[0]
     shoff = struct.unpack_from("<Q", data, 40)[0]

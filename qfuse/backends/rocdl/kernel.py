@@ -451,8 +451,9 @@ class Renderer:
                     self.store(s, i, val, list(s.lead) + [s.col])
 
     def _tensor_amax(self) -> None:
-        """One program for the whole tensor: the rows in sequence, the columns in
-        parallel, each thread's running amax combined once at the end."""
+        """One program for the whole tensor (on the GPU a grid of blocks, each striding
+        over the rows): the columns in parallel, each thread's running amax combined once
+        at the end, then across the grid (:meth:`~.mapping.Loops.grid_amax`)."""
         e = self.e
         outs = self._outputs()
         body = getattr(self, "tensor_amax_body", None)
@@ -461,8 +462,9 @@ class Renderer:
                                    self.kernel.loc)
         src = body
         row, acc, res = e.fresh("row"), e.fresh("acc"), e.fresh("red")
-        with e.block(f"{res} = scf.for {row} = {e.idx(0)} to {self.rows_count} step "
-                     f"{e.idx(1)} iter_args({acc} = {e.f32(0.0)}) -> (f32) {{"):
+        first, step = self.m.grid_rows(e, self.rows_count)    # the GPU: this block's rows
+        with e.block(f"{res} = scf.for {row} = {first} to {self.rows_count} step "
+                     f"{step} iter_args({acc} = {e.f32(0.0)}) -> (f32) {{"):
             scope = Scope(lead=(row,))
             for val in self.forced:
                 self.at(scope, val)
@@ -473,8 +475,8 @@ class Renderer:
             e.line(f"scf.yield {e.bin('maximumf', acc, part, 'f32')} : f32")
         amax = self.m.combine(e, res, "maximumf")
         top = Scope()
-        top.memo[id(self.tensor_amax_input)] = amax
-        with self.m.leader(e):
+        with self.m.grid_amax(e, amax) as total:     # the GPU: across the blocks
+            top.memo[id(self.tensor_amax_input)] = total
             for i, val in outs:
                 self.store(top, i, val, [e.idx(0)])
 

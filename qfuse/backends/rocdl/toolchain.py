@@ -26,11 +26,16 @@ from pathlib import Path
 
 from ...errors import UnsupportedError
 
-__all__ = ["execution_engine", "flydsl_mlir", "importlib_module", "ld_lld", "ptxas", "versions", "ToolError"]
+__all__ = ["execution_engine", "flydsl_mlir", "importlib_module", "ld_lld", "ptxas", "versions",
+           "ToolError", "ToolMissing"]
 
 
 class ToolError(UnsupportedError):
     """A tool of the ROCDL path is missing or failed (names the tool and how to get it)."""
+
+
+class ToolMissing(ToolError):
+    """A tool of the ROCDL path is not installed here (not: it ran and failed)."""
 
 
 def importlib_module(name: str):
@@ -42,7 +47,7 @@ def _module(name: str, what: str, pip: str):
     try:
         return importlib.import_module(name)
     except ImportError as e:
-        raise ToolError(f"rocdl backend: {what} needs {pip} ({e})") from None
+        raise ToolMissing(f"rocdl backend: {what} needs {pip} ({e})") from None
 
 
 @functools.lru_cache(maxsize=None)
@@ -69,7 +74,7 @@ def ld_lld() -> list:
         found = shutil.which("ld.lld")
         if found:
             return [found]
-    raise ToolError("rocdl backend: linking an hsaco needs ld.lld: pip install ziglang "
+    raise ToolMissing("rocdl backend: linking an hsaco needs ld.lld: pip install ziglang "
                     "(qfuse[compiler])")
 
 
@@ -88,7 +93,7 @@ def ptxas() -> str:
     found = shutil.which("ptxas")
     if found:
         return found
-    raise ToolError("rocdl backend: a cubin needs ptxas (the triton wheel ships one)")
+    raise ToolMissing("rocdl backend: a cubin needs ptxas (the triton wheel ships one)")
 
 
 def _dist(name: str) -> str:
@@ -101,9 +106,12 @@ def _dist(name: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def versions() -> dict:
-    """What changes this backend's output: the two MLIRs, the linker and ptxas."""
+    """What changes this backend's output: the two MLIRs (torch-mlir, flydsl), the
+    linker (the ziglang wheel and ``ld.lld --version``) and ptxas (the triton wheel's).
+    Part of :meth:`~.backend.RocdlBackend.hash`, so every runtime cache key of a rocdl
+    pipeline changes with any of them."""
     out = {"torch-mlir": _dist("torch-mlir"), "flydsl": _dist("flydsl"),
-           "ziglang": _dist("ziglang")}
+           "ziglang": _dist("ziglang"), "triton (ptxas)": _dist("triton")}
     try:
         run = subprocess.run(ld_lld() + ["--version"], capture_output=True, text=True,
                              timeout=60)

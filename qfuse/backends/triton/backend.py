@@ -8,10 +8,11 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 from ...errors import QfuseError
-from ..base import Backend, Target
+from ..base import Backend, Target, from_asdict
 from .codegen import render_kernel
 from .runner import TritonRunner
 
@@ -48,6 +49,27 @@ class TritonBackend(Backend):
         from .launch import TritonKernel
         asm = TritonKernel(source).compile(str(target), dims)
         return {ext: asm[ext] for ext in BINARY_EXT.get(target.platform, ()) if ext in asm}
+
+    source_suffix = ".py"
+
+    def artifact_schema(self, s):
+        """A KernelSource, checked against its own fields."""
+        from .kernel import KernelArg, KernelSource, ScalarSpec, TensorSpec
+        return s.dataclass_spec(KernelSource, {
+            "name": s.IDENT,
+            "args": s.ListOf(s.dataclass_spec(KernelArg)),
+            "tensors": s.ListOf(s.dataclass_spec(TensorSpec)),
+            "scalars": s.ListOf(s.dataclass_spec(ScalarSpec)),
+            "phases": s.ListOf(s.TupleOf(s.IDENT, s.ListOf(str))),  # (kernel fn, grid rules)
+        })
+
+    def dump_artifact(self, source) -> dict:
+        return dataclasses.asdict(source)
+
+    def load_artifact(self, data: dict):
+        from .kernel import KernelArg, KernelSource, ScalarSpec, TensorSpec
+        return from_asdict(KernelSource, data, {"args": KernelArg, "tensors": TensorSpec,
+                                                "scalars": ScalarSpec})
 
     def runner(self, compiled, aliases: dict) -> TritonRunner:
         return TritonRunner(compiled, aliases)

@@ -1,17 +1,27 @@
 // RUN: qfuse ir %s --emit gpu --target hip:gfx942 | FileCheck %s
 
 // The same kernel mapped onto the gpu dialect: one block per row (gpu.block_id), 256
-// threads striding over the columns, the amax combined with gpu.all_reduce, the row's
-// scale stored by thread 0 only.
+// threads striding over the columns, the amax combined across the block (a butterfly of
+// gpu.shuffle xor in each 64-lane wave, the 4 waves' partials through workgroup memory),
+// the row's scale stored by thread 0 only.
 
 // CHECK:       gpu.module @qfuse_kernels
 // CHECK-LABEL:   gpu.func @per_token_fp8__k0(
+// CHECK-SAME:      workgroup(%wg: memref<4xf32, #gpu.address_space<workgroup>>)
 // CHECK-SAME:      kernel attributes {known_block_size = array<i32: 256, 1, 1>}
 // CHECK:           %[[TID:.+]] = gpu.thread_id x
 // CHECK:           %[[ROW:.+]] = gpu.block_id x
 // CHECK:           %[[PART:.+]] = scf.for %{{.+}} = %{{.+}} to %{{.+}} step %{{.+}} iter_args
 // CHECK:             arith.maximumf
-// CHECK:           %[[AMAX:.+]] = gpu.all_reduce maximumf %[[PART]] uniform
+// CHECK:           %[[S32:.+]], %{{.+}} = gpu.shuffle xor %[[PART]], %{{.+}}, %[[W:.+]] : f32
+// CHECK:           %[[M32:.+]] = arith.maximumf %[[PART]], %[[S32]]
+// CHECK-COUNT-4:   gpu.shuffle xor
+// CHECK:           gpu.barrier
+// CHECK:           memref.store %{{.+}}, %wg[
+// CHECK:           gpu.barrier
+// CHECK-COUNT-4:   memref.load %wg[
+// CHECK:           %[[AMAX:.+]] = arith.maximumf
+// CHECK-NOT:       gpu.shuffle
 // CHECK:           arith.divf %[[AMAX]]
 // CHECK:           %[[LEAD:.+]] = arith.cmpi eq, %[[TID]]
 // CHECK:           scf.if %[[LEAD]] {
