@@ -186,7 +186,9 @@ def indexer_k_quant_and_cache(k: torch.Tensor, kv_cache: torch.Tensor,
     ``kv_cache [num_blocks, block_size, head_dim + head_dim / quant_block_size * 4]`` (fp8
     or uint8 bytes) holds per block the codes ``[block_size, head_dim]`` (``preshuffle``:
     16x16 tiles ``[block_size / 16, head_dim / 16, 16, 16]``), then the fp32 scales
-    ``[block_size, head_dim / quant_block_size]``."""
+    ``[block_size, head_dim / quant_block_size]`` (AITER's HIP and vLLM's kernels; the
+    torch reference of AITER's test puts each token's scales right after its codes, the
+    same bytes only for ``block_size == 1``)."""
     func = "indexer_k_quant_and_cache"
     A.tensor(func, "k", k, dims=(2,))
     A.tensor(func, "kv_cache", kv_cache, dims=(3,))
