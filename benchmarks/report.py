@@ -24,7 +24,7 @@ import torch
 
 __all__ = ["GRAPH_MAX_M", "as_tuple", "compare_outputs", "summarize_check", "derive",
            "format_row", "format_table", "format_comparison", "markdown", "render_blocks",
-           "geomean_vs_aiter", "BLOCK", "HEADER", "HEADER_AITER"]
+           "geomean_vs_aiter", "amd_proxy_table", "merge", "BLOCK", "HEADER", "HEADER_AITER"]
 
 GRAPH_MAX_M = 64          # rows up to this M are timed by CUDA-graph replay
 
@@ -239,11 +239,57 @@ def format_comparison(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def _side(s: dict, key: str) -> str:
+    return str(s[key]) if key in s else "-"
+
+
+def amd_proxy_table(doc: dict) -> str:
+    """An AMD proxy file (``benchmarks/probes/amd_hotpath.py --out``): per chip, per
+    pipeline x shape, hot-loop instructions per element and registers of qfuse's kernels
+    and of AITER's, and where qfuse needs more instructions per element (target: none)."""
+    lines = [f"run {doc.get('run')} | commit {doc.get('commit')} | triton {doc.get('triton')}"
+             f" | AITER {str(doc.get('aiter_commit'))[:10]} | {doc.get('note')}", ""]
+    head = ("chip", "pipeline", "shape", "qfuse instr/elem", "AITER instr/elem", "qfuse / AITER",
+            "qfuse VGPR", "AITER VGPR", "qfuse SGPR", "AITER SGPR", "spills (qfuse, AITER)",
+            "more than AITER?")
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    more = both = 0
+    for r in doc["rows"]:
+        q, a = r["qfuse"], r["aiter"]
+        ratio, verdict = "-", ""
+        if "instr_per_elem" in q and "instr_per_elem" in a:
+            both += 1
+            x = q["instr_per_elem"] / a["instr_per_elem"] if a["instr_per_elem"] else float("inf")
+            ratio = f"{x:.2f}"
+            if q["instr_per_elem"] > a["instr_per_elem"]:
+                more += 1
+                verdict = f"**yes, {x:.2f}x**"
+            else:
+                verdict = "no"
+        if "error" in q:
+            verdict = "qfuse ERR " + q["error"][:60]
+        elif "error" in a:
+            verdict = "AITER ERR " + a["error"][:60]
+        elif "absent" in a:
+            verdict = "no AITER Triton kernel"
+        lines.append("| " + " | ".join((
+            r["chip"], r["pipeline"], r["shape"], _side(q, "instr_per_elem"),
+            _side(a, "instr_per_elem"), ratio, _side(q, "vgprs"), _side(a, "vgprs"),
+            _side(q, "sgprs"), _side(a, "sgprs"),
+            f"{_side(q, 'spills')}, {_side(a, 'spills')}", verdict)) + " |")
+    lines += ["", f"qfuse needs more instructions per element than AITER on {more} of {both} "
+                  f"rows that have both (target: none)"]
+    return "\n".join(lines)
+
+
 def markdown(doc: dict) -> str:
     """A results file as markdown: ``run | commit`` and ``format_table`` for one run;
-    ``format_comparison`` for a file holding two runs (``commits``). The lines above the
-    table (run, device, copy bandwidths) become list items."""
-    if "results" not in doc:
+    ``format_comparison`` for a file holding two runs (``commits``); the AMD proxy's table
+    for an ``amd-proxy`` file. The lines above the table (run, device, copy bandwidths)
+    become list items."""
+    if doc.get("kind") == "amd-proxy":
+        text = amd_proxy_table(doc)
+    elif "results" not in doc:
         text = f"run {doc.get('run', '-')}\n" + format_comparison(doc)
     else:
         text = f"run {doc.get('run', '-')} | commit {doc.get('commit', '-')}\n" + format_table(doc)
@@ -264,6 +310,26 @@ def render_blocks(text: str, results_dir: str) -> str:
     return BLOCK.sub(block, text)
 
 
+def merge(docs: list) -> dict:
+    """Several bench.py JSONs of one device call (the pipelines split over commands that
+    each fit the call's time limit) as one run: the first's device and settings, every
+    shape's copy row once (the first measured), all result rows, the geomeans again."""
+    out = dict(docs[0])
+    seen = {c["shape"] for c in out["copy"]}
+    out["copy"] = list(out["copy"])
+    out["results"] = [r for d in docs for r in d["results"]]
+    for d in docs[1:]:
+        out["copy"] += [c for c in d["copy"] if c["shape"] not in seen]
+        seen |= {c["shape"] for c in d["copy"]}
+        out["errors"] = out.get("errors", []) + d.get("errors", [])
+    out["impls"] = list(dict.fromkeys(i for d in docs for i in d.get("impls", ())))
+    sp = [r["speedup_vs_compile"] for r in out["results"] if r.get("speedup_vs_compile")]
+    out["geomean_speedup_vs_compile"] = math.exp(sum(map(math.log, sp)) / len(sp)) if sp else None
+    out["geomean_count"] = len(sp)
+    out.update(geomean_vs_aiter(out["results"]))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.report",
                                  description="Render benchmark results files as markdown.")
@@ -272,7 +338,18 @@ def main(argv=None) -> int:
                    help="print a JSON written by bench.py (docs/results/*.json) as markdown")
     g.add_argument("--update", metavar="DOC",
                    help="rewrite DOC's results blocks from the results/ folder next to it")
+    g.add_argument("--merge", nargs="+", metavar="FILE",
+                   help="merge bench.py JSONs of one device call into one (to --out)")
+    ap.add_argument("--out", help="with --merge: the merged JSON's path")
     args = ap.parse_args(argv)
+    if args.merge:
+        docs = []
+        for path in args.merge:
+            with open(path) as f:
+                docs.append(json.load(f))
+        with open(args.out, "w") as f:
+            json.dump(merge(docs), f, indent=1)
+        return 0
     if args.markdown:
         with open(args.markdown) as f:
             sys.stdout.write(markdown(json.load(f)) + "\n")

@@ -107,3 +107,24 @@ def test_bench_cli_times_the_real_aiter_peer_in_the_interpreter(tmp_path):
         assert all("error" not in e for e in row["aiter_vs_eager"].values()), row["aiter_vs_eager"]
         assert row["speedup_vs_aiter"] > 0
     assert "x aiter" in r.stdout and "geomean speed-up over AITER" in r.stdout
+
+
+def test_merge_of_split_runs(tmp_path):
+    """Pipelines split over two commands of one device call merge into one run."""
+    from benchmarks import report
+    kw = dict(device="cpu", impls=("qfuse", "eager", "compile"), compile_backend="eager",
+              timer=bench.Timer(torch.device("cpu"), cpu_reps=1), log=lambda *a: None)
+    a = bench.run(dict(torch_refs.REFS), [(2, 256), (4, 256)], names=["per_token_fp8"], **kw)
+    b = bench.run(dict(torch_refs.REFS), [(4, 256)], names=["static_per_tensor_fp8"], **kw)
+    paths = []
+    for i, d in enumerate((a, b)):
+        paths.append(str(tmp_path / f"{i}.json"))
+        bench.write_json(d, paths[-1])
+    out = tmp_path / "m.json"
+    assert report.main(["--merge", *paths, "--out", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert [c["shape"] for c in m["copy"]] == ["2x256", "4x256"]
+    assert [(r["pipeline"], r["shape"]) for r in m["results"]] == [
+        ("per_token_fp8", "2x256"), ("per_token_fp8", "4x256"), ("static_per_tensor_fp8", "4x256")]
+    assert m["geomean_count"] == 3
+    assert "static_per_tensor_fp8 | 4x256" in report.markdown({**m, "run": "x", "commit": "y"})
