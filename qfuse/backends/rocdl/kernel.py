@@ -194,6 +194,15 @@ class Renderer:
                    lambda s: self.load_at(value, idx(s)),
                    width=self.cols if level == "elem" else None)
 
+    def once(self, key, make: Callable) -> str:
+        """``make()`` written once per ``key`` (only where a stage's lowering runs, at the
+        top of the kernel, so every loop sees it): two stages deriving the same width get
+        the same SSA name, and so one column loop."""
+        memo = self.__dict__.setdefault("_once", {})
+        if key not in memo:
+            memo[key] = make()
+        return memo[key]
+
     def out_dim(self, out: int, i: int) -> str:
         """Dim ``i`` of output ``out`` (its index in the kernel's returns)."""
         t = self.kernel.returns[out].type

@@ -18,7 +18,8 @@ from ...dialect.options import E8M0Mode, QuantTarget, RoundMode
 from .emit import Emitter, f32_bits
 
 __all__ = ["E8M0_MODES", "abs_f32", "bits_of", "f32_of", "round_bf16_bits", "round_f16_bits", "fp8_code",
-           "int_code", "e2m1_code", "e8m0_byte", "e8m0_value", "magnitude_code"]
+           "int_code", "e2m1_code", "e8m0_byte", "e8m0_value", "magnitude_code",
+           "pow2_ceil"]
 
 _ABS = 0x7FFFFFFF
 _INF = 0x7F800000
@@ -271,6 +272,31 @@ def e8m0_byte(e: Emitter, amax: str, mode: E8M0Mode, target: QuantTarget) -> str
     else:
         raise AssertionError(mode)
     return _pick(e, is_nan, e.i32(255), b)
+
+
+def pow2_ceil(e: Emitter, s: str) -> str:
+    """The smallest power of two ``>= s`` (the reference's ``pow2_ceil``): a normal ``s``
+    takes its exponent field plus one when a mantissa bit is set (2^128 and above: inf),
+    a subnormal the power of two of its top bit, or the next one up; 0, inf and NaN are
+    unchanged; the sign is kept."""
+    b = bits_of(e, s)
+    ex = e.bin("andi", e.bin("shrui", b, e.i32(23), "i32"), e.i32(0xFF), "i32")
+    m = e.bin("andi", b, e.i32(0x7FFFFF), "i32")
+    sign = e.bin("andi", b, e.i32(0x80000000), "i32")
+    has_m = e.cmpi("ne", m, e.i32(0))
+    up = e.bin("addi", ex, e.cast("extui", has_m, "i1", "i32"), "i32")
+    normal = _pick(e, e.cmpi("sge", up, e.i32(255)), e.i32(_INF),
+                   e.bin("shli", up, e.i32(23), "i32"))
+    # a subnormal m < 2^23 is exact in fp32: its exponent field is floor(log2 m) + 127
+    p = e.bin("subi", e.bin("shrui", bits_of(e, e.cast("uitofp", m, "i32", "f32")), e.i32(23),
+                            "i32"), e.i32(127), "i32")
+    not_pow2 = e.cmpi("ne", e.bin("andi", m, e.bin("subi", m, e.i32(1), "i32"), "i32"),
+                      e.i32(0))
+    p = e.bin("addi", p, e.cast("extui", not_pow2, "i1", "i32"), "i32")
+    sub = e.bin("shli", e.i32(1), e.bin("minsi", p, e.i32(23), "i32"), "i32")
+    bits = _pick(e, e.cmpi("eq", ex, e.i32(0)), sub, normal)
+    keep = e.bin("ori", e.cmpi("eq", ex, e.i32(255)), e.cmpf("oeq", s, e.f32(0.0)), "i1")
+    return e.select(keep, s, f32_of(e, e.bin("ori", bits, sign, "i32")), "f32")
 
 
 def e8m0_value(e: Emitter, byte: str) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from ...dialect.stages import STAGES
 from ...dialect.options import (Act, E8M0Mode, FloatDType, GeluApprox, Granularity, NormKind,
-                                QuantTarget, Recip, ResidualSum, RoundMode, ZeroPolicy)
-from ...dialect.options import PackOrder
+                                PackOrder, QuantTarget, Recip, ResidualSum, RoundMode,
+                                ZeroPolicy)
 from . import numerics as nx
 from .values import Scope, Val
 
@@ -321,7 +321,8 @@ def _group(r, call, gran: Granularity) -> None:
 
 def _nonmx_scale(r, amax: str, opt) -> str:
     """``s = amax / dtype_max`` with the zero policy (one: 0 -> 1; floor: max(amax,
-    amax_floor) first; zero: s stays 0)."""
+    amax_floor) first; zero: s stays 0), then rounded up to a power of two with ``pow2``
+    (the reference's ``pow2_ceil``)."""
     e = r.e
     dm = e.f32(opt["dtype_max"])
     if opt["zero"] == ZeroPolicy.FLOOR:
@@ -329,10 +330,10 @@ def _nonmx_scale(r, amax: str, opt) -> str:
     s = e.bin("divf", amax, dm, "f32")
     if opt["zero"] == ZeroPolicy.ONE:
         s = e.select(e.cmpf("oeq", s, e.f32(0.0)), e.f32(1.0), s, "f32")
-    return s
+    return nx.pow2_ceil(e, s) if opt.get("pow2") else s
 
 
-@lowers("dtype", "granularity", "dtype_max", "zero", "amax_floor", "e8m0")
+@lowers("dtype", "granularity", "dtype_max", "zero", "amax_floor", "e8m0", "pow2")
 def lower_scale(r, call) -> list:
     """Dynamic scale from amax (docs/semantics.md, ``scale``): per_token over the row,
     per_1xK / mx over each group of the row (mx: the E8M0 byte of its mode), per_tensor
@@ -342,8 +343,6 @@ def lower_scale(r, call) -> list:
     gran = Granularity(opt["granularity"])
     if call.operands.get("static") is not None:
         return [_operand(r, call.operands["static"])]
-    if opt.get("pow2"):
-        r.refuse(call, "pow2=true (a power-of-two fp32 scale)")
     x = _operand(r, call.operands["x"])
     absx = lambda c: nx.abs_f32(e, r.at(c, x))       # noqa: E731
     cols = r.cols
@@ -471,19 +470,34 @@ def code_fn(r, target: QuantTarget, dtype_max: float, sat: bool, mode: RoundMode
     return lambda a: nx.e2m1_code(e, a, fp4, mode)
 
 
-@lowers()
+@lowers("order")
 def lower_pack(r, call) -> list:
-    """Two 4-bit codes per byte: ``byte[j] = (q[2j] & 0xF) | (q[2j+1] & 0xF) << 4``."""
+    """Two 4-bit codes per byte: ``byte[j] = (p[2j] & 0xF) | (p[2j+1] & 0xF) << 4`` with
+    ``p = q`` (``linear``) or, ``even_odd``, each word of 8 codes permuted to
+    ``q0 q2 q4 q6 q1 q3 q5 q7`` (AITER's ``rearrange_4bit_elements``): byte ``k`` of a word
+    holds codes ``(k % 2) * 4 + k / 2`` and that plus 2."""
     e = r.e
-    if PackOrder(call.options.get("order", PackOrder.LINEAR)).word > 1:
-        r.refuse(call, f"order={call.options['order']}")
+    order = PackOrder(call.options["order"])
+    if order not in (PackOrder.LINEAR, PackOrder.EVEN_ODD):
+        r.refuse(call, f"order={order}")
     q = _operand(r, call.operands["x"])
     if q.level != "elem":
         r.refuse(call, "pack of a value that is not per element")
+    width = q.width or r.cols
 
     def get(s: Scope) -> str:
-        nxt = s.sibling(col=e.bin("addi", s.col, e.idx(1), "index"))
-        lo = e.bin("andi", r.at(s, q), e.i32(0xF), "i32")
+        lo_s, nxt = s, s.sibling(col=e.bin("addi", s.col, e.idx(1), "index"))
+        if order.word > 1:        # the codes of this byte (the last column: no read past it)
+            k = e.bin("remui", e.bin("divui", s.col, e.idx(2), "index"), e.idx(4), "index")
+            base = e.bin("muli", e.bin("divui", s.col, e.idx(8), "index"), e.idx(8), "index")
+            lo = e.bin("addi", base, e.bin("addi", e.bin(
+                "muli", e.bin("remui", k, e.idx(2), "index"), e.idx(4), "index"),
+                e.bin("divui", k, e.idx(2), "index"), "index"), "index")
+            last = e.bin("subi", width, e.idx(1), "index")
+            lo_s = s.sibling(col=e.bin("minui", lo, last, "index"))
+            nxt = s.sibling(col=e.bin("minui", e.bin("addi", lo, e.idx(2), "index"), last,
+                                      "index"))
+        lo = e.bin("andi", r.at(lo_s, q), e.i32(0xF), "i32")
         hi = e.bin("andi", r.at(nxt, q), e.i32(0xF), "i32")
         return e.bin("ori", lo, e.bin("shli", hi, e.i32(4), "i32"), "i32")
     return [Val("elem", "i32", get, pair=True, width=q.width)]

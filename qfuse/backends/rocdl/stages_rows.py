@@ -1,6 +1,7 @@
 """The stages that read other rows or columns than the one they write: split-K
-``reduce``, ``flatten``, the row ``gather``, the expert-indexed ``smooth``, ``rope`` and
-the ``shuffle`` store layout (registered in ``HANDLERS`` next to :mod:`.stages`).
+``reduce``, ``flatten``, the row ``gather``, the expert-indexed ``smooth``, ``rope``,
+``unpack`` and the ``shuffle`` store layout (registered in ``HANDLERS`` next to
+:mod:`.stages`).
 
 A row index that comes from data (a gather index, an expert id, a rope position) is read
 as a signed ``index`` (never narrowed) and checked against the size it indexes; the read
@@ -10,7 +11,7 @@ row, a NaN rotation; docs/semantics.md "Shapes and indices from data").
 """
 from __future__ import annotations
 
-from ...dialect.options import RopeStyle
+from ...dialect.options import PackOrder, QuantTarget, RopeStyle
 from .stages import HANDLERS, _map, _operand, elementwise_inputs, lowers
 from .values import Scope, Val
 
@@ -78,26 +79,32 @@ def lower_flatten(r, call) -> list:
 
 
 # ------------------------------------------------------------------ gather
-@lowers("packed_ids")
+@lowers("packed_ids", "topk")
 def lower_gather(r, call) -> list:
-    """``out[i] = x[t]``, ``t = idx[i]`` (``& 0xFFFFFF`` with ``packed_ids``); ``t`` outside
-    ``[0, M)`` gives a zero row (x's dtype: the value is x's, exact)."""
+    """``out[i] = x[t]``, ``t = idx[i]`` (``& 0xFFFFFF`` with ``packed_ids``); with
+    ``topk > 1`` (AITER's MoE-sort ids ``token | slot << 24``) ``t = (id & 0xFFFFFF) * topk
+    + slot``, ``slot = id >> 24`` (arithmetic: the id's sign). ``t`` outside ``[0, M)`` or
+    a slot outside ``[0, topk)`` gives a zero row (x's dtype: the value is x's, exact)."""
     xv = _param(r, call, "x", "a gather reads rows other programs own")
     iv = call.operands["idx"]
     e = r.e
     rows = r.dim(xv, 0)
-    packed = call.options["packed_ids"]
-    if call.options.get("topk", 1) > 1:
-        r.refuse(call, "topk > 1 (the slot of packed ids)")
+    packed, topk = call.options["packed_ids"], int(call.options.get("topk", 1))
     vtype = "f32" if xv.type.dtype.is_float else "i32"
 
     def get(s: Scope) -> str:
-        t = r.load_index(iv, s.suffix(iv.type.rank))
-        if packed:
-            t = e.bin("andi", t, e.idx(0xFFFFFF), "index")
+        raw = r.load_index(iv, s.suffix(iv.type.rank))
+        t = e.bin("andi", raw, e.idx(0xFFFFFF), "index") if packed else raw
+        ok = None
+        if topk > 1:
+            k = e.bin("shrsi", raw, e.idx(24), "index")
+            ok = r.in_range(k, e.idx(topk))
+            k = e.bin("minsi", e.bin("maxsi", k, e.idx(0), "index"), e.idx(topk - 1), "index")
+            t = e.bin("addi", e.bin("muli", t, e.idx(topk), "index"), k, "index")
+        ok = r.in_range(t, rows) if ok is None else e.bin("andi", ok, r.in_range(t, rows), "i1")
         tail = s.suffix(xv.type.rank - 2) if xv.type.rank > 2 else []
-        return e.if_else(r.in_range(t, rows), lambda: r.load_at(xv, [t] + tail + [s.col]),
-                         _zero(vtype, e), vtype)
+        return e.if_else(ok, lambda: r.load_at(xv, [t] + tail + [s.col]), _zero(vtype, e),
+                         vtype)
     return [Val("elem", vtype, get, width=r.cols)]
 
 
@@ -175,6 +182,43 @@ def lower_rope(r, call) -> list:
     return [Val("elem", "f32", get, width=x.width)]
 
 
+# ------------------------------------------------------------------ unpack
+@lowers("dtype", "order")
+def lower_unpack(r, call) -> list:
+    """The inverse of ``pack``: code ``c`` of bytes ``x [..., B]`` is nibble ``c % 2`` (low
+    first) of byte ``c / 2`` (``linear``), or, ``even_odd``, code ``i`` of each word of 8 at
+    permuted place ``i / 2`` (even ``i``) or ``4 + i / 2`` (odd); ``int4``: the nibble's
+    two's-complement value ``(v ^ 8) - 8``, ``fp4_e2m1``: the code 0..15."""
+    xv = _param(r, call, "x", "the bytes are read at other columns than the codes")
+    order = PackOrder(call.options["order"])
+    if order not in (PackOrder.LINEAR, PackOrder.EVEN_ODD):
+        r.refuse(call, f"order={order}")
+    signed = QuantTarget(call.options["dtype"]) is QuantTarget.INT4
+    e = r.e
+    nbytes = r.once((xv, "bytes"), lambda: r.dim(xv, xv.type.rank - 1))
+    width = r.once((xv, "codes"), lambda: e.bin("muli", nbytes, e.idx(2), "index"))
+    r.cols = width
+
+    def get(s: Scope) -> str:
+        place = s.col
+        if order.word > 1:
+            i = e.bin("remui", s.col, e.idx(8), "index")
+            half = e.bin("divui", i, e.idx(2), "index")
+            odd = e.cmpi("ne", e.bin("remui", i, e.idx(2), "index"), e.idx(0), "index")
+            t = e.select(odd, e.bin("addi", half, e.idx(4), "index"), half, "index")
+            place = e.bin("addi", e.bin("subi", s.col, i, "index"), t, "index")
+        byte = e.bin("minui", e.bin("divui", place, e.idx(2), "index"),
+                     e.bin("subi", nbytes, e.idx(1), "index"), "index")
+        shift = e.cast("index_cast", e.bin("muli", e.bin("remui", place, e.idx(2), "index"),
+                                           e.idx(4), "index"), "index", "i32")
+        v = r.load_at(xv, s.suffix(xv.type.rank - 1) + [byte])
+        v = e.bin("andi", e.bin("shrui", v, shift, "i32"), e.i32(0xF), "i32")
+        if signed:
+            v = e.bin("subi", e.bin("xori", v, e.i32(8), "i32"), e.i32(8), "i32")
+        return v
+    return [Val("elem", "i32", get, width=width)]
+
+
 # ------------------------------------------------------------------ shuffle
 def _shuffle_index(e, row: str, col: str, sn: str) -> str:
     """AITER's ``e8m0_shuffle`` position of scale ``(row, col)`` in a buffer of ``sn``
@@ -243,4 +287,5 @@ def _store_byte(r, out: int, byte: str, flat: str, sn: str) -> None:
 HANDLERS.update({
     "reduce": lower_reduce, "flatten": lower_flatten, "gather": lower_gather,
     "smooth": lower_smooth, "rope": lower_rope, "shuffle": lower_shuffle,
+    "unpack": lower_unpack,
 })
