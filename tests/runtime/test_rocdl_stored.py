@@ -19,7 +19,6 @@ import torch
 from qfuse.backends.reference import run_pipeline
 from qfuse.dsl import load_source
 from qfuse.runtime.artifact import CompiledPipeline
-from qfuse.runtime.build import build_bundle
 from qfuse.runtime.bundle import BundleError, load
 from qfuse.runtime.cache import CacheCorruptionWarning, KernelCache
 from qfuse.runtime.compiler import (cached_compile, compile_key, compile_pipeline,
@@ -214,11 +213,15 @@ def test_a_damaged_cache_entry_is_rebuilt_not_used(tmp_path, case):
 # ------------------------------------------------------------------ bundles
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
+    """``qfuse build --backend rocdl`` for sm_90 and gfx942, from the command line."""
     d = tmp_path_factory.mktemp("rb")
     (d / "p.qp").write_text(SRC)
-    report = build_bundle([str(d / "p.qp")], ["cuda:sm_90", "hip:gfx942"], str(d / "bundle"),
-                          backend="rocdl", progress=False)
-    assert report.ok, report.failed
+    run = subprocess.run([sys.executable, "-m", "qfuse.cli", "build", str(d / "p.qp"),
+                          "--backend", "rocdl", "--target", "cuda:sm_90", "--target",
+                          "hip:gfx942", "-o", str(d / "bundle"), "--quiet"],
+                         capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert run.returncode == 0, run.stderr[-2000:]
     return d / "bundle"
 
 
