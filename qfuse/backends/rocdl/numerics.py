@@ -19,7 +19,7 @@ from .emit import Emitter, f32_bits
 
 __all__ = ["E8M0_MODES", "abs_f32", "bits_of", "f32_of", "round_bf16_bits", "round_f16_bits", "fp8_code",
            "int_code", "e2m1_code", "e8m0_byte", "e8m0_value", "magnitude_code",
-           "pow2_ceil"]
+           "pow2_ceil", "decode_code"]
 
 _ABS = 0x7FFFFFFF
 _INF = 0x7F800000
@@ -272,6 +272,39 @@ def e8m0_byte(e: Emitter, amax: str, mode: E8M0Mode, target: QuantTarget) -> str
     else:
         raise AssertionError(mode)
     return _pick(e, is_nan, e.i32(255), b)
+
+
+def decode_code(e: Emitter, c: str, target: QuantTarget) -> str:
+    """A code (i32 as loaded: fp8 / E2M1 bytes unsigned, i8 / int4 sign-extended) -> its
+    fp32 value, exact (the reference's ``decode_codes``): fp8 ``2^(e - bias) (1 + m/8)``,
+    subnormals ``m 2^(1 - bias - 3)``, e4m3fn ``0x7F | sign`` NaN and ``0x80`` -0,
+    e4m3fnuz ``0x80`` the only NaN; E2M1 of the low nibble (code 8 is -0); i8 the integer;
+    int4 the two's-complement low nibble ``((v & 0xF) ^ 8) - 8``."""
+    if target.is_int:
+        if target is QuantTarget.INT4:
+            c = e.bin("subi", e.bin("xori", e.bin("andi", c, e.i32(0xF), "i32"), e.i32(8),
+                                    "i32"), e.i32(8), "i32")
+        return e.cast("sitofp", c, "i32", "f32")
+    fp8 = target.is_fp8
+    b = e.bin("andi", c, e.i32(0xFF if fp8 else 0xF), "i32")
+    mbits, bias = (3, _FP8_BIAS[target]) if fp8 else (1, 1)
+    ex = e.bin("andi", e.bin("shrui", b, e.i32(mbits), "i32"), e.i32(0xF if fp8 else 0x3),
+               "i32")
+    m = e.bin("andi", b, e.i32((1 << mbits) - 1), "i32")
+    normal = e.bin("ori", e.bin("shli", e.bin("addi", ex, e.i32(127 - bias), "i32"), e.i32(23),
+                                "i32"), e.bin("shli", m, e.i32(23 - mbits), "i32"), "i32")
+    sub = bits_of(e, e.bin("mulf", e.cast("uitofp", m, "i32", "f32"),
+                           e.f32(2.0 ** (1 - bias - mbits)), "f32"))
+    mag = _pick(e, e.cmpi("eq", ex, e.i32(0)), sub, normal)
+    sign_bit = 7 if fp8 else 3
+    neg = e.bin("shli", e.bin("andi", e.bin("shrui", b, e.i32(sign_bit), "i32"), e.i32(1), "i32"),
+                e.i32(31), "i32")
+    val = f32_of(e, e.bin("ori", mag, neg, "i32"))
+    if not fp8:
+        return val
+    nan = e.cmpi("eq", e.bin("andi", b, e.i32(0x7F), "i32"), e.i32(0x7F)) \
+        if target is QuantTarget.FP8_E4M3FN else e.cmpi("eq", b, e.i32(0x80))
+    return e.select(nan, e.f32(float("nan")), val, "f32")
 
 
 def pow2_ceil(e: Emitter, s: str) -> str:

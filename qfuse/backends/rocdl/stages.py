@@ -470,6 +470,25 @@ def code_fn(r, target: QuantTarget, dtype_max: float, sat: bool, mode: RoundMode
     return lambda a: nx.e2m1_code(e, a, fp4, mode)
 
 
+@lowers("granularity", "dtype", "codes")
+def lower_dequant(r, call) -> list:
+    """``y = decode(q) * s`` in fp32 (one correctly rounded multiply), then RNE to ``dtype``
+    (docs/semantics.md, ``dequant``); ``s`` read at the granularity's place as round's (mx:
+    the E8M0 factor ``2^(b - 127)``); no ``s``: the decoded value."""
+    e, opt = r.e, call.options
+    target = QuantTarget(opt["codes"])
+    q = _operand(r, call.operands["q"])
+    v = _map(r, [q], lambda c: nx.decode_code(e, c, target))
+    if call.operands.get("s") is not None:
+        gran = Granularity(opt["granularity"])
+        if gran == Granularity.PER_128X128:
+            r.refuse(call, f"granularity={gran}")
+        s = _scale_operand(r, call, gran)
+        factor = (lambda b: nx.e8m0_value(e, b)) if gran == Granularity.MX else (lambda b: b)
+        v = _map(r, [v, s], lambda a, b: e.bin("mulf", a, factor(b), "f32"))
+    return [_map(r, [v], lambda a: _round_float(r, a, opt["dtype"]))]
+
+
 @lowers("order")
 def lower_pack(r, call) -> list:
     """Two 4-bit codes per byte: ``byte[j] = (p[2j] & 0xF) | (p[2j+1] & 0xF) << 4`` with
@@ -506,5 +525,5 @@ def lower_pack(r, call) -> list:
 HANDLERS.update({
     "add": lower_add, "mul": lower_mul, "cast": lower_cast,
     "norm": lower_norm, "scale": lower_scale, "round": lower_round, "pack": lower_pack,
-    "silu": lower_silu, "gelu": lower_gelu, "act_mul": lower_act_mul,
+    "silu": lower_silu, "gelu": lower_gelu, "act_mul": lower_act_mul, "dequant": lower_dequant,
 })

@@ -1,7 +1,8 @@
 """The catalog's newer options and stages on the ROCDL backend, through the CPU twin
 against the reference: ``scale(pow2=true)`` (power-of-two scales, every fp32 pattern class
-as a scale), ``pack(order=even_odd)``, ``unpack`` (both orders, int4 and E2M1), and
-``gather(topk > 1)`` with hostile packed ids."""
+as a scale), ``pack(order=even_odd)``, ``unpack`` (both orders, int4 and E2M1),
+``gather(topk > 1)`` with hostile packed ids, and the ``dequant`` stage (every fp8 byte,
+each code format and granularity, codes computed in the same kernel)."""
 from __future__ import annotations
 
 import torch
@@ -81,8 +82,30 @@ def test_the_gpu_form_lowers():
                 "def p(x: bf16[M, N], idx: i32[R]):\n"
                 "    return gather(x, idx, packed_ids=true, topk=3)\n",
                 "def p(x: bf16[M, N]):\n    s = scale(x, fp8_e4m3fn, per_1x128, pow2=true)\n"
-                "    return round(x, s, fp8_e4m3fn), s\n"]:
+                "    return round(x, s, fp8_e4m3fn), s\n",
+                "def p(q: fp8_e4m3fnuz[M, N], s: e8m0[M, cdiv(N, 32)]):\n"
+                "    return dequant(q, s, dtype=bf16)\n"]:
         for step in compile_pipeline(next(iter(load_source(src).values())), "rocdl",
                                      "any").steps:
             for target, text in step.source.gpu.items():
                 assert "llvm.func" in gpu_stage(text, parse_target(target)), (src, target)
+
+
+def test_dequant_every_code_format_and_granularity():
+    every = torch.arange(256, dtype=torch.uint8).reshape(4, 64)           # NaN codes, -0
+    _same("def p(q: fp8_e4m3fn[M, N], s: f32[M, 1]):\n"
+          "    return dequant(q, s, granularity=per_token, dtype=bf16)\n",
+          lambda tp: [{"q": every.view(torch.float8_e4m3fn), "s": torch.rand(4, 1) + 0.5}])
+    _same("def p(q: fp8_e4m3fnuz[M, N], s: f32[M, cdiv(N, 32)]):\n"
+          "    return dequant(q, s, granularity=per_1x32)\n",
+          lambda tp: [{"q": every.view(torch.float8_e4m3fnuz), "s": torch.rand(4, 2) + 0.5}])
+    _same("def p(q: fp8_e4m3fn[M, N]):\n    return dequant(q)\n",
+          lambda tp: [{"q": every.view(torch.float8_e4m3fn)}])
+    # a round trip in one kernel: codes computed, then decoded with their mx / group scale
+    for target, gran in [("fp4_e2m1", "mx"), ("int4", "per_1x32"), ("i8", "per_1x64"),
+                         ("fp8_e4m3fnuz", "per_token"), ("fp8_e4m3fn", "mx")]:
+        _same(f"def p(x: bf16[M, N]):\n    s = scale(x, {target}, {gran})\n"
+              f"    q = round(x, s, {target})\n"
+              f"    return dequant(q, s, granularity={gran}, dtype=f16), s\n",
+              lambda tp: [random_inputs(tp, {"M": m, "N": n}, seed=n) for m, n in
+                          [(3, 100), (1, 64), (0, 32)]])
