@@ -12,6 +12,8 @@ layout         cache                     element ``(t, h, d)`` at
 ``value``      ``[NB, H, D, BS]``        ``[blk, h, d, off]``
 ``value_asm``  ``[NB, H, BS/X, D, X]``   ``[blk, h, off / X, d, off % X]``
 ``flash``      ``[NB, BS, H, D]``        ``[blk, off, h, d]``
+``preshuffle`` ``[NB, BS/XB, H, D/X,     ``[blk, off / XB, h, d / X, off % XB,
+               XB, X]``                  d % X]`` (16x16 MFMA tiles)
 =============  ========================  ==================================
 
 A token writes when ``0 <= slot < NB * BS`` (a negative slot is padding, one past the
@@ -32,9 +34,10 @@ __all__ = ["lower_cache_write"]
 
 #: what is lowered: the cache layouts (the module table), the quant modes and the
 #: per-token scale layouts (the scales' index of a written row); others are refused
-_LAYOUTS = (CacheLayout.KEY, CacheLayout.VALUE, CacheLayout.VALUE_ASM, CacheLayout.FLASH)
+_LAYOUTS = (CacheLayout.KEY, CacheLayout.VALUE, CacheLayout.VALUE_ASM, CacheLayout.FLASH,
+            CacheLayout.PRESHUFFLE)
 _QUANTS = (CacheQuant.NONE, CacheQuant.STATIC, CacheQuant.PER_TOKEN)
-_SCALE_LAYOUTS = (ScaleLayout.DEFAULT, ScaleLayout.ASM)
+_SCALE_LAYOUTS = (ScaleLayout.DEFAULT, ScaleLayout.ASM, ScaleLayout.TOKEN)
 
 
 def _claims(r, slots, cap: str) -> tuple:
@@ -75,6 +78,10 @@ def _place(r, layout: CacheLayout, cache, s: Scope, blk: str, off: str) -> list:
     if layout is CacheLayout.VALUE_ASM:
         x = r.dim(cache, 4)
         return [blk, h, e.bin("divui", off, x, "index"), d, e.bin("remui", off, x, "index")]
+    if layout is CacheLayout.PRESHUFFLE:
+        xb, x = r.dim(cache, 4), r.dim(cache, 5)
+        return [blk, e.bin("divui", off, xb, "index"), h, e.bin("divui", d, x, "index"),
+                e.bin("remui", off, xb, "index"), e.bin("remui", d, x, "index")]
     return [blk, off, h, d]
 
 
@@ -85,18 +92,21 @@ def _block_size(r, layout: CacheLayout, cache) -> str:
         return r.dim(cache, 3)
     if layout is CacheLayout.VALUE_ASM:
         return e.bin("muli", r.dim(cache, 2), r.dim(cache, 4), "index")
+    if layout is CacheLayout.PRESHUFFLE:
+        return e.bin("muli", r.dim(cache, 1), r.dim(cache, 4), "index")
     return r.dim(cache, 1)
 
 
 @lowers("layout", "quant", "scale_layout", "dtype_max", "mode", "vec", "zero", "floor",
-        "recip")
+        "recip", "amax_floor", "pow2")
 def lower_cache_write(r, call) -> list:
     """Write ``x [T, H, D]`` at ``slot = slots[t]`` (docs/semantics.md, ``cache_write``):
     ``none``: a copy (rounded RNE to a float cache's dtype); ``static``:
     ``q = round(x (*1/ or /) scales[0])``; ``per_token``: per ``(t, h)``
-    ``s = amax_d |x| / dtype_max``, stored at ``[h, slot]`` (``asm``: ``[blk, h, off]``; a 0
-    stored as 1 with ``zero=one``), ``q = round(x / max(s, 1e-12))`` (``floor=none``:
-    ``x / s``, 1 for a 0). round: fp8 RNE saturating at ``+-dtype_max``, int8 by ``mode``.
+    ``s = max(amax_d |x|, amax_floor) / dtype_max`` (rounded up to a power of two with
+    ``pow2``), stored at ``[h, slot]`` (``asm``: ``[blk, h, off]``, ``token``:
+    ``[blk, off, h]``; a 0 stored as 1 with ``zero=one``), ``q = round(x / max(s, 1e-12))``
+    (``floor=none``: ``x / s``, 1 for a 0). round: fp8 RNE saturating at ``+-dtype_max``, int8 by ``mode``.
     ``per_block`` is the cache_block space (not lowered here)."""
     opt = call.options
     quant, layout = CacheQuant(opt["quant"]), CacheLayout(opt["layout"])
@@ -163,7 +173,15 @@ def _per_token(r, call, x: Val, cols: str, dm: float, q, divide, slot, claim, bl
         r.refuse(call, f"scale_layout={layout}")
     amax = Val("row", "f32", lambda s: r.reduce_cols(
         s, lambda c: nx.abs_f32(e, r.at(c, x)), "maximumf", ub=cols))
-    s_val = Val("row", "f32", lambda s: e.bin("divf", r.at(s, amax), e.f32(dm), "f32"))
+    floor_at, pow2 = float(opt.get("amax_floor") or 0.0), bool(opt.get("pow2"))
+
+    def scale_of(s: Scope) -> str:
+        a = r.at(s, amax)
+        if floor_at:
+            a = e.bin("maximumf", a, e.f32(floor_at), "f32")
+        v = e.bin("divf", a, e.f32(dm), "f32")
+        return nx.pow2_ceil(e, v) if pow2 else v
+    s_val = Val("row", "f32", scale_of)
     r.forced += [amax, s_val]
     floor = CacheFloor(opt["floor"]) is CacheFloor.FLOOR
 
@@ -183,9 +201,10 @@ def _per_token(r, call, x: Val, cols: str, dm: float, q, divide, slot, claim, bl
         return v
     def place(s: Scope, out: int) -> None:
         me, h = r.at(s, slot), s.lead[1]
-        if layout is ScaleLayout.ASM:
+        if layout in (ScaleLayout.ASM, ScaleLayout.TOKEN):
             blk, off = blk_off(s)
-            idx, ok = [blk, h, off], r.at(s, claim)
+            idx = [blk, h, off] if layout is ScaleLayout.ASM else [blk, off, h]
+            ok = r.at(s, claim)
         else:                              # [H, S]: a slot past S is not stored
             idx = [h, me]
             ok = e.bin("andi", r.at(s, claim), e.cmpi("slt", me, r.dim(sv, 1), "index"), "i1")

@@ -1,8 +1,9 @@
-"""``cache_write`` on the ROCDL backend: every layout (key, value, value_asm, flash) and the
-quant modes none / static / per_token (scale layouts default and asm; zero, floor, recip,
-int8 mode) through the CPU twin against the reference, with slots that skip (negative,
-past the cache, past the per-token scales), repeat (the later token wins), T = 0 and 1,
-strided x, a computed x (norm + rope), and the GPU forms still lowering.
+"""``cache_write`` on the ROCDL backend: every layout (key, value, value_asm, flash,
+preshuffle) and the quant modes none / static / per_token (scale layouts default, asm and
+token; zero, floor, recip, int8 mode, amax_floor, pow2) through the CPU twin against the
+reference, with slots that skip (negative, past the cache), repeat (the later token wins,
+in any row order), T = 0 and 1, zero tokens, strided x, a computed x (norm + rope), and
+the GPU forms still lowering.
 
 The cache is updated in place: the kernel stores into its output, which the runner hands
 over as the parameter's tensor; the reference returns new tensors, so each call here
@@ -76,6 +77,11 @@ def test_example_pipelines(name):
 
 
 QUANT_CASES = {
+    "preshuffle_token": "def p(k: bf16[T, H, D], c: fp8_e4m3fn[B, BSX, H, DX, X, X],\n"
+                        "      s: f32[B, BSX * X, H], slots: i64[T]):\n"
+                        "    q, t = cache_write(k, c, slots, layout=preshuffle, quant=per_token, "
+                        "scales=s, scale_layout=token, amax_floor=0.5, pow2=true, vec=4)\n"
+                        "    return q, t\n",
     "flash_bf16_f16x": "def p(k: f16[T, H, D], c: bf16[B, BS, H, D], slots: i64[T]):\n"
                        "    return cache_write(k, c, slots, layout=flash)\n",
     "value_static_i8": "def p(k: bf16[T, H, D], c: i8[B, H, D, BS], s: f32[1], slots: i32[T]):\n"
