@@ -11,7 +11,7 @@ row, a NaN rotation; docs/semantics.md "Shapes and indices from data").
 """
 from __future__ import annotations
 
-from ...dialect.options import PackOrder, QuantTarget, RopeStyle
+from ...dialect.options import MRope, PackOrder, QuantTarget, RopeStyle
 from .stages import HANDLERS, _map, _operand, elementwise_inputs, lowers
 from .values import Scope, Val
 
@@ -133,14 +133,36 @@ def lower_smooth(r, call) -> list:
 
 
 # ------------------------------------------------------------------ rope
-@lowers("style")
+def _mrope_row(r, kind, i: str, half: str, h: int, w: int) -> str:
+    """The positions row (0 t, 1 h, 2 w) rotary frequency ``i`` reads (the reference's
+    ``mrope_rows``): chunked ``(i >= s_t) + (i >= s_t + h)``, ``s_t = R/2 - h - w``;
+    interleaved ``1`` where ``i % 3 == 1 and i < 3h``, ``2`` where ``i % 3 == 2 and i < 3w``,
+    else 0 (signed compares: a negative ``s_t`` counts as one)."""
+    e = r.e
+    one, two = e.idx(1), e.idx(2)
+    if kind is MRope.CHUNKED:
+        st = e.bin("subi", half, e.idx(h + w), "index")
+        a = e.select(e.cmpi("sge", i, st, "index"), one, e.idx(0), "index")
+        b = e.select(e.cmpi("sge", i, e.bin("addi", st, e.idx(h), "index"), "index"), one,
+                     e.idx(0), "index")
+        return e.bin("addi", a, b, "index")
+    m3 = e.bin("remui", i, e.idx(3), "index")
+    is1 = e.bin("andi", e.cmpi("eq", m3, one, "index"), e.cmpi("ult", i, e.idx(3 * h), "index"),
+                "i1")
+    is2 = e.bin("andi", e.cmpi("eq", m3, two, "index"), e.cmpi("ult", i, e.idx(3 * w), "index"),
+                "i1")
+    return e.select(is1, one, e.select(is2, two, e.idx(0), "index"), "index")
+
+
+@lowers("style", "mrope", "mrope_h", "mrope_w")
 def lower_rope(r, call) -> list:
     """Rotary embedding of ``x [T, H, D]`` at ``pos [T]`` (docs/semantics.md, ``rope``):
     rotary dim ``R = 2 * cos.shape[1]``; neox pairs ``(i, i + R/2)``, gptj ``(2i, 2i + 1)``;
     ``o1 = x1 c - x2 s``, ``o2 = x2 c + x1 s`` with ``c = cos[pos[t], i]``,
     ``s = sin[pos[t], i]`` (each product rounded); columns ``>= R`` pass x through; a
     position outside ``[0, P)`` rotates by NaN. x may be computed in the kernel (its value
-    at the partner column is computed there)."""
+    at the partner column is computed there). ``mrope`` (chunked / interleaved): ``pos
+    [3, T]``, frequency ``i`` reads row :func:`_mrope_row` of it."""
     x = _operand(r, call.operands["x"])
     cos = _param(r, call, "cos", "the tables are read at the position's row")
     sin = _param(r, call, "sin", "the tables are read at the position's row")
@@ -154,6 +176,10 @@ def lower_rope(r, call) -> list:
     if style not in (RopeStyle.NEOX, RopeStyle.GPTJ):
         r.refuse(call, f"style={style}")
     neox = style is RopeStyle.NEOX
+    mrope = MRope(call.options.get("mrope", MRope.NONE))
+    if mrope not in (MRope.NONE, MRope.CHUNKED, MRope.INTERLEAVED):
+        r.refuse(call, f"mrope={mrope}")
+    sections = int(call.options.get("mrope_h", 0)), int(call.options.get("mrope_w", 0))
 
     def get(s: Scope) -> str:
         c = s.col
@@ -169,7 +195,10 @@ def lower_rope(r, call) -> list:
                                e.bin("subi", c, e.idx(1), "index"), "index")
         rot = e.cmpi("ult", c, rdim, "index")
         partner = e.select(rot, partner, c, "index")       # in range where nothing rotates
-        p = r.load_index(pos, [s.lead[0]])
+        if mrope is MRope.NONE:
+            p = r.load_index(pos, [s.lead[0]])
+        else:
+            p = r.load_index(pos, [_mrope_row(r, mrope, i, rh, *sections), s.lead[0]])
         ok = e.bin("andi", r.in_range(p, table_rows), rot, "i1")
         cs = e.if_else(ok, lambda: r.load_at(cos, [p, i]), e.f32(_NAN), "f32")
         sn = e.if_else(ok, lambda: r.load_at(sin, [p, i]), e.f32(_NAN), "f32")

@@ -84,7 +84,9 @@ def test_the_gpu_form_lowers():
                 "def p(x: bf16[M, N]):\n    s = scale(x, fp8_e4m3fn, per_1x128, pow2=true)\n"
                 "    return round(x, s, fp8_e4m3fn), s\n",
                 "def p(q: fp8_e4m3fnuz[M, N], s: e8m0[M, cdiv(N, 32)]):\n"
-                "    return dequant(q, s, dtype=bf16)\n"]:
+                "    return dequant(q, s, dtype=bf16)\n",
+                "def p(x: bf16[T, H, D], cos: f32[P, R], sin: f32[P, R], pos: i64[3, T]):\n"
+                "    return rope(x, cos, sin, pos, mrope=interleaved, mrope_h=2, mrope_w=2)\n"]:
         for step in compile_pipeline(next(iter(load_source(src).values())), "rocdl",
                                      "any").steps:
             for target, text in step.source.gpu.items():

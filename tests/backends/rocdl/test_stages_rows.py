@@ -229,3 +229,18 @@ def test_the_gpu_form_lowers():
                 lowered = gpu_stage(text, parse_target(target))
                 assert ("rocdl." if target.startswith("hip") else "nvvm.") in lowered, \
                     (tp.name, target)
+
+
+@pytest.mark.parametrize("mrope,h,w", [("chunked", 3, 2), ("interleaved", 2, 2),
+                                       ("chunked", 0, 0)])
+def test_mrope_sections(mrope, h, w):
+    src = ("def p(x: bf16[T, H, D], cos: f32[P, R], sin: f32[P, R], pos: i64[3, T]):\n"
+           f"    y = rope(x, cos, sin, pos, style=gptj, mrope={mrope}, mrope_h={h}, "
+           f"mrope_w={w})\n    return cast(y, bf16)\n")
+    tp = next(iter(load_source(src).values()))
+    pipe = QuantPipeline(tp, backend="rocdl")
+    for t in (5, 1, 0):
+        inputs = random_inputs(tp, {"T": t, "H": 2, "D": 24, "P": 7, "R": 8}, seed=t)
+        if t > 1:
+            inputs["pos"][1, 0], inputs["pos"][2, 1] = -1, 7          # outside the table
+        _agree(tp, pipe, inputs, f"{mrope} T={t}")
