@@ -46,6 +46,8 @@ class TritonBackend(Backend):
     def binaries(self, source, target: Target, dims: dict) -> dict:
         """``{extension: asm text or bytes}`` of ``source``'s kernel cross-compiled for
         ``target`` with the block constexprs of ``dims``."""
+        if source is None:
+            return {}                     # a host step (all_reduce) has no binary
         from .launch import TritonKernel
         asm = TritonKernel(source).compile(str(target), dims)
         return {ext: asm[ext] for ext in BINARY_EXT.get(target.platform, ()) if ext in asm}
