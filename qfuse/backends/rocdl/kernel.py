@@ -309,11 +309,12 @@ class Renderer:
         if self.rows_tensor is None:
             raise UnsupportedError("rocdl backend: the kernel reads no [rows, cols] tensor",
                                    k.loc)
-        if self.space != "tensor_amax":
-            self._domain()
-        if self.space == "tensor_amax":
+        if getattr(self, "body", None) is not None:
+            self.body()                  # a stage that writes the whole kernel (per_block)
+        elif self.space == "tensor_amax":
             self._tensor_amax()
         else:
+            self._domain()
             self._row_kernel()
         return self.m.wrap(k.name, ", ".join(arg_texts), e.text(self.e._indent))
 
@@ -527,6 +528,10 @@ def rows_param(kernel) -> Optional[int]:
     the output's)."""
     producer = {r: c for c in kernel.calls for r in c.results}
     tiled = any(call_space(c) == "tile" for c in kernel.calls)
+    blocks = next((c for c in kernel.calls if call_space(c) == "cache_block"), None)
+    if blocks is not None:           # one program per scale row (its dim 0)
+        v = blocks.operands["scales"]
+        return next(i for i, p in enumerate(kernel.params) if p.value is v)
     src = cols_param(kernel)
     param = next((i for i, p in enumerate(kernel.params) if p.value is src), None)
     for i, v in enumerate(kernel.returns):

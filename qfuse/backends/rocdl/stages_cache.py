@@ -20,12 +20,17 @@ A token writes when ``0 <= slot < NB * BS`` (a negative slot is padding, one pas
 cache is skipped) and no later token claims the same slot (the later token wins): each
 row checks the tokens after its own (``O(T)`` per row: correct, not fast). The cache
 (and a per-token scale tensor) are updated in place: the kernel stores into its output,
-which the runner must hand over as the parameter's tensor (``Executor.aliases``).
+which the runner hands over as the parameter's tensor (``updated_params``).
+
+``quant=per_block`` (the ``cache_block`` space) is one program per scale instead: it
+scans the tokens for those that write into its slots, then re-quantises and writes
+(:func:`_per_block`).
 """
 from __future__ import annotations
 
-from ...dialect.options import (KV_TOKEN_SCALE_FLOOR, CacheFloor, CacheLayout, CacheQuant,
-                                QuantTarget, Recip, RoundMode, ScaleLayout, ZeroPolicy)
+from ...dialect.options import (KV_BLOCK_AMAX_FLOOR, KV_TOKEN_SCALE_FLOOR, BlockRequant,
+                                CacheFloor, CacheLayout, CacheQuant, QuantTarget, Recip,
+                                RoundMode, ScaleLayout, ZeroPolicy)
 from . import numerics as nx
 from .stages import HANDLERS, _operand, code_fn, lowers
 from .values import Scope, Val
@@ -36,7 +41,7 @@ __all__ = ["lower_cache_write"]
 #: per-token scale layouts (the scales' index of a written row); others are refused
 _LAYOUTS = (CacheLayout.KEY, CacheLayout.VALUE, CacheLayout.VALUE_ASM, CacheLayout.FLASH,
             CacheLayout.PRESHUFFLE)
-_QUANTS = (CacheQuant.NONE, CacheQuant.STATIC, CacheQuant.PER_TOKEN)
+_QUANTS = (CacheQuant.NONE, CacheQuant.STATIC, CacheQuant.PER_TOKEN, CacheQuant.PER_BLOCK)
 _SCALE_LAYOUTS = (ScaleLayout.DEFAULT, ScaleLayout.ASM, ScaleLayout.TOKEN)
 
 
@@ -53,17 +58,24 @@ def _claims(r, slots, cap: str) -> tuple:
 
     def writes(s: Scope) -> str:
         me = r.at(s, slot)
-        t2, ok, res = e.fresh("t"), e.fresh("last"), e.fresh("claim")
-        first = e.bin("addi", s.lead[0], e.idx(1), "index")
-        with e.block(f"{res} = scf.for {t2} = {first} to {tokens} step {e.idx(1)} "
-                     f"iter_args({ok} = {e.const(1, 'i1')}) -> (i1) {{"):
-            other = e.cmpi("ne", r.load_index(slots, [t2]), me, "index")
-            e.line(f"scf.yield {e.bin('andi', ok, other, 'i1')} : i1")
-        return e.bin("andi", r.in_range(me, cap), res, "i1")
+        return _writes(r, slots, s.lead[0], me, cap, tokens)
 
     claim = Val("row", "i1", writes)
     r.forced += [slot, claim]
     return slot, claim
+
+
+def _writes(r, slots, t: str, me: str, cap: str, tokens: str) -> str:
+    """Whether token ``t`` (slot ``me``) writes: ``0 <= me < cap`` and no later token has
+    the same slot (an i1)."""
+    e = r.e
+    t2, ok, res = e.fresh("t"), e.fresh("last"), e.fresh("claim")
+    first = e.bin("addi", t, e.idx(1), "index")
+    with e.block(f"{res} = scf.for {t2} = {first} to {tokens} step {e.idx(1)} "
+                 f"iter_args({ok} = {e.const(1, 'i1')}) -> (i1) {{"):
+        other = e.cmpi("ne", r.load_index(slots, [t2]), me, "index")
+        e.line(f"scf.yield {e.bin('andi', ok, other, 'i1')} : i1")
+    return e.bin("andi", r.in_range(me, cap), res, "i1")
 
 
 def _place(r, layout: CacheLayout, cache, s: Scope, blk: str, off: str) -> list:
@@ -98,7 +110,7 @@ def _block_size(r, layout: CacheLayout, cache) -> str:
 
 
 @lowers("layout", "quant", "scale_layout", "dtype_max", "mode", "vec", "zero", "floor",
-        "recip", "amax_floor", "pow2")
+        "recip", "amax_floor", "pow2", "requant", "scale_block")
 def lower_cache_write(r, call) -> list:
     """Write ``x [T, H, D]`` at ``slot = slots[t]`` (docs/semantics.md, ``cache_write``):
     ``none``: a copy (rounded RNE to a float cache's dtype); ``static``:
@@ -106,12 +118,11 @@ def lower_cache_write(r, call) -> list:
     ``s = max(amax_d |x|, amax_floor) / dtype_max`` (rounded up to a power of two with
     ``pow2``), stored at ``[h, slot]`` (``asm``: ``[blk, h, off]``, ``token``:
     ``[blk, off, h]``; a 0 stored as 1 with ``zero=one``), ``q = round(x / max(s, 1e-12))``
-    (``floor=none``: ``x / s``, 1 for a 0). round: fp8 RNE saturating at ``+-dtype_max``, int8 by ``mode``.
-    ``per_block`` is the cache_block space (not lowered here)."""
+    (``floor=none``: ``x / s``, 1 for a 0). round: fp8 RNE saturating at ``+-dtype_max``,
+    int8 by ``mode``.
+    ``per_block``: :func:`_per_block` (the cache_block space)."""
     opt = call.options
     quant, layout = CacheQuant(opt["quant"]), CacheLayout(opt["layout"])
-    if quant is CacheQuant.PER_BLOCK:
-        r.refuse(call, "quant=per_block (the cache_block iteration space)")
     if quant not in _QUANTS:
         r.refuse(call, f"quant={quant}")
     if layout not in _LAYOUTS:
@@ -150,6 +161,9 @@ def lower_cache_write(r, call) -> list:
             if mul_rcp:
                 return e.bin("mulf", v, e.bin("divf", e.f32(1.0), s, "f32"), "f32")
             return e.bin("divf", v, s, "f32")
+        if quant is CacheQuant.PER_BLOCK:
+            return _per_block(r, call, x, layout, (cache, slots, sv), bs, q, divide, target,
+                              dm)
         if quant is CacheQuant.STATIC:
             s_static = r.load(sv, lambda s: [e.idx(0)], "row")
             codes = Val("elem", "i32", lambda s: q(divide(r.at(s, x), r.at(s, s_static))),
@@ -212,6 +226,118 @@ def _per_token(r, call, x: Val, cols: str, dm: float, q, divide, slot, claim, bl
             r.store(s, out, scale, idx)
     scale = Val("row", "f32", stored, store=place)
     return codes, scale
+
+
+# ------------------------------------------------------------------ per_block
+def _per_block(r, call, x: Val, layout, tensors: tuple, bs: str, q, divide, target,
+               dm: float) -> list:
+    """``quant=per_block`` (the ``cache_block`` space, ``requant=grow``, AITER's HIP
+    kernel): one program per scale ``(sblk, h)`` (``SB = scale_block or BS`` slots each):
+    its new tokens (written, ``slot / SB == sblk``) give ``new = max(amax, 1e-6) / dtype_max``
+    (``floor=none``: no floor; a 0 stored as 1 with ``zero=one``); with ``off_first`` their
+    smallest offset, ``old < new`` and ``off_first > 0`` re-quantise entries
+    ``[0, off_first)`` as ``round(decode(q) * (old / new))`` and take ``new``, ``old >= new``
+    (or NaN) keeps ``old``, ``off_first == 0`` takes ``new``; the new tokens are
+    ``round(x / scale)`` (1 for a 0 scale). A scale no token touches is left as it is.
+    The whole body is written here (``Renderer.body``); ``requant=always`` is refused."""
+    e, opt = r.e, call.options
+    cache, slots, sv = tensors
+    if BlockRequant(opt["requant"]) is not BlockRequant.GROW:
+        r.refuse(call, f"requant={opt['requant']}")
+    s_layout = ScaleLayout(opt["scale_layout"])
+    if s_layout not in (ScaleLayout.DEFAULT, ScaleLayout.ASM):
+        r.refuse(call, f"scale_layout={s_layout} for quant=per_block")
+    asm = s_layout is ScaleLayout.ASM
+    sb = e.idx(int(opt["scale_block"])) if int(opt["scale_block"]) else bs
+    cap = e.bin("muli", r.dim(cache, 0), bs, "index")
+    tokens, cols = r.dim(slots, 0), r.cols
+    floor = CacheFloor(opt["floor"]) is CacheFloor.FLOOR
+    zero_one = ZeroPolicy(opt["zero"]) is ZeroPolicy.ONE
+    outs = [r.kernel.returns.index(v) for v in call.results]
+
+    def claim(t: str, b: str) -> tuple:
+        me = r.load_index(slots, [t])
+        ok = e.bin("andi", _writes(r, slots, t, me, cap, tokens),
+                   e.cmpi("eq", e.bin("divui", me, sb, "index"), b, "index"), "i1")
+        return me, ok
+
+    def store_code(s: Scope, slot: str, code: str) -> None:
+        blk, off = e.bin("divui", slot, bs, "index"), e.bin("remui", slot, bs, "index")
+        r.store_raw(outs[0], e.cast("trunci", code, "i32", "i8"),
+                    _place(r, layout, cache, s, blk, off))
+
+    def cols_loop(fn) -> None:
+        start, step = r.m.par_bounds(e, e.idx(0), 1)
+        d = e.fresh("d")
+        with e.block(f"scf.for {d} = {start} to {cols} step {step} {{"):
+            fn(d)
+
+    def block(h: str, b: str) -> None:
+        # the new tokens of this scale: count, amax, smallest offset
+        t, n, am, fo, res = (e.fresh(k) for k in ("t", "n", "am", "fo", "new"))
+        with e.block(f"{res}:3 = scf.for {t} = {e.idx(0)} to {tokens} step {e.idx(1)} "
+                     f"iter_args({n} = {e.idx(0)}, {am} = {e.f32(0.0)}, {fo} = {sb}) -> "
+                     f"(index, f32, index) {{"):
+            me, ok = claim(t, b)
+            got = e.fresh("tok")
+            e.line(f"{got}:3 = scf.if {ok} -> (index, f32, index) {{")
+            e._indent += 1
+            a = r.reduce_cols(Scope(lead=(t, h)), lambda c: nx.abs_f32(e, r.at(c, x)),
+                              "maximumf", ub=cols)
+            e.line(f"scf.yield {e.bin('addi', n, e.idx(1), 'index')}, "
+                   f"{e.bin('maximumf', am, a, 'f32')}, "
+                   f"{e.bin('minui', fo, e.bin('remui', me, sb, 'index'), 'index')} : "
+                   f"index, f32, index")
+            e._indent -= 1
+            e.line("} else {")
+            e.line(f"  scf.yield {n}, {am}, {fo} : index, f32, index")
+            e.line("}")
+            e.line(f"scf.yield {got}#0, {got}#1, {got}#2 : index, f32, index")
+        with e.block(f"scf.if {e.cmpi('ugt', f'{res}#0', e.idx(0), 'index')} {{"):
+            sidx = [b, h] if asm else [h, b]
+            old = r.load_at(sv, sidx)
+            amax = e.bin("maximumf", f"{res}#1", e.f32(KV_BLOCK_AMAX_FLOOR), "f32") \
+                if floor else f"{res}#1"
+            new = e.bin("divf", amax, e.f32(dm), "f32")
+            if zero_one:
+                new = e.select(e.cmpf("oeq", new, e.f32(0.0)), e.f32(1.0), new, "f32")
+            later = e.cmpi("ugt", f"{res}#2", e.idx(0), "index")
+            grows = e.cmpf("olt", old, new)
+            scale = e.select(later, e.select(grows, new, old, "f32"), new, "f32")
+            with e.block(f"scf.if {e.bin('andi', later, grows, 'i1')} {{"):
+                ratio = e.bin("divf", old, new, "f32")
+                off = e.fresh("off")
+                with e.block(f"scf.for {off} = {e.idx(0)} to {res}#2 step {e.idx(1)} {{"):
+                    slot = e.bin("addi", e.bin("muli", b, sb, "index"), off, "index")
+
+                    def requant(d: str) -> None:
+                        s = Scope(lead=(None, h), col=d)
+                        blk = e.bin("divui", slot, bs, "index")
+                        place = _place(r, layout, cache, s, blk, e.bin("remui", slot, bs,
+                                                                       "index"))
+                        v = nx.decode_code(e, r.load_at(cache, place), target)
+                        store_code(s, slot, q(e.bin("mulf", v, ratio, "f32")))
+                    cols_loop(requant)
+            qs = e.select(e.cmpf("oeq", scale, e.f32(0.0)), e.f32(1.0), scale, "f32")
+            t2 = e.fresh("t")
+            with e.block(f"scf.for {t2} = {e.idx(0)} to {tokens} step {e.idx(1)} {{"):
+                me, ok = claim(t2, b)
+                with e.block(f"scf.if {ok} {{"):
+                    cols_loop(lambda d: store_code(
+                        Scope(lead=(t2, h), col=d), me,
+                        q(divide(r.at(Scope(lead=(t2, h), col=d), x), qs))))
+            with r.m.leader(e):
+                r.store_raw(outs[1], scale, sidx)
+
+    def body() -> None:
+        d0, d1 = r.dim(sv, 0), r.dim(sv, 1)
+        with r.m.rows(e, d0) as i0:
+            i1 = e.fresh("s")
+            with e.block(f"scf.for {i1} = {e.idx(0)} to {d1} step {e.idx(1)} {{"):
+                block(*((i1, i0) if asm else (i0, i1)))
+    r.body = body
+    return [Val("elem", "i32", lambda s: "", width=x.width),
+            Val("row", "f32", lambda s: "")]
 
 
 HANDLERS["cache_write"] = lower_cache_write

@@ -30,7 +30,7 @@ LOWERED = ["per_tensor_fp8", "static_per_tensor_fp8", "per_token_fp8", "rmsnorm_
 #: test_stages_tile.py and test_stages_cache.py
 ROWS = ["flatten_group_fp8", "moe_smoothquant_i8", "moe_sort_mxfp4", "reduce_act_mul_group_fp8",
         "rmsnorm_mxfp4_shuffle", "block128x128_fp8", "kv_copy_bf16", "kv_per_token_fp8",
-        "kv_flash_static_fp8", "rmsnorm_rope_key_cache"]
+        "kv_flash_static_fp8", "rmsnorm_rope_key_cache", "kv_block_fp8"]
 REFUSED = sorted(set(PIPES) - set(LOWERED) - set(ROWS))
 
 _PIPES: dict = {}
