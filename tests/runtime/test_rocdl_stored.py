@@ -64,6 +64,8 @@ WARM = textwrap.dedent("""
     def boom(*a, **k):
         raise SystemExit('passes ran on a warm cache')
     qfuse.passes.run_passes = boom
+    import qfuse.runtime.compiler as compiler
+    compiler.qfuse_fingerprint = lambda: sys.argv[5]
     from qfuse.dsl import load_source
     from qfuse.runtime.cache import KernelCache
     from qfuse.runtime.pipeline import QuantPipeline
@@ -77,14 +79,16 @@ WARM = textwrap.dedent("""
 @pytest.mark.parametrize("name", ["mxfp4", "tensor_fp8"])
 def test_a_second_process_runs_the_warm_entry_on_the_cpu_twin(tmp_path, name):
     tp = progs()[name]
-    qfuse_fingerprint.cache_clear()       # the child hashes the sources as they are now
     cached_compile(tp, "rocdl", "cpu:interp", KernelCache(tmp_path / "cache"))
+    # the child keys with this process's source fingerprint: the sources may be edited
+    # while it starts (test_compile_cache.py checks that two processes hash alike)
+    fingerprint = qfuse_fingerprint()
     x = inputs()
     torch.save(x, tmp_path / "x.pt")
     (tmp_path / "p.qp").write_text(SRC)
     (tmp_path / "warm.py").write_text(WARM)
     r = subprocess.run([sys.executable, str(tmp_path / "warm.py"), str(tmp_path / "p.qp"), name,
-                        str(tmp_path / "x.pt"), str(tmp_path / "out.pt")],
+                        str(tmp_path / "x.pt"), str(tmp_path / "out.pt"), fingerprint],
                        capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, PYTHONPATH=str(ROOT),
                                 QFUSE_CACHE_DIR=str(tmp_path / "cache")))
