@@ -1,6 +1,7 @@
 """A pipeline with an all_reduce in an AOT bundle: the collective step has no source and
 no binary (a host step: TritonBackend.binaries gives none), the bundle builds for
-cuda:sm_90 on the CPU, loads and runs on one gloo rank."""
+cuda:sm_90 on the CPU, loads and runs on one gloo rank; autotune runs the host step and
+tunes the kernel after it."""
 from __future__ import annotations
 
 import torch
@@ -29,3 +30,21 @@ def test_a_bundle_carries_the_collective_step(tmp_path):
     x = torch.randn(3, 64, generator=torch.Generator().manual_seed(0)).bfloat16().float()
     want = x * torch.rsqrt((x * x).mean(-1, keepdim=True) + 1e-6)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def _tune(rank: int, world: int):
+    from qfuse.dsl import load_source
+    from qfuse.runtime.pipeline import QuantPipeline
+    from qfuse.backends.triton.kernel import TritonConfig
+    qp = QuantPipeline(load_source(SRC, "ar.qp")["ar"], backend="triton")
+    x, w = torch.randn(4, 64).bfloat16(), torch.ones(64).bfloat16()
+    costs = iter([3.0, 1.0])
+    table = qp.autotune(x, w, candidates=[TritonConfig(block_m=1), TritonConfig(block_m=2)],
+                        timer=lambda run: (run(), next(costs))[1])
+    return [(k, b, table.entries[k][b]["us"]) for k in table.entries for b in table.entries[k]]
+
+
+def test_autotune_runs_the_host_step_and_tunes_the_kernel(tmp_path):
+    """The collective step is run (its result feeds the kernel after it) and not tuned."""
+    (entries,) = run_ranks(tmp_path, 1, _tune)
+    assert [(k, us) for k, _, us in entries] == [("ar__k1", 1000.0)]
