@@ -301,10 +301,10 @@ def provenance() -> dict:
     """Versions, the commit, and qfuse files modified in the worktree when it ran."""
     import triton
 
-    def git(*a):
-        return subprocess.run(["git", *a], cwd=_ROOT, capture_output=True, text=True).stdout.strip()
+    def git(*a):                # (not stripped: a porcelain line starts with its status)
+        return subprocess.run(["git", *a], cwd=_ROOT, capture_output=True, text=True).stdout
     return {"triton": triton.__version__, "torch": torch.__version__,
-            "commit": git("rev-parse", "--short", "HEAD"),
+            "commit": git("rev-parse", "--short", "HEAD").strip(),
             "modified": [ln[3:] for ln in git("status", "--porcelain", "--", "qfuse").splitlines()]}
 
 
