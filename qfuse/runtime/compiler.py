@@ -174,5 +174,6 @@ def compile_module_sources(module) -> dict:
         if op.operation.name == "func.func" and KERNEL_ATTR not in op.operation.attributes:
             steps, _ = _kernel_steps(fused, ir.StringAttr(op.attributes["sym_name"]).value,
                                      b, tgt)
-            out.update({s.name: s.source.text for s in steps})
+            out.update({s.name: s.source.text for s in steps
+                        if s.source is not None})  # a host step (all_reduce) has no text
     return out

@@ -1,7 +1,7 @@
 """A pipeline with an all_reduce in an AOT bundle: the collective step has no source and
 no binary (a host step: TritonBackend.binaries gives none), the bundle builds for
 cuda:sm_90 on the CPU, loads and runs on one gloo rank; autotune runs the host step and
-tunes the kernel after it."""
+tunes the kernel after it; `qfuse ir --emit fused|triton` show it."""
 from __future__ import annotations
 
 import torch
@@ -48,3 +48,14 @@ def test_autotune_runs_the_host_step_and_tunes_the_kernel(tmp_path):
     """The collective step is run (its result feeds the kernel after it) and not tuned."""
     (entries,) = run_ranks(tmp_path, 1, _tune)
     assert [(k, us) for k, _, us in entries] == [("ar__k1", 1000.0)]
+
+
+def test_the_cli_prints_the_fused_ir_and_the_kernel_after_the_collective(tmp_path, capsys):
+    from qfuse.cli import main
+    qp = tmp_path / "ar.qp"
+    qp.write_text(SRC)
+    assert main(["ir", str(qp), "--emit", "fused"]) == 0
+    assert 'qf.space = "collective"' in capsys.readouterr().out
+    assert main(["ir", str(qp), "--emit", "triton"]) == 0
+    text = capsys.readouterr().out
+    assert "# ===== ar__k1 =====" in text and "ar__k0" not in text     # the host step: no text
