@@ -62,10 +62,11 @@ class Emitter:
             self._indent -= 1
             self.line(tail)
 
-    def if_else(self, cond: str, then, default: str, type_: str) -> str:
+    def if_else(self, cond: str, then, default, type_: str) -> str:
         """``scf.if cond -> type_``: ``then()`` (which writes the ops of the taken branch and
-        returns its value) or ``default``. What ``then`` computes stays inside its region:
-        a guarded load (an index read from data) touches memory only when ``cond`` holds."""
+        returns its value) or ``default`` (a value, or a function writing the other
+        branch). What a branch computes stays inside its region: a guarded load (an index
+        read from data) touches memory only when ``cond`` holds."""
         res = self.fresh("g")
         self.line(f"{res} = scf.if {cond} -> ({type_}) {{")
         self._indent += 1
@@ -74,7 +75,8 @@ class Emitter:
         self._indent -= 1
         self.line("} else {")
         self._indent += 1
-        self.line(f"scf.yield {default} : {type_}")
+        other = default() if callable(default) else default
+        self.line(f"scf.yield {other} : {type_}")
         self._indent -= 1
         self.line("}")
         return res

@@ -32,7 +32,7 @@ from ...dialect.options import (KV_BLOCK_AMAX_FLOOR, KV_TOKEN_SCALE_FLOOR, Block
                                 CacheFloor, CacheLayout, CacheQuant, QuantTarget, Recip,
                                 RoundMode, ScaleLayout, ZeroPolicy)
 from . import numerics as nx
-from .stages import HANDLERS, _operand, code_fn, lowers
+from .stages import HANDLERS, _operand, code_fn, elementwise_inputs, lowers
 from .values import Scope, Val
 
 __all__ = ["lower_cache_write"]
@@ -239,11 +239,15 @@ def _per_block(r, call, x: Val, layout, tensors: tuple, bs: str, q, divide, targ
     ``[0, off_first)`` as ``round(decode(q) * (old / new))`` and take ``new``, ``old >= new``
     (or NaN) keeps ``old``, ``off_first == 0`` takes ``new``; the new tokens are
     ``round(x / scale)`` (1 for a 0 scale). A scale no token touches is left as it is.
-    The whole body is written here (``Renderer.body``); ``requant=always`` is refused."""
+    ``requant=always`` (AITER's torch reference) re-quantises the whole super-block
+    instead (:func:`rewrite` below). The whole body is written here (``Renderer.body``)."""
     e, opt = r.e, call.options
     cache, slots, sv = tensors
-    if BlockRequant(opt["requant"]) is not BlockRequant.GROW:
+    always = BlockRequant(opt["requant"]) is BlockRequant.ALWAYS
+    if not always and BlockRequant(opt["requant"]) is not BlockRequant.GROW:
         r.refuse(call, f"requant={opt['requant']}")
+    if always and not elementwise_inputs(r, call.operands["x"]):
+        r.refuse(call, "requant=always of an x that is not elementwise in the kernel's inputs")
     s_layout = ScaleLayout(opt["scale_layout"])
     if s_layout not in (ScaleLayout.DEFAULT, ScaleLayout.ASM):
         r.refuse(call, f"scale_layout={s_layout} for quant=per_block")
@@ -296,38 +300,99 @@ def _per_block(r, call, x: Val, layout, tensors: tuple, bs: str, q, divide, targ
         with e.block(f"scf.if {e.cmpi('ugt', f'{res}#0', e.idx(0), 'index')} {{"):
             sidx = [b, h] if asm else [h, b]
             old = r.load_at(sv, sidx)
-            amax = e.bin("maximumf", f"{res}#1", e.f32(KV_BLOCK_AMAX_FLOOR), "f32") \
-                if floor else f"{res}#1"
-            new = e.bin("divf", amax, e.f32(dm), "f32")
-            if zero_one:
-                new = e.select(e.cmpf("oeq", new, e.f32(0.0)), e.f32(1.0), new, "f32")
-            later = e.cmpi("ugt", f"{res}#2", e.idx(0), "index")
-            grows = e.cmpf("olt", old, new)
-            scale = e.select(later, e.select(grows, new, old, "f32"), new, "f32")
-            with e.block(f"scf.if {e.bin('andi', later, grows, 'i1')} {{"):
-                ratio = e.bin("divf", old, new, "f32")
-                off = e.fresh("off")
-                with e.block(f"scf.for {off} = {e.idx(0)} to {res}#2 step {e.idx(1)} {{"):
-                    slot = e.bin("addi", e.bin("muli", b, sb, "index"), off, "index")
-
-                    def requant(d: str) -> None:
-                        s = Scope(lead=(None, h), col=d)
-                        blk = e.bin("divui", slot, bs, "index")
-                        place = _place(r, layout, cache, s, blk, e.bin("remui", slot, bs,
-                                                                       "index"))
-                        v = nx.decode_code(e, r.load_at(cache, place), target)
-                        store_code(s, slot, q(e.bin("mulf", v, ratio, "f32")))
-                    cols_loop(requant)
-            qs = e.select(e.cmpf("oeq", scale, e.f32(0.0)), e.f32(1.0), scale, "f32")
-            t2 = e.fresh("t")
-            with e.block(f"scf.for {t2} = {e.idx(0)} to {tokens} step {e.idx(1)} {{"):
-                me, ok = claim(t2, b)
-                with e.block(f"scf.if {ok} {{"):
-                    cols_loop(lambda d: store_code(
-                        Scope(lead=(t2, h), col=d), me,
-                        q(divide(r.at(Scope(lead=(t2, h), col=d), x), qs))))
+            if always:
+                scale = rewrite(h, b, old)
+            else:
+                scale = grow(h, b, res, old)
             with r.m.leader(e):
                 r.store_raw(outs[1], scale, sidx)
+
+    def block_scale(amax: str) -> str:
+        """``max(amax, 1e-6) / dtype_max`` (no floor with ``floor=none``), 0 -> 1 with
+        ``zero=one``."""
+        if floor:
+            amax = e.bin("maximumf", amax, e.f32(KV_BLOCK_AMAX_FLOOR), "f32")
+        new = e.bin("divf", amax, e.f32(dm), "f32")
+        if zero_one:
+            new = e.select(e.cmpf("oeq", new, e.f32(0.0)), e.f32(1.0), new, "f32")
+        return new
+
+    def quotient(scale: str) -> str:
+        return e.select(e.cmpf("oeq", scale, e.f32(0.0)), e.f32(1.0), scale, "f32")
+
+    def grow(h: str, b: str, res: str, old: str) -> str:
+        """requant=grow (AITER's HIP kernel), see :func:`_per_block`."""
+        new = block_scale(f"{res}#1")
+        later = e.cmpi("ugt", f"{res}#2", e.idx(0), "index")
+        grows = e.cmpf("olt", old, new)
+        scale = e.select(later, e.select(grows, new, old, "f32"), new, "f32")
+        with e.block(f"scf.if {e.bin('andi', later, grows, 'i1')} {{"):
+            ratio = e.bin("divf", old, new, "f32")
+            off = e.fresh("off")
+            with e.block(f"scf.for {off} = {e.idx(0)} to {res}#2 step {e.idx(1)} {{"):
+                slot = e.bin("addi", e.bin("muli", b, sb, "index"), off, "index")
+
+                def requant(d: str) -> None:
+                    s = Scope(lead=(None, h), col=d)
+                    blk = e.bin("divui", slot, bs, "index")
+                    place = _place(r, layout, cache, s, blk, e.bin("remui", slot, bs,
+                                                                   "index"))
+                    v = nx.decode_code(e, r.load_at(cache, place), target)
+                    store_code(s, slot, q(e.bin("mulf", v, ratio, "f32")))
+                cols_loop(requant)
+        qs = quotient(scale)
+        t2 = e.fresh("t")
+        with e.block(f"scf.for {t2} = {e.idx(0)} to {tokens} step {e.idx(1)} {{"):
+            me, ok = claim(t2, b)
+            with e.block(f"scf.if {ok} {{"):
+                cols_loop(lambda d: store_code(
+                    Scope(lead=(t2, h), col=d), me,
+                    q(divide(r.at(Scope(lead=(t2, h), col=d), x), qs))))
+        return scale
+
+    def rewrite(h: str, b: str, old: str) -> str:
+        """requant=always (AITER's torch reference): ``v = decode(q) * old`` over the whole
+        super-block, a new token's x at its offset, ``s`` from ``amax(v)``, every entry
+        ``round(v / s)`` (x is elementwise in the inputs: read at any token)."""
+        def writer(off: str) -> str:
+            """The token writing offset ``off`` of this scale's slots, or -1."""
+            t, w, res = e.fresh("t"), e.fresh("w"), e.fresh("wr")
+            with e.block(f"{res} = scf.for {t} = {e.idx(0)} to {tokens} step {e.idx(1)} "
+                         f"iter_args({w} = {e.idx(-1)}) -> (index) {{"):
+                me, ok = claim(t, b)
+                hit = e.bin("andi", ok, e.cmpi("eq", e.bin("remui", me, sb, "index"), off,
+                                               "index"), "i1")
+                e.line(f"scf.yield {e.select(hit, t, w, 'index')} : index")
+            return res
+
+        def value(off: str, w: str, d: str) -> str:
+            slot = e.bin("addi", e.bin("muli", b, sb, "index"), off, "index")
+            s = Scope(lead=(None, h), col=d)
+
+            def old_value() -> str:
+                place = _place(r, layout, cache, s, e.bin("divui", slot, bs, "index"),
+                               e.bin("remui", slot, bs, "index"))
+                return e.bin("mulf", nx.decode_code(e, r.load_at(cache, place), target), old,
+                             "f32")
+            return e.if_else(e.cmpi("sge", w, e.idx(0), "index"),
+                             lambda: r.at(Scope(lead=(w, h), col=d), x), old_value, "f32")
+
+        off, acc, res = e.fresh("off"), e.fresh("acc"), e.fresh("amax")
+        with e.block(f"{res} = scf.for {off} = {e.idx(0)} to {sb} step {e.idx(1)} "
+                     f"iter_args({acc} = {e.f32(0.0)}) -> (f32) {{"):
+            w = writer(off)
+            a = r.reduce_cols(Scope(lead=(None, h)), lambda c: nx.abs_f32(
+                e, value(off, w, c.col)), "maximumf", ub=cols)
+            e.line(f"scf.yield {e.bin('maximumf', acc, a, 'f32')} : f32")
+        scale = block_scale(res)
+        qs = quotient(scale)
+        off = e.fresh("off")
+        with e.block(f"scf.for {off} = {e.idx(0)} to {sb} step {e.idx(1)} {{"):
+            w = writer(off)
+            slot = e.bin("addi", e.bin("muli", b, sb, "index"), off, "index")
+            cols_loop(lambda d: store_code(Scope(lead=(None, h), col=d), slot,
+                                           q(divide(value(off, w, d), qs))))
+        return scale
 
     def body() -> None:
         d0, d1 = r.dim(sv, 0), r.dim(sv, 1)
