@@ -12,9 +12,9 @@
 // CHECK-NOT:     qf.
 module {
   func.func private @mxfp4__k0(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}) -> (tensor<?x?xf8E8M0FNU> {qf.name = "s"}, tensor<?x?xui8> {qf.name = "pack_0"}) attributes {qf.kernel, qf.reason = "", qf.space = "row"} {
-    %0 = "qf.scale"(%arg0) {amax_floor = 1.000000e-10 : f64, dtype = "fp4_e2m1", dtype_max = 6.000000e+00 : f64, e8m0 = "roundup", granularity = "mx", operandSegmentSizes = array<i32: 1, 0>, zero = "one"} : (tensor<?x?xbf16>) -> tensor<?x?xf8E8M0FNU>
+    %0 = "qf.scale"(%arg0) {amax_floor = 1.000000e-10 : f64, dtype = "fp4_e2m1", dtype_max = 6.000000e+00 : f64, e8m0 = "roundup", granularity = "mx", operandSegmentSizes = array<i32: 1, 0>, pow2 = false, zero = "one"} : (tensor<?x?xbf16>) -> tensor<?x?xf8E8M0FNU>
     %1 = "qf.round"(%arg0, %0) {dtype = "fp4_e2m1", dtype_max = 6.000000e+00 : f64, granularity = "mx", mode = "rne", recip = "div", sat = true} : (tensor<?x?xbf16>, tensor<?x?xf8E8M0FNU>) -> tensor<?x?xf4E2M1FN>
-    %2 = "qf.pack"(%1) : (tensor<?x?xf4E2M1FN>) -> tensor<?x?xui8>
+    %2 = "qf.pack"(%1) {order = "linear"} : (tensor<?x?xf4E2M1FN>) -> tensor<?x?xui8>
     return %0, %2 : tensor<?x?xf8E8M0FNU>, tensor<?x?xui8>
   }
   func.func @mxfp4(%arg0: tensor<?x?xbf16> {qf.dims = ["M", "N"], qf.name = "x"}) -> (tensor<?x?xui8> {qf.name = "pack_0"}, tensor<?x?xf8E8M0FNU> {qf.name = "s"}) {
