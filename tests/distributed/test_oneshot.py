@@ -141,3 +141,12 @@ def test_the_dispatcher_runs_the_two_step_path_on_gloo(tmp_path):
     ranks = run_ranks(tmp_path, 2, _fused_rank)
     want = expected(2, "g128", "triton")
     assert all(same_bits(r, want) for r in ranks)
+
+
+def test_the_symmetric_memory_gate_on_the_cpu():
+    """symm.py's version and device check (its glue itself needs CUDA GPUs: unrun)."""
+    from qfuse.distributed import symm
+    assert "needs CUDA" in symm.unavailable(torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="symmetric memory: .*needs CUDA"):
+        symm.SymmetricBuffer(4, 64, torch.bfloat16, torch.device("cpu"))
+    assert symm._version() >= (2, 0)
