@@ -377,12 +377,12 @@ class Renderer:
     def _row_kernel(self) -> None:
         e, m = self.e, self.m
         outs = self._outputs()
-        for i, val in outs:
-            if val.level in ("elem", "group") and val.width not in (None, self.cols):
-                out = self.kernel.returns[i]
-                raise UnsupportedError(f"rocdl backend: output {out.name} is over other "
-                                       f"columns than the kernel's last ones (one column "
-                                       f"loop per kernel)", out.loc)
+        widths = {val.width or self.cols for _, val in outs if val.level == "group"} | \
+            {val.width or self.cols for val in self.group_forced}
+        if len(widths) > 1:
+            raise UnsupportedError(f"rocdl backend: groups over columns of several widths in "
+                                   f"kernel {self.kernel.name}", self.kernel.loc)
+        self.group_cols = widths.pop() if widths else self.cols
         with m.rows(e, self.lead_sizes[0]) as row:
             self._lead_loops((row,), self.lead_sizes[1:], outs)
 
@@ -406,20 +406,31 @@ class Renderer:
                     rank = self.kernel.returns[i].type.rank
                     self.store(scope, i, val, list(lead) + [e.idx(0)]
                                if rank == len(lead) + 1 else [e.idx(0)])
-        step = 2 if any(val.pair for _, val in outs) else 1
+        # one column loop per width of the outputs (act_mul's N/2 next to x's N, ...); the
+        # group loop takes the outputs of the groups' width
+        widths = []
+        for _, val in outs:
+            if val.level == "elem" and (val.width or self.cols) not in widths:
+                widths.append(val.width or self.cols)
         if self.group_size:
-            self._group_loop(scope, outs, step)
-        else:
+            mine = [(i, v) for i, v in outs
+                    if v.level != "elem" or (v.width or self.cols) == self.group_cols]
+            self._group_loop(scope, mine, _step(mine))
+            widths = [w for w in widths if w != self.group_cols]
+        for width in widths:
+            mine = [(i, v) for i, v in outs
+                    if v.level == "elem" and (v.width or self.cols) == width]
+            step = _step(mine)
             start, stride = m.par_bounds(e, e.idx(0), step)
             col = e.fresh("col")
-            with e.block(f"scf.for {col} = {start} to {self.cols} step {stride} {{"):
-                self._store_cols(scope.child(col=col), outs, step)
+            with e.block(f"scf.for {col} = {start} to {width} step {stride} {{"):
+                self._store_cols(scope.child(col=col), mine, step)
         for tail in self.row_tails:
             tail(scope)
 
     def _group_loop(self, scope: Scope, outs: list, step: int) -> None:
         e, k = self.e, self.group_size
-        groups = e.bin("ceildivui", self.cols, e.idx(k), "index")
+        groups = e.bin("ceildivui", self.group_cols, e.idx(k), "index")
         start, stride = self.m.par_bounds(e, e.idx(0), 1)
         g = e.fresh("g")
         with e.block(f"scf.for {g} = {start} to {groups} step {stride} {{"):
@@ -431,7 +442,7 @@ class Renderer:
                     val.store(gs, i)
                 elif val.level == "group":
                     self.store(gs, i, val, list(scope.lead) + [g])
-            lb, ub = self.group_range(gs)
+            lb, ub = self.group_range(gs, self.group_cols)
             col = e.fresh("col")
             with e.block(f"scf.for {col} = {lb} to {ub} step {e.idx(step)} {{"):
                 self._store_cols(gs.child(col=col), outs, step)
@@ -543,6 +554,11 @@ def rows_param(kernel) -> Optional[int]:
             return param
         return len(kernel.params) + i
     return param
+
+
+def _step(outs: list) -> int:
+    """Columns per iteration: 2 where a packed byte is stored (it reads c and c + 1)."""
+    return 2 if any(val.pair for _, val in outs) else 1
 
 
 def _unit(d) -> bool:

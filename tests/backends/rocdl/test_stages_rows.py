@@ -137,6 +137,10 @@ OPTION_CASES = {
     # shuffle with a pad byte, G not a multiple of 8
     "shuffle_pad": ("def p(x: bf16[M, N]):\n    s = scale(x, fp4_e2m1, mx, e8m0=floor)\n"
                     "    return pack(round(x, s, fp4_e2m1)), shuffle(s, pad=127)\n", {}),
+    # outputs over two widths in one kernel: a column loop each (N/2 with its groups, N)
+    "two_widths": ("def p(x: bf16[M, N]):\n    h = act_mul(x, act=silu)\n"
+                   "    s = scale(h, fp8_e4m3fn, per_1x32)\n"
+                   "    return round(h, s, fp8_e4m3fn), s, cast(x * 2.0, bf16), x\n", {}),
     # AITER's e8m0_shuffle of a scale given as a parameter (a layout kernel of its own)
     "shuffle_given": ("def p(x: e8m0[M, N]):\n    return shuffle(x, pad=255)\n", {}),
     # E2M1 ties away from zero (AITER's MoE-sort rounding)
