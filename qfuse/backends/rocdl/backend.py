@@ -28,8 +28,9 @@ __all__ = ["RocdlBackend", "GPU_TARGETS", "BINARY_EXT"]
 #: the GPU targets this backend builds code objects for
 GPU_TARGETS = ("hip:gfx942", "hip:gfx950", "cuda:sm_90")
 BINARY_EXT = {"hip": ("amdgcn", "hsaco"), "cuda": ("ptx", "cubin")}
-#: iteration spaces this backend lowers (tile, cache_block: not yet)
-SPACES = {"row": "rows", "tensor_amax": "blocks"}
+#: iteration spaces this backend lowers and their launch rule (tile: a block per row of
+#: the input; cache_block: a block per row of the scales, kernel.rows_param)
+SPACES = {"row": "rows", "tensor_amax": "blocks", "tile": "rows", "cache_block": "rows"}
 
 
 class RocdlBackend(Backend):

@@ -169,11 +169,7 @@ BLOCK_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(BLOCK_CASES))
-def test_per_block_scales(case, monkeypatch):
-    # the cache_block space is lowered (stages_cache._per_block); backend.SPACES (the
-    # runtime helper's file) does not list it yet, so the test adds it
-    from qfuse.backends.rocdl import backend
-    monkeypatch.setitem(backend.SPACES, "cache_block", "rows")
+def test_per_block_scales(case):
     src = BLOCK_CASES[case]
     tp = src if not isinstance(src, str) else next(iter(load_source(src).values()))
     g = torch.Generator().manual_seed(3)
@@ -193,9 +189,7 @@ def test_per_block_scales(case, monkeypatch):
         _agree(tp, inputs, f"{case} T={t}")
 
 
-def test_the_gpu_form_lowers(monkeypatch):
-    from qfuse.backends.rocdl import backend
-    monkeypatch.setitem(backend.SPACES, "cache_block", "rows")
+def test_the_gpu_form_lowers():
     for tp in [PIPES["rmsnorm_rope_key_cache"], PIPES["kv_per_token_fp8"],
                PIPES["kv_block_fp8"],
                next(iter(load_source(QUANT_CASES["asm_token_fnuz"]).values()))]:

@@ -1,11 +1,7 @@
 """``per_128x128`` on the ROCDL backend (the ``tile`` iteration space): the CPU twin against
 the reference on the example pipeline and on dynamic / static / computed-input tiles,
 with M and N not multiples of 128 (partial tiles), M = 0 and 1, a zero tile, NaN and
-large values; and the GPU form still lowers (rocdl, nvvm).
-
-The backend's space table (``backend.SPACES``, the runtime helper's file) does not list
-``tile`` yet: these tests add it (``"tile": "rows"``: one block per row, as the kernels
-are written); the one-line change there makes them run without it."""
+large values; and the GPU form still lowers (rocdl, nvvm)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +11,6 @@ import torch
 
 from qfuse.backends.base import parse_target
 from qfuse.backends.reference.interpreter import run_pipeline
-from qfuse.backends.rocdl import backend
 from qfuse.backends.rocdl.lower import gpu_stage
 from qfuse.dsl import load_file, load_source
 from qfuse.runtime.compare import compare_outputs
@@ -36,11 +31,6 @@ CASES = {
     "zero_one_f16": "def p(x: f16[M, N]):\n    s = scale(x, fp8_e4m3fn, per_128x128, zero=one)\n"
                     "    return round(x, s, fp8_e4m3fn), s\n",
 }
-
-
-@pytest.fixture(autouse=True)
-def _tile_space(monkeypatch):
-    monkeypatch.setitem(backend.SPACES, "tile", "rows")
 
 
 def _tp(case):
