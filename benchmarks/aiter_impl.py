@@ -57,8 +57,18 @@ def load(path: str, interpret: bool = False):
         sys.modules[name] = mod
         spec.loader.exec_module(mod)
     if mod.K is None:
+        _evict_alias()
         mod._import_stack(interpret)
     return mod
+
+
+def _evict_alias() -> None:
+    """Drop ``aiter`` / ``aiter.*`` entries that are qfuse.aiter's alias (a process that ran
+    ``import aiter`` with no real AITER on the path holds them): Python would hand the
+    cached alias to the peer's ``import aiter`` instead of AITER's own package."""
+    for key in [k for k in sys.modules if k == "aiter" or k.startswith("aiter.")]:
+        if getattr(sys.modules[key], "__name__", "").startswith("qfuse.aiter"):
+            del sys.modules[key]
 
 
 def pipeline_ops(peer) -> dict:

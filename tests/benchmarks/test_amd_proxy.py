@@ -110,3 +110,20 @@ def test_regenerated_rows_match_the_kept_file(name, shape):
         for key in ("instr_per_elem", "vgprs", "sgprs", "spills"):
             assert got[key] == want[key], (side, key, got[key], want[key],
                                            "stale: regenerate docs/results/amd-proxy-*.json")
+
+
+def test_the_peer_loads_after_the_aiter_alias():
+    """A process that already ran ``import aiter`` through qfuse.aiter's alias still gets
+    AITER's own package for the peer (the cached alias would hide aiter.ops.triton)."""
+    import subprocess
+    code = ("import qfuse.aiter, aiter, os\n"
+            "assert aiter.__name__ == 'qfuse.aiter'\n"
+            "from benchmarks import aiter_impl\n"
+            "where = aiter_impl.find()\n"
+            "if where is None: raise SystemExit(0)\n"
+            "peer = aiter_impl.load(where, interpret=True)\n"
+            "assert peer.K.aiter.__file__.startswith(where), peer.K.aiter.__file__\n")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
