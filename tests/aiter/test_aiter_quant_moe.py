@@ -74,7 +74,7 @@ def packed(pairs) -> torch.Tensor:
 
 
 @backends
-@pytest.mark.parametrize("token_num,topk,n", [(5, 3, 200), (7, 1, 64), (1, 2, 28), (4, 8, 256)])
+@pytest.mark.parametrize("token_num,topk,n", [(5, 3, 156), (7, 1, 288), (1, 2, 28), (4, 8, 256)])
 def test_moe_sort(backend, token_num, topk, n):
     m = token_num * topk
     x = edge_rows(max(m - 6, 1), n, seed=n)[:m]
@@ -91,9 +91,27 @@ def test_moe_sort(backend, token_num, topk, n):
 
 
 @backends
+def test_moe_sort_aiter_test_shape(backend):
+    """AITER's own test case (op_tests/triton_tests/quant/test_fused_mxfp4_quant.py):
+    hidden 256, token_num 32, topk 8, 1024 sorted ids (slots sorted, tokens random) of
+    which 512 are valid, num_valid_ids an int64 pair, block_size 128."""
+    token_num, topk, r = 32, 8, 1024
+    g = torch.Generator().manual_seed(5)
+    x = (torch.randn(token_num * topk, 256, generator=g) / 20).bfloat16()
+    slot = torch.randint(0, topk, (r,), generator=g).sort().values
+    ids = ((slot << 24) | torch.randint(0, token_num, (r,), generator=g)).to(torch.int32)
+    nv = torch.tensor([512, token_num], dtype=torch.int64)
+    q, s = on(backend, fused_dynamic_mxfp4_quant_moe_sort, x, ids, nv, token_num, topk,
+              block_size=128)
+    wq, ws = oracle(x, ids, 512, token_num, topk)
+    same_bits(q.view(torch.uint8), wq, "codes")
+    same_bits(s.view(torch.uint8), ws, "sorted scales")
+
+
+@backends
 def test_moe_sort_half_up_ties_and_no_valid_ids(backend):
     ties = torch.tensor([6.0, 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, -0.25, -2.5, -5.0, 0.0])
-    x = ties.repeat(2, 32)[:, :64].bfloat16()                 # amax 6: scale 1 (even)
+    x = ties.repeat(2, 32)[:, :128].bfloat16()                # amax 6: scale 1 (even)
     q, s = on(backend, fused_dynamic_mxfp4_quant_moe_sort, x, packed([(0, 0)] * 40),
               torch.tensor([0], dtype=torch.int32), 2, 1)
     assert q.view(torch.uint8)[0, :6].tolist() == [0x17, 0x32, 0x54, 0x76, 0xD9, 0x0F]
@@ -101,13 +119,18 @@ def test_moe_sort_half_up_ties_and_no_valid_ids(backend):
 
 
 def test_moe_sort_bad_arguments():
-    x = torch.randn(6, 64).bfloat16()
+    x = torch.randn(6, 128).bfloat16()
     ids, nv = packed([(0, 0)]), torch.tensor([1], dtype=torch.int32)
     f = fused_dynamic_mxfp4_quant_moe_sort
     with pytest.raises(AiterArgumentError, match="token_num \\* topk"):
         f(x, ids, nv, 4, 2)
     with pytest.raises(AiterArgumentError, match="multiple of 4"):
         f(torch.randn(6, 30).bfloat16(), ids, nv, 6, 1)
+    for n in (64, 200, 68, 96):            # ceil(N / 32) = 2, 7, 3, 3: AITER asserts
+        with pytest.raises(AiterArgumentError, match=r"\(ceil\(N / 32\) // 2\) % 2 == 0"):
+            f(torch.randn(6, n).bfloat16(), ids, nv, 6, 1)
+    with pytest.raises(AiterArgumentError, match="block_size must be a multiple of 32"):
+        f(x, ids, nv, 6, 1, block_size=16)
     with pytest.raises(AiterArgumentError, match="sorted_ids"):
         f(x, ids.float(), nv, 6, 1)
     with pytest.raises(AiterArgumentError, match="num_valid_ids"):

@@ -83,6 +83,13 @@ def quantise_mxfp4_moe_sort(func: str, x, sorted_ids, num_valid_ids, token_num: 
     m, n = x.shape
     A.need(n % 4 == 0, func, f"the last dim of x must be a multiple of 4 ((N // 2) % 2 == 0), "
            f"got {n}")
+    # AITER's second host assertion, (N_i // 2) % 2 == 0 with N_i = cdiv(N, 32): the sort
+    # kernel moves scale bytes in pairs of 2-column u32 words, so it takes 1, 4, 5, 8, 9, ...
+    # scale columns and not 2, 3, 6, 7, ... (N = 64 or 200 fails there, N = 28, 156, 256 run)
+    g = -(-n // 32)
+    A.need((g // 2) % 2 == 0, func, f"x's last dim N = {n} gives ceil(N / 32) = {g} scale "
+           f"columns; AITER's kernel needs (ceil(N / 32) // 2) % 2 == 0 (ceil(N / 32) % 4 "
+           f"in {{0, 1}}: N <= 32, or 97..160, 225..288, ...)")
     for name, v in (("token_num", token_num), ("topk", topk)):
         A.need(isinstance(v, int) and not isinstance(v, bool), func,
                f"{name} must be an int, got {v!r}")

@@ -167,7 +167,9 @@ def fused_dynamic_mxfp4_quant_moe_sort(x: torch.Tensor, sorted_ids: torch.Tensor
     ``>= token_num`` or a slot outside ``[0, topk)`` is a zero row (scale bytes 0; AITER
     reads past x for a bad slot and leaves tiles past ``num_valid_ids`` unwritten); a tiny
     ``|x / scale|`` (below about 2^-32) gives code 0 (AITER's shift wraps). ``N`` must be a
-    multiple of 4; a partial last 1x32 group is scaled by its real elements.
+    multiple of 4 with ``(ceil(N / 32) // 2) % 2 == 0`` (AITER's two host assertions, here
+    an ``AiterArgumentError`` naming ``x``); a partial last 1x32 group is scaled by its real
+    elements.
     Backend: triton."""
     func = "fused_dynamic_mxfp4_quant_moe_sort"
     A.need(isinstance(block_size, int) and block_size > 0 and block_size % 32 == 0, func,
