@@ -104,6 +104,8 @@ def _emit_rocdl(module, args) -> int:
             continue
         space = ir.StringAttr(op.operation.attributes[SPACE_ATTR]).value
         kernel = backend.compile_kernel(read_function(op), space, target)
+        if kernel is None:           # a host step (all_reduce): nothing is lowered
+            continue
         for stage in stages:
             label = "nvvm" if stage == "rocdl" and target.platform == "cuda" else stage
             print(f"// -----// {kernel.name}: {label} ({target}) //----- //")

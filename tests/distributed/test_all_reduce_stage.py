@@ -160,14 +160,6 @@ def test_use_group_refuses_a_bad_name():
             pass
 
 
-def test_the_rocdl_backend_refuses_the_collective():
-    from qfuse.runtime.compiler import compile_pipeline
-    from ar_pipes import PROGRAMS
-    with pytest.raises(QfuseError, match="collective") as e:
-        compile_pipeline(PROGRAMS["ar_fp8"], "rocdl", "hip:gfx942")
-    assert "ar_pipes.py" in str(e.value)            # located at the all_reduce call
-
-
 _ORDERS = load_source(
     "def rk(x: bf16[M, N], w: bf16[N]):\n    return norm(all_reduce(x), w)\n\n"
     "def nat(x: bf16[M, N], w: bf16[N]):\n    return norm(all_reduce(x, order=native), w)\n",

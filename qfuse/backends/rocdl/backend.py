@@ -31,6 +31,9 @@ BINARY_EXT = {"hip": ("amdgcn", "hsaco"), "cuda": ("ptx", "cubin")}
 #: iteration spaces this backend lowers and their launch rule (tile: a block per row of
 #: the input; cache_block: a block per row of the scales, kernel.rows_param)
 SPACES = {"row": "rows", "tensor_amax": "blocks", "tile": "rows", "cache_block": "rows"}
+#: steps that are host work between kernels, not kernels (``collective``: all_reduce, run
+#: by the runner with the stage's host implementation, as the Triton backend does)
+HOST_SPACES = ("collective",)
 
 
 class RocdlBackend(Backend):
@@ -55,9 +58,14 @@ class RocdlBackend(Backend):
             return e.message
         return None
 
-    def compile_kernel(self, kernel, space: str, target: Optional[Target]) -> RocdlKernel:
+    def compile_kernel(self, kernel, space: str, target: Optional[Target]
+                       ) -> Optional[RocdlKernel]:
+        """The kernel's RocdlKernel; None for a host step (nothing is lowered: the runner
+        runs it between the kernels)."""
         from .kernel import render, rows_param, signature
         from .mapping import Gpu, Loops
+        if space in HOST_SPACES:
+            return None
         if space not in SPACES:
             raise QfuseError(f"rocdl backend: the {space} iteration space is not lowered yet "
                              f"(kernel {kernel.name})", kernel.loc)
@@ -78,7 +86,10 @@ class RocdlBackend(Backend):
         return k
 
     def binaries(self, artifact: RocdlKernel, target: Target, dims: dict) -> dict:
-        """``{ext: text or bytes}``: amdgcn + hsaco (HIP), ptx + cubin (CUDA)."""
+        """``{ext: text or bytes}``: amdgcn + hsaco (HIP), ptx + cubin (CUDA); none for a
+        host step (all_reduce)."""
+        if artifact is None:
+            return {}
         from .lower import build_binaries
         return build_binaries(artifact, target)
 

@@ -5,7 +5,9 @@ from the kernel's declared types (an output updated in place, a KV cache, is its
 parameter's tensor), and calls the kernel in its ABI order (parameters,
 then outputs). Where it runs follows the tensors: CPU tensors go to the CPU twin
 (:mod:`.cpu`), CUDA tensors to the NVVM twin and AMD tensors to the HIP launcher
-(:mod:`.launch`): everything but that last call is shared.
+(:mod:`.launch`): everything but that last call is shared. A host step (``all_reduce``:
+no RocdlKernel) runs between the kernels with the stage's host implementation, the one
+the reference backend interprets (:mod:`qfuse.backends.collective`).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import torch
 from ...dialect.in_place import updated_params
 from ...dialect.types import TensorType
 
-__all__ = ["RocdlRunner", "bind_symbols", "output_shape"]
+__all__ = ["RocdlRunner", "bind_symbols", "output_shape", "run_host_step"]
 
 
 def bind_symbols(program, tensors: dict) -> dict:
@@ -33,6 +35,15 @@ def bind_symbols(program, tensors: dict) -> dict:
 
 def output_shape(t: TensorType, syms: dict) -> tuple:
     return tuple(d.eval(syms) for d in t.shape)
+
+
+def run_host_step(step, env: dict) -> dict:
+    """``{output name: tensor}`` of a host step: its program interpreted (a collective
+    on the tensors where they are; the kernels after it read its result)."""
+    from ..reference.interpreter import run_pipeline
+    prog = step.program
+    got = run_pipeline(prog, {p.value.name: env[n] for p, n in zip(prog.params, step.inputs)})
+    return dict(zip(step.outputs, got.values()))
 
 
 class RocdlRunner:
@@ -67,6 +78,9 @@ class RocdlRunner:
         device = next((v.device for v in inputs.values() if isinstance(v, torch.Tensor)),
                       torch.device("cpu"))
         for step in self.cp.steps:
+            if step.source is None:            # a host step (all_reduce): no kernel
+                env.update(run_host_step(step, env))
+                continue
             prog = step.program
             ins = {p.value.name: env[n] for p, n in zip(prog.params, step.inputs)}
             syms = bind_symbols(prog, ins)
