@@ -56,6 +56,22 @@ def setup(seed=0):
     return qkv, qw, kw, cs, pos, slots
 
 
+def caches(dt, shuffle: bool, nb: int, bs: int, x: int) -> tuple:
+    """Zeroed k / v caches: the shuffle layouts, or ``[slots, H, D]``."""
+    if shuffle:
+        return (torch.zeros(nb, HK, D // x, bs, x).to(dt),
+                torch.zeros(nb, HK, bs // x, D, x).to(dt))
+    return torch.zeros(nb * bs, HK, D).to(dt), torch.zeros(nb * bs, HK, D).to(dt)
+
+
+def flat(kc, vc, shuffle: bool, nb: int, bs: int, x: int) -> tuple:
+    """The caches as ``[slots, H, D]``."""
+    if not shuffle:
+        return kc, vc
+    return (kc.permute(0, 3, 1, 2, 4).reshape(-1, HK, D),
+            vc.view(nb, HK, bs // x, D, x).permute(0, 2, 4, 1, 3).reshape(-1, HK, D))
+
+
 @backends
 @pytest.mark.parametrize("neox,interleaved,fp8,shuffle", [
     (True, False, False, True), (False, True, True, True), (True, True, True, False),
@@ -66,11 +82,7 @@ def test_fused_qk_norm_mrope(backend, neox, interleaved, fp8, shuffle):
     dt = FP8 if fp8 else torch.bfloat16
     nb, bs = 4, 16
     x = 16 // torch.empty(0, dtype=dt).element_size()
-    if shuffle:
-        kc = torch.zeros(nb, HK, D // x, bs, x).to(dt)
-        vc = torch.zeros(nb, HK, bs // x, D, x).to(dt)
-    else:
-        kc, vc = torch.zeros(nb * bs, HK, D).to(dt), torch.zeros(nb * bs, HK, D).to(dt)
+    kc, vc = caches(dt, shuffle, nb, bs, x)
     q_out = torch.empty(T, HQ, D, dtype=torch.bfloat16)
     k_out, v_out = torch.empty(T, HK, D, dtype=dt), torch.empty(T, HK, D, dtype=dt)
     ks, vs = torch.tensor(0.05), torch.tensor(0.02)
@@ -85,20 +97,49 @@ def test_fused_qk_norm_mrope(backend, neox, interleaved, fp8, shuffle):
     assert q_out[3].isnan().any() and not q_out[0].isnan().any()
     v = rows[:, HQ + HK:]
     if fp8:
-        agree({"k": k_out.float() * ks}, {"k": O.codes(wk.bfloat16().float() * (1 / ks),
+        agree({"k": k_out.float() * ks}, {"k": O.codes(wk.bfloat16().float() / ks,
                                                         FP8).float() * ks}, k=3)
-        same_bits(v_out, O.codes(v.float() * (1 / vs), FP8), "v_out")
+        same_bits(v_out, O.codes(v.float() / vs, FP8), "v_out")
     else:
         agree({"k": k_out}, {"k": wk.bfloat16()}, k=2)
         same_bits(v_out, v, "v_out")
-    flat_k = kc.permute(0, 3, 1, 2, 4).reshape(-1, HK, D) if shuffle else kc
-    flat_v = vc.view(nb, HK, bs // x, D, x).permute(0, 2, 4, 1, 3).reshape(-1, HK, D) \
-        if shuffle else vc
+    flat_k, flat_v = flat(kc, vc, shuffle, nb, bs, x)
     for t, s in enumerate(slots.tolist()):
         if 0 <= s < nb * bs:
             same_bits(flat_k[s], k_out[t], f"k cache slot {s}")
             same_bits(flat_v[s], v_out[t], f"v cache slot {s}")
     assert not flat_k[18:33].float().any()          # only the written slots change
+
+
+@backends
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_fp8_codes_divide_by_the_scale(backend, shuffle):
+    """AITER's mRoPE kernel quantises fp8(x / scale) (a true division, then the clipping
+    cast), not x * (1 / scale): with scale 0.03 the bf16 values 0.046875 and 0.0234375
+    give another code by the two rules. v is written as given, so its codes are exact;
+    k (normalised and rotated) follows the same option."""
+    qkv, qw, kw, cs, pos, slots = setup(seed=1)
+    rows = qkv.view(T, HQ + 2 * HK, D)
+    v = rows[:, HQ + HK:]
+    v[:, :, 0::4] = 0.046875
+    v[:, :, 1::4] = -0.0234375
+    v[:, :, 2] = 100.0                              # saturates at 448
+    nb, bs, x = 4, 16, 16
+    kc, vc = caches(FP8, shuffle, nb, bs, x)
+    q_out = torch.empty(T, HQ, D, dtype=torch.bfloat16)
+    k_out, v_out = torch.empty(T, HK, D, dtype=FP8), torch.empty(T, HK, D, dtype=FP8)
+    vs = torch.tensor(0.03)
+    on(backend, C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle, qkv, qw, kw, cs, pos, T,
+       HQ, HK, HK, D, True, SECTIONS, False, 1e-6, q_out, kc, vc, slots, torch.tensor(0.05),
+       vs, k_out, v_out, True, shuffle, bs, x)
+    want = O.codes(v.float() / vs, FP8)
+    assert not torch.equal(want.view(torch.uint8),
+                           O.codes(v.float() * (1 / vs), FP8).view(torch.uint8))
+    same_bits(v_out, want, "v_out")
+    flat_v = flat(kc, vc, shuffle, nb, bs, x)[1]
+    for t, s in enumerate(slots.tolist()):
+        if 0 <= s < nb * bs:
+            same_bits(flat_v[s], want[t], f"v cache slot {s}")
 
 
 @backends
@@ -120,6 +161,49 @@ def test_partial_rotary_dim(backend):
     wk = mrope_ref(O.rms(rows[:, HQ:HQ + HK], gk, 1e-6), cs, pos, True, True, [4, 2, 2])
     agree({"q": q_out, "k": k_out}, {"q": wq.bfloat16(), "k": wk.bfloat16()}, k=2)
     assert not q_out[3, :, 16:].isnan().any()        # the tail ignores the bad position
+
+
+def test_aiter_module_paths():
+    """AITER's own modules (aiter/ops/fused_qk_norm_mrope_cache_quant.py,
+    aiter/ops/fused_qk_norm_rope_cache_quant.py) serve the functions (``import aiter``
+    reaches ``qfuse.aiter.<path>`` for any path, test_guide_examples.py checks the alias);
+    aiter.ops.cache and aiter itself re-export the same objects."""
+    import importlib
+
+    import qfuse.aiter as aiter
+    mrope = importlib.import_module("qfuse.aiter.ops.fused_qk_norm_mrope_cache_quant")
+    rope = importlib.import_module("qfuse.aiter.ops.fused_qk_norm_rope_cache_quant")
+    for name in ("fused_qk_norm_mrope_3d_cache_pts_quant_shuffle",
+                 "fused_qk_norm_mrope_3d_cache_quant_shuffle"):
+        assert getattr(mrope, name) is getattr(C, name) is getattr(aiter, name)
+    assert rope.fused_qk_norm_rope_cache_quant_shuffle is \
+        C.fused_qk_norm_rope_cache_quant_shuffle is aiter.fused_qk_norm_rope_cache_quant_shuffle
+    assert mrope.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle.__module__ == \
+        "qfuse.aiter.ops.fused_qk_norm_mrope_cache_quant"
+
+
+def test_scale_as_float_or_one_element_tensor():
+    """AITER's older signature passes the per-tensor scales as floats: the same codes; a
+    scale of several elements or an integer tensor is an error naming it."""
+    qkv, qw, kw, cs, pos, slots = setup(seed=2)
+    got = []
+    for ks, vs in ((0.05, 0.03), (torch.tensor([0.05]), torch.tensor(0.03))):
+        kc, vc = torch.zeros(64, HK, D).to(FP8), torch.zeros(64, HK, D).to(FP8)
+        q_out = torch.empty(T, HQ, D, dtype=torch.bfloat16)
+        C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle(
+            qkv, qw, kw, cs, pos, T, HQ, HK, HK, D, True, SECTIONS, False, 1e-6, q_out, kc,
+            vc, slots, ks, vs, use_shuffle_layout=False)
+        got.append((kc, vc))
+    same_bits(got[0][0], got[1][0], "k cache")
+    same_bits(got[0][1], got[1][1], "v cache")
+    kc, vc = torch.zeros(64, HK, D).to(FP8), torch.zeros(64, HK, D).to(FP8)
+    q_out = torch.empty(T, HQ, D, dtype=torch.bfloat16)
+    for bad in (torch.tensor([0.1, 0.2]), torch.tensor([1])):
+        with pytest.raises(ValueError, match="per_tensor_v_scale must be a float or a "
+                                             "one-element float tensor"):
+            C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle(
+                qkv, qw, kw, cs, pos, T, HQ, HK, HK, D, True, SECTIONS, False, 1e-6, q_out,
+                kc, vc, slots, 0.05, bad, use_shuffle_layout=False)
 
 
 def test_old_name_and_arguments():

@@ -65,7 +65,10 @@ ISSUE_FUNCTIONS = {
     "aiter.ops.cache": [
         "reshape_and_cache", "reshape_and_cache_with_pertoken_quant",
         "reshape_and_cache_with_block_quant", "reshape_and_cache_with_block_quant_for_asm_pa",
-        "indexer_k_quant_and_cache", "fused_qk_norm_rope_cache_quant_shuffle",
+        "indexer_k_quant_and_cache"],
+    # the fused QK norm + RoPE / mRoPE cache writes, at AITER's own module paths
+    "aiter.ops.fused_qk_norm_rope_cache_quant": ["fused_qk_norm_rope_cache_quant_shuffle"],
+    "aiter.ops.fused_qk_norm_mrope_cache_quant": [
         "fused_qk_norm_mrope_3d_cache_pts_quant_shuffle"],
     "aiter.utility.fp4_utils": [
         "f32_to_mxfp4", "mxfp4_to_f32", "f32_to_e8m0", "f32_to_mx_e8m0_scale", "e8m0_to_f32",

@@ -1,8 +1,10 @@
-"""``aiter.ops``: ``quant``, ``cache``, ``norm``, ``communication``, ``triton``, ``enum``
-(submodules load on first use)."""
+"""``aiter.ops``: ``quant``, ``cache``, ``norm``, ``communication``, ``triton``, ``enum``,
+``fused_qk_norm_rope_cache_quant``, ``fused_qk_norm_mrope_cache_quant`` (submodules load on
+first use)."""
 import importlib
 
-_SUBMODULES = ("quant", "cache", "norm", "rmsnorm", "communication", "triton", "enum")
+_SUBMODULES = ("quant", "cache", "norm", "rmsnorm", "communication", "triton", "enum",
+               "fused_qk_norm_rope_cache_quant", "fused_qk_norm_mrope_cache_quant")
 
 
 def __getattr__(name: str):

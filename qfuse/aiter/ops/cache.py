@@ -1,7 +1,9 @@
 """``aiter.ops.cache`` on qfuse pipelines (``cache.qp``, ``cache_quant.qp``,
 ``indexer_cache.qp``, ``qk_norm_rope_cache*.qp``, ``qk_norm_mrope_cache*.qp``): paged
 KV-cache writes, plain or quantised, into the caller's caches (in place, as AITER's
-kernels), and the fused QK-norm + RoPE / mRoPE writes.
+kernels). The fused QK-norm + RoPE / mRoPE writes are at AITER's module paths
+(``aiter.ops.fused_qk_norm_rope_cache_quant``, ``aiter.ops.fused_qk_norm_mrope_cache_quant``)
+and re-exported here.
 
 Layouts (aiter-semantics.md 9): key cache ``[num_blocks, num_heads, head_size/x,
 block_size, x]``; value cache ``[num_blocks, num_heads, head_size, block_size]``, or with
@@ -19,35 +21,23 @@ from __future__ import annotations
 
 import torch
 
-from ...dialect.options import RopeStyle
 from .. import _args as A
 from .. import dtypes
 from ._fused import Binding
+from ._kv_args import INDEX as _INDEX
+from ._kv_args import cache_dsl as _cache_dsl
+from ._kv_args import scales as _scales
+# the fused QK-norm + RoPE / mRoPE cache writes live at AITER's own module paths; this
+# module re-exports them (older qfuse code, and ``aiter.<name>``, reach them here)
+from .fused_qk_norm_mrope_cache_quant import (fused_qk_norm_mrope_3d_cache_pts_quant_shuffle,
+                                              fused_qk_norm_mrope_3d_cache_quant_shuffle)
+from .fused_qk_norm_rope_cache_quant import fused_qk_norm_rope_cache_quant_shuffle
 
 __all__ = ["reshape_and_cache", "reshape_and_cache_with_pertoken_quant",
            "reshape_and_cache_with_block_quant", "reshape_and_cache_with_block_quant_for_asm_pa",
            "indexer_k_quant_and_cache", "fused_qk_norm_rope_cache_quant_shuffle",
            "fused_qk_norm_mrope_3d_cache_pts_quant_shuffle",
            "fused_qk_norm_mrope_3d_cache_quant_shuffle"]
-
-#: cache dtypes of a quantised cache (a uint8 cache holds dtypes.fp8 bytes, as in vLLM)
-_QUANT_CACHE = {torch.float8_e4m3fn: "fp8_e4m3fn", torch.float8_e4m3fnuz: "fp8_e4m3fnuz",
-                torch.int8: "i8"}
-_INDEX = {torch.int32: "i32", torch.int64: "i64"}
-
-
-def _cache_dsl(func: str, name: str, cache, quantised: bool) -> tuple:
-    """``(the cache as the pipeline reads it, its DSL dtype)``."""
-    A.tensor(func, name, cache)
-    if quantised:
-        if cache.dtype == torch.uint8:
-            cache = cache.view(dtypes.fp8)
-        dsl = _QUANT_CACHE.get(cache.dtype)
-        A.need(dsl is not None, func, f"{name} of a quantised cache must be fp8 or int8, got "
-               f"{cache.dtype}")
-        return cache, dsl
-    return cache, A.float_dsl(func, name, cache)
-
 
 def _kv(func: str, key, value, key_cache, value_cache, slot_mapping, asm_layout: bool,
         quantised: bool) -> Binding:
@@ -81,13 +71,6 @@ def _kv(func: str, key, value, key_cache, value_cache, slot_mapping, asm_layout:
            f"{slot_mapping.dtype}")
     b.kw["slots"] = slot_mapping
     return b
-
-
-def _scales(b: Binding, ks, vs, names=("k_scale", "v_scale")) -> None:
-    for name, param, t in zip(names, ("ks", "vs"), (ks, vs)):
-        A.tensor(b.func, name, t)
-        A.need(t.dtype == torch.float32, b.func, f"{name} must be float32, got {t.dtype}")
-        b.kw[param] = t
 
 
 def _scaled_kv(func: str, key, value, key_cache, value_cache, ks, vs, slot_mapping,
@@ -226,193 +209,3 @@ def indexer_k_quant_and_cache(k: torch.Tensor, kv_cache: torch.Tensor,
            f"int32/int64 [{t}], got {slot_mapping.dtype} {tuple(slot_mapping.shape)}")
     b.kw["slots"] = slot_mapping
     b.run("indexer_cache", "indexer_k", "hip")
-
-
-def _qk_norm_rope(b: Binding, qkv, num_heads_q, num_heads_k, num_heads_v, head_dim, eps, qw,
-                  kw, cos_sin, rotary_dim: int, is_neox_style: bool,
-                  cs_name: str = "cos_sin") -> tuple:
-    """Bind the q / k / v heads of ``qkv [T, (Hq + Hk + Hv) * D]`` (views), the norm
-    weights and epsilon, and the cos / sin halves of ``cos_sin [P, rotary_dim]``; returns
-    ``(q, k, v)``."""
-    func = b.func
-    A.tensor(func, "qkv", qkv)
-    hq, hk, hv, d = int(num_heads_q), int(num_heads_k), int(num_heads_v), int(head_dim)
-    A.need(hk == hv, func, f"num_heads_k and num_heads_v must be equal (one cache head "
-           f"count), got {hk} and {hv}")
-    A.need(qkv.numel() % ((hq + hk + hv) * d) == 0 and qkv.stride(-1) == 1, func,
-           f"qkv must be [num_tokens, {(hq + hk + hv) * d}] contiguous, got shape "
-           f"{tuple(qkv.shape)}")
-    rows = qkv.reshape(-1, hq + hk + hv, d)
-    q, k, v = rows[:, :hq], rows[:, hq:hq + hk], rows[:, hq + hk:]
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        b.rows(name, t, "X", name, rank=3)
-    b.vector("qw", qw, d, "W", "qw")
-    b.vector("kw", kw, d, "W", "kw")
-    b.scalar("eps", eps, "eps")
-    A.tensor(func, cs_name, cos_sin)
-    A.need(rotary_dim % 2 == 0 and 0 < rotary_dim <= d and cos_sin.dim() == 2
-           and cos_sin.shape[1] == rotary_dim, func,
-           f"{cs_name} must be [max_positions, {rotary_dim}] (the rotary dim, even, at most "
-           f"the head size {d}), got shape {tuple(cos_sin.shape)}")
-    b.subs["C"] = A.float_dsl(func, cs_name, cos_sin)
-    half = rotary_dim // 2
-    b.kw.update(cos=cos_sin[:, :half], sin=cos_sin[:, half:])
-    b.subs["STYLE"] = str(RopeStyle.NEOX if is_neox_style else RopeStyle.GPTJ)
-    return q, k, v
-
-
-def fused_qk_norm_rope_cache_quant_shuffle(qkv, num_heads_q: int, num_heads_k: int,
-                                           num_heads_v: int, head_dim: int, eps: float, qw,
-                                           kw, cos_sin_cache, is_neox_style: bool, pos_ids,
-                                           k_cache, v_cache, slot_mapping, kv_cache_dtype: str,
-                                           k_scale, v_scale) -> None:
-    """Per token of ``qkv [T, (Hq + Hk + Hv) * D]`` (updated in place): RMSNorm the q and
-    k heads (weights ``qw`` / ``kw [D]``), rotate them by ``cos_sin_cache [P, D]`` (cos
-    half, sin half) at ``pos_ids`` (neox or gptj pairs), write q and k back into ``qkv``,
-    and write k and v into the caches at ``slot_mapping`` (key layout; value in the asm
-    layout ``[blocks, heads, block_size/x, D, x]``): copied (``kv_cache_dtype="auto"``) or
-    per-token quantised with scales ``[blocks, heads, block_size]``. qfuse computes the
-    norm, weight and rotation in fp32 and rounds once (AITER's torch reference rounds the
-    normalised value, the weight product and each rotation product to the input dtype)."""
-    func = "fused_qk_norm_rope_cache_quant_shuffle"
-    quantised = kv_cache_dtype != "auto"
-    if kv_cache_dtype not in ("auto", "fp8", "fp8_e4m3"):
-        raise A.unsupported(func, f"kv_cache_dtype={kv_cache_dtype!r} is not supported "
-                            f"('auto', 'fp8_e4m3')")
-    b = Binding(func)
-    q, k, v = _qk_norm_rope(b, qkv, num_heads_q, num_heads_k, num_heads_v, head_dim, eps,
-                            qw, kw, cos_sin_cache, int(head_dim), is_neox_style,
-                            "cos_sin_cache")
-    rows, hk, d = q.shape[0], k.shape[1], int(head_dim)
-    A.tensor(func, "pos_ids", pos_ids)
-    b.subs["PI"] = _INDEX.get(pos_ids.dtype, "")
-    A.need(b.subs["PI"] != "" and pos_ids.numel() == rows, func,
-           f"pos_ids must be int32/int64 [{rows}], got {pos_ids.dtype} "
-           f"{tuple(pos_ids.shape)}")
-    b.kw["pos"] = pos_ids.reshape(-1)
-    kc, b.subs["KC"] = _cache_dsl(func, "k_cache", k_cache, quantised)
-    vc, b.subs["VC"] = _cache_dsl(func, "v_cache", v_cache, quantised)
-    A.need(kc.dim() == 5 and vc.is_contiguous(), func, "k_cache must be [num_blocks, heads, "
-           "head_dim/x, block_size, x] and v_cache a contiguous cache")
-    nb, _, _, bs, x = kc.shape
-    vx = 16 // vc.element_size()
-    A.need(vc.numel() == nb * hk * bs * d and bs % vx == 0, func,
-           f"v_cache must hold [num_blocks={nb}, {hk}, block_size={bs}, {d}] entries")
-    b.kw.update(kc=kc, vc=vc.view(nb, hk, bs // vx, d, vx))
-    b.subs.update(VECK=str(x), VECV=str(vx))
-    A.tensor(func, "slot_mapping", slot_mapping, dims=(1,))
-    b.subs["I"] = _INDEX.get(slot_mapping.dtype, "i64")
-    b.kw["slots"] = slot_mapping
-    if quantised:
-        _scales(b, k_scale, v_scale)
-    out = (b.run("qk_norm_rope_cache_quant", "qk_norm_rope_cache_scaled", "hip") if quantised
-           else b.run("qk_norm_rope_cache", "qk_norm_rope_cache", "hip"))
-    q.copy_(out["qn"])
-    k.copy_(out["kn"])
-
-
-def fused_qk_norm_mrope_3d_cache_pts_quant_shuffle(
-        qkv, qw, kw, cos_sin, positions, num_tokens: int, num_heads_q: int, num_heads_k: int,
-        num_heads_v: int, head_size: int, is_neox_style: bool, mrope_section_,
-        is_interleaved: bool, eps: float, q_out, k_cache, v_cache, slot_mapping,
-        per_tensor_k_scale, per_tensor_v_scale, k_out=None, v_out=None,
-        return_kv: bool = False, use_shuffle_layout: bool = True, block_size: int = 0,
-        x: int = 0, rotary_dim: int = 0, gemma_norm: bool = False) -> None:
-    """mRoPE (Qwen2/3-VL) form of :func:`fused_qk_norm_rope_cache_quant_shuffle`, per token
-    of ``qkv [T, (Hq + Hk + Hv) * D]`` (left unchanged): RMSNorm of the q and k heads,
-    rotation by ``cos_sin [P, rotary_dim]`` (cos half, sin half; ``rotary_dim=0``: D) at
-    ``positions [3, T]`` with ``mrope_section_ = [t, h, w]`` frequencies per row (chunked;
-    ``is_interleaved``: Qwen3-VL's interleaving), q written to ``q_out [T, Hq, D]``, k and v
-    to the caches at ``slot_mapping``: ``use_shuffle_layout`` ``k_cache [NB, H, D/x,
-    block_size, x]``, ``v_cache [NB, H, block_size/x, D, x]``, else ``[slots, H, D]``; a
-    cache of qkv's dtype is written as is, an fp8 cache quantised with the per-tensor
-    scales (``x * (1 / scale)``, RNE saturating). ``return_kv``: the written k and v also
-    in token order in ``k_out`` / ``v_out [T, H, D]``. Norm, weight and rotation in fp32,
-    rounded once (AITER's torch reference rounds each step: not an option); ``gemma_norm``
-    weighs by ``1 + w``; a position outside the table makes the frequencies that read it
-    NaN."""
-    func = "fused_qk_norm_mrope_3d_cache_pts_quant_shuffle"
-    d = int(head_size)
-    rd = int(rotary_dim) or d
-    sec = [int(v) for v in mrope_section_]
-    A.need(len(sec) == 3 and min(sec) >= 0 and sum(sec) == rd // 2, func,
-           f"mrope_section_ must be [t, h, w] summing to rotary_dim / 2 = {rd // 2}, got "
-           f"{list(mrope_section_)}")
-    b = Binding(func)
-    q, k, v = _qk_norm_rope(b, qkv, num_heads_q, num_heads_k, num_heads_v, d, eps, qw, kw,
-                            cos_sin.reshape(-1, rd), rd, is_neox_style)
-    t, hk = q.shape[0], k.shape[1]
-    A.need(int(num_tokens) == t, func, f"num_tokens must be qkv's {t} tokens, got "
-           f"{num_tokens}")
-    b.subs.update(MROPE="interleaved" if is_interleaved else "chunked", MH=str(sec[1]),
-                  MW=str(sec[2]), GEMMA=str(bool(gemma_norm)).lower())
-    A.tensor(func, "positions", positions)
-    b.subs["PI"] = _INDEX.get(positions.dtype, "")
-    A.need(b.subs["PI"] != "" and positions.numel() == 3 * t, func, f"positions must be "
-           f"int32/int64 [3, {t}], got {positions.dtype} {tuple(positions.shape)}")
-    b.kw["pos"] = positions.reshape(3, t)
-    quantised = k_cache.dtype != qkv.dtype         # an fp8 (or uint8 fp8) cache
-    kc, b.subs["KC"] = _cache_dsl(func, "k_cache", k_cache, quantised)
-    vc, b.subs["VC"] = _cache_dsl(func, "v_cache", v_cache, quantised)
-    A.need(kc.dtype == vc.dtype and (not quantised or kc.element_size() == 1 and
-                                     kc.dtype != torch.int8), func,
-           f"k_cache and v_cache must both have qkv's dtype {qkv.dtype} or an fp8 dtype, got "
-           f"{k_cache.dtype} and {v_cache.dtype}")
-    b.kw.update(_mrope_caches(func, kc, vc, hk, d, bool(use_shuffle_layout)))
-    b.subs.update(_MROPE_LAYOUTS[bool(use_shuffle_layout)],
-                  VEC=str(16 // kc.element_size()))
-    A.tensor(func, "slot_mapping", slot_mapping, dims=(1,))
-    b.subs["I"] = _INDEX.get(slot_mapping.dtype, "")
-    A.need(b.subs["I"] != "" and slot_mapping.numel() == t, func, f"slot_mapping must be "
-           f"int32/int64 [{t}], got {slot_mapping.dtype} {tuple(slot_mapping.shape)}")
-    b.kw["slots"] = slot_mapping
-    if quantised:
-        _scales(b, per_tensor_k_scale.reshape(1).float(), per_tensor_v_scale.reshape(1).float(),
-                ("per_tensor_k_scale", "per_tensor_v_scale"))
-        out = b.run("qk_norm_mrope_cache_quant", "qk_norm_mrope_cache_static", "hip")
-    else:
-        out = b.run("qk_norm_mrope_cache", "qk_norm_mrope_cache", "hip")
-    _into(func, "q_out", q_out, out["qn"], q.shape)
-    if return_kv:
-        ko, vo = (out["ko"], out["vo"]) if quantised else (out["kn"], v)
-        _into(func, "k_out", k_out, ko.view(k_out.dtype) if k_out is not None else ko, k.shape)
-        _into(func, "v_out", v_out, vo.view(v_out.dtype) if v_out is not None else vo, v.shape)
-
-
-#: AITER's older name of the same operation (without ``rotary_dim``)
-fused_qk_norm_mrope_3d_cache_quant_shuffle = fused_qk_norm_mrope_3d_cache_pts_quant_shuffle
-
-#: use_shuffle_layout -> the cache layouts and their dims in qk_norm_mrope_cache*.qp
-_MROPE_LAYOUTS = {True: dict(KL="key", KSHAPE="NB, H, DX, BS, XK", VL="value_asm",
-                             VSHAPE="NB, H, BSX, D, XV"),
-                  False: dict(KL="flash", KSHAPE="S, ONE, H, D", VL="flash",
-                              VSHAPE="S, ONE, H, D")}
-
-
-def _mrope_caches(func: str, kc, vc, hk: int, d: int, shuffle: bool) -> dict:
-    """The caches as the pipeline reads them: key / value_asm views of a shuffle-layout
-    pair, or ``[slots, H, D]`` caches as flash caches of one-token blocks."""
-    if shuffle:
-        A.need(kc.dim() == 5 and kc.shape[1] == hk and kc.shape[2] * kc.shape[4] == d, func,
-               f"k_cache must be [num_blocks, {hk}, {d}/x, block_size, x], got shape "
-               f"{tuple(kc.shape)}")
-        nb, _, _, bs, vx = kc.shape
-        A.need(vc.numel() == nb * hk * bs * d and bs % vx == 0 and vc.is_contiguous(), func,
-               f"v_cache must hold [num_blocks={nb}, {hk}, block_size={bs} / x, {d}, x] "
-               f"entries, got shape {tuple(vc.shape)}")
-        return {"kc": kc, "vc": vc.view(nb, hk, bs // vx, d, vx)}
-    out = {}
-    for name, c in (("kc", kc), ("vc", vc)):
-        A.need(c.dim() == 3 and tuple(c.shape[1:]) == (hk, d), func,
-               f"{'k' if name == 'kc' else 'v'}_cache must be [num_slots, {hk}, {d}], got "
-               f"shape {tuple(c.shape)}")
-        out[name] = c.unsqueeze(1)
-    return out
-
-
-def _into(func: str, name: str, out, got, shape) -> None:
-    """Copy ``got`` into the caller's ``out`` (shape checked)."""
-    A.tensor(func, name, out)
-    A.need(out.numel() == got.numel(), func, f"{name} must be {list(shape)}, got shape "
-           f"{tuple(out.shape)}")
-    out.view(got.shape).copy_(got)
