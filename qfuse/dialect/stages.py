@@ -56,8 +56,9 @@ class OperandSpec:
     literal: bool = False             # a number may stand for it (an f32 constant)
     subscript: str = ""               # the DSL's ``s[ids]`` gives this operand and that one
     made_by: str = ""                 # the stage that usually computes it in a pipeline
-    inherits: bool = False            # the call takes its granularity / dtype_max from that
-                                      # call when made_by computed it (round's scale)
+    inherits: bool = False            # the call takes its granularity (and dtype_max, where
+                                      # it has that option) from that call when made_by
+                                      # computed it (round's and dequant's scale)
     layout_of: bool = False           # the call is a store layout of made_by's result: when
                                       # made_by computed it here, the call joins that kernel
     positive: bool = False            # a scale the caller gives: positive values
@@ -292,8 +293,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           "two 4-bit codes per byte, element 2j in the low nibble", infer_pack),
     Stage("dequant", (_o("q", doc="codes: fp8, i8, int4 (one per int8), fp4_e2m1 (one per "
                                   "byte)"),
-                      _o("s", optional=True, doc="scale: f32 per_tensor / per_token / per_1xK, "
-                                                 "e8m0 for mx; absent: 1")),
+                      _o("s", optional=True, made_by="scale", inherits=True,
+                         doc="scale: f32 per_tensor / per_token / per_1xK, e8m0 for mx; "
+                             "absent: 1; computed by scale(...) here: its granularity")),
           (OptionSpec.of("granularity", Granularity, None,
                          "what one scale covers; an e8m0 scale is mx, an absent one needs none"),
            OptionSpec.of("dtype", FloatDType, FloatDType.F32,

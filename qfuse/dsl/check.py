@@ -9,7 +9,8 @@ at the argument it names (or at the call). ``a + b`` / ``a * b`` are the ``add``
 
 ``round`` inherits ``granularity`` and ``dtype_max`` from the ``scale`` call that
 produced its ``s`` (explicit values win; contradicting an explicit one is an error);
-a parameter ``s: f32[1]`` means a static per-tensor scale.
+``dequant`` inherits ``granularity`` the same way (the options a stage has are the ones
+it inherits); a parameter ``s: f32[1]`` means a static per-tensor scale.
 
 Rules that need the whole program, not one call: a parameter that ``cache_write``
 updates in place has no other use. Sizes (stage count, derived-dim nesting, f32 constants) are bounded by
@@ -395,7 +396,8 @@ class _PipelineChecker:
         explicit = set(opts)
         for spec in st.operands:
             if spec.inherits and spec.name in values:
-                self._inherit_options(spec, values[spec.name], opts, where, operand_nodes)
+                self._inherit_options(st, spec, values[spec.name], opts, where,
+                                      operand_nodes)
         args = {name: v.type for name, v in values.items()}
         try:
             resolved = resolve_options(st, args, opts)
@@ -469,19 +471,19 @@ class _PipelineChecker:
                                    f"{'returned' if call is None else 'read here'}", loc,
                                    hint=f"use that {stage}'s result instead")
 
-    def _inherit_options(self, spec, s: Value, opts: dict, where: dict,
+    def _inherit_options(self, st: Stage, spec, s: Value, opts: dict, where: dict,
                          operand_nodes: dict) -> None:
-        """Fill round's granularity/dtype_max from what made ``s`` (``spec.made_by``, see
-        the module doc)."""
+        """Fill granularity (and dtype_max, for a stage with that option) from what made
+        ``s`` (``spec.made_by``, see the module doc)."""
         s_loc = operand_nodes[spec.name].loc
         maker = self.producer.get(id(s))
         if maker is not None and maker.stage == spec.made_by:
-            self._inherit_from_scale(maker, opts, where, s_loc)
+            self._inherit_from_scale(st, maker, opts, where, s_loc)
         elif "granularity" not in opts:
-            opts["granularity"] = self._static_scale_granularity(s, s_loc)
+            opts["granularity"] = self._static_scale_granularity(st, s, s_loc)
             where["granularity"] = s_loc
 
-    def _inherit_from_scale(self, maker: StageCall, opts: dict, where: dict,
+    def _inherit_from_scale(self, st: Stage, maker: StageCall, opts: dict, where: dict,
                             s_loc: SourceLoc) -> None:
         made, at = maker.options, f"line {maker.loc.line}"
         target = opts.get("dtype")
@@ -495,6 +497,8 @@ class _PipelineChecker:
         if gran in tuple(Granularity) and gran != made["granularity"]:
             raise DSLTypeError(f"granularity={gran} does not match the scale s, computed "
                                f"{made['granularity']} ({at})", where["granularity"])
+        if st.option("dtype_max") is None:
+            return                      # a stage without the option (dequant) takes none
         if "dtype_max" not in opts:
             opts["dtype_max"], where["dtype_max"] = made["dtype_max"], s_loc
             return
@@ -504,11 +508,13 @@ class _PipelineChecker:
             raise DSLTypeError(f"dtype_max={given} contradicts the scale's dtype_max="
                                f"{made['dtype_max']} ({at})", where["dtype_max"])
 
-    def _static_scale_granularity(self, s: Value, s_loc: SourceLoc) -> str:
+    def _static_scale_granularity(self, st: Stage, s: Value, s_loc: SourceLoc) -> str:
         """A scale parameter f32[1] is per_tensor, E8M0 bytes are mx (the one granularity
         with E8M0 scales); anything else needs granularity=."""
         t = s.type
-        example = "e.g. round(x, s, fp8_e4m3fn, granularity=per_token)"
+        example = (f"e.g. {st.name}(" + ", ".join(st.positional[:2]) +
+                   (", fp8_e4m3fn" if st.option("dtype_max") else "") +
+                   ", granularity=per_token)")
         if id(s) not in self.param_ids:
             raise DSLTypeError("give granularity=: s is not computed by scale(...)", s_loc,
                                hint=example)
