@@ -147,13 +147,15 @@ def pack(c: torch.Tensor) -> torch.Tensor:
 
 
 def mxfp4(x: torch.Tensor, mode: str):
-    """``(packed [M, N/2], scale bytes [M, N/32])``."""
+    """``(packed [M, N/2], scale bytes [M, ceil(N/32)])``; a partial last 1x32 block is
+    scaled by its real elements (AITER's kernels load the missing ones as 0)."""
     m, n = x.shape
-    xb = x.float().reshape(m, n // 32, 32)
+    g = -(-n // 32)
+    xb = torch.nn.functional.pad(x.float(), (0, g * 32 - n)).reshape(m, g, 32)
     b = e8m0(xb.abs().amax(-1), mode)
     sc = torch.where(b == 0, torch.tensor(2.0 ** -127), torch.pow(2.0, b.float() - 127))
     sc = torch.where(b == 255, torch.tensor(float("nan")), sc)
-    q = e2m1(xb / sc[..., None]).reshape(m, n)
+    q = e2m1(xb / sc[..., None]).reshape(m, g * 32)[:, :n]
     return pack(q), b
 
 

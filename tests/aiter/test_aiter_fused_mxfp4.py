@@ -91,9 +91,67 @@ def test_fused_reduce_rms_mxfp4_quant(backend):
           {"q": wq, "s": padded(ws), "h": h.half(), "y3": ((x3[0] + x3[1]) + x3[2]).half()})
 
 
+@backends
+@pytest.mark.parametrize("m,n,res,shuffle", [(4, 200, True, True), (33, 200, False, False),
+                                             (1, 28, True, False), (2, 6, False, True)])
+def test_fused_rms_mxfp4_quant_partial_block(backend, m, n, res, shuffle):
+    """A last dim that is not a multiple of 32 (AITER's test uses N1 = 200, its kernel
+    takes any even N1): the partial last block is scaled by its real elements, its codes
+    fill [M, N1/2], the scale [M, ceil(N1/32)] (shuffled: the padded e8m0_shuffle
+    layout)."""
+    x = edge_rows(max(m - 4, 1), n, nan=False)[:m]
+    w = (torch.rand(n) + 0.5).to(torch.bfloat16)
+    r = torch.randn(x.shape, dtype=x.dtype) if res else None
+    (q, s), _, _, hr = on(backend, F.fused_rms_mxfp4_quant, x, w, 1e-6, res1=r,
+                          shuffle=shuffle)
+    h = x.float() + (r.float() if res else 0)
+    wq, ws = O.mxfp4(rms(h, w, 1e-6), "even")
+    assert q.shape == (m, n // 2) and ws.shape == (m, -(-n // 32))
+    agree({"q": q, "s": s}, {"q": wq, "s": O.shuffle(ws, 127) if shuffle else ws})
+
+
+@backends
+@pytest.mark.parametrize("m,n_half,spk,shuffle", [(1, 4, 1, False), (1, 28, 4, True),
+                                                  (128, 68, 1, False), (3, 200, 2, True)])
+def test_fused_reduce_act_mul_and_mxfp4_quant_partial_block(backend, m, n_half, spk,
+                                                            shuffle):
+    """AITER's test shapes with a partial (or a single short) MX block: N1 = 4, 28, 68
+    activation outputs (x [M, 2 * N1], or split-K [SPK, M, 2 * N1])."""
+    g = torch.Generator().manual_seed(n_half)
+    shape = (spk, m, 2 * n_half) if spk > 1 else (m, 2 * n_half)
+    x = torch.randn(shape, generator=g) / 10
+    x2 = torch.randn(spk, m, 8, generator=g) if spk > 1 else None
+    (q, s), _ = on(backend, F.fused_reduce_act_mul_and_mxfp4_quant, x, "silu", x2,
+                   shuffle=shuffle)
+    r = x if spk == 1 else x.sum(0) if spk == 2 else ((x[0] + x[1]) + x[2]) + x[3]
+    h = torch.nn.functional.silu(r[:, :n_half]) * r[:, n_half:]
+    wq, ws = O.mxfp4(h, "even")
+    assert q.shape == (m, n_half // 2)
+    agree({"q": q, "s": s}, {"q": wq, "s": O.shuffle(ws, 127) if shuffle else ws})
+
+
+@backends
+def test_partial_block_reduce_rms_and_flatten(backend):
+    x = torch.randn(2, 5, 100)
+    w = torch.rand(100) + 0.5
+    (q, s), *_ = on(backend, F.fused_reduce_rms_mxfp4_quant, x, w, 1e-6,
+                    scale_shuffle_padding=True)
+    wq, ws = O.mxfp4(rms(x[0] + x[1], w, 1e-6), "even")
+    agree({"q": q, "s": s}, {"q": wq, "s": padded(ws)})
+    xf = torch.randn(3, 2, 50, dtype=torch.bfloat16)
+    q, s = on(backend, F.fused_flatten_mxfp4_quant, xf)
+    wq, ws = O.mxfp4(xf.reshape(3, 100), "even")
+    assert s.shape == (3, 4) and s.stride() == (1, 3)
+    agree({"q": q, "s": s.contiguous()}, {"q": wq, "s": ws}, k=0)
+
+
 @pytest.mark.parametrize("call,match", [
-    (lambda: F.fused_rms_mxfp4_quant(torch.randn(2, 48), torch.ones(48), 1e-6),
-     "multiple of 32"),
+    (lambda: F.fused_rms_mxfp4_quant(torch.randn(2, 47), torch.ones(47), 1e-6),
+     "last dim of x1 must be even"),
+    (lambda: F.fused_reduce_act_mul_and_mxfp4_quant(torch.randn(2, 58), "silu"),
+     "last dim of x must be a multiple of 4"),
+    (lambda: F.fused_flatten_mxfp4_quant(torch.randn(2, 3, 5)),
+     r"last dim of x \(flattened\) must be even"),
     (lambda: F.fused_rms_mxfp4_quant(torch.randn(2, 64), torch.ones(64), 1e-6,
                                      inargs="cuda"), "inargs"),
     (lambda: F.fused_reduce_act_mul_and_mxfp4_quant(torch.randn(2, 64), "silu",

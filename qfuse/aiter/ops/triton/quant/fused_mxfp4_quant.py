@@ -8,8 +8,11 @@ to nearest even, packed two per byte. ``shuffle`` writes the scale in the
 ``e8m0_shuffle`` layout padded to ``(256, 8)`` multiples with 127 (scale 1), as AITER
 does for the padded columns of real rows (its padded rows are left unwritten);
 ``scale_shuffle_padding`` alone gives that padded buffer unshuffled, padding 127.
-Outputs are ``uint8`` like AITER's. The last dim must be a multiple of 32 (whole MX
-blocks; AITER also takes a partial last block). Backend: triton.
+Outputs are ``uint8`` like AITER's. The quantised width must be even (AITER's rule; for
+``fused_reduce_act_mul_and_mxfp4_quant`` x's last dim a multiple of 4); a partial last
+1x32 block (N = 28, 68, 200, as AITER's tests use) is scaled by its real elements, and its
+scale byte sits in the ``ceil(N / 32)`` columns (and the shuffled / padded layouts) as
+AITER's. Backend: triton.
 """
 from __future__ import annotations
 
@@ -30,8 +33,10 @@ _PAD = 127
 
 
 def _mx_width(b: Binding, name: str, n: int) -> None:
-    A.need(n % 32 == 0, b.func, f"the last dim of {name} must be a multiple of 32 (whole "
-           f"MXFP4 blocks), got {n}")
+    """AITER's rule: an even width (two E2M1 codes per byte); a partial last 1x32 block is
+    scaled by its real elements (AITER's kernels load the rest as 0)."""
+    A.need(n % 2 == 0 and n > 0, b.func, f"the last dim of {name} must be even and "
+           f"positive (two E2M1 codes per byte), got {n}")
 
 
 def _layout(b: Binding, shuffle, scale_shuffle_padding) -> bool:
@@ -55,7 +60,7 @@ def fused_rms_mxfp4_quant(x1: torch.Tensor, x1_weight: torch.Tensor, x1_epsilon:
                           shuffle: bool | None = False, scale_shuffle_padding: bool | None = False,
                           output_unquantized_inp1=False, inargs: str = "auto"):
     """``[res1 +] x1 -> RMSNorm -> MXFP4``; ``x2`` is RMS-normalised alone. Returns
-    ``((out1_fp4 [M, N1/2] uint8, out1_bs [M, N1/32] uint8, padded/shuffled on request),
+    ``((out1_fp4 [M, N1/2] uint8, out1_bs [M, ceil(N1/32)] uint8, padded/shuffled on request),
     out1, out2, out_res1)``. ``inargs``: ``auto`` and ``triton`` run the same pipeline;
     ``gluon`` (AITER's gfx1250 kernel) is refused."""
     b = Binding("fused_rms_mxfp4_quant")
@@ -77,7 +82,7 @@ def fused_rms_mxfp4_quant(x1: torch.Tensor, x1_weight: torch.Tensor, x1_epsilon:
 
 def fused_flatten_mxfp4_quant(x: torch.Tensor):
     """``x [M, N1, N2]`` (any strides) flattened to ``[M, N1*N2]`` -> MXFP4. Returns
-    ``(out [M, N1*N2/2] uint8, out_block_scales [M, N1*N2/32] uint8, strides (1, M))``.
+    ``(out [M, N1*N2/2] uint8, out_block_scales [M, ceil(N1*N2/32)] uint8, strides (1, M))``.
     Blocks run over the flattened row (AITER restarts them at every N2 segment, the same
     blocks when ``N2 % 32 == 0``)."""
     b = Binding("fused_flatten_mxfp4_quant")
@@ -102,8 +107,8 @@ def fused_reduce_act_mul_and_mxfp4_quant(x: torch.Tensor,
     split = b.split_k("x", x)
     A.need(split or x2 is None, b.func, "x2 must be None when x is 2-D")
     t = b.rows("x", x, "X", "x", split=split, as_splits=True)
-    A.need(t.shape[-1] % 2 == 0, b.func, f"the last dim of x must be even (gate and up "
-           f"halves), got {t.shape[-1]}")
+    A.need(t.shape[-1] % 4 == 0, b.func, f"the last dim of x must be a multiple of 4 (gate "
+           f"and up halves of an even width), got {t.shape[-1]}")
     _mx_width(b, "the activation output (half of x's last dim)", t.shape[-1] // 2)
     if x2 is not None:
         A.tensor(b.func, "x2", x2, dims=(3,))
