@@ -11,7 +11,7 @@ import torch
 from ._errors import AiterArgumentError, AiterUnsupportedError
 
 __all__ = ["FLOAT_DSL", "QUANT_DSL", "float_dsl", "quant_dsl", "tensor", "need", "rows2d",
-           "dtype_max", "literal", "unsupported", "same_device"]
+           "dtype_max", "literal", "unsupported", "same_device", "column_major"]
 
 #: input dtypes a pipeline reads (fp32 math inside)
 FLOAT_DSL = {torch.bfloat16: "bf16", torch.float16: "f16", torch.float32: "f32"}
@@ -93,3 +93,11 @@ def literal(value: float) -> str:
     """A float as a DSL number (the shortest text that reads back as the same double)."""
     text = repr(float(value))
     return text if ("." in text or "e" in text) else text + ".0"
+
+
+def column_major(s: torch.Tensor) -> torch.Tensor:
+    """A 2-D ``s`` in AITER's transposed scale buffer, ``torch.empty((G, M)).T``: strides
+    ``(1, M)`` whatever the sizes (``s.t().contiguous().t()`` keeps ``s``'s strides when a
+    dim has size 1)."""
+    out = torch.empty((s.shape[1], s.shape[0]), dtype=s.dtype, device=s.device).t()
+    return out.copy_(s)

@@ -9,7 +9,7 @@ import torch
 import aiter_oracles as O
 from aiter_testlib import backends, edge_rows, on, same_bits
 import qfuse.aiter as aiter
-from qfuse.aiter import dtypes
+from qfuse.aiter import AiterArgumentError, dtypes
 from qfuse.aiter.ops import quant as Q
 
 FP8 = (torch.float8_e4m3fn, torch.float8_e4m3fnuz)
@@ -284,6 +284,22 @@ def test_triton_dynamic_mxfp4_quant_layouts(backend):
     same_bits(s2.view(torch.uint8), O.shuffle(ws, 0), "asm shuffled scale")
     y3, s3 = on(backend, Q.get_triton_quant(aiter.QuantType.per_1x32), x)
     same_bits(s3.view(torch.uint8), ws, "asm scale")
+
+
+@backends
+@pytest.mark.parametrize("n", [28, 68, 200, 4])
+def test_triton_dynamic_mxfp4_quant_partial_block(backend, n):
+    """AITER's Triton dynamic_mxfp4_quant asserts only (N // 2) % 2 == 0: the last 1x32
+    block may be partial (scaled by its real elements), the scale [M, ceil(N/32)]."""
+    from qfuse.aiter.ops.triton.quant.quant import dynamic_mxfp4_quant
+    x = edge_rows(3, n)
+    y, s = on(backend, dynamic_mxfp4_quant, x)
+    wy, ws = O.mxfp4(x, "even")
+    assert s.shape == (x.shape[0], -(-n // 32)) and s.stride() == (1, x.shape[0])
+    same_bits(y, wy, "codes")
+    same_bits(s.contiguous(), ws, "scale")
+    with pytest.raises(AiterArgumentError, match=r"positive multiple of 4 \(AITER's"):
+        dynamic_mxfp4_quant(torch.randn(2, n + 2))
 
 
 # ------------------------------------------------------------------ dispatch and errors

@@ -39,19 +39,24 @@ def scaling_mode(func: str, name) -> E8M0Mode:
                                  f"{', '.join(E8M0Mode)}, got {name!r}") from None
 
 
-def _rows(func: str, x: torch.Tensor) -> torch.Tensor:
+def _rows(func: str, x: torch.Tensor, multiple: int = 32) -> torch.Tensor:
+    """x as 2-D rows; its last dim a multiple of ``multiple`` (32: whole 1x32 MX blocks;
+    4: AITER's Triton ``dynamic_mxfp4_quant``, whose last block may be partial)."""
     A.float_dsl(func, "x", x)
-    A.need(x.dim() >= 1 and x.shape[-1] % 32 == 0, func,
-           f"the last dim of x must be a multiple of 32 (1x32 MX blocks), got shape "
-           f"{tuple(x.shape)}")
+    what = "1x32 MX blocks" if multiple == 32 else \
+        "AITER's (N // 2) % 2 == 0; a partial last 1x32 block is allowed"
+    A.need(x.dim() >= 1 and x.shape[-1] % multiple == 0 and x.shape[-1] > 0, func,
+           f"the last dim of x must be a positive multiple of {multiple} ({what}), got "
+           f"shape {tuple(x.shape)}")
     return A.rows2d(x)
 
 
 def quantise_mxfp4(func: str, kind: str, x, mode: E8M0Mode, shuffle: bool = False,
-                   pad: int = 0) -> tuple:
-    """``(packed codes [rows, N/2] u8, E8M0 scale [rows, N/32] u8)``; with ``shuffle`` the
-    scale is ``e8m0_shuffle``'d (padded to (256, 8) multiples with ``pad``)."""
-    x2 = _rows(func, x)
+                   pad: int = 0, multiple: int = 32) -> tuple:
+    """``(packed codes [rows, N/2] u8, E8M0 scale [rows, ceil(N/32)] u8)``; with
+    ``shuffle`` the scale is ``e8m0_shuffle``'d (padded to (256, 8) multiples with
+    ``pad``); ``multiple`` the width rule (see ``_rows``)."""
+    x2 = _rows(func, x, multiple)
     name = "mxfp4_shuffle" if shuffle else "mxfp4"
     return pipeline("mx", name, kind, X=A.FLOAT_DSL[x.dtype], MODE=str(mode), PAD=str(pad))(x2)
 

@@ -170,4 +170,4 @@ def fused_flatten_fp8_group_quant(x: torch.Tensor, group_size, dtype_quant=fp8_d
     _quant(b, dtype_quant, group_size)
     out = b.run("fused_fp8", "flatten_group", "triton")
     s = out["s"]
-    return out["q"], (s.t().contiguous().t() if transpose_scale else s)
+    return out["q"], (A.column_major(s) if transpose_scale else s)

@@ -91,7 +91,7 @@ def fused_flatten_mxfp4_quant(x: torch.Tensor):
     _mx_width(b, "x (flattened)", x.shape[1] * x.shape[2])
     b.kw["x"] = x if x.stride(-1) == 1 or x.shape[-1] <= 1 else x.contiguous()
     out = b.run("fused_mxfp4", "flatten_mx", "triton")
-    return out["q"], out["s"].t().contiguous().t()
+    return out["q"], A.column_major(out["s"])
 
 
 def fused_reduce_act_mul_and_mxfp4_quant(x: torch.Tensor,

@@ -66,11 +66,13 @@ def dynamic_per_token_quant_fp8_i8(qx: torch.Tensor, x_in: torch.Tensor,
 
 
 def dynamic_mxfp4_quant(x: torch.Tensor, scaling_mode: str = "even"):
-    """MXFP4 of a 2-D ``x``: ``(x_fp4 [M, N/2] uint8, blockscale [M, N/32] uint8)``, the
-    scale in AITER's layout (a transposed buffer: strides ``(1, M)``). ``scaling_mode``:
-    AITER has only ``"even"``; qfuse also takes the other E8M0 modes (``roundup``,
-    ``floor``, ``ceil``, ``rne_legacy``)."""
+    """MXFP4 of a 2-D ``x``: ``(x_fp4 [M, N/2] uint8, blockscale [M, ceil(N/32)] uint8)``,
+    the scale in AITER's layout (a transposed buffer: strides ``(1, M)``). ``N`` a multiple
+    of 4 (AITER's assertion); a partial last 1x32 block is scaled by its real elements.
+    ``scaling_mode``: AITER has only ``"even"``; qfuse also takes the other E8M0 modes
+    (``roundup``, ``floor``, ``ceil``, ``rne_legacy``)."""
     func = "dynamic_mxfp4_quant"
     A.tensor(func, "x", x, dims=(2,))
-    y, s = quantise_mxfp4(func, "triton", x, scaling_mode_of(func, scaling_mode))
-    return y, s.t().contiguous().t()
+    y, s = quantise_mxfp4(func, "triton", x, scaling_mode_of(func, scaling_mode),
+                          multiple=4)
+    return y, A.column_major(s)
