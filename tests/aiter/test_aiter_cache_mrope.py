@@ -56,20 +56,57 @@ def setup(seed=0):
     return qkv, qw, kw, cs, pos, slots
 
 
-def caches(dt, shuffle: bool, nb: int, bs: int, x: int) -> tuple:
+def caches(dt, shuffle: bool, nb: int, bs: int, x: int, hk: int = HK, d: int = D) -> tuple:
     """Zeroed k / v caches: the shuffle layouts, or ``[slots, H, D]``."""
     if shuffle:
-        return (torch.zeros(nb, HK, D // x, bs, x).to(dt),
-                torch.zeros(nb, HK, bs // x, D, x).to(dt))
-    return torch.zeros(nb * bs, HK, D).to(dt), torch.zeros(nb * bs, HK, D).to(dt)
+        return (torch.zeros(nb, hk, d // x, bs, x).to(dt),
+                torch.zeros(nb, hk, bs // x, d, x).to(dt))
+    return torch.zeros(nb * bs, hk, d).to(dt), torch.zeros(nb * bs, hk, d).to(dt)
 
 
-def flat(kc, vc, shuffle: bool, nb: int, bs: int, x: int) -> tuple:
+def flat(kc, vc, shuffle: bool, nb: int, bs: int, x: int, hk: int = HK, d: int = D) -> tuple:
     """The caches as ``[slots, H, D]``."""
     if not shuffle:
         return kc, vc
-    return (kc.permute(0, 3, 1, 2, 4).reshape(-1, HK, D),
-            vc.view(nb, HK, bs // x, D, x).permute(0, 2, 4, 1, 3).reshape(-1, HK, D))
+    return (kc.permute(0, 3, 1, 2, 4).reshape(-1, hk, d),
+            vc.view(nb, hk, bs // x, d, x).permute(0, 2, 4, 1, 3).reshape(-1, hk, d))
+
+
+def run_and_check(backend, qkv, qw, kw, cs, pos, slots, *, hq, hk, d, sections, neox,
+                  interleaved, fp8, shuffle, nb=4, bs=16, ks=0.05, vs=0.02) -> tuple:
+    """Run the mRoPE write with return_kv and check q_out, k_out / v_out and the cache
+    slots against the oracle; returns ``(q_out, flat k cache)``."""
+    t = qkv.shape[0]
+    orig = qkv.clone()
+    dt = FP8 if fp8 else torch.bfloat16
+    x = 16 // torch.empty(0, dtype=dt).element_size()
+    kc, vc = caches(dt, shuffle, nb, bs, x, hk, d)
+    q_out = torch.empty(t, hq, d, dtype=torch.bfloat16)
+    k_out, v_out = torch.empty(t, hk, d, dtype=dt), torch.empty(t, hk, d, dtype=dt)
+    ks, vs = torch.tensor(ks), torch.tensor(vs)
+    on(backend, C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle, qkv, qw, kw, cs, pos, t,
+       hq, hk, hk, d, neox, sections, interleaved, 1e-6, q_out, kc, vc, slots, ks, vs,
+       k_out, v_out, True, shuffle, bs, x)
+    same_bits(qkv, orig, "qkv unchanged")
+    rows = orig.view(t, hq + 2 * hk, d)
+    wq = mrope_ref(O.rms(rows[:, :hq], qw, 1e-6), cs, pos, neox, interleaved, sections)
+    wk = mrope_ref(O.rms(rows[:, hq:hq + hk], kw, 1e-6), cs, pos, neox, interleaved,
+                   sections)
+    agree({"q": q_out}, {"q": wq.bfloat16()}, k=2)
+    v = rows[:, hq + hk:]
+    if fp8:
+        agree({"k": k_out.float() * ks}, {"k": O.codes(wk.bfloat16().float() / ks,
+                                                        FP8).float() * ks}, k=3)
+        same_bits(v_out, O.codes(v.float() / vs, FP8), "v_out")
+    else:
+        agree({"k": k_out}, {"k": wk.bfloat16()}, k=2)
+        same_bits(v_out, v, "v_out")
+    flat_k, flat_v = flat(kc, vc, shuffle, nb, bs, x, hk, d)
+    for i, s in enumerate(slots.tolist()):
+        if 0 <= s < nb * bs:
+            same_bits(flat_k[s], k_out[i], f"k cache slot {s}")
+            same_bits(flat_v[s], v_out[i], f"v cache slot {s}")
+    return q_out, flat_k
 
 
 @backends
@@ -78,36 +115,10 @@ def flat(kc, vc, shuffle: bool, nb: int, bs: int, x: int) -> tuple:
     (False, False, False, False)])
 def test_fused_qk_norm_mrope(backend, neox, interleaved, fp8, shuffle):
     qkv, qw, kw, cs, pos, slots = setup()
-    orig = qkv.clone()
-    dt = FP8 if fp8 else torch.bfloat16
-    nb, bs = 4, 16
-    x = 16 // torch.empty(0, dtype=dt).element_size()
-    kc, vc = caches(dt, shuffle, nb, bs, x)
-    q_out = torch.empty(T, HQ, D, dtype=torch.bfloat16)
-    k_out, v_out = torch.empty(T, HK, D, dtype=dt), torch.empty(T, HK, D, dtype=dt)
-    ks, vs = torch.tensor(0.05), torch.tensor(0.02)
-    on(backend, C.fused_qk_norm_mrope_3d_cache_pts_quant_shuffle, qkv, qw, kw, cs, pos, T,
-       HQ, HK, HK, D, neox, SECTIONS, interleaved, 1e-6, q_out, kc, vc, slots, ks, vs,
-       k_out, v_out, True, shuffle, bs, x)
-    same_bits(qkv, orig, "qkv unchanged")
-    rows = orig.view(T, HQ + 2 * HK, D)
-    wq = mrope_ref(O.rms(rows[:, :HQ], qw, 1e-6), cs, pos, neox, interleaved).bfloat16()
-    wk = mrope_ref(O.rms(rows[:, HQ:HQ + HK], kw, 1e-6), cs, pos, neox, interleaved)
-    agree({"q": q_out}, {"q": wq}, k=2)
+    q_out, flat_k = run_and_check(backend, qkv, qw, kw, cs, pos, slots, hq=HQ, hk=HK, d=D,
+                                  sections=SECTIONS, neox=neox, interleaved=interleaved,
+                                  fp8=fp8, shuffle=shuffle)
     assert q_out[3].isnan().any() and not q_out[0].isnan().any()
-    v = rows[:, HQ + HK:]
-    if fp8:
-        agree({"k": k_out.float() * ks}, {"k": O.codes(wk.bfloat16().float() / ks,
-                                                        FP8).float() * ks}, k=3)
-        same_bits(v_out, O.codes(v.float() / vs, FP8), "v_out")
-    else:
-        agree({"k": k_out}, {"k": wk.bfloat16()}, k=2)
-        same_bits(v_out, v, "v_out")
-    flat_k, flat_v = flat(kc, vc, shuffle, nb, bs, x)
-    for t, s in enumerate(slots.tolist()):
-        if 0 <= s < nb * bs:
-            same_bits(flat_k[s], k_out[t], f"k cache slot {s}")
-            same_bits(flat_v[s], v_out[t], f"v cache slot {s}")
     assert not flat_k[18:33].float().any()          # only the written slots change
 
 
