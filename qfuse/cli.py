@@ -2,6 +2,7 @@
 
     qfuse ir FILE.qp [--pipeline NAME] [--emit ast|qfuse|fused|triton] [--print-after-all]
     qfuse ir FILE.qp --emit loops|gpu|rocdl|llvm|amdgcn|ptx [--target hip:gfx942]
+    qfuse ir FILE.qp --backend rocdl --print-after-all   # + qf-lower-loops, qf-map-gpu
     qfuse ir FILE.mlir [--emit qfuse|fused|triton]      # resumes after the qfuse stage
     qfuse opt FILE.mlir --passes qf-fuse,qf-legalize     # run passes, print the module
     qfuse run FILE.qp --pipeline NAME --shape M=4,N=256 [--backend reference|triton]
@@ -73,7 +74,7 @@ def _emit(module, args, origin: str) -> int:
     module = run_passes(module, args.passes, print_after_all=args.print_after_all)
     if args.emit == "fused" and not args.print_after_all:
         print(print_module(module, debug_info=args.debug_info))
-    if args.emit in ROCDL_LADDER:
+    if args.emit in ROCDL_LADDER or args.backend == "rocdl" and args.print_after_all:
         return _emit_rocdl(module, args)
     if args.emit == "triton":
         from .runtime.compiler import compile_module_sources
@@ -84,26 +85,44 @@ def _emit(module, args, origin: str) -> int:
 
 
 def _emit_rocdl(module, args) -> int:
-    """The ROCDL backend's stages for every kernel of the fused ``module``, down to
-    ``--emit``; with ``--print-after-all`` each stage on the way is printed too."""
+    """The ROCDL backend's ladder below the fused ``module``, down to ``--emit``: the
+    lowering passes (``qf-lower-loops``: ``loops``; ``qf-map-gpu{target=T}``: ``gpu``),
+    each on its own copy of the fused module, then for every kernel the backend's
+    conversions (``rocdl`` / ``nvvm``, ``llvm``, ``amdgcn`` / ``ptx``) from the passes'
+    output. With ``--print-after-all`` every pass and stage on the way is printed."""
     from .backends.base import parse_target
     from .backends.registry import get_backend
     from .backends.rocdl.lower import emit
     from .dialect.encoding import KERNEL_ATTR, SPACE_ATTR
     from .dialect.mlir import ir
     from .dialect.reader import read_function
+    from .dialect.text import print_module
+    from .runtime.lowering import collect, run_lowering
+    pa = args.print_after_all
     target = parse_target(args.target or ("cuda:sm_90" if args.emit == "ptx" else "hip:gfx942"))
     backend = get_backend("rocdl")
     backend.check_target(target)
-    last = ROCDL_LADDER.index(args.emit)
-    stages = [s for s in ROCDL_LADDER[:last + 1] if s not in ("amdgcn", "ptx")] \
-        if args.print_after_all else []
+    last = ROCDL_LADDER.index(args.emit) if args.emit in ROCDL_LADDER else 1
+    loops = run_lowering(module, print_after_all=pa)
+    if args.emit == "loops" and not pa:
+        print(print_module(loops, debug_info=args.debug_info))
+    if last < 1:
+        return 0
+    gpu = run_lowering(module, str(target), print_after_all=pa)
+    if args.emit == "gpu" and not pa:
+        print(print_module(gpu, debug_info=args.debug_info))
+    if last < 2:
+        return 0
+    lowered = collect(loops, {str(target): gpu})
+    stages = ["rocdl", "llvm"] if pa else []
     stages = stages + [args.emit] if args.emit not in stages else stages
     for op in module.body.operations:
         if op.operation.name != "func.func" or KERNEL_ATTR not in op.operation.attributes:
             continue
         space = ir.StringAttr(op.operation.attributes[SPACE_ATTR]).value
-        kernel = backend.compile_kernel(read_function(op), space, target)
+        name = ir.StringAttr(op.operation.attributes["sym_name"]).value
+        kernel = backend.compile_kernel(read_function(op), space, target,
+                                        lowered=lowered.get(name))
         if kernel is None:           # a host step (all_reduce): nothing is lowered
             continue
         for stage in stages:
@@ -138,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "the rocdl backend's")
     ir.add_argument("--target", help="for the rocdl stages: hip:gfx942 (default), hip:gfx950, "
                                      "cuda:sm_90 (ptx's default)")
+    ir.add_argument("--backend", choices=("rocdl",), help="with --print-after-all: the rocdl "
+                    "backend's lowering passes too (qf-lower-loops, qf-map-gpu); implied by "
+                    "--emit loops .. ptx")
     ir.add_argument("--passes", default="default", help="pass pipeline or comma-separated passes")
     ir.add_argument("--print-after-all", action="store_true", help="print the IR after every pass")
     ir.add_argument("--debug-info", action="store_true", help="print locations")

@@ -48,6 +48,8 @@ def chunks(text: str, split: bool) -> list:
 def cmd_opt(args) -> int:
     from .dialect.text import print_module
     from .passes import run_passes
+    from .runtime.lowering import install
+    install()                  # the kernel lowering of qf-lower-loops / qf-map-gpu
     text = read_text(args.file)
     status, printed = 0, []
     for chunk in chunks(text, args.split_input_file):

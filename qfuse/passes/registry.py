@@ -18,6 +18,9 @@ _REGISTRY = {
     "qf-dce": ("cleanup", "DeadStagePass"),
     "qf-cse": ("cleanup", "CSEPass"),
     "qf-fuse": ("fuse", "FusePass"),
+    # the lowering (the kernel lowerings come from qfuse.passes.lowering's table)
+    "qf-lower-loops": ("lower_loops", "LowerLoopsPass"),
+    "qf-map-gpu": ("map_gpu", "MapGpuPass"),
 }
 
 PIPELINES = {

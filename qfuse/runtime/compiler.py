@@ -106,14 +106,18 @@ def _kernel_steps(fused, pipeline: str, b, tgt) -> tuple:
     from ..dialect.encoding import REASON_ATTR, SPACE_ATTR
     from ..dialect.mlir import ir
     from ..dialect.reader import read_function
+    from .lowering import lowered_kernels
     calls, returns = _schedule(fused, pipeline)
+    lowered = lowered_kernels(fused, b, tgt)     # a backend compiling from the passes
     steps = []
     for fn, ins, outs in calls:
         attrs = fn.operation.attributes
         space = ir.StringAttr(attrs[SPACE_ATTR]).value
         kprog = read_function(fn)
-        artifact = b.compile_kernel(kprog, space, tgt)
-        steps.append(KernelStep(ir.StringAttr(attrs["sym_name"]).value, space,
+        name = ir.StringAttr(attrs["sym_name"]).value
+        artifact = b.compile_kernel(kprog, space, tgt) if lowered is None else \
+            b.compile_kernel(kprog, space, tgt, lowered=lowered.get(name))
+        steps.append(KernelStep(name, space,
                                 ir.StringAttr(attrs[REASON_ATTR]).value, ins, outs, artifact,
                                 kprog))
     return steps, returns

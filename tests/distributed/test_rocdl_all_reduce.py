@@ -6,7 +6,7 @@ bits, the bits of the same ROCDL kernels run on the reference's reduced tensor, 
 reference's (codes and the residual sum bit for bit, the fp32 scales within the agreement
 rule for the norm's row sums, docs/semantics.md). ``qfuse build --backend rocdl`` of such a pipeline builds
 for the three targets and the bundle runs on a gloo rank; ``qfuse ir --emit loops``
-prints the kernels."""
+shows the host step as a declaration the pipeline calls."""
 from __future__ import annotations
 
 import json
@@ -139,6 +139,12 @@ def test_qfuse_build_and_ir_of_a_pipeline_with_an_all_reduce(tmp_path):
                                      "p.qp")["p"], backend="reference")(x, torch.ones(64).bfloat16())
     ok, text = compare_outputs({"y": got}, {"y": want}, 1)
     assert ok, text
+    # qf-lower-loops: the host step a declaration the pipeline calls, the kernel lowered
     run = _qfuse("ir", str(qp), "--emit", "loops")
     assert run.returncode == 0, run.stderr
-    assert "ar__k1: loops" in run.stdout and "ar__k0" not in run.stdout
+    assert "func.func private @ar__k0(" in run.stdout and 'qf.host_op = "qf.all_reduce"' \
+        in run.stdout and "func.func @ar__k1(" in run.stdout
+    # the backend's conversions below gpu: the kernel only
+    run = _qfuse("ir", str(qp), "--emit", "rocdl")
+    assert run.returncode == 0, run.stderr
+    assert "ar__k1: rocdl (hip:gfx942)" in run.stdout and "ar__k0:" not in run.stdout

@@ -6,10 +6,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PASSES = ("qf-verify", "qf-legalize", "qf-dce", "qf-cse", "qf-fuse")
+PASSES = ("qf-verify", "qf-legalize", "qf-dce", "qf-cse", "qf-fuse", "qf-lower-loops",
+          "qf-map-gpu")
 
 
 def test_every_pass_has_golden_ir_tests():
+    from qfuse.passes import get_all_passes
+    assert set(get_all_passes()) == set(PASSES)
     for name in PASSES:
         assert sorted((HERE / name).glob("*.mlir")), f"no golden IR test for {name}"
 

@@ -22,20 +22,13 @@ from ...errors import QfuseError
 from ..base import Backend, Target, parse_target
 from . import artifact
 from .artifact import RocdlKernel
+from .lowering import HOST_SPACES, SPACES
 
 __all__ = ["RocdlBackend", "GPU_TARGETS", "BINARY_EXT"]
 
 #: the GPU targets this backend builds code objects for
 GPU_TARGETS = ("hip:gfx942", "hip:gfx950", "cuda:sm_90")
 BINARY_EXT = {"hip": ("amdgcn", "hsaco"), "cuda": ("ptx", "cubin")}
-#: iteration spaces this backend lowers and their launch rule (tile: a block per row of
-#: the input; cache_block: a block per row of the scales, kernel.rows_param)
-SPACES = {"row": "rows", "tensor_amax": "blocks", "tile": "rows", "cache_block": "rows"}
-#: steps that are host work between kernels, not kernels (``collective``: all_reduce, run
-#: by the runner with the stage's host implementation, as the Triton backend does)
-HOST_SPACES = ("collective",)
-
-
 class RocdlBackend(Backend):
     name = "rocdl"
     version = "1"
@@ -58,23 +51,33 @@ class RocdlBackend(Backend):
             return e.message
         return None
 
-    def compile_kernel(self, kernel, space: str, target: Optional[Target]
-                       ) -> Optional[RocdlKernel]:
+    def lowering_targets(self, target: Optional[Target]) -> list:
+        """The GPU targets whose ``gpu`` form a compile for ``target`` needs: itself, none
+        on the CPU, every GPU target for no target in particular (a bundle build)."""
+        if target is None:
+            return [parse_target(t) for t in GPU_TARGETS]
+        return [target] if target.is_gpu else []
+
+    def compile_kernel(self, kernel, space: str, target: Optional[Target],
+                       lowered: Optional[dict] = None) -> Optional[RocdlKernel]:
         """The kernel's RocdlKernel; None for a host step (nothing is lowered: the runner
-        runs it between the kernels)."""
-        from .kernel import render, rows_param, signature
+        runs it between the kernels). ``lowered``: the kernel's functions from the
+        lowering passes (``{"loops": text, "gpu": {target: text}}``,
+        :func:`qfuse.runtime.lowering.lowered_kernels`), which the runtime runs; without
+        it the kernel is lowered here by the same lowering (``unsupported``, tests)."""
+        from .kernel import rows_param, signature
+        from .lowering import check_space, lower_kernel
         from .mapping import Gpu, Loops
+        check_space(kernel, space)
         if space in HOST_SPACES:
             return None
-        if space not in SPACES:
-            raise QfuseError(f"rocdl backend: the {space} iteration space is not lowered yet "
-                             f"(kernel {kernel.name})", kernel.loc)
-        loops = Loops().module([render(kernel, space)])
-        # the gpu form differs per chip only in its native converts; for no target in
-        # particular (a bundle build) every GPU target's form is rendered
-        targets = [target] if target is not None and target.is_gpu else \
-            [] if target is not None else [parse_target(t) for t in GPU_TARGETS]
-        gpu = {str(t): Gpu(t).module([render(kernel, space, Gpu(t), t)]) for t in targets}
+        targets = self.lowering_targets(target)
+        if lowered is None:
+            lowered = {"loops": lower_kernel(kernel, space)["text"],
+                       "gpu": {str(t): lower_kernel(kernel, space, str(t))["text"]
+                               for t in targets}}
+        loops = Loops().module([lowered["loops"]])
+        gpu = {str(t): Gpu(t).module([lowered["gpu"][str(t)]]) for t in targets}
         k = RocdlKernel(kernel.name, space, signature(kernel), loops, gpu, SPACES[space],
                         rows_param(kernel))
         if target is not None and target.is_gpu:

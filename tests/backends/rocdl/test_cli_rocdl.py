@@ -46,9 +46,17 @@ def test_ir_emit_ladder():
     run = _qfuse("ir", str(EXAMPLES / "fp8.qp"), "--pipeline", "per_token_fp8", "--emit", "ptx",
                  "--print-after-all")
     assert run.returncode == 0, run.stderr
-    for stage in ("qf-fuse", "loops (cuda:sm_90)", "gpu (cuda:sm_90)", "nvvm (cuda:sm_90)",
+    # the lowering passes (each after the fused module), then the backend's conversions
+    for stage in ("IR Dump After qf-fuse", "IR Dump After qf-lower-loops",
+                  "IR Dump After qf-map-gpu{target=cuda:sm_90}", "nvvm (cuda:sm_90)",
                   "llvm (cuda:sm_90)", "ptx (cuda:sm_90)"):
         assert stage in run.stdout, stage
+    run = _qfuse("ir", str(EXAMPLES / "fp8.qp"), "--pipeline", "per_token_fp8", "--backend",
+                 "rocdl", "--print-after-all")
+    assert run.returncode == 0, run.stderr
+    dumps = [line for line in run.stdout.splitlines() if line.startswith("// -----//")]
+    assert [d.split("After ")[1].split(" //")[0] for d in dumps[-3:]] == [
+        "qf-verify", "qf-lower-loops", "qf-map-gpu{target=hip:gfx942}"], dumps
     run = _qfuse("ir", str(EXAMPLES / "fp8.qp"), "--emit", "ptx", "--target", "hip:gfx942")
     assert run.returncode == 1 and "--emit ptx is for cuda:sm_90" in run.stderr
     run = _qfuse("ir", str(EXAMPLES / "glue.qp"), "--pipeline", "reduce_act_mul_group_fp8",
