@@ -1,7 +1,9 @@
 """The ROCDL backend behind the :class:`~qfuse.backends.base.Backend` seam.
 
-* compile: a kernel function of the fused module -> :class:`~.artifact.RocdlKernel`
-  (``kernel.py`` renders it at the loop level and mapped onto the ``gpu`` dialect);
+* compile: a kernel function of the fused module -> :class:`~.artifact.RocdlKernel`,
+  from its functions after the lowering passes ``qf-lower-loops`` / ``qf-map-gpu``
+  (which the runtime runs; :mod:`.lowering` is the kernel lowering they look up:
+  ``kernel.py`` renders it at the loop level and mapped onto the ``gpu`` dialect);
 * binaries: AMDGCN text and a linked hsaco for ``hip:gfx942`` / ``hip:gfx950``, PTX and
   a cubin for ``cuda:sm_90`` (the NVVM twin), built on the CPU (``lower.py``);
 * run: :class:`~.runner.RocdlRunner`: the CPU twin on CPU tensors, the NVVM twin on
