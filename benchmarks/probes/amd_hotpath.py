@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import linecache
 import math
@@ -100,15 +101,13 @@ def meta_inputs(name: str, m: int, n: int, fp8) -> dict:
 _COMPILED: dict = {}
 
 
-def compile_launch(call, chip: str, fusion: bool):
-    """Compile one caught launch for ``hip:<chip>`` as the JIT would: ``(asm text,
-    bound args by name, num_warps, grid)``. Uses Triton's binder (3.9's ``jit.py``)."""
+def compile_call(call, target, fusion: bool):
+    """Compile one caught launch for Triton's ``GPUTarget`` ``target`` as the JIT would:
+    ``(compiled kernel, bound args by name)``. Uses Triton's binder (3.9's ``jit.py``)."""
     import triton
-    from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource, compile as tcompile, make_backend
     from triton.runtime.jit import create_function_from_signature
     fn, args, kwargs, grid = call
-    target = GPUTarget("hip", chip, WAVE)
     backend = make_backend(target)
     kwargs = dict(kwargs)
     kwargs.setdefault("enable_fp_fusion", fusion)
@@ -118,28 +117,37 @@ def compile_launch(call, chip: str, fusion: bool):
     binder = create_function_from_signature(fn.signature, fn.params, backend)
     bound, spec, opts = binder(*args, **kwargs)
     options, signature, constexprs, attrs = fn._pack_args(backend, kwargs, bound, spec, opts)
-    key = (id(fn), chip, repr(signature), repr(sorted(constexprs.items())),
+    key = (id(fn), repr(target), repr(signature), repr(sorted(constexprs.items())),
            repr(sorted(attrs.items())), repr(sorted(options.__dict__.items())))
     if key not in _COMPILED:
-        k = tcompile(ASTSource(fn, signature, constexprs, attrs), target=target,
-                     options=options.__dict__)
-        _COMPILED[key] = (k.asm["amdgcn"], k.metadata.num_warps)
-    asm, warps = _COMPILED[key]
+        _COMPILED[key] = tcompile(ASTSource(fn, signature, constexprs, attrs), target=target,
+                                  options=options.__dict__)
+    return _COMPILED[key], dict(bound)
+
+
+def compile_launch(call, chip: str, fusion: bool):
+    """Compile one caught launch for ``hip:<chip>``: ``(asm text, bound args by name,
+    num_warps, grid)``."""
+    from triton.backends.compiler import GPUTarget
+    k, bound = compile_call(call, GPUTarget("hip", chip, WAVE), fusion)
+    grid = call[3]
     g = grid(bound) if callable(grid) else grid
-    return asm, dict(bound), warps, tuple(g) + (1,) * (3 - len(g))
+    return k.asm["amdgcn"], bound, k.metadata.num_warps, tuple(g) + (1,) * (3 - len(g))
 
 
-def qfuse_launches(tp, inputs: dict, chip: str) -> list:
-    """The launches of qfuse's kernels for ``tp`` on ``inputs`` (meta), AMD's launch rule."""
+def launches_for(tp, inputs: dict, target: str) -> list:
+    """The launches of qfuse's kernels for ``tp`` on ``inputs`` (meta) compiled for
+    ``target`` (``hip:gfx942``, ``cuda:sm_90``), the default launch rule of its vendor."""
     import functools
     from qfuse.backends.triton.launch import TritonKernel
     from qfuse.runtime.compiler import compile_pipeline
-    cp = compile_pipeline(tp, "triton", f"hip:{chip}")
+    cp = compile_pipeline(tp, "triton", target)
     env, out = dict(inputs), []
     for step in cp.steps:
         kern = TritonKernel(step.source)
         # the launch asks torch whether it runs on ROCm; here the target says so
-        kern._constexprs = functools.partial(TritonKernel._constexprs, kern, hip=True)
+        kern._constexprs = functools.partial(TritonKernel._constexprs, kern,
+                                             hip=target.startswith("hip"))
         ins = {n: env[n] for n in step.inputs}
         dims = kern.bind_dims(ins)
         outs = kern.allocate_outputs(ins, dims)
@@ -149,6 +157,11 @@ def qfuse_launches(tp, inputs: dict, chip: str) -> list:
         for tensor_name, value_name in step.source.outputs:
             env[value_name] = outs[tensor_name]
     return out
+
+
+def qfuse_launches(tp, inputs: dict, chip: str) -> list:
+    """The launches of qfuse's kernels for ``tp`` on ``inputs`` (meta), AMD's launch rule."""
+    return launches_for(tp, inputs, f"hip:{chip}")
 
 
 def aiter_launches(peer, name: str, inputs: dict, chip: str) -> list:
@@ -200,10 +213,49 @@ def trips_for(lp, args: dict, num_stages: int):
     return None
 
 
+@functools.lru_cache(maxsize=None)
+def _cold_lines(file: str) -> frozenset:
+    """Lines of ``file`` marked cold: each ``tl.debug_barrier()`` line and, where it opens
+    its block (the line before it ends with ``:``), the rest of that block."""
+    lines, out = linecache.getlines(file), set()
+    for i, text in enumerate(lines):
+        if text.strip() != "tl.debug_barrier()":
+            continue
+        out.add(i + 1)
+        before = [ln for ln in lines[:i] if ln.strip()]
+        if not before or not before[-1].rstrip().endswith(":"):
+            continue
+        depth = len(text) - len(text.lstrip())
+        j = i
+        while j < len(lines) and (not lines[j].strip()
+                                  or len(lines[j]) - len(lines[j].lstrip()) >= depth):
+            out.add(j + 1)
+            j += 1
+    return frozenset(out)
+
+
 def cold(ins) -> bool:
     """qfuse marks its rarely taken branches (the general path of a fast-path ``round``, the
     last program of a grid-wide amax) with ``tl.debug_barrier()`` as their first line."""
     return bool(ins.line) and linecache.getline(ins.file, ins.line).strip() == "tl.debug_barrier()"
+
+
+def cold_block(ins) -> bool:
+    """``cold`` for a one-wave program, which has no barrier to emit: the other lines of a
+    block that a ``tl.debug_barrier()`` line opens mark it."""
+    return bool(ins.line) and bool(ins.file) and ins.line in _cold_lines(ins.file)
+
+
+def _hot(k, trips):
+    """The hot path with ``cold``; where no instruction carries a barrier line (one wave),
+    with ``cold_block``, unless that leaves no path (a block the compiler shares between
+    both sides of the branch): then the branch counts as hot."""
+    if not any(cold(i) for i in k.instrs):
+        try:
+            return amdgcn.hot_path(k, trips, cold_block)
+        except ValueError:
+            pass
+    return amdgcn.hot_path(k, trips, cold)
 
 
 def analyse(call, chip: str, fusion: bool, elements: int, keep: str = "") -> dict:
@@ -222,7 +274,7 @@ def analyse(call, chip: str, fusion: bool, elements: int, keep: str = "") -> dic
             unknown.append(f"{os.path.basename(lp.file)}:{lp.line}")
             return 1.0
         return t[0]
-    hp = amdgcn.hot_path(k, trips, cold)
+    hp = _hot(k, trips)
     lanes = warps * WAVE * math.prod(grid)
     scale = lanes / elements
     meta = k.meta

@@ -175,10 +175,15 @@ class TritonConfig:
                                             self.col_chunks & (self.col_chunks - 1)):
             raise ValueError(f"col_chunks must be a power of two >= 1, got {self.col_chunks}")
 
-    def warps(self, elements: int) -> int:
+    def warps(self, elements: int, wave: int = 32) -> int:
+        """Warps for a program of ``elements``: about 32 elements per lane. NVIDIA (32-lane
+        warps): 4..16. AMD (``wave`` 64): 1..16 wavefronts, so that a lane holds as many
+        elements as on NVIDIA (AITER's kernels launch 4 waves of 64 for a row of 8192)."""
         if self.num_warps is not None:
             return self.num_warps
-        return max(4, min(16, np2(elements // (32 * 32))))
+        if wave == 32:
+            return max(4, min(16, np2(elements // (32 * 32))))
+        return max(1, min(16, np2(elements // (32 * wave))))
 
     def rows_per_program(self, widest_block: int, interpret: bool) -> int:
         if self.block_m is not None:

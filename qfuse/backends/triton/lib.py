@@ -8,7 +8,10 @@ subnormals) by working on bits, which is also free on the GPU.
 import triton
 import triton.language as tl
 
-from .numerics_trace import _nv_target
+from .numerics_trace import _amd_target, _nv_target
+
+# whether the compile target is AMD, for a generated kernel's constexpr branch
+qft_amd_target = _amd_target
 
 
 @triton.jit
@@ -136,3 +139,4 @@ def qft_slot_is_last(slots_ptr, slot, token, n_tokens, BLOCK: tl.constexpr):
         hit = (other == slot) & (j > token) & (j < n_tokens)
         later = later | (tl.max(hit.to(tl.int32), axis=1, keep_dims=True) > 0)
     return ~later
+

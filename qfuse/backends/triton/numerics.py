@@ -42,7 +42,7 @@ from .numerics_codes import (QF_E8M0_CEIL, QF_E8M0_EVEN, QF_E8M0_FLOOR,  # noqa:
                              qf_pack_nibbles)
 from .numerics_codes import (qf_e2m1_value, qf_even_odd, qf_fp8_value,  # noqa: F401
                              qf_int4_value, qf_pow2_ceil, qf_unpack_nibbles)
-from .numerics_trace import _fma_is_exact, _interpreting, _nv_target, _rank  # noqa: F401
+from .numerics_trace import _amd_target, _fma_is_exact, _interpreting, _nv_target, _rank  # noqa: F401
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -123,13 +123,19 @@ def qf_silu(x):
     form: t = exp(-|x|) in [0, 1], d = 1 + t in [1, 2], silu = (x < 0 ? x * t : x) / d.
     With d bounded, NVIDIA needs no range scaling: `ex2.approx.ftz` and `rcp.approx.ftz`
     (<= 2 ulp each; an exp below 2^-126 flushes to 0, so |silu(x)| < 2^-126, i.e. x below
-    about -87, gives -0 there); elsewhere tl.exp and an approximate division.
+    about -87, gives -0 there); AMD the same with v_exp_f32 and v_rcp_f32 (1 ulp each);
+    the interpreter tl.exp and an approximate division.
     x = +-inf gives +inf / NaN, as the formula; NaN stays NaN."""
-    if _nv_target():
-        t = tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=r,r",
+    if _nv_target() or _amd_target():
+        # AMD: v_exp_f32 and v_rcp_f32, as AITER's silu (its correctly rounded fdiv and
+        # denormal-safe exp cost about 20 instructions per element)
+        nv: tl.constexpr = _nv_target()
+        t = tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;" if nv else "v_exp_f32 $0, $1",
+                                      "=r,r" if nv else "=v,v",
                                       [tl.abs(x) * -1.4426950408889634], dtype=tl.float32,
                                       is_pure=True, pack=1)
-        r = tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=r,r", [1.0 + t],
+        r = tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;" if nv else "v_rcp_f32 $0, $1",
+                                      "=r,r" if nv else "=v,v", [1.0 + t],
                                       dtype=tl.float32, is_pure=True, pack=1)
         return tl.where(x < 0.0, x * t, x) * r
     else:

@@ -6,7 +6,7 @@ kernels import; the rules of numerics.py's docstring apply.
 import triton
 import triton.language as tl
 
-from .numerics_trace import _f32_bits, _fp8_native, _nv_satfinite, _pow2, _rank
+from .numerics_trace import _amd_target, _f32_bits, _fp8_native, _nv_satfinite, _pow2, _rank
 
 # E8M0 scale modes (the MODE constexpr of qf_e8m0_bytes).
 QF_E8M0_ROUNDUP = 0
@@ -71,6 +71,8 @@ def qf_fp8_bits(v, IS_FNUZ: tl.constexpr, DTYPE_MAX: tl.constexpr, SAT: tl.const
     if NATIVE and SAT and not IS_FNUZ and _nv_satfinite():
         # the convert saturates (inf too) and rounds to nearest even; NaN -> +NaN -> 0x7F
         return _qf_fp8_satfinite(qf_fp8_prepare(v), DTYPE_MAX)
+    if NATIVE and SAT and _amd_target() and _fp8_native(IS_FNUZ):
+        return _qf_fp8_amd_sat(v, IS_FNUZ, DTYPE_MAX)
     if NATIVE and _fp8_native(IS_FNUZ):
         x = (tl.minimum(a, FMT_MAX_BITS) | (sign << 31)).to(tl.float32, bitcast=True)
         if IS_FNUZ:
@@ -107,6 +109,30 @@ def _qf_fp8_satfinite(x, DTYPE_MAX: tl.constexpr):
     if DTYPE_MAX < 448.0:
         x = tl.where(x > DTYPE_MAX, DTYPE_MAX, tl.where(x < 0.0 - DTYPE_MAX, 0.0 - DTYPE_MAX, x))
     return x.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
+
+
+@triton.jit
+def _qf_fp8_amd_sat(v, IS_FNUZ: tl.constexpr, DTYPE_MAX: tl.constexpr):
+    """qf_fp8_bits(v, SAT=True) on AMD's hardware converts (gfx94x v_cvt_pk_fp8_f32 to
+    e4m3fnuz, gfx950 v_cvt_scalef32_pk_fp8_f32 to e4m3fn), as the byte:
+
+        x = NaN ? (fnuz: v; e4m3fn: |v|) : clamp(v, -DTYPE_MAX, DTYPE_MAX);  byte = cvt(x)
+
+    The convert's own result is the code (no byte fix-ups): it rounds to nearest even
+    with subnormals (Triton's exhaustive downcast tests of every in-range fp32 on CDNA3 /
+    CDNA4), and HIP's headers define the rest, their device path being this convert and
+    their host path the reference of the same function (amd_hip_fp8.h: a NaN gives
+    0x80 and a zero or a value rounding to zero 0x00 on fnuz; amd_hip_ocp_host.hpp: a NaN
+    gives sign | 0x7F, hence |v|, and a zero keeps its sign on e4m3fn). Only finite
+    values within the format max, zeros and NaN reach it. A CPU model of this sequence is
+    checked against the reference encoder on every edge pattern
+    (tests/backends/triton/test_fp8_amd.py); not run on an AMD GPU here."""
+    c = tl.clamp(v, 0.0 - DTYPE_MAX, DTYPE_MAX)
+    if IS_FNUZ:
+        hw = tl.where(v != v, v, c).to(tl.float8e4b8)
+    else:
+        hw = tl.where(v != v, tl.abs(v), c).to(tl.float8e4nv)
+    return hw.to(tl.uint8, bitcast=True)
 
 
 @triton.jit

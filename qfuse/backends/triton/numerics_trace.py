@@ -59,6 +59,12 @@ def _nv_target(_semantic=None):
     return tl.constexpr(target_arch(_semantic).startswith("sm"))
 
 
+@builtin
+def _amd_target(_semantic=None):
+    """Whether the compile target is AMD (gfx...). Not in the interpreter, not on NVIDIA."""
+    return tl.constexpr(_semantic is not None and target_arch(_semantic).startswith("gfx"))
+
+
 @constexpr_function
 def _interpreting(x):
     """True when `x` is an interpreter tensor (numpy handle), False when tracing to IR."""

@@ -60,8 +60,19 @@ def s_shuffle(em: Emitter, call, v) -> None:
         em.emit(f"pad_k2 = pad_k - {part}")
         em.emit(f"pad_r = tl.where(pad_in_rows, {m} + pad_k // {sn}, pad_k2 // {extra})")
         em.emit(f"pad_c = tl.where(pad_in_rows, pad_k % {sn}, {g} + pad_k2 % {extra})")
-        em.emit(f"tl.store({out} + {_shuffle_index('pad_r', 'pad_c', sn)}, "
-                f"tl.full([{_PAD_CELLS}], {pad}, tl.uint8), mask=pad_k < {total})")
+        # on AMD the index goes through a select (masked lanes address 0, the same bytes
+        # are written): Triton's AMD pointer canonicalisation (buffer ops) expands the
+        # nested quotients and remainders term by term, from about 640 to 113,000 lines of
+        # IR, and make_ttgir did not finish in 20 minutes; with the select, 1 s. NVIDIA
+        # keeps the plain index (the branch is a constexpr)
+        idx = _shuffle_index('pad_r', 'pad_c', sn)
+        fill = f"tl.full([{_PAD_CELLS}], {pad}, tl.uint8), mask=pad_k < {total})"
+        em.emit(f"if {em.lib('qft_amd_target')}():")
+        with em.indented():
+            em.emit(f"tl.store({out} + tl.where(pad_k < {total}, {idx}, 0), {fill}")
+        em.emit("else:")
+        with em.indented():
+            em.emit(f"tl.store({out} + {idx}, {fill}")
     # whole 32-row blocks from there on fill one contiguous byte range
     hi = em.let("pad_hi", f"{mp} * {sn}")
     em.emit(f"for pad_b0 in range({r32} * {sn} + {me} * {_PAD_BYTES}, {hi}, "

@@ -235,6 +235,8 @@ class TritonKernel:
 
     def _constexprs(self, cfg: TritonConfig, env: dict, interpret: bool,
                     hip: Optional[bool] = None) -> dict:
+        if hip is None:
+            hip = bool(getattr(torch.version, "hip", None))
         cexpr = {"TILE": cfg.tile}
         blocks = {name: eval_rule(rule, env) for name, rule in self.source.constexprs
                   if name not in ("BLOCK_M", "TILE", "NATIVE")}
@@ -254,12 +256,14 @@ class TritonKernel:
             widest = max([v for k, v in blocks.items() if k.startswith("BLOCK")], default=1)
         cexpr.update(blocks)
         elements = widest * (cfg.tile if "TILE" in dict(self.source.constexprs) else cexpr["BLOCK_M"])
-        cexpr["_warps"] = cfg.warps(elements)
+        cexpr["_warps"] = cfg.warps(elements, 64 if hip else 32)
         if cfg.num_warps is None and programs is not None and programs < SMALL_GRID \
-                and elements >= 4096:
+                and elements >= 4096 and not hip:
             # fewer programs than a GPU has SMs (decode sizes): each program's latency is
             # the kernel's, so give it the most warps (the autotuner picked 16 at M <= 16
-            # for 6 of 8 pipelines on the H200)
+            # for 6 of 8 pipelines on the H200). Not on AMD: untimed there, and 16 waves
+            # of 64 lanes would hold 8 elements each (the per-lane work, not the
+            # per-element, then dominates the instruction count)
             cexpr["_warps"] = 16
         return cexpr
 
