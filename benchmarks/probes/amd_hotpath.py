@@ -193,7 +193,30 @@ TRIPS = [
      lambda a, m: min(a["NUM_ITER"], _cdiv(a["N"], a["BLOCK_SIZE_N"]))),
     (re.compile(r"for start in range\(0, n_tokens, BLOCK\)"),
      lambda a, m: _cdiv(a["dim_T"], 128)),
+    # the E8M0 shuffle's pad byte (stages_layout.py), shared out over the programs: the
+    # cells of rows M..round_up(M, 32) and of columns S..round_up(S, 8), 256 a step, then
+    # the whole 32-row blocks up to round_up(M, 256), 1024 bytes a step
+    (re.compile(r"for pad_k0 in range\("),
+     lambda a, m: _pad_cells(a) / (a["_programs"] * 256)),
+    (re.compile(r"for pad_b0 in range\("),
+     lambda a, m: _pad_rows_bytes(a) / (a["_programs"] * 1024)),
 ]
+
+
+def _scale_cols(a) -> tuple:
+    """(S, round_up(S, 8)): E8M0 scale columns of an MX group-32 row and the padded ones."""
+    s = _cdiv(a["dim_N"], 32)
+    return s, _cdiv(s, 8) * 8
+
+
+def _pad_cells(a) -> int:
+    m, (s, sn) = a["dim_M"], _scale_cols(a)
+    return (_cdiv(m, 32) * 32 - m) * sn + m * (sn - s)
+
+
+def _pad_rows_bytes(a) -> int:
+    m, (_, sn) = a["dim_M"], _scale_cols(a)
+    return (_cdiv(m, 256) * 256 - _cdiv(m, 32) * 32) * sn
 _STAGES = re.compile(r"num_stages\s*=\s*(\w+)")
 
 
@@ -267,6 +290,7 @@ def analyse(call, chip: str, fusion: bool, elements: int, keep: str = "") -> dic
             f.write(asm)
     unknown = []
     stages = int(call[2].get("num_stages") or 2)       # AMD's default when not passed
+    args = {**args, "_programs": math.prod(grid)}
 
     def trips(lp):
         t = trips_for(lp, args, stages)
