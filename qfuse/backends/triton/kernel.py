@@ -149,7 +149,8 @@ class TritonConfig:
     ``block_m``: rows per program in row space (a power of two >= 1); None picks one per
     launch so that a program holds about 4096 elements (16384 in the interpreter, where
     the cost is per program) of its widest row block. ``num_warps`` and ``num_stages`` go
-    to the Triton launch (``num_warps`` None: about 32 elements per thread, 4..16 warps; in
+    to the Triton launch (``num_warps`` None: about 32 elements per thread, 4..16 warps of 32
+    on NVIDIA, 1..16 wavefronts of 64 on AMD (``warps``); in
     benchmarks/probes/kernel_probe.py on the H200, a per-token fp8 row of 8192 took 120 us
     with 4 warps, 124 with 8 and 138 with 16). ``native``: the NATIVE constexpr: True uses
     the hardware fp8 converts on the GPU (``cvt.rn.satfinite.e4m3x2.f32``,

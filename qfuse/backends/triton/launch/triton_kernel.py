@@ -41,7 +41,10 @@ def native_fp8(cfg: TritonConfig, block_m: int, hip: Optional[bool] = None) -> b
     matched the reference, and an every-fp32-upper-half sweep matched the numpy oracle.
     (An earlier lowering that bit-fiddled the converted bytes gave wrong codes with multi-row
     programs at N = 333; that test passes now.) AMD is not measured here: gfx94x keeps the
-    one-row rule of that earlier lowering."""
+    one-row rule of that earlier lowering. There a saturating store is a clamp, a NaN select
+    and the hardware convert (numerics_codes._qf_fp8_amd_sat: the convert's semantics are
+    taken from HIP's headers and Triton's exhaustive downcast tests, not measured here);
+    ``QFUSE_NATIVE_FP8=0`` gives the integer emulation."""
     if cfg.native is not None:
         return bool(cfg.native)
     env = os.environ.get("QFUSE_NATIVE_FP8")
