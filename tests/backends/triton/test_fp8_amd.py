@@ -2,7 +2,8 @@
 
 * ``_qf_fp8_amd_sat`` (qf_fp8_bits with SAT on gfx94x / gfx950): a numpy model of its
   sequence, with the hardware convert modelled as HIP's headers define it, equals the
-  reference oracle on every fp32 upper half, the fp8 edge values and random values;
+  numpy oracle and the reference backend's encoder on every fp32 upper half, the fp8
+  edge values and random values;
 * the gfx942 / gfx950 AMDGCN of benchmark kernels has the expected instructions (the
   convert straight to the store, AMD's exp / rcp in silu);
 * rmsnorm_mxfp4_shuffle cross-compiles for AMD in seconds (it did not in 20 minutes);
@@ -70,6 +71,16 @@ def test_amd_sequence_matches_the_oracle(fnuz, dmax):
     bad = np.nonzero(got != want)[0]
     assert bad.size == 0, [(hex(int(x.view(np.uint32)[i])), hex(int(got[i])), hex(int(want[i])))
                            for i in bad[:5]]
+
+
+@pytest.mark.parametrize("fnuz,dmax", CASES)
+def test_amd_sequence_matches_the_reference_encoder(fnuz, dmax):
+    """The same model against qfuse's reference backend (reference/numerics.round_fp8)."""
+    import torch
+    from qfuse.backends.reference.numerics import round_fp8
+    x = np.concatenate([every_high_half(), fp8_edge_values(fnuz), SPECIALS])
+    want = round_fp8(torch.from_numpy(x), "fp8_e4m3fnuz" if fnuz else "fp8_e4m3fn", dmax)
+    assert (amd_sat_model(x, fnuz, dmax) == want.view(torch.uint8).numpy()).all()
 
 
 def test_the_model_catches_a_signed_nan():
