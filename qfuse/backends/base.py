@@ -150,6 +150,13 @@ class Backend:
         """Why ``kernel`` (a kernel function of the fused module) cannot be built, or None."""
         return None
 
+    def lowering_targets(self, target: Optional[Target]) -> Optional[list]:
+        """For a backend that compiles from the lowering passes (``qf-lower-loops``,
+        ``qf-map-gpu``): the GPU targets whose ``gpu`` form a compile for ``target`` needs
+        (the runtime runs the passes and hands ``compile_kernel`` their output as
+        ``lowered``). None: the backend lowers the fused kernel functions itself."""
+        return None
+
     def compile_kernel(self, kernel: Any, space: str, target: Target) -> Any:
         """The artifact that runs ``kernel`` (a kernel function of the fused module, read
         by the reader) on ``target``."""

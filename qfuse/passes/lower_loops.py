@@ -27,6 +27,7 @@ from typing import Optional
 
 from ..dialect.encoding import KERNEL_ATTR, REASON_ATTR, SPACE_ATTR
 from ..dialect.mlir import ir
+from ..dialect.reader import read_function
 from ..errors import QfuseError
 from .bufferize import Callee, attr_name, bufferize_pipeline
 from .lowering import kernel_lowering
@@ -51,14 +52,12 @@ def _symbol(op) -> str:
 
 
 class _Kernel:
-    """One kernel function, read and lowered."""
+    """One kernel function (``prog``: it read by the reader) and its lowering."""
 
-    def __init__(self, fn, lowered: dict):
+    def __init__(self, fn, prog, lowered: dict):
         from ..dialect.in_place import updated_params
-        from ..dialect.reader import read_function
         self.name = _symbol(fn)
         self.attrs = {k: fn.attributes[k] for k in _KEEP if k in fn.attributes}
-        prog = read_function(fn)
         params = [p.value.name for p in prog.params]
         self.lowered = lowered
         self.host = bool(lowered.get("host"))
@@ -134,9 +133,9 @@ def lower_module(module, level: str, target: Optional[str], pass_name: str):
         kernels, pipelines = {}, []
         for fn in _check_fused(module, pass_name):
             if KERNEL_ATTR in fn.attributes:
-                from ..dialect.reader import read_function
                 space = ir.StringAttr(fn.attributes[SPACE_ATTR]).value
-                k = _Kernel(fn, lower(read_function(fn), space, target))
+                prog = read_function(fn)
+                k = _Kernel(fn, prog, lower(prog, space, target))
                 kernels[k.name] = k
             else:
                 pipelines.append(fn)

@@ -7,7 +7,7 @@ may import the other (tests/test_layering.py), so the runtime, which sees both, 
 the table (:func:`install`, called by the runtime's compile and by ``qfuse opt`` /
 ``qfuse ir``).
 
-For a backend that lowers through these passes (``RocdlBackend.lowering_targets``),
+For a backend that lowers through these passes (``Backend.lowering_targets`` not None),
 :func:`lowered_kernels` runs them through the pass manager on copies of the fused module
 (``qf-lower-loops``; ``qf-map-gpu{target=T}`` for each GPU target) and gives each
 kernel's lowered functions, which the backend compiles from (it keeps the conversions
@@ -24,8 +24,8 @@ __all__ = ["install", "lowered_kernels", "lowering_passes", "run_lowering", "ker
 def install() -> None:
     """Register the ROCDL backend's kernel lowering for the ``loops`` and ``gpu`` levels."""
     from ..backends.rocdl.lowering import lower_kernel
-    from ..passes.lowering import register_kernel_lowering
-    for level in ("loops", "gpu"):
+    from ..passes.lowering import LEVELS, register_kernel_lowering
+    for level in LEVELS:
         register_kernel_lowering(level, lower_kernel)
 
 
@@ -79,8 +79,8 @@ def collect(loops, gpu: dict) -> dict:
 def lowered_kernels(fused, backend, target) -> Optional[dict]:
     """``{kernel name: {"loops": text, "gpu": {target: text}}}`` from the lowering passes
     for a backend that compiles from them (None for any other backend)."""
-    targets = getattr(backend, "lowering_targets", None)
+    targets = backend.lowering_targets(target)
     if targets is None:
         return None
     return collect(run_lowering(fused),
-                   {str(t): run_lowering(fused, str(t)) for t in targets(target)})
+                   {str(t): run_lowering(fused, str(t)) for t in targets})

@@ -16,7 +16,7 @@ from ...dialect.types import ScalarType, TensorType
 from ...errors import InputError
 from .stages import call_stage
 
-__all__ = ["run_pipeline", "bind_inputs"]
+__all__ = ["run_pipeline", "bind_inputs", "run_host_step"]
 
 Input = Union[torch.Tensor, float, int, bool]
 
@@ -140,3 +140,13 @@ def run_pipeline(tp, inputs: dict, *, device: Optional[Union[str, torch.device]]
             env[v] = r
     names = list(tp.return_names) or [v.name for v in tp.returns]
     return {n: env[v] for n, v in zip(names, tp.returns)}
+
+
+def run_host_step(step, env: dict) -> dict:
+    """``{output name: tensor}`` of a compiled pipeline's host step (a collective between
+    kernels, compiled to no kernel): its program interpreted here, with the stages' host
+    implementation, on the tensors where they are. Every backend's runner calls this for
+    such a step; the kernels after it read its result."""
+    params = [p.value.name for p in step.program.params]
+    outs = run_pipeline(step.program, {p: env[n] for p, n in zip(params, step.inputs)})
+    return dict(zip(step.outputs, outs.values()))

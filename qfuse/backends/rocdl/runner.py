@@ -7,7 +7,7 @@ then outputs). Where it runs follows the tensors: CPU tensors go to the CPU twin
 (:mod:`.cpu`), CUDA tensors to the NVVM twin and AMD tensors to the HIP launcher
 (:mod:`.launch`): everything but that last call is shared. A host step (``all_reduce``:
 no RocdlKernel) runs between the kernels with the stage's host implementation, the one
-the reference backend interprets (:mod:`qfuse.backends.collective`).
+the reference backend interprets (:func:`qfuse.backends.reference.interpreter.run_host_step`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 from ...dialect.in_place import updated_params
 from ...dialect.types import TensorType
 
-__all__ = ["RocdlRunner", "bind_symbols", "output_shape", "run_host_step"]
+__all__ = ["RocdlRunner", "bind_symbols", "output_shape"]
 
 
 def bind_symbols(program, tensors: dict) -> dict:
@@ -35,15 +35,6 @@ def bind_symbols(program, tensors: dict) -> dict:
 
 def output_shape(t: TensorType, syms: dict) -> tuple:
     return tuple(d.eval(syms) for d in t.shape)
-
-
-def run_host_step(step, env: dict) -> dict:
-    """``{output name: tensor}`` of a host step: its program interpreted (a collective
-    on the tensors where they are; the kernels after it read its result)."""
-    from ..reference.interpreter import run_pipeline
-    prog = step.program
-    got = run_pipeline(prog, {p.value.name: env[n] for p, n in zip(prog.params, step.inputs)})
-    return dict(zip(step.outputs, got.values()))
 
 
 class RocdlRunner:
@@ -79,6 +70,7 @@ class RocdlRunner:
                       torch.device("cpu"))
         for step in self.cp.steps:
             if step.source is None:            # a host step (all_reduce): no kernel
+                from ..reference.interpreter import run_host_step  # the rare path: lazily
                 env.update(run_host_step(step, env))
                 continue
             prog = step.program

@@ -139,4 +139,3 @@ def qft_slot_is_last(slots_ptr, slot, token, n_tokens, BLOCK: tl.constexpr):
         hit = (other == slot) & (j > token) & (j < n_tokens)
         later = later | (tl.max(hit.to(tl.int32), axis=1, keep_dims=True) > 0)
     return ~later
-

@@ -47,16 +47,6 @@ def _known(kern: TritonKernel, dims: Optional[dict]) -> Optional[dict]:
     return {s: dims[s] for s in kern.source.symbols if s in dims}
 
 
-def _run_host(step, env: dict) -> dict:
-    """Run a host step (a collective between kernels, rendered to no source) with the
-    stages' host implementation, the one the reference backend runs (a pipeline with a
-    host step is rebound on every call: no fast plan)."""
-    from ..reference.interpreter import run_pipeline
-    params = [p.value.name for p in step.program.params]
-    outs = run_pipeline(step.program, {p: env[n] for p, n in zip(params, step.inputs)})
-    return dict(zip(step.outputs, outs.values()))
-
-
 class TritonRunner:
     """Runs the kernels of one compiled pipeline (``cp.steps`` with KernelSources)."""
 
@@ -103,8 +93,9 @@ class TritonRunner:
             step = steps[i]
             i += 1
             if step.source is None:        # a host step (all_reduce): no kernel to launch
-                env.update(_run_host(step, env))
-                host = True
+                from ..reference.interpreter import run_host_step  # the rare path: lazily
+                env.update(run_host_step(step, env))
+                host = True        # rebound on every call: no fast plan
                 continue
             one = self._one_launch(step, steps[i], env, dims) \
                 if config is None and i < len(steps) else None

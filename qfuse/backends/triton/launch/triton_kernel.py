@@ -31,6 +31,11 @@ def _describe(t) -> str:
     return f"{type(t).__name__} {t!r}"
 
 
+def _hip_runtime() -> bool:
+    """Whether this torch runs on AMD GPUs (the launch target of an unnamed device)."""
+    return bool(getattr(torch.version, "hip", None))
+
+
 def native_fp8(cfg: TritonConfig, block_m: int, hip: Optional[bool] = None) -> bool:
     """Hardware fp8 converts on a GPU: ``TritonConfig.native`` or ``QFUSE_NATIVE_FP8=1/0``
     decide; by default they are on for NVIDIA everywhere and, on AMD, for one-row programs.
@@ -51,7 +56,7 @@ def native_fp8(cfg: TritonConfig, block_m: int, hip: Optional[bool] = None) -> b
     if env in ("0", "1"):
         return env == "1"
     if hip is None:
-        hip = bool(getattr(torch.version, "hip", None))
+        hip = _hip_runtime()
     return not hip or block_m == 1
 
 
@@ -239,7 +244,7 @@ class TritonKernel:
     def _constexprs(self, cfg: TritonConfig, env: dict, interpret: bool,
                     hip: Optional[bool] = None) -> dict:
         if hip is None:
-            hip = bool(getattr(torch.version, "hip", None))
+            hip = _hip_runtime()
         cexpr = {"TILE": cfg.tile}
         blocks = {name: eval_rule(rule, env) for name, rule in self.source.constexprs
                   if name not in ("BLOCK_M", "TILE", "NATIVE")}
